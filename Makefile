@@ -1,0 +1,48 @@
+# outagewatch: `make run` runs the daemon on the shipped config; `make test` runs everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= deploy/config/outagewatch.yml
+LISTEN ?= :10060
+# Debian packages the tests run for real: promtool + prometheus, amtool + alertmanager.
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager
+SYSTEM_COMMANDS := promtool prometheus amtool prometheus-alertmanager
+
+.PHONY: run test lint typecheck unit system-deps bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/outagewatch run --config.file $(CONFIG) --web.listen-address $(LISTEN)
+
+system-deps:
+	@missing=0; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check daemon tests bench
+	$(BIN)/ruff format --check daemon tests bench
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed system-deps
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: $(BIN)/.installed system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

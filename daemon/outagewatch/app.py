@@ -1,0 +1,171 @@
+"""Composition root: builds every part once, runs the lifecycle, handles signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+from outagewatch import __version__
+from outagewatch.clock import Clock, SystemClock
+from outagewatch.config import Config, ConfigError, load_config
+from outagewatch.metrics import StateCollector
+from outagewatch.pipeline import Pipeline
+from outagewatch.scheduler import Scheduler
+from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
+from outagewatch.sources import build_sources
+from outagewatch.sources.base import RunContext, Source
+from outagewatch.sources.client import HttpClients
+from outagewatch.web.server import WebContext, make_app
+
+DEFAULT_LISTEN = ":10060"
+REVISION = os.environ.get("OUTAGEWATCH_REVISION", "unknown")
+
+
+def parse_listen_address(address: str) -> tuple[str | None, int]:
+    """``host:port``, ``:port`` (all interfaces) or ``[v6]:port``."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid listen address {address!r}: want HOST:PORT")
+    host = host.strip("[]")
+    return (host or None), int(port)
+
+
+class Daemon:
+    """One outagewatch process: config, scheduler, pipeline, web, signals."""
+
+    def __init__(
+        self,
+        config_path: str | Path,
+        listen_address: str = DEFAULT_LISTEN,
+        clock: Clock | None = None,
+        resolver_factory: Callable[[], AbstractResolver] | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.config_path = Path(config_path)
+        self.listen_address = listen_address
+        self.clock = clock or SystemClock()
+        self.handle_signals = handle_signals
+        self.log = structlog.get_logger("outagewatch")
+        self.notifier = SystemdNotifier()
+        self.pipeline = Pipeline(self.clock)
+        self.registry = CollectorRegistry()
+        self.http = HttpClients(resolver_factory)
+        self.config: Config = Config()
+        self.scheduler: Scheduler | None = None
+        self.bound_port: int | None = None
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+
+    def _context(self, source: Source) -> RunContext:
+        return RunContext(http=self.http, clock=self.clock, log=self.log.bind(**source.log_context))
+
+    def _register_collectors(self) -> None:
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.registry.register(
+            StateCollector(self.pipeline.state, __version__, REVISION, platform.python_version())
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def is_ready(self) -> bool:
+        return self.scheduler is not None and self.scheduler.running
+
+    async def reload(self) -> bool:
+        """Load the config file again; on error keep running the old one."""
+        async with self._reload_lock:
+            self.notifier.reloading()
+            try:
+                config = await asyncio.to_thread(load_config, self.config_path)
+                sources = build_sources(config)
+            except ConfigError as exc:
+                self.log.error("config_reload_failed", errors=exc.errors)
+                self.pipeline.record_reload(ok=False)
+                self.notifier.ready()
+                return False
+            self.config = config
+            assert self.scheduler is not None
+            self.scheduler.sync(sources)
+            self.pipeline.retain(
+                {s.key for s in sources},
+                {(svc, probe) for svc, cfg in config.services.items() for probe in cfg.probes},
+            )
+            self.pipeline.record_reload(ok=True)
+            self.log.info("config_reloaded", sources=len(sources))
+            self.notifier.ready()
+            return True
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up."""
+        self.config = await asyncio.to_thread(load_config, self.config_path)
+        sources = build_sources(self.config)
+        self.pipeline.record_reload(ok=True)
+        self._register_collectors()
+        loop = asyncio.get_running_loop()
+        if self.handle_signals:
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        web_ctx = WebContext(
+            state=self.pipeline.state,
+            config=lambda: self.config,
+            ready=self.is_ready,
+            reload=self.reload,
+        )
+        runner = web.AppRunner(make_app(web_ctx, self.registry), access_log=None)
+        await runner.setup()
+        host, port = parse_listen_address(self.listen_address)
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        self.bound_port = runner.addresses[0][1] if runner.addresses else port
+        self.scheduler = Scheduler(
+            self.pipeline,
+            self._context,
+            self.clock,
+            self.config.scheduler.max_concurrency,
+            self.config.scheduler.jitter_ratio,
+        )
+        self.scheduler.start(sources)
+        self.log.info(
+            "started",
+            version=__version__,
+            listen=self.listen_address,
+            port=self.bound_port,
+            sources=len(sources),
+            config=str(self.config_path),
+        )
+        self.notifier.ready()
+        watchdog = asyncio.create_task(self._watchdog())
+        try:
+            await self._stop.wait()
+        finally:
+            self.log.info("stopping")
+            self.notifier.stopping()
+            watchdog.cancel()
+            await self.scheduler.shutdown(self.config.scheduler.shutdown_grace)
+            await runner.cleanup()
+            await self.http.close()
+            if self.handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    loop.remove_signal_handler(sig)
+        return 0
+
+    async def _watchdog(self) -> None:
+        """Ping systemd from the event loop: a stuck loop stops the pings."""
+        interval = watchdog_interval()
+        if interval is None or not self.notifier.enabled:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)

@@ -1,0 +1,162 @@
+"""Observations in; the latest state per key out. The one place that knows state.
+
+The scheduler hands every finished run here. The collector and the web pages
+only read ``State``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from outagewatch.clock import Clock
+from outagewatch.observations import Observation, ProbeResult
+
+# Probe latency buckets: from a fast API edge to a slow web app.
+DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class Histogram:
+    """Cumulative-at-render histogram: counts per bucket, sum, count."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    sum: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """Buckets as (le, cumulative count), ending with +Inf."""
+        out, running = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
+        return out
+
+
+@dataclass
+class ProbeState:
+    """What we know of one probe: its last result and its lifetime counters."""
+
+    kind: str
+    last: ProbeResult | None = None
+    last_conclusive: bool | None = None
+    last_success_time: float | None = None
+    runs: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    inconclusive: int = 0
+    durations: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
+    recent: list[ProbeResult] = field(default_factory=list)
+
+
+@dataclass
+class SourceRunState:
+    """The framework's record of one scheduled job's runs."""
+
+    kind: str
+    runs: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    last_duration: float | None = None
+    last_success_time: float | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class State:
+    """Everything the collector and the pages read."""
+
+    probes: dict[tuple[str, str], ProbeState] = field(default_factory=dict)
+    runs: dict[str, SourceRunState] = field(default_factory=dict)
+    config_reload_ok: bool = True
+    config_reload_time: float | None = None
+
+
+class Pipeline:
+    """Applies observations and run outcomes to the state."""
+
+    RECENT = 20  # results kept per probe for the landing page
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.state = State()
+        self.log = structlog.get_logger("outagewatch.pipeline")
+
+    def record_run(
+        self,
+        key: str,
+        kind: str,
+        duration: float,
+        observations: Sequence[Observation] = (),
+        error_reason: str | None = None,
+        error_detail: str | None = None,
+    ) -> None:
+        """One finished run of a source: its outcome, then what it observed."""
+        run = self.state.runs.get(key)
+        if run is None:
+            run = self.state.runs[key] = SourceRunState(kind)
+        run.runs += 1
+        run.last_duration = duration
+        if error_reason is None:
+            run.last_success_time = self.clock.time()
+            run.last_error = None
+        else:
+            run.failures[error_reason] += 1
+            run.last_error = f"{error_reason}: {error_detail}" if error_detail else error_reason
+        self.ingest(observations)
+
+    def ingest(self, observations: Iterable[Observation]) -> None:
+        for observation in observations:
+            self._probe(observation)
+
+    def _probe(self, result: ProbeResult) -> None:
+        key = (result.service, result.probe)
+        probe = self.state.probes.get(key)
+        if probe is None:
+            probe = self.state.probes[key] = ProbeState(result.kind)
+        probe.last = result
+        probe.runs += 1
+        probe.durations.observe(result.duration_seconds)
+        if result.success is not None:
+            if probe.last_conclusive is not None and probe.last_conclusive != result.success:
+                # Transitions, not every run: a down endpoint must not flood the log.
+                self.log.warning(
+                    "probe_up" if result.success else "probe_down",
+                    service=result.service,
+                    probe=result.probe,
+                    reason=result.reason,
+                    detail=result.detail,
+                )
+            probe.last_conclusive = result.success
+        if result.success:
+            probe.last_success_time = result.time
+        elif result.success is None:
+            probe.inconclusive += 1
+        else:
+            probe.failures[result.reason or "unknown"] += 1
+        probe.recent.append(result)
+        del probe.recent[: -self.RECENT]
+
+    def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
+        """Forget what the current config no longer has, so it leaves /metrics."""
+        for key in set(self.state.runs) - source_keys:
+            del self.state.runs[key]
+        for pkey in set(self.state.probes) - probe_keys:
+            del self.state.probes[pkey]
+
+    def record_reload(self, ok: bool) -> None:
+        self.state.config_reload_ok = ok
+        if ok:
+            self.state.config_reload_time = self.clock.time()

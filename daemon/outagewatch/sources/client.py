@@ -1,0 +1,180 @@
+"""The shared HTTP clients, with per-phase timing of every request.
+
+Built once at start-up and passed in through the run context. Connections are
+not reused, so every probe sees DNS, connect and TLS as a user would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+
+from outagewatch import __version__
+
+USER_AGENT = f"outagewatch/{__version__} (+https://github.com/outagewatch/outagewatch)"
+IpProtocol = Literal["any", "ip4", "ip6"]
+_FAMILIES: dict[IpProtocol, socket.AddressFamily] = {
+    "any": socket.AF_UNSPEC,
+    "ip4": socket.AF_INET,
+    "ip6": socket.AF_INET6,
+}
+
+
+@dataclass
+class PhaseTimer:
+    """Monotonic marks for one logical request (all its redirect hops)."""
+
+    now: Callable[[], float]
+    totals: dict[str, float] = field(default_factory=dict)
+    dns_before_connect: float = 0.0
+    _marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, name: str) -> None:
+        self._marks[name] = self.now()
+
+    def close(self, phase: str, start_mark: str, end_mark: str | None = None) -> None:
+        start = self._marks.pop(start_mark, None)
+        if start is None:
+            return
+        end = self._marks[end_mark] if end_mark else self.now()
+        self.totals[phase] = self.totals.get(phase, 0.0) + max(0.0, end - start)
+
+    def get(self, name: str) -> float | None:
+        return self._marks.get(name)
+
+    def close_open(self) -> None:
+        """After a failure: charge the time spent to the phase that was under way."""
+        self.close("dns", "dns_start")
+        if "tcp_connected" in self._marks:
+            self.close("connect", "connect_start", "tcp_connected")
+            self.close("tls", "tcp_connected")
+        else:
+            self.close("connect", "connect_start")
+        self.close("processing", "sent")
+
+
+# The timer of the request being made in this task: read by the connector, which
+# has no other way to learn when TCP ended and TLS began.
+_current_timer: ContextVar[PhaseTimer | None] = ContextVar("outagewatch_phase_timer", default=None)
+
+
+class PhaseTimingConnector(aiohttp.TCPConnector):
+    """A TCPConnector that marks the end of the TCP handshake.
+
+    asyncio builds the protocol after the socket is connected and before the
+    TLS handshake starts, so wrapping the protocol factory splits connect from tls.
+    """
+
+    async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        factory = args[0]
+        secure = bool(kwargs.get("ssl"))
+
+        def marked_factory() -> Any:
+            timer = _current_timer.get()
+            if timer is not None and secure:
+                timer.mark("tcp_connected")
+            return factory()
+
+        return await super()._wrap_create_connection(marked_factory, *args[1:], **kwargs)
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+
+    def timer_of(ctx: SimpleNamespace) -> PhaseTimer | None:
+        timer = ctx.trace_request_ctx
+        return timer if isinstance(timer, PhaseTimer) else None
+
+    async def dns_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+        if timer := timer_of(ctx):
+            timer.mark("dns_start")
+
+    async def dns_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+        if timer := timer_of(ctx):
+            timer.close("dns", "dns_start")
+
+    async def connect_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+        if timer := timer_of(ctx):
+            timer.mark("connect_start")
+            timer.dns_before_connect = timer.totals.get("dns", 0.0)
+            _current_timer.set(timer)
+
+    async def connect_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+        timer = timer_of(ctx)
+        if timer is None:
+            return
+        if timer.get("tcp_connected") is not None:
+            timer.close("connect", "connect_start", "tcp_connected")
+            timer.close("tls", "tcp_connected")
+        else:
+            timer.close("connect", "connect_start")
+        # aiohttp resolves the name inside connection creation: DNS is not connect time.
+        dns_in_hop = timer.totals.get("dns", 0.0) - timer.dns_before_connect
+        timer.totals["connect"] = max(0.0, timer.totals["connect"] - dns_in_hop)
+
+    async def headers_sent(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+        if timer := timer_of(ctx):
+            timer.mark("sent")
+
+    async def request_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+        if timer := timer_of(ctx):
+            timer.close("processing", "sent")
+            timer.mark("headers_received")
+
+    async def redirect(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+        if timer := timer_of(ctx):
+            timer.close("processing", "sent")
+
+    trace.on_dns_resolvehost_start.append(dns_start)
+    trace.on_dns_resolvehost_end.append(dns_end)
+    trace.on_connection_create_start.append(connect_start)
+    trace.on_connection_create_end.append(connect_end)
+    trace.on_request_headers_sent.append(headers_sent)
+    trace.on_request_end.append(request_end)
+    trace.on_request_redirect.append(redirect)
+    return trace
+
+
+class HttpClients:
+    """One client session per IP family, sharing resolver, tracing and limits."""
+
+    def __init__(
+        self,
+        resolver_factory: Callable[[], AbstractResolver] | None = None,
+        limit: int = 0,
+    ) -> None:
+        self._resolver_factory = resolver_factory
+        self._limit = limit
+        self._sessions: dict[IpProtocol, aiohttp.ClientSession] = {}
+
+    def session(self, ip_protocol: IpProtocol = "any") -> aiohttp.ClientSession:
+        """The session for that IP family, made on first use."""
+        session = self._sessions.get(ip_protocol)
+        if session is None:
+            connector = PhaseTimingConnector(
+                family=_FAMILIES[ip_protocol],
+                force_close=True,
+                use_dns_cache=False,
+                limit=self._limit,
+                resolver=self._resolver_factory() if self._resolver_factory else None,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                trace_configs=[_trace_config()],
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=True,
+            )
+            self._sessions[ip_protocol] = session
+        return session
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)

@@ -1,0 +1,1 @@
+"""The one aiohttp app: metrics, health, reload, pages and the JSON API."""

@@ -1,0 +1,63 @@
+"""Routes and handlers. Handlers read state and call into the daemon; nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from outagewatch.config import Config
+from outagewatch.pipeline import State
+from outagewatch.web.landing import render_landing
+
+
+@dataclass
+class WebContext:
+    """What the handlers may read or call."""
+
+    state: State
+    config: Callable[[], Config]
+    ready: Callable[[], bool]
+    reload: Callable[[], Awaitable[bool]]
+
+
+CONTEXT = web.AppKey("outagewatch_context", WebContext)
+
+
+async def healthy(_request: web.Request) -> web.Response:
+    return web.Response(text="OK\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    if request.app[CONTEXT].ready():
+        return web.Response(text="Ready\n")
+    return web.Response(status=503, text="Not ready\n")
+
+
+async def reload(request: web.Request) -> web.Response:
+    if await request.app[CONTEXT].reload():
+        return web.Response(text="Reloaded\n")
+    return web.Response(status=500, text="Reload failed: see the log; the old config stays\n")
+
+
+async def landing(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    return web.Response(
+        text=render_landing(ctx.config(), ctx.state),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def make_app(ctx: WebContext, registry: CollectorRegistry) -> web.Application:
+    app = web.Application(client_max_size=1 << 20)
+    app[CONTEXT] = ctx
+    app.router.add_get("/", landing)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)
+    return app
