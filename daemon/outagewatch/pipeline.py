@@ -118,8 +118,10 @@ class Pipeline:
         self.ingest(observations)
 
     def ingest(self, observations: Iterable[Observation]) -> None:
+        """Apply each observation to the state of its lens."""
+        handlers = {ProbeResult: self._probe}
         for observation in observations:
-            self._probe(observation)
+            handlers[type(observation)](observation)
 
     def _probe(self, result: ProbeResult) -> None:
         key = (result.service, result.probe)
