@@ -209,7 +209,11 @@ def format_errors(exc: ValidationError, data: Any) -> list[str]:
         elif error["type"] == "missing":
             message = "required key is missing"
         message = message.removeprefix("Value error, ")
-        path = _key_path(error["loc"], data)
+        loc = error["loc"]
+        if loc and loc[-1] == "[key]":  # a mapping key failed validation: it is a name
+            loc = loc[:-1]
+            message = f"invalid name {error['input']!r}: use lowercase letters, digits, '-' and '_'"
+        path = _key_path(loc, data)
         if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
             ctx = error.get("ctx", {})
             path = f"{path} -> {ctx.get('discriminator', 'kind').strip(chr(39))}"
@@ -261,6 +265,10 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(source, [f"invalid YAML{where}: {exc.problem}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(source, ["invalid YAML: " + " ".join(str(exc).split())]) from None
+        raise ConfigError(source, [f"invalid YAML: {exc}"]) from None
     return parse_config(data, source)

@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from outagewatch import __version__
+from outagewatch.sources.tls import earliest_expiry
 
 USER_AGENT = f"outagewatch/{__version__} (+https://github.com/outagewatch/outagewatch)"
 IpProtocol = Literal["any", "ip4", "ip6"]
@@ -35,6 +36,7 @@ class PhaseTimer:
     now: Callable[[], float]
     totals: dict[str, float] = field(default_factory=dict)
     dns_before_connect: float = 0.0
+    tls_earliest_expiry: float | None = None
     _marks: dict[str, float] = field(default_factory=dict)
 
     def mark(self, name: str) -> None:
@@ -83,7 +85,14 @@ class PhaseTimingConnector(aiohttp.TCPConnector):
                 timer.mark("tcp_connected")
             return factory()
 
-        return await super()._wrap_create_connection(marked_factory, *args[1:], **kwargs)
+        transport, protocol = await super()._wrap_create_connection(
+            marked_factory, *args[1:], **kwargs
+        )
+        timer = _current_timer.get()
+        if timer is not None and secure:
+            # Read here: a small response releases its connection before the caller sees it.
+            timer.tls_earliest_expiry = earliest_expiry(transport.get_extra_info("ssl_object"))
+        return transport, protocol
 
 
 def _trace_config() -> aiohttp.TraceConfig:

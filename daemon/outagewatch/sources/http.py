@@ -15,7 +15,6 @@ from outagewatch.config import HttpProbe
 from outagewatch.observations import ProbeResult
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import IpProtocol, PhaseTimer
-from outagewatch.sources.tls import earliest_expiry
 
 _CHUNK = 64 * 1024
 
@@ -154,9 +153,6 @@ class HttpProbeSource:
             ssl=self._ssl,
             trace_request_ctx=timer,
         ) as response:
-            expiry = None
-            if response.connection is not None and response.connection.transport is not None:
-                expiry = earliest_expiry(response.connection.transport.get_extra_info("ssl_object"))
             body = bytearray()
             async for chunk in response.content.iter_chunked(_CHUNK):
                 body += chunk
@@ -164,7 +160,7 @@ class HttpProbeSource:
                     timer.close("transfer", "headers_received")
                     raise ProbeFailure("too_large", f"body exceeds {cfg.max_body_bytes} bytes")
             timer.close("transfer", "headers_received")
-            return response.status, expiry, bytes(body), response.headers
+            return response.status, timer.tls_earliest_expiry, bytes(body), response.headers
 
     def _judge(
         self, status: int, headers: Any, body: bytes

@@ -1,0 +1,177 @@
+"""Behaviour of the spike detectors on hand-made and synthetic series."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+
+import pytest
+from pydantic import ValidationError
+
+from outagewatch.detect import DetectionSettings, SpikeDetector, SpikeVerdict, detector_for
+from outagewatch.detect.backtest import backtest_main, parse_timestamp, read_series, run_backtest
+from outagewatch.detect.synthetic import simulate
+
+STEP = 300.0
+T0 = 1_704_067_200.0
+
+
+def steady_counts(n: int, mean: float, seed: int) -> list[tuple[float, float]]:
+    """Poisson-ish counts around a flat mean, 5 minutes apart."""
+    rng = random.Random(seed)
+    return [
+        (T0 + i * STEP, float(max(0, round(rng.gauss(mean, math.sqrt(mean)))))) for i in range(n)
+    ]
+
+
+def test_settings_are_frozen_and_reject_unknown_keys() -> None:
+    settings = DetectionSettings()
+    with pytest.raises(ValidationError):
+        DetectionSettings(z_alram=3.0)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        settings.z_alarm = 1.0  # type: ignore[misc]
+
+
+def test_unknown_signal_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown signal"):
+        detector_for("tweets", DetectionSettings())
+
+
+def test_large_report_burst_starts_one_spike_on_its_first_point() -> None:
+    det = detector_for("reports", DetectionSettings())
+    for ts, v in steady_counts(600, 20.0, seed=1):
+        assert not det.update(ts, v).active
+    ts = T0 + 600 * STEP
+    verdict = det.update(ts, 200.0)
+    assert verdict == SpikeVerdict(verdict.score, True, verdict.baseline, True)
+    assert verdict.score > 0.5 and 15.0 < verdict.baseline < 25.0
+    again = det.update(ts + STEP, 210.0)
+    assert again.active and not again.started
+
+
+def test_a_few_reports_on_a_silent_service_do_not_alert() -> None:
+    det = detector_for("reports", DetectionSettings())
+    for i in range(600):
+        det.update(T0 + i * STEP, 0.0)
+    verdict = det.update(T0 + 600 * STEP, 2.0)
+    assert not verdict.active
+
+
+def test_no_alert_during_warmup() -> None:
+    det = detector_for("reports", DetectionSettings())
+    verdicts = [det.update(T0 + i * STEP, 10.0 if i < 10 else 500.0) for i in range(12)]
+    assert not any(v.active for v in verdicts)
+
+
+def test_drop_in_reports_is_not_a_spike() -> None:
+    det = detector_for("reports", DetectionSettings())
+    for ts, v in steady_counts(600, 50.0, seed=2):
+        det.update(ts, v)
+    assert not any(det.update(T0 + (600 + i) * STEP, 0.0).active for i in range(24))
+
+
+def test_cooldown_suppresses_a_second_spike_right_after_the_first() -> None:
+    settings = DetectionSettings()
+    det = detector_for("reports", settings)
+    for ts, v in steady_counts(600, 20.0, seed=3):
+        det.update(ts, v)
+    t = T0 + 600 * STEP
+    assert det.update(t, 300.0).started
+    det.update(t + STEP, 20.0)
+    assert not det.update(t + 2 * STEP, 20.0).active
+    assert not det.update(t + 3 * STEP, 300.0).started
+    later = t + 3 * STEP + settings.cooldown_s
+    for i in range(1, 6):
+        det.update(later + i * STEP, 20.0)
+    assert det.update(later + 6 * STEP, 300.0).started
+
+
+def test_latency_jump_alerts_and_a_latency_dip_does_not() -> None:
+    rng = random.Random(4)
+    det = detector_for("latency", DetectionSettings())
+    for i in range(600):
+        det.update(T0 + i * 60, 0.8 + rng.gauss(0, 0.05))
+    assert not det.update(T0 + 600 * 60, 0.2).active
+    assert det.update(T0 + 601 * 60, 4.0).started
+
+
+def test_failure_ratio_below_the_minimum_is_not_a_spike() -> None:
+    det = detector_for("failure_ratio", DetectionSettings())
+    for i in range(600):
+        det.update(T0 + i * 60, 0.0)
+    assert not det.update(T0 + 600 * 60, 0.05).active
+    assert det.update(T0 + 601 * 60, 0.6).started
+
+
+def test_rank_climb_into_the_top_ten_is_a_spike_and_a_fall_is_not() -> None:
+    rng = random.Random(5)
+    det = detector_for("rank", DetectionSettings())
+    for i in range(300):
+        det.update(T0 + i * 900, float(rng.randint(140, 160)))
+    fall = det.update(T0 + 300 * 900, 400.0)
+    assert not fall.active
+    climb = det.update(T0 + 301 * 900, 8.0)
+    assert climb.started and climb.baseline > 100
+
+
+def test_irregular_spacing_and_out_of_order_points_are_handled() -> None:
+    det = detector_for("latency", DetectionSettings())
+    rng = random.Random(6)
+    ts = T0
+    for _ in range(400):
+        ts += rng.choice([30.0, 60.0, 600.0, 3600.0])
+        det.update(ts, 1.0 + rng.gauss(0, 0.1))
+    before = det.to_state()
+    stale = det.update(ts - 10.0, 100.0)
+    assert not stale.active and det.to_state() == before
+    assert det.update(ts + 60.0, math.nan) == stale
+
+
+def test_restored_detector_continues_exactly_like_an_uninterrupted_one() -> None:
+    settings = DetectionSettings()
+    rows = simulate(3, 20.0, seed=7, outages_from_s=7 * 86400.0).rows
+    whole = detector_for("reports", settings)
+    expected = [whole.update(ts, v) for ts, v in rows]
+    half = len(rows) // 2
+    first = detector_for("reports", settings)
+    got = [first.update(ts, v) for ts, v in rows[:half]]
+    state = json.loads(json.dumps(first.to_state(), allow_nan=False))
+    restored = SpikeDetector.from_state(state, settings)
+    got += [restored.update(ts, v) for ts, v in rows[half:]]
+    assert got == expected
+    assert any(v.started for v in expected)
+
+
+def test_state_of_a_fresh_rank_detector_is_json_safe() -> None:
+    det = detector_for("rank", DetectionSettings())
+    state = json.loads(json.dumps(det.to_state(), allow_nan=False))
+    assert SpikeDetector.from_state(state, DetectionSettings()).to_state() == det.to_state()
+
+
+def test_backtest_reads_nab_and_unix_timestamps_as_utc() -> None:
+    assert parse_timestamp("2014-04-01 00:05:00") == 1396310700.0
+    assert parse_timestamp("1396310700") == 1396310700.0
+    rows = read_series(io.StringIO("timestamp,value\n2014-04-01 00:00:00,1.5\n"))
+    assert rows == [("2014-04-01 00:00:00", 1396310400.0, 1.5)]
+
+
+def test_backtest_writes_one_row_per_input_keeping_timestamp_text(tmp_path: object) -> None:
+    path = f"{tmp_path}/in.csv"
+    rows = steady_counts(300, 20.0, seed=8) + [(T0 + 300 * STEP, 400.0)]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("timestamp,value\n")
+        f.writelines(f"{int(ts)},{v}\n" for ts, v in rows)
+    out = io.StringIO()
+    assert backtest_main("reports", path, out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "timestamp,value,score,alert"
+    assert len(lines) == len(rows) + 1
+    assert lines[-1].startswith(f"{int(T0 + 300 * STEP)},400.0,") and lines[-1].endswith(",1")
+    results = list(run_backtest("reports", rows, DetectionSettings()))
+    assert [r[3] for r in results] == [int(line.rsplit(",", 1)[1]) for line in lines[1:]]
+
+
+def test_backtest_reports_a_bad_file_with_exit_code_1() -> None:
+    assert backtest_main("reports", "/nonexistent/file.csv", io.StringIO()) == 1
