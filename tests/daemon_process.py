@@ -50,8 +50,8 @@ class DaemonProcess:
         if wait_ready:
             await self.wait_ready()
 
-    async def wait_ready(self, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_ready(self, within: float = 15.0) -> None:
+        deadline = time.monotonic() + within
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 assert self.proc is not None
@@ -64,7 +64,7 @@ class DaemonProcess:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
-        raise AssertionError(f"daemon not ready after {timeout}s: {self.logs()}")
+        raise AssertionError(f"daemon not ready after {within}s: {self.logs()}")
 
     async def get(self, path: str) -> tuple[int, str]:
         async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
@@ -75,9 +75,9 @@ class DaemonProcess:
         assert status == 200
         return text
 
-    async def wait_for_metric(self, needle: str, timeout: float = 15.0) -> str:
+    async def wait_for_metric(self, needle: str, within: float = 15.0) -> str:
         """Scrape until a line containing ``needle`` shows up; return the scrape."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             text = await self.metrics()
             if any(needle in line for line in text.splitlines() if not line.startswith("#")):
@@ -89,12 +89,12 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
-    async def stop(self, timeout: float = 10.0) -> int:
+    async def stop(self, within: float = 10.0) -> int:
         assert self.proc is not None
         if self.proc.returncode is None:
             self.proc.terminate()
         try:
-            return await asyncio.wait_for(self.proc.wait(), timeout)
+            return await asyncio.wait_for(self.proc.wait(), within)
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()

@@ -35,7 +35,8 @@ INVALID = {
         "services -> grok -> probes -> api -> kind: unknown kind 'ftp' (one of: 'http')"
     ],
     "invalid-service-name.yml": [
-        "services -> Claude AI: invalid name 'Claude AI': use lowercase letters, digits, '-' and '_'"
+        "services -> Claude AI: invalid name 'Claude AI': "
+        "use lowercase letters, digits, '-' and '_'"
     ],
     "invalid-regex.yml": [
         "services -> perplexity -> probes -> web -> fail_if_body_matches: invalid regex "

@@ -127,7 +127,7 @@ async def test_post_reload(daemon: DaemonProcess, target: str) -> None:
 async def test_sigterm_exits_zero_promptly(daemon: DaemonProcess) -> None:
     await daemon.wait_for_metric("outagewatch_probes_total")
     started = time.monotonic()
-    assert await daemon.stop(timeout=10) == 0
+    assert await daemon.stop(within=10) == 0
     assert time.monotonic() - started < 5
 
 
@@ -143,7 +143,7 @@ async def test_sigterm_cancels_a_probe_in_flight(tmp_path: Path) -> None:
     await process.start()
     await asyncio.sleep(1.0)
     started = time.monotonic()
-    assert await process.stop(timeout=10) == 0
+    assert await process.stop(within=10) == 0
     assert time.monotonic() - started < 5
     silent.close()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import socket
-import struct
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -278,7 +278,7 @@ async def test_tls_with_test_ca_reports_phases_and_expiry(
     serve: Serve, run_context: RunContext, ca: Any, hosts: dict[str, str], tmp_path: Any
 ) -> None:
     hosts["api.test"] = "127.0.0.1"
-    not_after = dt.datetime(2031, 5, 17, 12, 0, 0, tzinfo=dt.timezone.utc)
+    not_after = dt.datetime(2031, 5, 17, 12, 0, 0, tzinfo=dt.UTC)
     base = await tls_app_server(serve, ca, not_after=not_after)
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
@@ -300,7 +300,7 @@ async def test_expired_certificate_fails_with_tls(
     serve: Serve, run_context: RunContext, ca: Any, hosts: dict[str, str], tmp_path: Any
 ) -> None:
     hosts["api.test"] = "127.0.0.1"
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     base = await tls_app_server(
         serve, ca, not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1)
     )

@@ -159,7 +159,7 @@ def test_backtest_reads_nab_and_unix_timestamps_as_utc() -> None:
 
 def test_backtest_writes_one_row_per_input_keeping_timestamp_text(tmp_path: object) -> None:
     path = f"{tmp_path}/in.csv"
-    rows = steady_counts(300, 20.0, seed=8) + [(T0 + 300 * STEP, 400.0)]
+    rows = [*steady_counts(300, 20.0, seed=8), (T0 + 300 * STEP, 400.0)]
     with open(path, "w", encoding="utf-8") as f:
         f.write("timestamp,value\n")
         f.writelines(f"{int(ts)},{v}\n" for ts, v in rows)

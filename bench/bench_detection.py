@@ -1,0 +1,196 @@
+"""Benchmark the spike detector's real yes/no decisions.
+
+1. NAB: every file of each category under $OUTAGEWATCH_NAB_DIR (default
+   ../shared/data/nab from the repository root), default settings, scored with
+   bench/nab_score.py for the three profiles. Twitter volumes run as `reports`
+   (counts); the other categories as `latency` (a continuous upward signal).
+2. Synthetic report streams: catch rate and delay of injected outages, and
+   false alarms per quiet week.
+
+Run: PYTHONPATH=daemon python bench/bench_detection.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from nab_score import PROFILES, normalised, score_file, window_rows
+from outagewatch.detect.backtest import parse_timestamp, read_series, run_backtest
+from outagewatch.detect.settings import DetectionSettings
+from outagewatch.detect.spike import detector_for
+from outagewatch.detect.synthetic import WEEK_S, baseline_at, simulate
+
+REPO = Path(__file__).resolve().parent.parent
+CATEGORIES = ("realTweets", "realKnownCause", "artificialWithAnomaly", "artificialNoAnomaly")
+
+
+def signal_for(category: str) -> str:
+    """Which daemon signal a NAB category stands in for."""
+    return "reports" if category == "realTweets" else "latency"
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One NAB file's scores and counts."""
+
+    category: str
+    name: str
+    windows: int
+    detected: int
+    false_alarms: int
+    raw: dict[str, float]
+    onset_raw: dict[str, float]
+
+
+def score_nab_file(args: tuple[Path, str, list[list[str]]]) -> FileResult:
+    """Backtest one NAB file and score its alert column under every profile."""
+    path, category, labelled = args
+    with path.open(newline="", encoding="utf-8") as stream:
+        series = read_series(stream)
+    rows = [(ts, value) for _, ts, value in series]
+    alerts = [alert for *_, alert in run_backtest(signal_for(category), rows, DetectionSettings())]
+    stamps = [ts for ts, _ in rows]
+    windows = window_rows(stamps, [(parse_timestamp(a), parse_timestamp(b)) for a, b in labelled])
+    flagged = [i for i, a in enumerate(alerts) if a]
+    detected = sum(1 for lo, hi in windows if any(lo <= i <= hi for i in flagged))
+    outside = sum(1 for i in flagged if not any(lo <= i <= hi for lo, hi in windows))
+    raw = {name: score_file(alerts, windows, profile) for name, profile in PROFILES.items()}
+    # Rising edges of the alert column: the spike onsets (SpikeVerdict.started).
+    onsets = [int(a and not (i and alerts[i - 1])) for i, a in enumerate(alerts)]
+    onset_raw = {name: score_file(onsets, windows, p) for name, p in PROFILES.items()}
+    return FileResult(category, path.name, len(windows), detected, outside, raw, onset_raw)
+
+
+def nab_table(nab_dir: Path) -> None:
+    """Print the NAB scores per category and profile, and over all categories."""
+    labels = json.loads((nab_dir / "labels" / "combined_windows.json").read_text())
+    jobs = [
+        (path, category, labels[f"{category}/{path.name}"])
+        for category in CATEGORIES
+        for path in sorted((nab_dir / "data" / category).glob("*.csv"))
+    ]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(score_nab_file, jobs))
+    by_category: dict[str, list[FileResult]] = defaultdict(list)
+    for result in results:
+        by_category[result.category].append(result)
+    print(f"NAB ({nab_dir}), default DetectionSettings")
+    print("scored column: alert = SpikeVerdict.active (every alert row is a detection)")
+    print_scores(by_category, results, "raw")
+    print()
+    print("for comparison: onsets only (alert rising edges = SpikeVerdict.started)")
+    print_scores(by_category, results, "onset_raw")
+    print("(no windows in artificialNoAnomaly: its raw score is the false-positive cost)")
+    print()
+    print("per file (standard, alert column): windows hit/total, alert rows outside windows, raw")
+    for r in results:
+        print(
+            f"  {r.category + '/' + r.name:58} {r.detected}/{r.windows}  "
+            f"{r.false_alarms:4d}  {r.raw['standard']:+.2f}"
+        )
+
+
+def print_scores(
+    by_category: dict[str, list[FileResult]], results: list[FileResult], field: str
+) -> None:
+    """One row per category and one for all files; one column per profile."""
+    names = list(PROFILES)
+    print(
+        f"{'category':24} {'files':>5} {'windows':>7} {'hit':>4} {'FP rows':>7}  "
+        + "  ".join(f"{n:>13}" for n in names)
+    )
+    groups = [(c, by_category[c]) for c in CATEGORIES] + [("ALL", results)]
+    for label, group in groups:
+        n_windows = sum(r.windows for r in group)
+        cells = []
+        for name in names:
+            raw = sum(getattr(r, field)[name] for r in group)
+            score = normalised(raw, n_windows, PROFILES[name])
+            cells.append(f"raw {raw:+8.2f}" if math.isnan(score) else f"{score:13.1f}")
+        print(
+            f"{label:24} {len(group):5d} {n_windows:7d} {sum(r.detected for r in group):4d} "
+            f"{sum(r.false_alarms for r in group):7d}  " + "  ".join(f"{c:>13}" for c in cells)
+        )
+
+
+def synthetic_figures() -> None:
+    """Print outage catch rates and quiet-week false alarms on synthetic report streams."""
+    settings = DetectionSettings()
+    within = 600.0
+    print()
+    print("Synthetic report streams (5-minute gamma-Poisson counts, diurnal + weekly cycle)")
+    print(
+        f"{'mean/5min':>9} {'outages':>7} {'>=5x':>5} {'caught<=10m':>11} "
+        f"{'2-5x caught':>11} {'any catch':>9} {'median delay':>12} {'FA/quiet wk':>11}"
+    )
+    totals: dict[str, int] = defaultdict(int)
+    for mean in (2.0, 5.0, 20.0, 100.0, 500.0):
+        big = big_fast = small = small_caught = caught = 0
+        delays: list[float] = []
+        for seed in range(8):
+            stream = simulate(8, mean, seed=1000 + seed)
+            det = detector_for("reports", settings)
+            starts = [ts for ts, v in stream.rows if det.update(ts, v).started]
+            for outage in stream.outages:
+                hit = [t - outage.start for t in starts if outage.start <= t < outage.end + 600]
+                if hit:
+                    caught += 1
+                    delays.append(hit[0])
+                fast = bool(hit) and hit[0] <= within
+                if outage.multiplier >= 5:
+                    big += 1
+                    big_fast += fast
+                else:
+                    small += 1
+                    small_caught += bool(hit)
+        quiet_alarms = quiet_weeks = 0
+        for seed in range(4):
+            stream = simulate(6, mean, seed=2000 + seed, outages_from_s=None)
+            det = detector_for("reports", settings)
+            quiet_alarms += sum(det.update(ts, v).started for ts, v in stream.rows)
+            quiet_weeks += 6
+        n = big + small
+        delays.sort()
+        median = delays[len(delays) // 2] / 60 if delays else math.nan
+        print(
+            f"{mean:9.0f} {n:7d} {big:5d} {100 * big_fast / max(big, 1):10.1f}% "
+            f"{100 * small_caught / max(small, 1):10.1f}% {100 * caught / max(n, 1):8.1f}% "
+            f"{median:10.1f} m {quiet_alarms / quiet_weeks:11.2f}"
+        )
+        for key, value in (
+            ("big", big),
+            ("big_fast", big_fast),
+            ("qa", quiet_alarms),
+            ("qw", quiet_weeks),
+        ):
+            totals[key] += value
+    print(
+        f"all volumes: >=5x caught within 10 min {totals['big_fast']}/{totals['big']} "
+        f"({100 * totals['big_fast'] / max(totals['big'], 1):.1f} %), "
+        f"false alarms per quiet week {totals['qa'] / totals['qw']:.2f}"
+    )
+    print(
+        f"(baseline at a weekday 15:00 is {baseline_at(WEEK_S * 0 + 15 * 3600, 1.0):.2f}x the "
+        "mean; weekends 0.6x)"
+    )
+
+
+def main() -> int:
+    """Print the NAB table and the synthetic figures."""
+    nab_dir = Path(os.environ.get("OUTAGEWATCH_NAB_DIR", REPO.parent / "shared" / "data" / "nab"))
+    nab_table(nab_dir)
+    synthetic_figures()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""Replay a recorded series through a detector: CSV in, verdicts per row out."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TextIO
+
+from outagewatch.detect.settings import DetectionSettings
+from outagewatch.detect.spike import detector_for
+
+
+def parse_timestamp(text: str) -> float:
+    """Unix seconds, or an ISO-like `YYYY-MM-DD HH:MM:SS[.ffffff]` read as UTC."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def read_series(stream: TextIO) -> list[tuple[str, float, float]]:
+    """Rows of a `timestamp,value` CSV as (timestamp text, unix seconds, value)."""
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
+        raise ValueError("expected a CSV header 'timestamp,value'")
+    rows = []
+    for line_no, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        try:
+            rows.append((row[0], parse_timestamp(row[0]), float(row[1])))
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"line {line_no}: {exc}") from exc
+    return rows
+
+
+def run_backtest(
+    signal: str, rows: Iterable[tuple[float, float]], settings: DetectionSettings
+) -> Iterator[tuple[float, float, float, int]]:
+    """Feed (timestamp, value) rows to a fresh detector; yield (ts, value, score, alert).
+
+    `alert` is the daemon's yes/no (`SpikeVerdict.active`) as 0 or 1.
+    """
+    detector = detector_for(signal, settings)
+    for timestamp, value in rows:
+        verdict = detector.update(timestamp, value)
+        yield timestamp, value, verdict.score, int(verdict.active)
+
+
+def write_results(
+    out: TextIO, stamps: Iterable[str], results: Iterable[tuple[float, float, float, int]]
+) -> None:
+    """Write `timestamp,value,score,alert`, keeping the input's timestamp text."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["timestamp", "value", "score", "alert"])
+    for stamp, (_, value, score, alert) in zip(stamps, results, strict=True):
+        writer.writerow([stamp, repr(value), f"{score:.6f}", alert])
+
+
+def backtest_main(signal: str, path: str, out: TextIO) -> int:
+    """CLI body of `outagewatch backtest`: default settings, exit code 0, 1 on bad input."""
+    try:
+        with open(path, newline="", encoding="utf-8") as stream:
+            series = read_series(stream)
+        results = run_backtest(signal, ((ts, v) for _, ts, v in series), DetectionSettings())
+        write_results(out, (text for text, _, _ in series), results)
+    except (OSError, ValueError) as exc:
+        print(f"outagewatch backtest: {path}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,61 @@
+"""Parameters of the spike detectors: one set for every service and signal."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+class DetectionSettings(BaseModel):
+    """Spike detector parameters; embedded in the daemon config as `detection:`.
+
+    Durations are seconds. The defaults are chosen from the properties of the
+    signals (5-minute report counts, probe ratios, latencies, chart ranks), not
+    fitted to any one benchmark file.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # No alert until the baseline has seen this much time and this many points.
+    warmup_s: float = Field(default=6 * HOUR, ge=0)
+    warmup_points: int = Field(default=24, ge=1)
+    # De-seasonalised level (slow, what the seasonal slots are measured from) and a
+    # fast drift on top that follows the day before seasons are known and level shifts.
+    level_half_life_s: float = Field(default=DAY, gt=0)
+    drift_half_life_s: float = Field(default=3 * HOUR, gt=0)
+    # Spread of residuals: slower than the level so one burst does not widen it much.
+    scale_half_life_s: float = Field(default=DAY, gt=0)
+    # Residuals are clipped at this many scales before they feed level and spread,
+    # so a spike barely moves the baseline it is measured against.
+    winsor_z: float = Field(default=4.0, gt=0)
+    # Seasonal profiles: hour-of-day, then hour-of-week once enough weeks are seen.
+    daily_min_days: int = Field(default=3, ge=1)
+    weekly_min_weeks: int = Field(default=2, ge=1)
+    season_memory_periods: float = Field(default=4.0, ge=1)
+    # Tests: a single-point z, a CUSUM on capped z, a break of the seen range.
+    z_alarm: float = Field(default=6.0, gt=0)
+    z_exit: float = Field(default=3.0, ge=0)
+    cusum_k: float = Field(default=1.0, ge=0)
+    cusum_h: float = Field(default=15.0, gt=0)
+    range_margin: float = Field(default=0.02, ge=0)
+    range_z_min: float = Field(default=4.5, ge=0)
+    range_half_life_s: float = Field(default=14 * DAY, gt=0)
+    # The baseline does not learn from a spike for this long, then takes it as normal.
+    freeze_max_s: float = Field(default=2 * HOUR, ge=0)
+    # After a spike ends, no new spike starts for this long (no flapping).
+    cooldown_s: float = Field(default=6 * HOUR, ge=0)
+    # Scale floors: relative to the baseline, and per signal in its own unit.
+    min_relative_scale: float = Field(default=0.01, ge=0)
+    # reports: negative-binomial variance lambda + phi * lambda^2, and a minimum count.
+    reports_dispersion: float = Field(default=0.05, ge=0)
+    reports_min_count: float = Field(default=5.0, ge=0)
+    reports_min_ratio: float = Field(default=1.5, ge=1)
+    latency_min_scale_s: float = Field(default=0.05, ge=0)
+    failure_ratio_min_scale: float = Field(default=0.02, ge=0)
+    failure_ratio_min_value: float = Field(default=0.1, ge=0, le=1)
+    # rank: detected on -ln(rank); also a climb in places per hour or entering the top N.
+    rank_min_log_scale: float = Field(default=0.1, ge=0)
+    rank_climb_per_hour: float = Field(default=50.0, gt=0)
+    rank_top: int = Field(default=10, ge=1)

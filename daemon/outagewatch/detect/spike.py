@@ -1,0 +1,394 @@
+"""Online spike detection: one observation at a time, O(1) work, serialisable state.
+
+The baseline is a de-seasonalised EWMA level plus a seasonal deviation (hour of
+week once two weeks are seen, hour of day before that). Residuals are scaled by an
+EWMA spread floored per signal (negative-binomial variance for counts), then three
+tests look for an upward spike: a single-point z, a CUSUM of capped z, and a break
+of the recently seen range. Any test fires an alarm; a spike lasts while the value
+stays above the baseline and is followed by a cooldown. Time comes only from the
+observation timestamps, so spacing may be arbitrary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+from outagewatch.detect.settings import DAY, HOUR, DetectionSettings
+
+SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
+WEEK: Final = 7 * DAY
+_STATE_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeVerdict:
+    """What the detector concluded about one observation.
+
+    `score` is 0..1 with 0.5 where a test reaches its alarm level; `active` is the
+    daemon's yes/no; `baseline` is the expected value in the signal's own unit;
+    `started` is true only on the observation that begins a new spike.
+    """
+
+    score: float
+    active: bool
+    baseline: float
+    started: bool
+
+
+def _decay(dt: float, half_life: float) -> float:
+    """Weight left on the past after `dt` seconds for an EWMA of this half-life."""
+    return math.exp(-math.log(2.0) * dt / half_life)
+
+
+class SeasonalProfile:
+    """How the value compares with the level in each slot of a period (hour of day or week).
+
+    Each slot keeps exponentially weighted means of the observed value and of the
+    level at the same moments; their ratio (multiplicative seasons, for counts) or
+    difference (additive) is the seasonal effect. The memory is a number of
+    periods whatever the sampling interval: an observation weighs by the share of
+    its slot it covers.
+    """
+
+    def __init__(self, period_s: float, slot_s: float, min_periods: int, memory: float) -> None:
+        """Create an empty profile of `period_s / slot_s` slots."""
+        self.period_s = period_s
+        self.slot_s = slot_s
+        self.min_periods = min_periods
+        self.memory = memory
+        n_slots = round(period_s / slot_s)
+        self.observed = [0.0] * n_slots
+        self.reference = [0.0] * n_slots
+        self.mass = [0.0] * n_slots
+        self.periods = [0] * n_slots
+        self.last_period = [-1] * n_slots
+
+    def _slot(self, timestamp: float) -> int:
+        return int((timestamp % self.period_s) // self.slot_s)
+
+    def expected(self, timestamp: float, multiplicative: bool) -> float | None:
+        """Seasonal factor (or offset) at this time; None while the slot is too young."""
+        slot = self._slot(timestamp)
+        if self.periods[slot] < self.min_periods:
+            return None
+        if not multiplicative:
+            return self.observed[slot] - self.reference[slot]
+        if self.reference[slot] <= 0.0:
+            return None
+        return max(0.0, self.observed[slot]) / self.reference[slot]
+
+    def update(self, timestamp: float, dt: float, observed: float, reference: float) -> None:
+        """Fold one observation and the level it was compared with into its slot."""
+        slot = self._slot(timestamp)
+        period = int(timestamp // self.period_s)
+        if self.last_period[slot] != period:
+            self.last_period[slot] = period
+            self.periods[slot] += 1
+        share = min(dt, self.slot_s) / self.slot_s if dt > 0 else 1.0
+        # Bias-corrected EWMA: the first observations average plainly, and the
+        # steady-state mass is `memory` periods' worth of observations.
+        self.mass[slot] = self.mass[slot] * (1.0 - share / self.memory) + share
+        weight = share / self.mass[slot]
+        self.observed[slot] += weight * (observed - self.observed[slot])
+        self.reference[slot] += weight * (reference - self.reference[slot])
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-safe snapshot of the slots."""
+        return {
+            "observed": list(self.observed),
+            "reference": list(self.reference),
+            "mass": list(self.mass),
+            "periods": list(self.periods),
+            "last_period": list(self.last_period),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore the slots written by `to_state`."""
+        n = len(self.observed)
+        for key in ("observed", "reference", "mass", "periods", "last_period"):
+            if len(state[key]) != n:
+                raise ValueError(f"seasonal state {key!r} has {len(state[key])} slots, not {n}")
+        self.observed = [float(v) for v in state["observed"]]
+        self.reference = [float(v) for v in state["reference"]]
+        self.mass = [float(v) for v in state["mass"]]
+        self.periods = [int(v) for v in state["periods"]]
+        self.last_period = [int(v) for v in state["last_period"]]
+
+
+class SpikeDetector:
+    """Upward spike detector for one signal of one service.
+
+    `signal` is one of `SIGNALS`. For `rank` the input is the chart rank (1 is the
+    top) and a spike is a climb: numerically lower rank.
+    """
+
+    def __init__(self, signal: str, settings: DetectionSettings) -> None:
+        """Create a detector with no history."""
+        if signal not in SIGNALS:
+            raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
+        self.signal = signal
+        self.settings = settings
+        # Report volumes rise and fall by a factor through the day and week.
+        self.multiplicative = signal == "reports"
+        self.daily = SeasonalProfile(
+            DAY, HOUR, settings.daily_min_days, settings.season_memory_periods
+        )
+        self.weekly = SeasonalProfile(
+            WEEK, HOUR, settings.weekly_min_weeks, settings.season_memory_periods
+        )
+        self.n = 0
+        self.first_ts = 0.0
+        self.last_ts = 0.0
+        # Baseline = slow de-seasonalised level + seasonal deviation + fast drift.
+        # The seasonal slots learn against the slow level only, so the fast part
+        # cannot trade shape with them.
+        self.level = 0.0
+        self.drift = 0.0
+        self.var = 0.0
+        # Counts: EWMAs of (r^2 - lambda) and lambda^2, whose ratio estimates the
+        # negative-binomial dispersion, so the spread follows the level through the day.
+        self.excess = 0.0
+        self.level_sq = 0.0
+        self.hi = 0.0
+        self.lo = 0.0
+        self.cusum = 0.0
+        self.active = False
+        self.spike_start = 0.0
+        self.cooldown_until = -math.inf
+        self.last_rank = math.nan
+        self.last_verdict = SpikeVerdict(0.0, False, math.nan, False)
+
+    # Signal-specific pieces: the unit the statistics run in, and the floors.
+
+    def _transform(self, value: float) -> float:
+        # Rank climbs are multiplicative (200 -> 100 is like 20 -> 10): work on -ln(rank).
+        if self.signal == "rank":
+            return -math.log(max(value, 1.0))
+        return value
+
+    def _untransform(self, y: float) -> float:
+        if self.signal == "rank":
+            return math.exp(-y)
+        return y
+
+    def _scale(self, baseline: float) -> float:
+        s = self.settings
+        if self.signal == "reports":
+            lam = max(baseline, 0.0)
+            phi = s.reports_dispersion
+            if self.level_sq > 0:
+                phi = max(phi, self.excess / self.level_sq)
+            # Counts: negative-binomial spread at this level, never below one report.
+            return max(1.0, math.sqrt(lam + phi * lam * lam))
+        spread = math.sqrt(self.var)
+        if self.signal == "rank":
+            return max(spread, s.rank_min_log_scale)
+        absolute = s.latency_min_scale_s if self.signal == "latency" else s.failure_ratio_min_scale
+        return max(spread, absolute, s.min_relative_scale * abs(baseline))
+
+    def _worth_alerting(self, value: float, baseline: float) -> bool:
+        s = self.settings
+        if self.signal == "reports":
+            # A handful of reports is not an outage, however quiet the baseline.
+            return value >= s.reports_min_count and value >= s.reports_min_ratio * baseline
+        if self.signal == "failure_ratio":
+            return value >= s.failure_ratio_min_value
+        return True
+
+    def _rank_rule(self, rank: float, timestamp: float) -> bool:
+        """Fast climb in places per hour, or entering the top N."""
+        prev = self.last_rank
+        if math.isnan(prev):
+            return False
+        s = self.settings
+        if prev > s.rank_top >= rank:
+            return True
+        dt = timestamp - self.last_ts
+        return dt > 0 and (prev - rank) * HOUR / dt >= s.rank_climb_per_hour
+
+    def _seasonal(self, timestamp: float) -> float:
+        """Factor (counts) or offset (others) of this hour; neutral while unknown."""
+        weekly = self.weekly.expected(timestamp, self.multiplicative)
+        if weekly is not None:
+            return weekly
+        daily = self.daily.expected(timestamp, self.multiplicative)
+        if daily is not None:
+            return daily
+        return 1.0 if self.multiplicative else 0.0
+
+    def _apply_season(self, level: float, season: float) -> float:
+        return level * season if self.multiplicative else level + season
+
+    def _remove_season(self, x: float, season: float) -> float:
+        if not self.multiplicative:
+            return x - season
+        # A near-zero factor would blow one quiet-hour count up into a huge level.
+        return x / max(season, 0.05)
+
+    def update(self, timestamp: float, value: float) -> SpikeVerdict:
+        """Take one observation and return the verdict on it.
+
+        Non-finite values and timestamps older than the last one are ignored and
+        the previous verdict is returned, so a restart replaying data is harmless.
+        """
+        if not (math.isfinite(value) and math.isfinite(timestamp)):
+            return self.last_verdict
+        if self.n and timestamp < self.last_ts:
+            return self.last_verdict
+        s = self.settings
+        x = self._transform(value)
+        if self.n == 0:
+            self.first_ts = self.last_ts = timestamp
+            self.level = self.hi = self.lo = x
+        dt = timestamp - self.last_ts
+        season = self._seasonal(timestamp)
+        base_y = self._apply_season(self.level + self.drift, season)
+        sigma = self._scale(self._untransform(base_y))
+        z = (x - base_y) / sigma
+        warm = self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s
+
+        # Decay the remembered range toward the baseline so an old peak stops masking.
+        keep = _decay(dt, s.range_half_life_s)
+        self.hi = base_y + (self.hi - base_y) * keep
+        self.lo = base_y + (self.lo - base_y) * keep
+        span = self.hi - self.lo
+        range_break = x > self.hi + s.range_margin * span and z >= s.range_z_min
+
+        cooling = timestamp < self.cooldown_until
+        if self.active or cooling or not warm:
+            self.cusum = 0.0
+        else:
+            self.cusum = max(0.0, self.cusum + min(z, s.z_alarm) - s.cusum_k)
+        evidence = max(z / s.z_alarm, self.cusum / s.cusum_h, 1.0 if range_break else 0.0)
+        score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
+
+        baseline = self._untransform(base_y)
+        alarm = warm and (
+            evidence >= 1.0 or (self.signal == "rank" and self._rank_rule(value, timestamp))
+        )
+        started = False
+        if self.active:
+            if z <= s.z_exit:
+                self.active = False
+                self.cooldown_until = timestamp + s.cooldown_s
+        elif alarm and not cooling and self._worth_alerting(value, baseline):
+            self.active = started = True
+            self.spike_start = timestamp
+            self.cusum = 0.0
+
+        # A spike must not teach the baseline that it is normal; past `freeze_max_s`
+        # it is taken as a new normal and learnt (winsorised) like any other point.
+        self.n += 1
+        self.last_ts = timestamp
+        self.hi = max(self.hi, x)
+        self.lo = min(self.lo, x)
+        if not self.active or timestamp - self.spike_start > s.freeze_max_s:
+            self._learn(timestamp, dt, x, base_y, season, sigma, warm)
+        if self.signal == "rank":
+            self.last_rank = value
+        self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
+        return self.last_verdict
+
+    def _learn(
+        self,
+        timestamp: float,
+        dt: float,
+        x: float,
+        base_y: float,
+        season: float,
+        sigma: float,
+        warm: bool,
+    ) -> None:
+        s = self.settings
+        resid = x - base_y
+        if warm:
+            # Winsorise so a spike moves the baseline and spread by a bounded step.
+            limit = s.winsor_z * sigma
+            resid = max(-limit, min(limit, resid))
+        # Plain averages while young, time-weighted EWMAs after.
+        young = 1.0 / self.n
+        a_level = max(young, 1.0 - _decay(dt, s.level_half_life_s))
+        a_drift = max(young, 1.0 - _decay(dt, s.drift_half_life_s))
+        a_var = max(young, 1.0 - _decay(dt, s.scale_half_life_s))
+        x = base_y + resid
+        plain = self._remove_season(x, season)
+        self.daily.update(timestamp, dt, x, self.level)
+        self.weekly.update(timestamp, dt, x, self.level)
+        self.drift += a_drift * (plain - self.level - self.drift)
+        self.level += a_level * (plain - self.level)
+        self.var += a_var * (resid * resid - self.var)
+        if self.signal == "reports":
+            lam = max(base_y, 0.0)
+            self.excess += a_var * (resid * resid - lam - self.excess)
+            self.level_sq += a_var * (lam * lam - self.level_sq)
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-safe snapshot; `from_state` on it gives an identical detector."""
+        return {
+            "version": _STATE_VERSION,
+            "signal": self.signal,
+            "n": self.n,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "level": self.level,
+            "drift": self.drift,
+            "var": self.var,
+            "excess": self.excess,
+            "level_sq": self.level_sq,
+            "hi": self.hi,
+            "lo": self.lo,
+            "cusum": self.cusum,
+            "active": self.active,
+            "spike_start": self.spike_start,
+            "cooldown_until": None if math.isinf(self.cooldown_until) else self.cooldown_until,
+            "last_rank": None if math.isnan(self.last_rank) else self.last_rank,
+            "last_verdict": {
+                "score": self.last_verdict.score,
+                "active": self.last_verdict.active,
+                "baseline": (
+                    None if math.isnan(self.last_verdict.baseline) else self.last_verdict.baseline
+                ),
+                "started": self.last_verdict.started,
+            },
+            "daily": self.daily.to_state(),
+            "weekly": self.weekly.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], settings: DetectionSettings) -> SpikeDetector:
+        """Rebuild a detector from `to_state` output, with the given settings."""
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported detector state version {state.get('version')!r}")
+        det = cls(str(state["signal"]), settings)
+        det.n = int(state["n"])
+        det.first_ts = float(state["first_ts"])
+        det.last_ts = float(state["last_ts"])
+        det.level = float(state["level"])
+        det.drift = float(state["drift"])
+        det.var = float(state["var"])
+        det.excess = float(state["excess"])
+        det.level_sq = float(state["level_sq"])
+        det.hi = float(state["hi"])
+        det.lo = float(state["lo"])
+        det.cusum = float(state["cusum"])
+        det.active = bool(state["active"])
+        det.spike_start = float(state["spike_start"])
+        cooldown = state["cooldown_until"]
+        det.cooldown_until = -math.inf if cooldown is None else float(cooldown)
+        rank = state["last_rank"]
+        det.last_rank = math.nan if rank is None else float(rank)
+        v = state["last_verdict"]
+        baseline = math.nan if v["baseline"] is None else float(v["baseline"])
+        det.last_verdict = SpikeVerdict(
+            float(v["score"]), bool(v["active"]), baseline, bool(v["started"])
+        )
+        det.daily.load_state(state["daily"])
+        det.weekly.load_state(state["weekly"])
+        return det
+
+
+def detector_for(signal: str, settings: DetectionSettings) -> SpikeDetector:
+    """A fresh detector for `signal` (reports, latency, failure_ratio or rank)."""
+    return SpikeDetector(signal, settings)

@@ -1,0 +1,142 @@
+"""The scheduler: concurrency cap, hard timeout, crash isolation, reload sync."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from outagewatch.clock import SystemClock
+from outagewatch.observations import Observation
+from outagewatch.pipeline import Pipeline
+from outagewatch.scheduler import Scheduler, phase_fraction
+from outagewatch.sources.base import RunContext, Source, SourceError
+from outagewatch.sources.client import HttpClients
+
+
+@dataclass(eq=False)
+class FakeSource:
+    key: str
+    behaviour: str = "ok"
+    interval: float = 0.2
+    timeout: float = 0.1
+    kind: str = "fake"
+    config: object = None
+    log_context: dict[str, str] = field(default_factory=dict)
+    running: int = 0
+    peak: int = 0
+    runs: int = 0
+    everywhere: list[int] = field(default_factory=lambda: [0, 0])  # in flight, peak
+
+    async def collect(self, ctx: RunContext) -> Sequence[Observation]:
+        self.runs += 1
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        self.everywhere[0] += 1
+        self.everywhere[1] = max(self.everywhere[1], self.everywhere[0])
+        try:
+            if self.behaviour == "slow":
+                await asyncio.sleep(0.05)
+            elif self.behaviour == "hang":
+                await asyncio.sleep(3600)
+            elif self.behaviour == "crash":
+                raise ZeroDivisionError
+            elif self.behaviour == "fail":
+                raise SourceError("bad_response", "not JSON")
+            return []
+        finally:
+            self.running -= 1
+            self.everywhere[0] -= 1
+
+
+def make_scheduler(pipeline: Pipeline, limit: int = 10) -> Scheduler:
+    clients = HttpClients()
+    return Scheduler(
+        pipeline,
+        lambda s: RunContext(clients, SystemClock(), structlog.get_logger("t")),
+        SystemClock(),
+        max_concurrency=limit,
+        jitter_ratio=0.0,
+    )
+
+
+async def test_run_outcomes_are_recorded_by_the_framework() -> None:
+    pipeline = Pipeline(SystemClock())
+    scheduler = make_scheduler(pipeline)
+    sources = [FakeSource("ok"), FakeSource("fail", "fail"), FakeSource("crash", "crash")]
+    for source in sources:
+        await scheduler.run_once(source)
+    runs = pipeline.state.runs
+    assert runs["ok"].last_success_time is not None and not runs["ok"].failures
+    assert runs["fail"].failures == {"bad_response": 1}
+    assert runs["fail"].last_error == "bad_response: not JSON"
+    assert runs["crash"].failures == {"internal": 1}
+
+
+async def test_a_hung_source_is_stopped_by_the_hard_timeout(monkeypatch: object) -> None:
+    import outagewatch.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "_HARD_TIMEOUT_GRACE", 0.1)  # type: ignore[attr-defined]
+    pipeline = Pipeline(SystemClock())
+    source = FakeSource("hang", "hang")
+    await asyncio.wait_for(make_scheduler(pipeline).run_once(source), 2)
+    assert pipeline.state.runs["hang"].failures == {"timeout": 1}
+
+
+async def test_concurrency_cap_holds_across_sources() -> None:
+    pipeline = Pipeline(SystemClock())
+    scheduler = make_scheduler(pipeline, limit=2)
+    shared = [0, 0]
+    sources = [FakeSource(f"s{i}", "slow", interval=0.1, everywhere=shared) for i in range(8)]
+    scheduler.start(sources)
+    await asyncio.sleep(1.0)
+    await scheduler.shutdown(1.0)
+    assert max(s.peak for s in sources) == 1  # one run at a time per source
+    assert all(s.runs >= 2 for s in sources)
+    assert shared[1] == 2  # the global cap was reached and never exceeded
+
+
+async def test_shutdown_cancels_runs_in_flight() -> None:
+    pipeline = Pipeline(SystemClock())
+    scheduler = make_scheduler(pipeline)
+    source = FakeSource("hang", "hang", interval=60, timeout=50)
+    scheduler.start([source])
+    await scheduler.run_once(FakeSource("warm"))
+    for _ in range(100):
+        if source.running:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(scheduler.shutdown(1.0), 2)
+    assert source.running == 0
+
+
+async def test_sync_keeps_unchanged_sources_and_replaces_changed_ones() -> None:
+    pipeline = Pipeline(SystemClock())
+    scheduler = make_scheduler(pipeline)
+    first = FakeSource("a", config="v1", interval=60)
+    gone = FakeSource("b", config="v1", interval=60)
+    scheduler.start([first, gone])
+    scheduler.sync([FakeSource("a", config="v1", interval=60), FakeSource("c", interval=60)])
+    assert scheduler.sources["a"] is first  # unchanged: keeps its state
+    assert set(scheduler.sources) == {"a", "c"}
+    changed = FakeSource("a", config="v2", interval=60)
+    scheduler.sync([changed])
+    assert scheduler.sources["a"] is changed
+    await scheduler.shutdown(1.0)
+
+
+def test_phase_offsets_are_stable_and_spread() -> None:
+    fractions = [phase_fraction(f"svc/probe/{i}") for i in range(1000)]
+    assert fractions[0] == phase_fraction("svc/probe/0")
+    assert all(0 <= f < 1 for f in fractions)
+    buckets = [0] * 10
+    for f in fractions:
+        buckets[int(f * 10)] += 1
+    assert min(buckets) > 60  # roughly uniform
+
+
+def test_fake_source_satisfies_the_protocol() -> None:
+    source: Source = FakeSource("x")
+    assert source.key == "x"
