@@ -197,7 +197,8 @@ async def test_systemd_notify_protocol(tmp_path: Path, target: str) -> None:
         assert "MONOTONIC_USEC=" in reloading
         process.signal(signal.SIGTERM)
         await receive_until("STOPPING=1")
-        assert await process.stop() == 0
+        assert process.proc is not None
+        assert await asyncio.wait_for(process.proc.wait(), 10) == 0
     finally:
         sock.close()
 

@@ -16,13 +16,13 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from outagewatch import __version__
 from outagewatch.clock import Clock, SystemClock
-from outagewatch.config import Config, ConfigError, load_config
+from outagewatch.config import Config, ConfigError, ShardConfig, load_config
 from outagewatch.metrics import StateCollector
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
 from outagewatch.sources import build_sources
-from outagewatch.sources.base import RunContext, Source
+from outagewatch.sources.base import RunContext, Source, probe_source_key
 from outagewatch.sources.client import HttpClients
 from outagewatch.web.server import WebContext, make_app
 
@@ -49,11 +49,13 @@ class Daemon:
         clock: Clock | None = None,
         resolver_factory: Callable[[], AbstractResolver] | None = None,
         handle_signals: bool = True,
+        shard: ShardConfig | None = None,
     ) -> None:
         self.config_path = Path(config_path)
         self.listen_address = listen_address
         self.clock = clock or SystemClock()
         self.handle_signals = handle_signals
+        self.shard_override = shard
         self.log = structlog.get_logger("outagewatch")
         self.notifier = SystemdNotifier()
         self.pipeline = Pipeline(self.clock)
@@ -76,6 +78,12 @@ class Daemon:
             StateCollector(self.pipeline.state, __version__, REVISION, platform.python_version())
         )
 
+    async def _load(self) -> Config:
+        config = await asyncio.to_thread(load_config, self.config_path)
+        if self.shard_override is not None:  # --shard.* flags win over the file
+            config = config.model_copy(update={"shard": self.shard_override})
+        return config
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -87,7 +95,7 @@ class Daemon:
         async with self._reload_lock:
             self.notifier.reloading()
             try:
-                config = await asyncio.to_thread(load_config, self.config_path)
+                config = await self._load()
                 sources = build_sources(config)
             except ConfigError as exc:
                 self.log.error("config_reload_failed", errors=exc.errors)
@@ -97,9 +105,15 @@ class Daemon:
             self.config = config
             assert self.scheduler is not None
             self.scheduler.sync(sources)
+            keys = {s.key for s in sources}
             self.pipeline.retain(
-                {s.key for s in sources},
-                {(svc, probe) for svc, cfg in config.services.items() for probe in cfg.probes},
+                keys,
+                {
+                    (svc, probe)
+                    for svc, cfg in config.services.items()
+                    for probe in cfg.probes
+                    if probe_source_key(svc, probe) in keys
+                },
             )
             self.pipeline.record_reload(ok=True)
             self.log.info("config_reloaded", sources=len(sources))
@@ -108,7 +122,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up."""
-        self.config = await asyncio.to_thread(load_config, self.config_path)
+        self.config = await self._load()
         sources = build_sources(self.config)
         self.pipeline.record_reload(ok=True)
         self._register_collectors()

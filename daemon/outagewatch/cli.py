@@ -7,9 +7,11 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from outagewatch import __version__
 from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address
-from outagewatch.config import EX_CONFIG, ConfigError, load_config
+from outagewatch.config import EX_CONFIG, ConfigError, ShardConfig, format_errors, load_config
 from outagewatch.logging import LEVELS, configure
 
 
@@ -39,6 +41,21 @@ def _parser() -> argparse.ArgumentParser:
         help="default: console on a terminal, json otherwise",
     )
 
+    run.add_argument(
+        "--shard.index",
+        dest="shard_index",
+        type=int,
+        metavar="N",
+        help="this instance's shard, 0..count-1 (overrides `shard:` in the config)",
+    )
+    run.add_argument(
+        "--shard.count",
+        dest="shard_count",
+        type=int,
+        metavar="N",
+        help="number of instances splitting the probes",
+    )
+
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config.file", dest="config_file", required=True, metavar="FILE")
     return parser
@@ -61,8 +78,17 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"outagewatch: {exc}", file=sys.stderr)
         return 2
+    shard = None
+    if args.shard_index is not None or args.shard_count is not None:
+        flags = {"index": args.shard_index or 0, "count": args.shard_count or 1}
+        try:
+            shard = ShardConfig.model_validate(flags)
+        except ValidationError as exc:
+            for error in format_errors(exc, flags):
+                print(f"outagewatch: --shard.{error}", file=sys.stderr)
+            return 2
     configure(args.log_level, args.log_format)
-    daemon = Daemon(args.config_file, args.listen)
+    daemon = Daemon(args.config_file, args.listen, shard=shard)
     try:
         return asyncio.run(daemon.run())
     except ConfigError as exc:

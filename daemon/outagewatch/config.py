@@ -148,8 +148,31 @@ class SchedulerConfig(Model):
     shutdown_grace: Duration = 5.0
 
 
+class ShardConfig(Model):
+    """This instance's share of the probes when several daemons split them.
+
+    A probe belongs to shard ``hashmod(key, count)``, the hash Prometheus'
+    ``hashmod`` relabelling uses, so daemon-side and Prometheus-side shards agree.
+    """
+
+    index: int = Field(default=0, ge=0)
+    count: int = Field(default=1, ge=1, le=1000)
+    shard_all_sources: bool = Field(
+        default=False,
+        description="Also split status pages, App Store feeds and the like; by default "
+        "shard 0 owns them all.",
+    )
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> ShardConfig:
+        if self.index >= self.count:
+            raise ValueError(f"index ({self.index}) must be below count ({self.count})")
+        return self
+
+
 class Config(Model):
     scheduler: SchedulerConfig = SchedulerConfig()
+    shard: ShardConfig = ShardConfig()
     services: dict[Name, ServiceConfig] = Field(default_factory=dict)
 
 

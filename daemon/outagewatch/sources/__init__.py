@@ -6,6 +6,7 @@ kind is looked up in one table.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from outagewatch.config import Config
@@ -17,11 +18,25 @@ PROBE_KINDS: dict[str, Callable[[str, str, object], Source]] = {
 }
 
 
+def hashmod(key: str, count: int) -> int:
+    """The shard of ``key``: the same function as Prometheus' ``hashmod`` relabel action."""
+    return int.from_bytes(hashlib.md5(key.encode()).digest()[8:], "big") % count
+
+
 def build_sources(config: Config) -> list[Source]:
-    """Every enabled source the config describes."""
+    """Every enabled source the config describes that belongs to this shard."""
+    shard = config.shard
+
+    def mine(key: str, splittable: bool) -> bool:
+        if splittable or shard.shard_all_sources:
+            return hashmod(key, shard.count) == shard.index
+        return shard.index == 0  # one instance owns the sources that are not split
+
     sources: list[Source] = []
     for service_key, service in config.services.items():
         for probe_key, probe in service.probes.items():
             if probe.enabled:
-                sources.append(PROBE_KINDS[probe.kind](service_key, probe_key, probe))
+                source = PROBE_KINDS[probe.kind](service_key, probe_key, probe)
+                if mine(source.key, splittable=True):
+                    sources.append(source)
     return sources

@@ -28,6 +28,11 @@ class RunContext:
     log: structlog.typing.FilteringBoundLogger
 
 
+def probe_source_key(service: str, probe: str) -> str:
+    """The source key of a probe: its job id and its shard key."""
+    return f"{service}/probe/{probe}"
+
+
 class SourceError(Exception):
     """A run that could not observe anything, with a reason from a fixed set."""
 

@@ -13,7 +13,7 @@ import aiohttp
 
 from outagewatch.config import HttpProbe
 from outagewatch.observations import ProbeResult
-from outagewatch.sources.base import RunContext
+from outagewatch.sources.base import RunContext, probe_source_key
 from outagewatch.sources.client import IpProtocol, PhaseTimer
 
 _CHUNK = 64 * 1024
@@ -69,7 +69,7 @@ class HttpProbeSource:
         self.service = service
         self.name = name
         self.config = config
-        self.key = f"{service}/probe/{name}"
+        self.key = probe_source_key(service, name)
         self.interval = config.interval
         self.timeout = config.timeout
         self.log_context = {"service": service, "probe": name, "target": config.url}
