@@ -33,18 +33,21 @@ class SSEParser:
         self._max_line = max_line_bytes
         self._event = ""
         self._data: list[str] = []
+        self._skip_lf = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the second half of a CRLF cut between two chunks
+        self._skip_lf = False
         self._buffer += chunk
         events: list[SSEEvent] = []
         start = 0
         while match := _LINE_END.search(self._buffer, start):
-            if match.group() == b"\r" and match.end() == len(self._buffer):
-                break  # a CR at the end may be the first half of a CRLF still on its way
             event = self._line(bytes(self._buffer[start : match.start()]))
             if event is not None:
                 events.append(event)
             start = match.end()
+        self._skip_lf = start > 0 and start == len(self._buffer) and self._buffer.endswith(b"\r")
         del self._buffer[:start]
         if len(self._buffer) > self._max_line:
             raise SSEError(f"a line longer than {self._max_line} bytes")
