@@ -134,6 +134,13 @@ class ChatBudgetCaps(Model):
     )
 
 
+class ChatProbeBudget(ChatBudgetCaps):
+    """A chat probe's own caps: on by default (a probe every 5 minutes is 288 a day)."""
+
+    requests_per_day: int | None = Field(default=500, ge=1)
+    tokens_per_day: int | None = Field(default=50_000, ge=1, description="Input plus output.")
+
+
 class ChatPrice(Model):
     """What the provider charges, per million tokens (for the estimated cost)."""
 
@@ -168,7 +175,7 @@ class ChatProbeBase(Model):
     )
     api_key_file: Path | None = None
     api_key_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
-    budget: ChatBudgetCaps = ChatBudgetCaps(requests_per_day=500, tokens_per_day=50_000)
+    budget: ChatProbeBudget = ChatProbeBudget()
     price: ChatPrice | None = None
 
     @field_validator("base_url")

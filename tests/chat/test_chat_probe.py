@@ -292,7 +292,10 @@ async def test_api_error_event_after_http_200_is_a_server_error(
 async def test_openai_error_chunk_after_http_200_is_classified(
     provider: StartProvider, run_context: RunContext, key_file: Path
 ) -> None:
-    error = b'data: {"error":{"message":"x","type":"insufficient_quota","code":"insufficient_quota"}}\n\n'
+    error = (
+        b'data: {"error":{"message":"x","type":"insufficient_quota",'
+        b'"code":"insufficient_quota"}}\n\n'
+    )
     result = await outcome_of(
         provider, Reply([OPENAI[0], error]), run_context, openai_probe, key_file
     )
