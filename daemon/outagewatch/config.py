@@ -174,7 +174,7 @@ class ChatProbeBase(Model):
         description="`none`: keyless edge check; the provider's own JSON 401/403 is success.",
     )
     api_key_file: Path | None = None
-    api_key_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
+    api_key_credential: str | None = None
     budget: ChatProbeBudget = ChatProbeBudget()
     price: ChatPrice | None = None
 
@@ -184,6 +184,16 @@ class ChatProbeBase(Model):
         if not re.match(r"^https?://[^/\s]+", url):
             raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
         return url
+
+    @field_validator("api_key_credential")
+    @classmethod
+    def _credential_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.match(_CREDENTIAL_NAME, name):
+            raise ValueError(
+                f"{name!r} is not a systemd credential name (the name given to "
+                "LoadCredential=; letters, digits, _ . : -), nor a path"
+            )
+        return name
 
     @model_validator(mode="after")
     def _consistent(self) -> ChatProbeBase:
