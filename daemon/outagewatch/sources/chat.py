@@ -164,7 +164,8 @@ def classify_error(status: int | None, error: ProviderError | None) -> str:
 
     ``status`` is None for an error that arrived inside a 200 stream. A body that
     is not the provider's error JSON came from something in between (a CDN, a
-    proxy): a 5xx from it is a server error, anything else a bad response.
+    proxy): its 4xx says nothing about the provider (a bad response); its 5xx
+    are judged by status alone.
     """
     if error is not None:
         for name in (error.code, error.type):
