@@ -32,7 +32,8 @@ INVALID = {
         "services -> grok -> probes -> api -> kind: required key is missing"
     ],
     "invalid-unknown-kind.yml": [
-        "services -> grok -> probes -> api -> kind: unknown kind 'ftp' (one of: 'http')"
+        "services -> grok -> probes -> api -> kind: unknown kind 'ftp' "
+        "(one of: 'http', 'anthropic', 'openai')"
     ],
     "invalid-service-name.yml": [
         "services -> Claude AI: invalid name 'Claude AI': "

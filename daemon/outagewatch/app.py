@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractResolver
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from outagewatch import __version__
+from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import Config, ConfigError, ShardConfig, load_config
 from outagewatch.metrics import StateCollector
@@ -61,6 +62,8 @@ class Daemon:
         self.pipeline = Pipeline(self.clock)
         self.registry = CollectorRegistry()
         self.http = HttpClients(resolver_factory)
+        # Chat probes' spending today: one ledger for the process, kept across reloads.
+        self.chat_budget = ChatBudget()
         self.config: Config = Config()
         self.scheduler: Scheduler | None = None
         self.bound_port: int | None = None
@@ -96,7 +99,7 @@ class Daemon:
             self.notifier.reloading()
             try:
                 config = await self._load()
-                sources = build_sources(config)
+                sources = build_sources(config, self.chat_budget)
             except ConfigError as exc:
                 self.log.error("config_reload_failed", errors=exc.errors)
                 self.pipeline.record_reload(ok=False)
@@ -123,7 +126,7 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up."""
         self.config = await self._load()
-        sources = build_sources(self.config)
+        sources = build_sources(self.config, self.chat_budget)
         self.pipeline.record_reload(ok=True)
         self._register_collectors()
         loop = asyncio.get_running_loop()

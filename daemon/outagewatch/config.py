@@ -124,7 +124,120 @@ class HttpProbe(Model):
         return self
 
 
-ProbeConfig = Annotated[HttpProbe, Field(discriminator="kind")]
+class ChatBudgetCaps(Model):
+    """Daily caps on what chat probes spend; a cap left out is no cap. Days are UTC."""
+
+    requests_per_day: int | None = Field(default=None, ge=1)
+    tokens_per_day: int | None = Field(default=None, ge=1, description="Input plus output.")
+    cost_per_day: float | None = Field(
+        default=None, gt=0, description="In the currency of the probes' `price`."
+    )
+
+
+class ChatProbeBudget(ChatBudgetCaps):
+    """A chat probe's own caps: on by default (a probe every 5 minutes is 288 a day)."""
+
+    requests_per_day: int | None = Field(default=500, ge=1)
+    tokens_per_day: int | None = Field(default=50_000, ge=1, description="Input plus output.")
+
+
+class ChatPrice(Model):
+    """What the provider charges, per million tokens (for the estimated cost)."""
+
+    input_per_million_tokens: float = Field(ge=0)
+    output_per_million_tokens: float = Field(ge=0)
+
+
+# A systemd credential name: a file name inside $CREDENTIALS_DIRECTORY.
+_CREDENTIAL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,254}$"
+
+
+class ChatProbeBase(Model):
+    """A tiny streamed chat completion, sent with a real key (see docs/chat-probes.md).
+
+    The key itself is never in the config: only where to read it at run time.
+    """
+
+    enabled: bool = True
+    base_url: str
+    model: str = Field(min_length=1)
+    prompt: str = Field(default="Reply with one word: ok", min_length=1)
+    max_tokens: int = Field(default=16, ge=1, le=4096)
+    interval: Duration = 300.0
+    timeout: Duration = 60.0
+    max_chunk_gap: Duration = Field(
+        default=30.0, description="No data for longer than this: the stream has stalled."
+    )
+    max_stream_bytes: int = Field(default=1 << 20, gt=0)
+    auth: Literal["key", "none"] = Field(
+        default="key",
+        description="`none`: keyless edge check; the provider's own JSON 401/403 is success.",
+    )
+    api_key_file: Path | None = None
+    api_key_credential: str | None = None
+    budget: ChatProbeBudget = ChatProbeBudget()
+    price: ChatPrice | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
+        return url
+
+    @field_validator("api_key_credential")
+    @classmethod
+    def _credential_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.match(_CREDENTIAL_NAME, name):
+            raise ValueError(
+                f"{name!r} is not a systemd credential name (the name given to "
+                "LoadCredential=; letters, digits, _ . : -), nor a path"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChatProbeBase:
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
+            )
+        if self.max_chunk_gap >= self.timeout:
+            raise ValueError(
+                f"max_chunk_gap ({self.max_chunk_gap:g}s) must be shorter than "
+                f"timeout ({self.timeout:g}s)"
+            )
+        sources = [k for k in ("api_key_file", "api_key_credential") if getattr(self, k)]
+        if self.auth == "key" and len(sources) != 1:
+            raise ValueError("auth: key needs exactly one of api_key_file or api_key_credential")
+        if self.auth == "none" and sources:
+            raise ValueError(f"auth: none sends no key; remove {sources[0]}")
+        if self.budget.cost_per_day is not None and self.price is None:
+            raise ValueError("budget -> cost_per_day needs a price")
+        return self
+
+
+class AnthropicProbe(ChatProbeBase):
+    """Anthropic Messages API, streamed."""
+
+    kind: Literal["anthropic"] = "anthropic"
+    base_url: str = "https://api.anthropic.com/v1"
+    anthropic_version: str = "2023-06-01"
+
+
+class OpenAIProbe(ChatProbeBase):
+    """OpenAI chat completions, streamed; any OpenAI-compatible endpoint by base_url."""
+
+    kind: Literal["openai"] = "openai"
+    base_url: str = "https://api.openai.com/v1"
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens", description="Newer OpenAI models take max_completion_tokens."
+    )
+    include_usage: bool = Field(
+        default=True, description="Ask for the usage chunk (stream_options.include_usage)."
+    )
+
+
+ProbeConfig = Annotated[HttpProbe | AnthropicProbe | OpenAIProbe, Field(discriminator="kind")]
 
 
 class ServiceConfig(Model):
@@ -132,6 +245,17 @@ class ServiceConfig(Model):
 
     display_name: str | None = None
     probes: dict[Name, ProbeConfig] = Field(default_factory=dict)
+    chat_budget: ChatBudgetCaps = Field(
+        default=ChatBudgetCaps(), description="Caps over all of the service's chat probes."
+    )
+
+    @model_validator(mode="after")
+    def _service_cost_cap_needs_prices(self) -> ServiceConfig:
+        if self.chat_budget.cost_per_day is not None:
+            for key, probe in self.probes.items():
+                if isinstance(probe, ChatProbeBase) and probe.price is None:
+                    raise ValueError(f"chat_budget -> cost_per_day needs a price on probe {key}")
+        return self
 
     def title(self, key: str) -> str:
         return self.display_name or key
@@ -197,6 +321,10 @@ _UNION_TAGS = {"http"}
 def register_union_tag(tag: str) -> None:
     """Let a new source kind's tag be elided from error key paths."""
     _UNION_TAGS.add(tag)
+
+
+for _chat_kind in ("anthropic", "openai"):
+    register_union_tag(_chat_kind)
 
 
 def _key_path(loc: Sequence[int | str], data: Any) -> str:

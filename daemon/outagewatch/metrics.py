@@ -18,7 +18,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from outagewatch.observations import PHASES
+from outagewatch.observations import CHAT_OUTCOMES, PHASES
 from outagewatch.pipeline import State
 
 
@@ -103,6 +103,68 @@ CATALOGUE: dict[str, MetricSpec] = {
             _PROBE,
         ),
         MetricSpec(
+            "outagewatch_chat_ttft_seconds",
+            "histogram",
+            "Time from sending a chat probe's request to the first text of the answer.",
+            _PROBE,
+        ),
+        MetricSpec(
+            "outagewatch_chat_duration_seconds",
+            "gauge",
+            "Total time of the last chat probe run.",
+            _PROBE,
+        ),
+        MetricSpec(
+            "outagewatch_chat_max_chunk_gap_seconds",
+            "gauge",
+            "Largest gap between consecutive chunks of the last chat probe stream.",
+            _PROBE,
+        ),
+        MetricSpec(
+            "outagewatch_chat_output_tokens_per_second",
+            "gauge",
+            "Output tokens per second after the first token, from the usage the last "
+            "stream reported.",
+            _PROBE,
+        ),
+        MetricSpec(
+            "outagewatch_chat_outcome",
+            "gauge",
+            "Outcome class of the last chat probe run: 1 for the current class, 0 for the others.",
+            (*_PROBE, "outcome"),
+        ),
+        MetricSpec(
+            "outagewatch_chat_ratelimit_remaining_ratio",
+            "gauge",
+            "Remaining share of the provider's rate limit, from the last response's headers.",
+            (*_PROBE, "resource"),
+        ),
+        MetricSpec(
+            "outagewatch_chat_retry_after_seconds",
+            "gauge",
+            "Retry-After of the last chat probe response; absent when it sent none.",
+            _PROBE,
+        ),
+        MetricSpec(
+            "outagewatch_chat_should_retry",
+            "gauge",
+            "x-should-retry of the last chat probe response (1 true, 0 false); absent when "
+            "it sent none.",
+            _PROBE,
+        ),
+        MetricSpec(
+            "outagewatch_chat_budget_remaining_ratio",
+            "gauge",
+            "Remaining share of today's (UTC) tightest chat budget cap, probe's or service's.",
+            (*_PROBE, "resource"),
+        ),
+        MetricSpec(
+            "outagewatch_chat_budget_exhausted",
+            "gauge",
+            "Whether a daily budget cap is reached (1): the probe pauses until the next UTC day.",
+            _PROBE,
+        ),
+        MetricSpec(
             "outagewatch_source_runs_total", "counter", "Scheduled runs of each source.", _SOURCE
         ),
         MetricSpec(
@@ -184,6 +246,7 @@ class StateCollector(Collector):
             )
         yield from fams
         yield from self._probes(state)
+        yield from self._chats(state)
         yield from self._runs(state)
 
     def _probes(self, state: State) -> Families:
@@ -232,6 +295,59 @@ class StateCollector(Collector):
                     labels,
                     probe.last_success_time,
                 )
+        return fams
+
+    def _chats(self, state: State) -> Families:
+        fams = Families(
+            "outagewatch_chat_ttft_seconds",
+            "outagewatch_chat_duration_seconds",
+            "outagewatch_chat_max_chunk_gap_seconds",
+            "outagewatch_chat_output_tokens_per_second",
+            "outagewatch_chat_outcome",
+            "outagewatch_chat_ratelimit_remaining_ratio",
+            "outagewatch_chat_retry_after_seconds",
+            "outagewatch_chat_should_retry",
+            "outagewatch_chat_budget_remaining_ratio",
+            "outagewatch_chat_budget_exhausted",
+        )
+        for (service, probe_name), chat in sorted(state.chats.items()):
+            labels = [service, probe_name]
+            last = chat.last
+            if last is not None:
+                hist = chat.ttft
+                fams.add_histogram(
+                    "outagewatch_chat_ttft_seconds", labels, hist.cumulative(), hist.sum
+                )
+                if chat.last_duration is not None:
+                    fams.add("outagewatch_chat_duration_seconds", labels, chat.last_duration)
+                if last.max_chunk_gap_seconds is not None:
+                    fams.add(
+                        "outagewatch_chat_max_chunk_gap_seconds", labels, last.max_chunk_gap_seconds
+                    )
+                if last.output_tokens_per_second is not None:
+                    fams.add(
+                        "outagewatch_chat_output_tokens_per_second",
+                        labels,
+                        last.output_tokens_per_second,
+                    )
+                for outcome in CHAT_OUTCOMES:
+                    fams.add(
+                        "outagewatch_chat_outcome", [*labels, outcome], int(outcome == last.outcome)
+                    )
+                for resource, ratio in sorted(last.ratelimit_remaining.items()):
+                    fams.add(
+                        "outagewatch_chat_ratelimit_remaining_ratio", [*labels, resource], ratio
+                    )
+                if last.retry_after_seconds is not None:
+                    fams.add(
+                        "outagewatch_chat_retry_after_seconds", labels, last.retry_after_seconds
+                    )
+                if last.should_retry is not None:
+                    fams.add("outagewatch_chat_should_retry", labels, int(last.should_retry))
+            if chat.budget is not None:
+                for resource, ratio in sorted(chat.budget.remaining.items()):
+                    fams.add("outagewatch_chat_budget_remaining_ratio", [*labels, resource], ratio)
+                fams.add("outagewatch_chat_budget_exhausted", labels, int(chat.budget.exhausted))
         return fams
 
     def _runs(self, state: State) -> Families:

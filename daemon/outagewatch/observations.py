@@ -15,6 +15,46 @@ HTTP_FAILURE_REASONS = (
     "too_large",
 )
 PHASES = ("dns", "connect", "tls", "processing", "transfer")
+# What a chat probe run ended as: exactly one per run (`ok` or the failure reason).
+CHAT_OUTCOMES = (
+    "ok",
+    "overloaded",
+    "rate_limited",
+    "quota",
+    "auth",
+    "billing",
+    "server_error",
+    "timeout",
+    "stalled",
+    "truncated",
+    "bad_response",
+    "connect",
+    "tls",
+    "dns",
+)
+# Rate-limit resources the providers report headroom for (bounded label values).
+RATELIMIT_RESOURCES = ("requests", "tokens", "input_tokens", "output_tokens")
+# What chat budgets cap.
+BUDGET_RESOURCES = ("requests", "tokens", "cost")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStats:
+    """What a chat probe run measured, besides the shared probe fields.
+
+    ``ratelimit_remaining`` maps a resource to remaining/limit from the response
+    headers; ``should_retry`` is the provider's ``x-should-retry`` header.
+    """
+
+    outcome: str
+    ttft_seconds: float | None = None
+    max_chunk_gap_seconds: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    output_tokens_per_second: float | None = None
+    ratelimit_remaining: dict[str, float] = field(default_factory=dict)
+    retry_after_seconds: float | None = None
+    should_retry: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +76,26 @@ class ProbeResult:
     phases: dict[str, float] = field(default_factory=dict)
     tls_earliest_expiry: float | None = None
     detail: str | None = None
+    chat: ChatStats | None = None
 
     @property
     def inconclusive(self) -> bool:
         return self.success is None
 
 
-Observation = ProbeResult
+@dataclass(frozen=True, slots=True)
+class ChatBudgetStatus:
+    """A chat probe's spending headroom for today (UTC), after a run or a skipped run.
+
+    ``remaining`` maps each capped resource to the tightest remaining/cap of the
+    probe's and its service's caps.
+    """
+
+    service: str
+    probe: str
+    time: float
+    exhausted: bool
+    remaining: dict[str, float] = field(default_factory=dict)
+
+
+Observation = ProbeResult | ChatBudgetStatus

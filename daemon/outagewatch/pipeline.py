@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from outagewatch.clock import Clock
-from outagewatch.observations import Observation, ProbeResult
+from outagewatch.observations import ChatBudgetStatus, ChatStats, Observation, ProbeResult
 
 # Probe latency buckets: from a fast API edge to a slow web app.
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Time to first token: a healthy chatbot answers in well under a few seconds.
+TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 @dataclass
@@ -63,6 +66,16 @@ class ProbeState:
 
 
 @dataclass
+class ChatState:
+    """What we know of one chat probe beyond the shared probe state."""
+
+    last: ChatStats | None = None
+    last_duration: float | None = None
+    ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
+    budget: ChatBudgetStatus | None = None
+
+
+@dataclass
 class SourceRunState:
     """The framework's record of one scheduled job's runs."""
 
@@ -80,6 +93,7 @@ class State:
 
     probes: dict[tuple[str, str], ProbeState] = field(default_factory=dict)
     runs: dict[str, SourceRunState] = field(default_factory=dict)
+    chats: dict[tuple[str, str], ChatState] = field(default_factory=dict)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
 
@@ -119,7 +133,10 @@ class Pipeline:
 
     def ingest(self, observations: Iterable[Observation]) -> None:
         """Apply each observation to the state of its lens."""
-        handlers = {ProbeResult: self._probe}
+        handlers: dict[type, Callable[[Any], None]] = {
+            ProbeResult: self._probe,
+            ChatBudgetStatus: self._chat_budget,
+        }
         for observation in observations:
             handlers[type(observation)](observation)
 
@@ -150,6 +167,19 @@ class Pipeline:
             probe.failures[result.reason or "unknown"] += 1
         probe.recent.append(result)
         del probe.recent[: -self.RECENT]
+        if result.chat is not None:
+            self._chat(result, result.chat)
+
+    def _chat(self, result: ProbeResult, stats: ChatStats) -> None:
+        chat = self.state.chats.setdefault((result.service, result.probe), ChatState())
+        chat.last = stats
+        chat.last_duration = result.duration_seconds
+        if stats.ttft_seconds is not None:
+            chat.ttft.observe(stats.ttft_seconds)
+
+    def _chat_budget(self, status: ChatBudgetStatus) -> None:
+        chat = self.state.chats.setdefault((status.service, status.probe), ChatState())
+        chat.budget = status
 
     def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
         """Forget what the current config no longer has, so it leaves /metrics."""
@@ -157,6 +187,8 @@ class Pipeline:
             del self.state.runs[key]
         for pkey in set(self.state.probes) - probe_keys:
             del self.state.probes[pkey]
+        for pkey in set(self.state.chats) - probe_keys:
+            del self.state.chats[pkey]
 
     def record_reload(self, ok: bool) -> None:
         self.state.config_reload_ok = ok

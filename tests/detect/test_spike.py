@@ -175,3 +175,67 @@ def test_backtest_writes_one_row_per_input_keeping_timestamp_text(tmp_path: obje
 
 def test_backtest_reports_a_bad_file_with_exit_code_1() -> None:
     assert backtest_main("reports", "/nonexistent/file.csv", io.StringIO()) == 1
+
+
+def test_generic_signal_is_two_sided() -> None:
+    rng = random.Random(9)
+    det = detector_for("generic", DetectionSettings())
+    for i in range(600):
+        det.update(T0 + i * 60, 50.0 + rng.gauss(0, 1.0))
+    drop = det.update(T0 + 600 * 60, 10.0)
+    assert drop.started and drop.baseline > 45
+
+
+def test_escalation_beyond_the_alerted_peak_alerts_inside_the_cooldown() -> None:
+    det = detector_for("reports", DetectionSettings())
+    for ts, v in steady_counts(600, 20.0, seed=10):
+        det.update(ts, v)
+    t = T0 + 600 * STEP
+    assert det.update(t, 150.0).started
+    for i in range(1, 6):
+        det.update(t + i * STEP, 20.0)
+    assert not det.update(t + 6 * STEP, 120.0).started
+    for i in range(7, 12):
+        det.update(t + i * STEP, 20.0)
+    assert det.update(t + 12 * STEP, 600.0).started
+
+
+def test_a_stream_with_wild_ordinary_bursts_raises_its_own_alarm_level() -> None:
+    rng = random.Random(12)
+    settings = DetectionSettings()
+    calm = detector_for("reports", settings)
+    wild = detector_for("reports", settings)
+    for i in range(4000):
+        ts = T0 + i * STEP
+        calm.update(ts, float(max(0, round(rng.gauss(20.0, math.sqrt(20.0))))))
+        burst = 20.0 * math.exp(rng.expovariate(1.0)) if rng.random() < 0.02 else 20.0
+        wild.update(ts, float(max(0, round(rng.gauss(burst, math.sqrt(burst))))))
+    assert calm._tail_factor() == 1.0
+    assert wild._tail_factor() > 1.5
+
+
+def test_backtest_alert_column_is_the_onset_not_the_held_state() -> None:
+    rows = [*steady_counts(300, 20.0, seed=13)]
+    rows += [(T0 + (300 + i) * STEP, 400.0) for i in range(3)]
+    results = list(run_backtest("reports", rows, DetectionSettings()))
+    assert [r[3] for r in results[-3:]] == [1, 0, 0]
+    det = detector_for("reports", DetectionSettings())
+    verdicts = [det.update(ts, v) for ts, v in rows]
+    assert all(v.active for v in verdicts[-3:])
+    assert [int(v.started) for v in verdicts] == [r[3] for r in results]
+
+
+def test_generic_detector_state_round_trips() -> None:
+    settings = DetectionSettings()
+    rng = random.Random(14)
+    rows = [
+        (T0 + i * 300.0, 5.0 + rng.gauss(0, 1) + (30 if i % 997 == 0 else 0)) for i in range(3000)
+    ]
+    whole = detector_for("generic", settings)
+    expected = [whole.update(ts, v) for ts, v in rows]
+    first = detector_for("generic", settings)
+    got = [first.update(ts, v) for ts, v in rows[:1500]]
+    state = json.loads(json.dumps(first.to_state(), allow_nan=False))
+    restored = SpikeDetector.from_state(state, settings)
+    got += [restored.update(ts, v) for ts, v in rows[1500:]]
+    assert got == expected

@@ -47,12 +47,16 @@ def run_backtest(
 ) -> Iterator[tuple[float, float, float, int]]:
     """Feed (timestamp, value) rows to a fresh detector; yield (ts, value, score, alert).
 
-    `alert` is the daemon's yes/no (`SpikeVerdict.active`) as 0 or 1.
+    `alert` is the daemon's alert decision as 0 or 1: 1 only on the row where a
+    spike starts (`SpikeVerdict.started`, what pages and what
+    `outagewatch_spikes_total` counts), not on every row the spike stays active
+    (`SpikeVerdict.active`, the held state exported as a gauge). Scoring the
+    onsets is scoring the decisions the daemon acts on.
     """
     detector = detector_for(signal, settings)
     for timestamp, value in rows:
         verdict = detector.update(timestamp, value)
-        yield timestamp, value, verdict.score, int(verdict.active)
+        yield timestamp, value, verdict.score, int(verdict.started)
 
 
 def write_results(

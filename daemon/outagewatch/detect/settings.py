@@ -42,10 +42,23 @@ class DetectionSettings(BaseModel):
     range_margin: float = Field(default=0.02, ge=0)
     range_z_min: float = Field(default=4.5, ge=0)
     range_half_life_s: float = Field(default=14 * DAY, gt=0)
+    # Per-stream tail calibration (peaks over threshold): exceedances of z > tail_u
+    # (|z| for the two-sided generic signal) and their excesses, remembered over
+    # tail_half_life_s, give a generalised Pareto tail. Where that tail says normal
+    # points would pass z_alarm more often than tail_alarms_per_week, every test's
+    # z is divided by the factor that brings the alarm level there (never below 1).
+    tail_u: float = Field(default=2.0, gt=0)
+    tail_half_life_s: float = Field(default=7 * DAY, gt=0)
+    tail_alarms_per_week: float = Field(default=0.5, gt=0)
+    tail_min_exceedances: float = Field(default=10.0, ge=1)
+    tail_max_shape: float = Field(default=0.45, ge=0, lt=0.5)
+    # One point's contribution is capped at this many alarm levels.
+    tail_cap: float = Field(default=2.0, gt=1)
     # The baseline does not learn from a spike for this long, then takes it as normal.
     freeze_max_s: float = Field(default=2 * HOUR, ge=0)
-    # After a spike ends, no new spike starts for this long (no flapping).
-    cooldown_s: float = Field(default=6 * HOUR, ge=0)
+    # After an alert, no new alert for this long unless the value goes beyond the
+    # alerted spike's peak (repeats are suppressed, escalations are not).
+    cooldown_s: float = Field(default=DAY, ge=0)
     # Scale floors: relative to the baseline, and per signal in its own unit.
     min_relative_scale: float = Field(default=0.01, ge=0)
     # reports: negative-binomial variance lambda + phi * lambda^2, and a minimum count.

@@ -2,11 +2,19 @@
 
 The baseline is a de-seasonalised EWMA level plus a seasonal deviation (hour of
 week once two weeks are seen, hour of day before that). Residuals are scaled by an
-EWMA spread floored per signal (negative-binomial variance for counts), then three
-tests look for an upward spike: a single-point z, a CUSUM of capped z, and a break
-of the recently seen range. Any test fires an alarm; a spike lasts while the value
-stays above the baseline and is followed by a cooldown. Time comes only from the
-observation timestamps, so spacing may be arbitrary.
+EWMA spread floored per signal (negative-binomial variance for counts), and the
+resulting z is divided by a per-stream tail factor: a peaks-over-threshold
+(generalised Pareto) fit of the stream's own normal z, so a stream whose ordinary
+bursts are wild needs a wilder burst to alert. Three tests then look for a spike
+(upward for the daemon's signals, either way for `generic`): a single-point z, a
+CUSUM of capped z, and a break of the recently seen range.
+
+An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
+no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
+alert; only an escalation beyond the alerted spike's peak may alert again inside
+it. `active` is the held state (the gauge): from the alert until z falls back to
+`z_exit`. Time comes only from the observation timestamps, so spacing may be
+arbitrary.
 """
 
 from __future__ import annotations
@@ -18,17 +26,21 @@ from typing import Any, Final
 from outagewatch.detect.settings import DAY, HOUR, DetectionSettings
 
 SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
+# Accepted by `backtest --signal` as well: any metric, a change either way is news.
+BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
-_STATE_VERSION: Final = 1
+_STATE_VERSION: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
 class SpikeVerdict:
     """What the detector concluded about one observation.
 
-    `score` is 0..1 with 0.5 where a test reaches its alarm level; `active` is the
-    daemon's yes/no; `baseline` is the expected value in the signal's own unit;
-    `started` is true only on the observation that begins a new spike.
+    `score` is 0..1 with 0.5 where a test reaches its alarm level; `started` is the
+    alert decision, true only on the observation that begins a new spike (this is
+    what pages and what `outagewatch_spikes_total` counts); `active` is the held
+    state from that alert until the value is back near the baseline (exported as a
+    gauge); `baseline` is the expected value in the signal's own unit.
     """
 
     score: float
@@ -118,20 +130,25 @@ class SeasonalProfile:
 
 
 class SpikeDetector:
-    """Upward spike detector for one signal of one service.
+    """Spike detector for one signal of one service.
 
-    `signal` is one of `SIGNALS`. For `rank` the input is the chart rank (1 is the
-    top) and a spike is a climb: numerically lower rank.
+    `signal` is one of `BACKTEST_SIGNALS`: the daemon's `SIGNALS` detect upward
+    spikes only (for `rank` the input is the chart rank, 1 is the top, and a spike
+    is a climb: numerically lower rank); `generic` (backtests of arbitrary metrics)
+    is additive, two-sided and has no signal-specific floors.
     """
 
     def __init__(self, signal: str, settings: DetectionSettings) -> None:
         """Create a detector with no history."""
-        if signal not in SIGNALS:
-            raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
+        if signal not in BACKTEST_SIGNALS:
+            raise ValueError(
+                f"unknown signal {signal!r}; expected one of {', '.join(BACKTEST_SIGNALS)}"
+            )
         self.signal = signal
         self.settings = settings
         # Report volumes rise and fall by a factor through the day and week.
         self.multiplicative = signal == "reports"
+        self.two_sided = signal == "generic"
         self.daily = SeasonalProfile(
             DAY, HOUR, settings.daily_min_days, settings.season_memory_periods
         )
@@ -153,9 +170,16 @@ class SpikeDetector:
         self.level_sq = 0.0
         self.hi = 0.0
         self.lo = 0.0
-        self.cusum = 0.0
+        self.cusum_up = 0.0
+        self.cusum_down = 0.0
+        self.tail_time = 0.0
+        self.tail_count = 0.0
+        self.tail_excess = 0.0
+        self.tail_excess_sq = 0.0
         self.active = False
         self.spike_start = 0.0
+        self.alert_sign = 0.0
+        self.alert_peak = 0.0
         self.cooldown_until = -math.inf
         self.last_rank = math.nan
         self.last_verdict = SpikeVerdict(0.0, False, math.nan, False)
@@ -185,6 +209,8 @@ class SpikeDetector:
         spread = math.sqrt(self.var)
         if self.signal == "rank":
             return max(spread, s.rank_min_log_scale)
+        if self.signal == "generic":
+            return max(spread, s.min_relative_scale * abs(baseline), 1e-9)
         absolute = s.latency_min_scale_s if self.signal == "latency" else s.failure_ratio_min_scale
         return max(spread, absolute, s.min_relative_scale * abs(baseline))
 
@@ -227,6 +253,32 @@ class SpikeDetector:
         # A near-zero factor would blow one quiet-hour count up into a huge level.
         return x / max(season, 0.05)
 
+    def _tail_factor(self) -> float:
+        """How much heavier than the alarm level this stream's normal |z| tail runs (>= 1).
+
+        Peaks over threshold: exceedances of `tail_u` arrive at rate r per week with
+        mean excess e (exponential tail), so |z| > t happens r * exp(-(t - u) / e)
+        times a week. The level reached `tail_alarms_per_week` times a week, over
+        `z_alarm`, is the factor every test's z is divided by.
+        """
+        s = self.settings
+        if self.tail_count < s.tail_min_exceedances or self.tail_time <= 0:
+            return 1.0
+        per_week = self.tail_count / self.tail_time * WEEK
+        if per_week <= s.tail_alarms_per_week:
+            return 1.0
+        m = self.tail_excess / self.tail_count
+        v = max(self.tail_excess_sq / self.tail_count - m * m, 1e-12)
+        # Generalised Pareto by moments; shape kept where the moments exist.
+        shape = min(s.tail_max_shape, 0.5 * (1.0 - m * m / v))
+        scale = 0.5 * m * (m * m / v + 1.0)
+        ratio = per_week / s.tail_alarms_per_week
+        if abs(shape) < 1e-6:
+            level = s.tail_u + scale * math.log(ratio)
+        else:
+            level = s.tail_u + scale / shape * (ratio**shape - 1.0)
+        return max(1.0, level / s.z_alarm)
+
     def update(self, timestamp: float, value: float) -> SpikeVerdict:
         """Take one observation and return the verdict on it.
 
@@ -248,20 +300,33 @@ class SpikeDetector:
         sigma = self._scale(self._untransform(base_y))
         z = (x - base_y) / sigma
         warm = self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s
+        tail = self._tail_factor()
+        zt = z / tail
+        # Upward only, except for the generic two-sided signal.
+        sign = 1.0 if zt >= 0 or not self.two_sided else -1.0
 
         # Decay the remembered range toward the baseline so an old peak stops masking.
         keep = _decay(dt, s.range_half_life_s)
         self.hi = base_y + (self.hi - base_y) * keep
         self.lo = base_y + (self.lo - base_y) * keep
-        span = self.hi - self.lo
-        range_break = x > self.hi + s.range_margin * span and z >= s.range_z_min
+        margin = s.range_margin * (self.hi - self.lo)
+        if sign > 0:
+            range_break = x > self.hi + margin and zt >= s.range_z_min
+        else:
+            range_break = x < self.lo - margin and -zt >= s.range_z_min
 
         cooling = timestamp < self.cooldown_until
-        if self.active or cooling or not warm:
-            self.cusum = 0.0
+        # A repeat is suppressed, an escalation beyond the last alert's peak is not.
+        escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
+        blocked = cooling and not escalating
+        if self.active or blocked or not warm:
+            self.cusum_up = self.cusum_down = 0.0
         else:
-            self.cusum = max(0.0, self.cusum + min(z, s.z_alarm) - s.cusum_k)
-        evidence = max(z / s.z_alarm, self.cusum / s.cusum_h, 1.0 if range_break else 0.0)
+            self.cusum_up = max(0.0, self.cusum_up + min(zt, s.z_alarm) - s.cusum_k)
+            if self.two_sided:
+                self.cusum_down = max(0.0, self.cusum_down + min(-zt, s.z_alarm) - s.cusum_k)
+        cusum = self.cusum_up if sign > 0 else self.cusum_down
+        evidence = max(sign * zt / s.z_alarm, cusum / s.cusum_h, 1.0 if range_break else 0.0)
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
 
         baseline = self._untransform(base_y)
@@ -270,26 +335,47 @@ class SpikeDetector:
         )
         started = False
         if self.active:
-            if z <= s.z_exit:
+            if self.alert_sign * zt <= s.z_exit:
                 self.active = False
-                self.cooldown_until = timestamp + s.cooldown_s
-        elif alarm and not cooling and self._worth_alerting(value, baseline):
+        elif alarm and not blocked and self._worth_alerting(value, baseline):
             self.active = started = True
+            self.alert_sign = sign
+            self.alert_peak = x
             self.spike_start = timestamp
-            self.cusum = 0.0
+            self.cooldown_until = timestamp + s.cooldown_s
+            self.cusum_up = self.cusum_down = 0.0
 
-        # A spike must not teach the baseline that it is normal; past `freeze_max_s`
-        # it is taken as a new normal and learnt (winsorised) like any other point.
         self.n += 1
         self.last_ts = timestamp
+        if self.active:
+            if self.alert_sign * (x - self.alert_peak) > 0:
+                self.alert_peak = x
+        elif warm:
+            self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
         self.hi = max(self.hi, x)
         self.lo = min(self.lo, x)
+        # A spike must not teach the baseline that it is normal; past `freeze_max_s`
+        # it is taken as a new normal and learnt (winsorised) like any other point.
         if not self.active or timestamp - self.spike_start > s.freeze_max_s:
             self._learn(timestamp, dt, x, base_y, season, sigma, warm)
         if self.signal == "rank":
             self.last_rank = value
         self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
         return self.last_verdict
+
+    def _learn_tail(self, dt: float, z: float, tail: float) -> None:
+        s = self.settings
+        keep = _decay(dt, s.tail_half_life_s)
+        self.tail_time = self.tail_time * keep + dt
+        self.tail_count *= keep
+        self.tail_excess *= keep
+        self.tail_excess_sq *= keep
+        if z > s.tail_u:
+            # Capped so one wild point cannot lift the alarm level by much.
+            self.tail_count += 1.0
+            excess = min(z, s.tail_cap * tail * s.z_alarm) - s.tail_u
+            self.tail_excess += excess
+            self.tail_excess_sq += excess * excess
 
     def _learn(
         self,
@@ -339,9 +425,16 @@ class SpikeDetector:
             "level_sq": self.level_sq,
             "hi": self.hi,
             "lo": self.lo,
-            "cusum": self.cusum,
+            "cusum_up": self.cusum_up,
+            "cusum_down": self.cusum_down,
+            "tail_time": self.tail_time,
+            "tail_count": self.tail_count,
+            "tail_excess": self.tail_excess,
+            "tail_excess_sq": self.tail_excess_sq,
             "active": self.active,
             "spike_start": self.spike_start,
+            "alert_sign": self.alert_sign,
+            "alert_peak": self.alert_peak,
             "cooldown_until": None if math.isinf(self.cooldown_until) else self.cooldown_until,
             "last_rank": None if math.isnan(self.last_rank) else self.last_rank,
             "last_verdict": {
@@ -372,9 +465,16 @@ class SpikeDetector:
         det.level_sq = float(state["level_sq"])
         det.hi = float(state["hi"])
         det.lo = float(state["lo"])
-        det.cusum = float(state["cusum"])
+        det.cusum_up = float(state["cusum_up"])
+        det.cusum_down = float(state["cusum_down"])
+        det.tail_time = float(state["tail_time"])
+        det.tail_count = float(state["tail_count"])
+        det.tail_excess = float(state["tail_excess"])
+        det.tail_excess_sq = float(state["tail_excess_sq"])
         det.active = bool(state["active"])
         det.spike_start = float(state["spike_start"])
+        det.alert_sign = float(state["alert_sign"])
+        det.alert_peak = float(state["alert_peak"])
         cooldown = state["cooldown_until"]
         det.cooldown_until = -math.inf if cooldown is None else float(cooldown)
         rank = state["last_rank"]
@@ -390,5 +490,5 @@ class SpikeDetector:
 
 
 def detector_for(signal: str, settings: DetectionSettings) -> SpikeDetector:
-    """A fresh detector for `signal` (reports, latency, failure_ratio or rank)."""
+    """A fresh detector for `signal` (reports, latency, failure_ratio, rank or generic)."""
     return SpikeDetector(signal, settings)

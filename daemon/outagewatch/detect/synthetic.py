@@ -69,14 +69,16 @@ def simulate(
     seed: int,
     *,
     outages_from_s: float | None = 2 * WEEK_S,
-    outage_gap_s: float = DAY_S,
+    outage_gap_s: tuple[float, float] = (2 * DAY_S, 5 * DAY_S),
     shape: float = 5.0,
 ) -> ReportStream:
     """Simulate `weeks` of 5-minute counts around `mean` reports per 5 minutes.
 
     With `outages_from_s` set, outages start after that much clean history, one
-    per `outage_gap_s` on average at random times (2x-50x, log-uniform; 5-120
-    minutes); None gives a quiet stream.
+    at random times (2x-50x, log-uniform; 5-120
+    minutes), separated by a gap drawn uniformly from `outage_gap_s` (default 2-5
+    days: one service's real outages are days to weeks apart); None gives a quiet
+    stream.
     """
     rng = random.Random(seed)
     end = EPOCH + weeks * WEEK_S
@@ -84,7 +86,7 @@ def simulate(
     if outages_from_s is not None:
         t = EPOCH + outages_from_s
         while True:
-            t += rng.uniform(0.5, 1.5) * outage_gap_s
+            t += rng.uniform(*outage_gap_s)
             start = EPOCH + STEP_S * math.floor((t - EPOCH) / STEP_S)
             stop = start + STEP_S * rng.randint(1, 24)
             if stop >= end:

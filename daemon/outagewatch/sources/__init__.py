@@ -9,12 +9,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from outagewatch.config import Config
+from outagewatch.budget import ChatBudget
+from outagewatch.config import ChatProbeBase, Config
 from outagewatch.sources.base import Source
+from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 from outagewatch.sources.http import HttpProbeSource
 
 PROBE_KINDS: dict[str, Callable[[str, str, object], Source]] = {
     "http": HttpProbeSource,  # type: ignore[dict-item]
+}
+# Chat probes also take the daemon's spending ledger: caps span a service's probes.
+CHAT_PROBE_KINDS: dict[str, type[ChatProbeSource]] = {
+    "anthropic": AnthropicProbeSource,
+    "openai": OpenAIProbeSource,
 }
 
 
@@ -23,8 +30,12 @@ def hashmod(key: str, count: int) -> int:
     return int.from_bytes(hashlib.md5(key.encode()).digest()[8:], "big") % count
 
 
-def build_sources(config: Config) -> list[Source]:
-    """Every enabled source the config describes that belongs to this shard."""
+def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list[Source]:
+    """Every enabled source the config describes that belongs to this shard.
+
+    ``chat_budget`` is the daemon's ledger, kept across reloads; it takes the
+    caps of this config.
+    """
     shard = config.shard
 
     def mine(key: str, splittable: bool) -> bool:
@@ -32,11 +43,19 @@ def build_sources(config: Config) -> list[Source]:
             return hashmod(key, shard.count) == shard.index
         return shard.index == 0  # one instance owns the sources that are not split
 
+    budget = chat_budget if chat_budget is not None else ChatBudget()
+    budget.configure(config)
     sources: list[Source] = []
     for service_key, service in config.services.items():
         for probe_key, probe in service.probes.items():
-            if probe.enabled:
+            if not probe.enabled:
+                continue
+            source: Source
+            if isinstance(probe, ChatProbeBase):
+                chat_kind = CHAT_PROBE_KINDS[probe.kind]
+                source = chat_kind(service_key, probe_key, probe, budget)
+            else:
                 source = PROBE_KINDS[probe.kind](service_key, probe_key, probe)
-                if mine(source.key, splittable=True):
-                    sources.append(source)
+            if mine(source.key, splittable=True):
+                sources.append(source)
     return sources
