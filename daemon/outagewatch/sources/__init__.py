@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from outagewatch.config import Config
+from outagewatch.sources.appstore import build_chart_sources
 from outagewatch.sources.base import Source
 from outagewatch.sources.http import HttpProbeSource
 
@@ -24,4 +25,5 @@ def build_sources(config: Config) -> list[Source]:
         for probe_key, probe in service.probes.items():
             if probe.enabled:
                 sources.append(PROBE_KINDS[probe.kind](service_key, probe_key, probe))
+    sources.extend(build_chart_sources(config))
     return sources
