@@ -68,7 +68,7 @@ class RankHistory:
         """The points of one series, oldest first (empty when unknown)."""
         return tuple(self._series.get(key, ()))
 
-    def keys(self) -> list[RankKey]:
+    def series_keys(self) -> list[RankKey]:
         return sorted(self._series)
 
     def retain(self, keep: Iterable[tuple[str, str]]) -> None:
@@ -88,7 +88,7 @@ class RankHistory:
                     "chart": chart,
                     "points": [[p.time, p.rank, p.depth] for p in self._series[key]],
                 }
-                for key in self.keys()
+                for key in self.series_keys()
                 for service, country, chart in [key]
             ],
         }

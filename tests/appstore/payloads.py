@@ -80,7 +80,9 @@ def _legacy_json_entry(app_id: str, name: str) -> dict[str, Any]:
     url = f"https://apps.apple.com/us/app/x/id{app_id}?uo=2"
     return {
         "im:name": {"label": name},
-        "im:image": [{"label": "https://is1-ssl.mzstatic.com/x.png", "attributes": {"height": "53"}}],
+        "im:image": [
+            {"label": "https://is1-ssl.mzstatic.com/x.png", "attributes": {"height": "53"}}
+        ],
         "summary": {"label": "An app."},
         "im:price": {"label": "Get", "attributes": {"amount": "0.00000", "currency": "USD"}},
         "im:contentType": {"attributes": {"term": "Application", "label": "Application"}},
@@ -155,7 +157,13 @@ def chart_with_chatbots(depth: int = 100) -> list[Entry]:
     are out of the chart.
     """
     chart = filler(depth)
-    for rank, key in ((4, "chatgpt"), (7, "gemini"), (12, "claude"), (30, "deepseek"), (55, "grok")):
+    for rank, key in (
+        (4, "chatgpt"),
+        (7, "gemini"),
+        (12, "claude"),
+        (30, "deepseek"),
+        (55, "grok"),
+    ):
         chart[rank - 1] = CHATBOTS[key]
     for index, decoy in enumerate(DECOYS):
         chart[index] = decoy

@@ -3,6 +3,7 @@ scheduler run and pipeline, with metrics read from a fresh registry."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -115,9 +116,7 @@ async def test_one_request_per_feed_url_for_every_service(
     labels = {"service": "copilot", "country": "us", "chart": "top-free"}
     assert harness.value("outagewatch_appstore_in_chart", **labels) == 0
     assert harness.value("outagewatch_appstore_in_chart", **{**labels, "service": "claude"}) == 1
-    assert (
-        harness.value("outagewatch_appstore_chart_depth", country="us", chart="top-free") == 100
-    )
+    assert harness.value("outagewatch_appstore_chart_depth", country="us", chart="top-free") == 100
     assert harness.value("outagewatch_appstore_best_rank", service="copilot", chart="top-free") is (
         None
     )
@@ -140,9 +139,14 @@ async def test_conditional_requests_and_304_keep_the_last_ranks(
     assert second["If-None-Match"] == '"chart-1"'
     assert second["If-Modified-Since"] == modified
     assert harness.rank("claude") == EXPECTED_RANKS["claude"]
-    assert harness.value(
-        "outagewatch_appstore_feed_last_success_timestamp_seconds", country="us", chart="top-free"
-    ) == first_success + INTERVAL
+    assert (
+        harness.value(
+            "outagewatch_appstore_feed_last_success_timestamp_seconds",
+            country="us",
+            chart="top-free",
+        )
+        == first_success + INTERVAL
+    )
     points = harness.pipeline.state.appstore.history.points(("claude", "us", "top-free"))
     assert [(p.time, p.rank) for p in points] == [(first_success, 12), (first_success + 900, 12)]
     assert harness.failures("invalid") is None
@@ -173,9 +177,14 @@ async def test_backoff_after_429_skips_runs_until_it_ends(
     clock.advance(INTERVAL + 1)
     await harness.run(source)
     assert len(feed_server.requests) == 3
-    assert harness.value(
-        "outagewatch_appstore_feed_last_success_timestamp_seconds", country="us", chart="top-free"
-    ) == clock.time()
+    assert (
+        harness.value(
+            "outagewatch_appstore_feed_last_success_timestamp_seconds",
+            country="us",
+            chart="top-free",
+        )
+        == clock.time()
+    )
 
 
 async def test_backoff_doubles_with_jitter_and_honours_retry_after(
@@ -194,7 +203,7 @@ async def test_backoff_doubles_with_jitter_and_honours_retry_after(
         if len(request_times) == 5:
             break
         clock.advance(60)
-    pauses = [b - a for a, b in zip(request_times, request_times[1:], strict=False)]
+    pauses = [b - a for a, b in itertools.pairwise(request_times)]
     # Pause n lies in [interval x 2^n / 2, interval x 2^n] (+ the 60 s step).
     assert len(pauses) == 4
     for n, pause in enumerate(pauses, start=1):
@@ -239,15 +248,23 @@ async def test_failed_fetch_keeps_last_good_ranks_marked_stale(
     await harness.run(source)
 
     assert harness.failures(reason) == 1
-    assert harness.value(
-        "outagewatch_source_failures_total", source=source.key, kind="appstore", reason=reason
-    ) == 1
+    assert (
+        harness.value(
+            "outagewatch_source_failures_total", source=source.key, kind="appstore", reason=reason
+        )
+        == 1
+    )
     # The ranks are those of the last good read, and its time says how old they are.
     for service, rank in EXPECTED_RANKS.items():
         assert harness.rank(service) == rank
-    assert harness.value(
-        "outagewatch_appstore_feed_last_success_timestamp_seconds", country="us", chart="top-free"
-    ) == good_time
+    assert (
+        harness.value(
+            "outagewatch_appstore_feed_last_success_timestamp_seconds",
+            country="us",
+            chart="top-free",
+        )
+        == good_time
+    )
     points = harness.pipeline.state.appstore.history.points(("claude", "us", "top-free"))
     assert len(points) == 1  # a failure adds nothing to the history
 
@@ -255,7 +272,9 @@ async def test_failed_fetch_keeps_last_good_ranks_marked_stale(
 async def test_throttled_legacy_feed_backs_off_and_keeps_ranks(
     feed_server: FeedServer, harness: Harness, clock: FakeClock
 ) -> None:
-    feed_server.serve(LEGACY_US, Reply(legacy_json(chart_with_chatbots())), Reply(legacy_json(None)))
+    feed_server.serve(
+        LEGACY_US, Reply(legacy_json(chart_with_chatbots())), Reply(legacy_json(None))
+    )
     sources = make_sources(feed_server, charts=[{"chart": "top-grossing", "feed": "legacy-json"}])
     source = sources["appstore/us/top-grossing"]
     await harness.run(source)
@@ -306,7 +325,9 @@ async def test_renamed_app_keeps_its_rank_series(
     before[19] = ("6740410176", "Le Chat by Mistral AI")
     after = filler(100)
     after[2] = ("6740410176", "Vibe by Mistral (ex-Le Chat)")
-    feed_server.serve(LEGACY_US.replace("json", "xml"), Reply(legacy_xml(before)), Reply(legacy_xml(after)))
+    feed_server.serve(
+        LEGACY_US.replace("json", "xml"), Reply(legacy_xml(before)), Reply(legacy_xml(after))
+    )
     source = make_sources(feed_server, charts=[{"chart": "top-grossing", "feed": "legacy-xml"}])[
         "appstore/us/top-grossing"
     ]

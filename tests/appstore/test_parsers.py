@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -25,6 +26,7 @@ from tests.appstore.payloads import (
     HTML_PAGE,
     LEGACY_XML_FIXTURE,
     V2_FIXTURE,
+    Entry,
     chart_with_chatbots,
     fixture_bytes,
     http_body,
@@ -33,7 +35,11 @@ from tests.appstore.payloads import (
     v2_json,
 )
 
-BUILDERS = {"v2": v2_json, "legacy-json": legacy_json, "legacy-xml": legacy_xml}
+BUILDERS: dict[str, Callable[[list[Entry]], bytes]] = {
+    "v2": v2_json,
+    "legacy-json": legacy_json,
+    "legacy-xml": legacy_xml,
+}
 
 
 def test_v2_fixture_ranks_its_one_app_first() -> None:
@@ -145,7 +151,10 @@ def test_truncated_real_xml_fixture_is_truncated() -> None:
         ("legacy-json", b'{"feed": {"entry": "Claude"}}'),
         ("legacy-json", b"\xff\xfe{"),
         ("legacy-xml", b"<rss><channel/></rss>"),
-        ("legacy-xml", b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>x</id></entry></feed>'),
+        (
+            "legacy-xml",
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>x</id></entry></feed>',
+        ),
         ("legacy-xml", b"<feed><entry></feed>"),
     ],
 )
@@ -181,8 +190,6 @@ def test_feed_urls_follow_each_flavour() -> None:
         == "https://itunes.apple.com/jp/rss/topgrossingapplications/limit=50/json"
     )
     assert (
-        feed_url(
-            config, "us", AppStoreChart(chart="top-free-ipad", feed="legacy-xml", genre=6007)
-        )
+        feed_url(config, "us", AppStoreChart(chart="top-free-ipad", feed="legacy-xml", genre=6007))
         == "https://itunes.apple.com/us/rss/topfreeipadapplications/limit=50/genre=6007/xml"
     )
