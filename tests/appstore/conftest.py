@@ -3,6 +3,7 @@ answers conditional requests, and records every request it gets."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     etag: str | None = None
     last_modified: str | None = None
+    delay: float = 0.0
 
 
 @dataclass
@@ -54,6 +56,8 @@ class FeedServer:
         if not queue:
             return web.Response(status=404, text="no such feed")
         reply = queue.pop(0) if len(queue) > 1 else queue[0]
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         headers = dict(reply.headers)
         if reply.etag:
             headers["ETag"] = reply.etag

@@ -351,3 +351,15 @@ async def test_unreachable_feed_is_a_connect_failure(harness: Harness) -> None:
     server.base_url = "http://127.0.0.1:1"
     await harness.run(make_sources(server)["appstore/us/top-free"])
     assert harness.failures("connect") == 1
+
+
+async def test_slow_feed_is_a_timeout_and_keeps_the_last_ranks(
+    feed_server: FeedServer, harness: Harness
+) -> None:
+    chart = v2_json(chart_with_chatbots())
+    feed_server.serve(V2_US, Reply(chart), Reply(chart, delay=0.6))
+    source = make_sources(feed_server, timeout="200ms")["appstore/us/top-free"]
+    await harness.run(source)
+    await harness.run(source)
+    assert harness.failures("timeout") == 1
+    assert harness.rank("claude") == EXPECTED_RANKS["claude"]
