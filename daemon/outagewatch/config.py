@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -240,6 +241,173 @@ class OpenAIProbe(ChatProbeBase):
 ProbeConfig = Annotated[HttpProbe | AnthropicProbe | OpenAIProbe, Field(discriminator="kind")]
 
 
+def _app_id(value: Any) -> Any:
+    # YAML reads an unquoted id as an int; the id is a name, keep it as text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,15}", value):
+        raise ValueError(f'a numeric App Store id like "6473753684" is required, got {value!r}')
+    return value
+
+
+AppId = Annotated[str, BeforeValidator(_app_id)]
+
+
+class AppStoreApp(Model):
+    """An app on the App Store, by its numeric id (names change, ids do not)."""
+
+    app_id: AppId
+
+
+# Chart names as exported in the `chart` label, and the legacy feed each one reads.
+LEGACY_CHART_FEEDS = {
+    "top-free": "topfreeapplications",
+    "top-paid": "toppaidapplications",
+    "top-grossing": "topgrossingapplications",
+    "top-free-ipad": "topfreeipadapplications",
+    "top-paid-ipad": "toppaidipadapplications",
+    "top-grossing-ipad": "topgrossingipadapplications",
+}
+V2_CHARTS = ("top-free", "top-paid")
+V2_LIMITS = (10, 25, 50, 100)
+APPSTORE_MAX_LIMIT = 100
+
+
+AppStoreChartName = Literal[
+    "top-free", "top-paid", "top-grossing", "top-free-ipad", "top-paid-ipad", "top-grossing-ipad"
+]
+
+
+class AppStoreChart(Model):
+    """One chart, read from one feed flavour, in every configured country."""
+
+    chart: AppStoreChartName
+    feed: Literal["v2", "legacy-json", "legacy-xml"] = Field(
+        default="v2",
+        description="v2: the RSS feed generator (top-free, top-paid only); "
+        "legacy-json / legacy-xml: the iTunes RSS (every chart, genres).",
+    )
+    genre: int | None = Field(
+        default=None, ge=1, description="Legacy feeds only, e.g. 6007 Productivity."
+    )
+    name: Name | None = Field(
+        default=None, description="The `chart` label; defaults to the chart (and genre)."
+    )
+
+    @property
+    def label(self) -> str:
+        if self.name is not None:
+            return self.name
+        return self.chart if self.genre is None else f"{self.chart}-genre-{self.genre}"
+
+    @model_validator(mode="after")
+    def _feed_has_chart(self) -> AppStoreChart:
+        if self.feed == "v2" and self.chart not in V2_CHARTS:
+            raise ValueError(
+                f"the v2 feed has only {', '.join(V2_CHARTS)}: "
+                f"read {self.chart} with feed: legacy-json or legacy-xml"
+            )
+        if self.feed == "v2" and self.genre is not None:
+            raise ValueError("the v2 feed has no genre filter: use feed: legacy-json or legacy-xml")
+        return self
+
+
+def _country_code(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip().lower()
+        if not re.fullmatch(r"[a-z]{2}", value):
+            raise ValueError(
+                f"a storefront is a two-letter country code like us or gb, got {value!r}"
+            )
+    return value
+
+
+CountryCode = Annotated[str, BeforeValidator(_country_code)]
+
+
+class AppStoreConfig(Model):
+    """App Store chart ranks: every country x chart is one feed, fetched once per interval."""
+
+    countries: list[CountryCode] = Field(default_factory=lambda: ["us"])
+    charts: list[AppStoreChart] = Field(default_factory=lambda: [AppStoreChart(chart="top-free")])
+    limit: int = Field(
+        default=100, description="Chart depth to fetch: 1..100 (v2: 10, 25, 50 or 100)."
+    )
+    interval: Duration = 900.0
+    timeout: Duration = 30.0
+    backoff_max: Duration = Field(
+        default=21600.0, description="Longest pause after 403/429/5xx or a throttled feed."
+    )
+    max_body_bytes: int = Field(default=8 << 20, gt=0)
+    v2_base_url: str = "https://rss.marketingtools.apple.com/api/v2"
+    legacy_base_url: str = "https://itunes.apple.com"
+    apps: dict[Name, AppStoreApp] = Field(
+        default_factory=dict,
+        description="Apps tracked without a service; the key is their `service` label.",
+    )
+
+    @field_validator("charts")
+    @classmethod
+    def _feeds_distinct(cls, charts: list[AppStoreChart]) -> list[AppStoreChart]:
+        labels: set[str] = set()
+        feeds: set[tuple[str, str, int | None]] = set()
+        for index, chart in enumerate(charts, start=1):
+            if chart.label in labels:
+                raise ValueError(
+                    f"chart {chart.label!r} (number {index}) is listed twice; "
+                    "give one a distinct name"
+                )
+            family = "v2" if chart.feed == "v2" else "legacy"
+            if (family, chart.chart, chart.genre) in feeds:
+                raise ValueError(
+                    f"number {index} reads the same feed as an earlier chart; "
+                    "one request per feed URL is enough"
+                )
+            labels.add(chart.label)
+            feeds.add((family, chart.chart, chart.genre))
+        return charts
+
+    @field_validator("limit")
+    @classmethod
+    def _limit_in_range(cls, limit: int, info: ValidationInfo) -> int:
+        if limit > APPSTORE_MAX_LIMIT:
+            raise ValueError(
+                f"at most {APPSTORE_MAX_LIMIT}, got {limit}: Apple's chart feeds return "
+                f"no more than {APPSTORE_MAX_LIMIT} entries (v2 answers HTTP 500 above it)"
+            )
+        if limit < 1:
+            raise ValueError(f"at least 1, got {limit}")
+        charts = info.data.get("charts", [])
+        if limit not in V2_LIMITS and any(chart.feed == "v2" for chart in charts):
+            raise ValueError(
+                f"the v2 feed offers only {', '.join(map(str, V2_LIMITS))}, got {limit}"
+            )
+        return limit
+
+    @field_validator("v2_base_url", "legacy_base_url")
+    @classmethod
+    def _base_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
+        return url.rstrip("/")
+
+    @field_validator("countries")
+    @classmethod
+    def _countries_unique(cls, countries: list[str]) -> list[str]:
+        twice = sorted({c for c in countries if countries.count(c) > 1})
+        if twice:
+            raise ValueError(f"listed more than once: {', '.join(twice)}")
+        return countries
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> AppStoreConfig:
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
+            )
+        return self
+
+
 class ServiceConfig(Model):
     """A watched chatbot service; everything we know about it hangs under it."""
 
@@ -256,6 +424,10 @@ class ServiceConfig(Model):
                 if isinstance(probe, ChatProbeBase) and probe.price is None:
                     raise ValueError(f"chat_budget -> cost_per_day needs a price on probe {key}")
         return self
+
+    appstore: AppStoreApp | None = Field(
+        default=None, description="The service's App Store app, for chart ranks."
+    )
 
     def title(self, key: str) -> str:
         return self.display_name or key
@@ -298,6 +470,17 @@ class Config(Model):
     scheduler: SchedulerConfig = SchedulerConfig()
     shard: ShardConfig = ShardConfig()
     services: dict[Name, ServiceConfig] = Field(default_factory=dict)
+    appstore: AppStoreConfig = AppStoreConfig()
+
+    @model_validator(mode="after")
+    def _appstore_apps_not_services(self) -> Config:
+        for name in self.appstore.apps:
+            if name in self.services:
+                raise ValueError(
+                    f"appstore -> apps -> {name}: {name!r} is a service; "
+                    f"set services -> {name} -> appstore -> app_id instead"
+                )
+        return self
 
 
 class ConfigError(Exception):

@@ -32,6 +32,7 @@ class MetricSpec:
 
 _PROBE = ("service", "probe")
 _SOURCE = ("source", "kind")
+_CHART = ("country", "chart")
 
 CATALOGUE: dict[str, MetricSpec] = {
     spec.name: spec
@@ -185,6 +186,45 @@ CATALOGUE: dict[str, MetricSpec] = {
             "Time of the source's last successful run.",
             _SOURCE,
         ),
+        MetricSpec(
+            "outagewatch_appstore_rank",
+            "gauge",
+            "1-based rank of the service's app in the chart's last good read; "
+            "absent when out of the chart (see in_chart and chart_depth).",
+            ("service", *_CHART),
+        ),
+        MetricSpec(
+            "outagewatch_appstore_in_chart",
+            "gauge",
+            "Whether the service's app was in the chart's last good read (1) or "
+            "out of its top chart_depth (0).",
+            ("service", *_CHART),
+        ),
+        MetricSpec(
+            "outagewatch_appstore_chart_depth",
+            "gauge",
+            "Number of entries in the chart's last good read (the N of top N).",
+            _CHART,
+        ),
+        MetricSpec(
+            "outagewatch_appstore_best_rank",
+            "gauge",
+            "Best rank of the service's app in the chart across countries; "
+            "absent when out of it everywhere.",
+            ("service", "chart"),
+        ),
+        MetricSpec(
+            "outagewatch_appstore_feed_last_success_timestamp_seconds",
+            "gauge",
+            "Time of the chart feed's last good read; ranks are as of this time.",
+            _CHART,
+        ),
+        MetricSpec(
+            "outagewatch_appstore_feed_failures_total",
+            "counter",
+            "Chart fetches that failed (ranks kept from the last good read), by reason.",
+            (*_CHART, "reason"),
+        ),
     )
 }
 
@@ -248,6 +288,7 @@ class StateCollector(Collector):
         yield from self._probes(state)
         yield from self._chats(state)
         yield from self._runs(state)
+        yield from self._appstore(state)
 
     def _probes(self, state: State) -> Families:
         fams = Families(
@@ -370,4 +411,35 @@ class StateCollector(Collector):
                     labels,
                     run.last_success_time,
                 )
+        return fams
+
+    def _appstore(self, state: State) -> Families:
+        fams = Families(
+            "outagewatch_appstore_rank",
+            "outagewatch_appstore_in_chart",
+            "outagewatch_appstore_chart_depth",
+            "outagewatch_appstore_best_rank",
+            "outagewatch_appstore_feed_last_success_timestamp_seconds",
+            "outagewatch_appstore_feed_failures_total",
+        )
+        appstore = state.appstore
+        for item in appstore.service_ranks():
+            labels = [item.service, item.country, item.chart]
+            if item.rank is not None:
+                fams.add("outagewatch_appstore_rank", labels, item.rank)
+            fams.add("outagewatch_appstore_in_chart", labels, int(item.rank is not None))
+        for (service, chart), rank in sorted(appstore.best_ranks().items()):
+            fams.add("outagewatch_appstore_best_rank", [service, chart], rank)
+        for (country, chart), feed in sorted(appstore.feeds.items()):
+            labels = [country, chart]
+            if feed.last is not None:
+                fams.add("outagewatch_appstore_chart_depth", labels, feed.last.depth)
+            if feed.last_success_time is not None:
+                fams.add(
+                    "outagewatch_appstore_feed_last_success_timestamp_seconds",
+                    labels,
+                    feed.last_success_time,
+                )
+            for reason, count in sorted(feed.failures.items()):
+                fams.add("outagewatch_appstore_feed_failures_total", [*labels, reason], count)
         return fams

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # Why a probe failed: exactly one of these per failed run.
@@ -98,4 +99,39 @@ class ChatBudgetStatus:
     remaining: dict[str, float] = field(default_factory=dict)
 
 
-Observation = ProbeResult | ChatBudgetStatus
+CHART_FEED_KIND = "appstore"
+
+
+def chart_feed_key(country: str, chart: str) -> str:
+    """The source key of one App Store chart feed: ``appstore/us/top-free``."""
+    return f"{CHART_FEED_KIND}/{country}/{chart}"
+
+
+def chart_of_feed_key(key: str) -> tuple[str, str] | None:
+    """(country, chart) of a chart feed's source key; None for any other key."""
+    kind, _, rest = key.partition("/")
+    country, _, chart = rest.partition("/")
+    if kind != CHART_FEED_KIND or not country or not chart:
+        return None
+    return country, chart
+
+
+@dataclass(frozen=True, slots=True)
+class ChartSnapshot:
+    """One good read of one App Store chart in one country.
+
+    ``ranks`` maps every app id in the chart to its 1-based position; ``depth``
+    is how many entries the chart had, so an app absent from ``ranks`` is
+    known to be out of the top ``depth``. ``apps`` names the tracked apps that
+    read this chart: ``service`` label -> app id.
+    """
+
+    country: str
+    chart: str
+    time: float
+    depth: int
+    ranks: Mapping[str, int]
+    apps: Mapping[str, str]
+
+
+Observation = ProbeResult | ChatBudgetStatus | ChartSnapshot

@@ -15,7 +15,15 @@ from typing import Any
 import structlog
 
 from outagewatch.clock import Clock
-from outagewatch.observations import ChatBudgetStatus, ChatStats, Observation, ProbeResult
+from outagewatch.observations import (
+    CHART_FEED_KIND,
+    ChartSnapshot,
+    ChatBudgetStatus,
+    ChatStats,
+    Observation,
+    ProbeResult,
+)
+from outagewatch.ranks import AppStoreState
 
 # Probe latency buckets: from a fast API edge to a slow web app.
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -96,6 +104,7 @@ class State:
     chats: dict[tuple[str, str], ChatState] = field(default_factory=dict)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
+    appstore: AppStoreState = field(default_factory=AppStoreState)
 
 
 class Pipeline:
@@ -129,6 +138,8 @@ class Pipeline:
         else:
             run.failures[error_reason] += 1
             run.last_error = f"{error_reason}: {error_detail}" if error_detail else error_reason
+            if kind == CHART_FEED_KIND:
+                self.state.appstore.record_failure(key, error_reason)
         self.ingest(observations)
 
     def ingest(self, observations: Iterable[Observation]) -> None:
@@ -136,6 +147,7 @@ class Pipeline:
         handlers: dict[type, Callable[[Any], None]] = {
             ProbeResult: self._probe,
             ChatBudgetStatus: self._chat_budget,
+            ChartSnapshot: self.state.appstore.apply,
         }
         for observation in observations:
             handlers[type(observation)](observation)
@@ -185,6 +197,7 @@ class Pipeline:
         """Forget what the current config no longer has, so it leaves /metrics."""
         for key in set(self.state.runs) - source_keys:
             del self.state.runs[key]
+        self.state.appstore.retain(source_keys)
         for pkey in set(self.state.probes) - probe_keys:
             del self.state.probes[pkey]
         for pkey in set(self.state.chats) - probe_keys:

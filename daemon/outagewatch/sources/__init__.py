@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from outagewatch.budget import ChatBudget
 from outagewatch.config import ChatProbeBase, Config
+from outagewatch.sources.appstore import build_chart_sources
 from outagewatch.sources.base import Source
 from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 from outagewatch.sources.http import HttpProbeSource
@@ -58,4 +59,5 @@ def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list
                 source = PROBE_KINDS[probe.kind](service_key, probe_key, probe)
             if mine(source.key, splittable=True):
                 sources.append(source)
+    sources.extend(s for s in build_chart_sources(config) if mine(s.key, splittable=False))
     return sources

@@ -1,0 +1,413 @@
+"""App Store chart ranks (`kind: appstore`): one source per chart feed URL.
+
+Reads Apple's RSS feed generator v2 (JSON) and the legacy iTunes RSS (JSON or
+Atom XML). Each country x chart is one feed, fetched once per interval however
+many services read it; the snapshot carries every app's rank, and the
+pipeline picks out the tracked ones. Apps are matched on their numeric id,
+never their name.
+
+The parsers are pure functions of the body, so the quirks of each format are
+tested on their own: a legacy feed without ``entry`` is throttled (never an
+empty chart), one entry may come as an object instead of a list, an HTML page
+may come with status 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+import aiohttp
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from outagewatch.config import LEGACY_CHART_FEEDS, AppStoreChart, AppStoreConfig, Config
+from outagewatch.observations import CHART_FEED_KIND, ChartSnapshot, chart_feed_key
+from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.http import classify_client_error
+
+# Why a chart fetch failed: exactly one of these per failed run.
+FEED_FAILURE_REASONS = (
+    "throttled",  # HTTP 403/429, or a legacy feed with no entries
+    "server_error",  # HTTP 5xx
+    "http_status",  # any other unexpected status
+    "html",  # an HTML page where a feed was expected (often with 200)
+    "invalid",  # not the feed's JSON/XML shape
+    "truncated",  # the body ends before the document does
+    "empty",  # an empty chart where the last read had entries
+    "too_large",
+    "backoff",  # no request: still backing off after a throttled or failed fetch
+    "timeout",
+    "dns",
+    "connect",
+    "tls",
+)
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_ITUNES = "{http://itunes.apple.com/rss}"
+_ACCEPT = {
+    "v2": "application/json",
+    "legacy-json": "application/json",
+    "legacy-xml": "application/atom+xml, application/xml;q=0.9",
+}
+_CHUNK = 64 * 1024
+_APP_ID = re.compile(r"[0-9]{1,15}")
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
+
+
+class FeedError(Exception):
+    """A body that is not a usable chart, with one reason from FEED_FAILURE_REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ChartEntry:
+    """One place in a chart: the app's numeric id and the name it had then."""
+
+    app_id: str
+    name: str
+
+
+def looks_like_html(body: bytes) -> bool:
+    """Whether a body is an HTML page (a store front page, an error page)."""
+    return bool(_HTML_START.match(body[:4096]))
+
+
+def _unclosed_json(text: str) -> bool:
+    """Whether JSON text stops inside a string or an open object/array."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+    return in_string or depth > 0
+
+
+def _load_json(body: bytes) -> Any:
+    if looks_like_html(body):
+        raise FeedError("html", "an HTML page, not a feed")
+    if not body.strip():
+        raise FeedError("invalid", "empty body")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise FeedError("invalid", f"not UTF-8: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        text = body.decode("utf-8", errors="replace")
+        reason = "truncated" if _unclosed_json(text) else "invalid"
+        raise FeedError(reason, f"JSON: {exc.msg} at offset {exc.pos}") from None
+
+
+def _feed_object(document: Any) -> dict[str, Any]:
+    feed = document.get("feed") if isinstance(document, dict) else None
+    if not isinstance(feed, dict):
+        raise FeedError("invalid", "no feed object")
+    return feed
+
+
+def _app_id(value: Any, where: str) -> str:
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not _APP_ID.fullmatch(text):
+        raise FeedError("invalid", f"{where}: no numeric app id")
+    return text
+
+
+def parse_v2_json(body: bytes) -> list[ChartEntry]:
+    """Entries of an RSS feed generator v2 chart, in rank order."""
+    results = _feed_object(_load_json(body)).get("results")
+    if isinstance(results, dict):
+        results = [results]
+    if not isinstance(results, list):
+        raise FeedError("invalid", "no results list")
+    entries = []
+    for position, result in enumerate(results, start=1):
+        if not isinstance(result, dict):
+            raise FeedError("invalid", f"result {position} is not an object")
+        app_id = _app_id(result.get("id"), f"result {position}")
+        entries.append(ChartEntry(app_id, str(result.get("name", ""))))
+    return entries
+
+
+def _label(node: Any) -> str:
+    return str(node.get("label", "")) if isinstance(node, dict) else ""
+
+
+def parse_legacy_json(body: bytes) -> list[ChartEntry]:
+    """Entries of a legacy iTunes RSS JSON chart, in rank order.
+
+    Without ``entry`` the feed is throttled: an error, never an empty chart.
+    """
+    feed = _feed_object(_load_json(body))
+    if "entry" not in feed:
+        raise FeedError("throttled", "the feed has no entry (throttled)")
+    raw = feed["entry"]
+    if isinstance(raw, dict):
+        raw = [raw]  # one result comes as an object, not a list
+    if not isinstance(raw, list):
+        raise FeedError("invalid", "entry is neither a list nor an object")
+    entries = []
+    for position, entry in enumerate(raw, start=1):
+        where = f"entry {position}"
+        if not isinstance(entry, dict):
+            raise FeedError("invalid", f"{where} is not an object")
+        id_node = entry.get("id")
+        attributes = id_node.get("attributes") if isinstance(id_node, dict) else None
+        if not isinstance(attributes, dict):
+            raise FeedError("invalid", f"{where}: no id attributes")
+        app_id = _app_id(attributes.get("im:id"), where)
+        entries.append(ChartEntry(app_id, _label(entry.get("im:name"))))
+    return entries
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def parse_legacy_xml(body: bytes) -> list[ChartEntry]:
+    """Entries of a legacy iTunes RSS Atom chart (``im:`` namespace), in rank order.
+
+    A feed without any entry is throttled, as in the JSON flavour.
+    """
+    if looks_like_html(body):
+        raise FeedError("html", "an HTML page, not a feed")
+    if not body.strip():
+        raise FeedError("invalid", "empty body")
+    try:
+        root: Element = SafeET.fromstring(body)
+    except ParseError as exc:
+        # expat 3 "no element found", 5 "unclosed token": the text stopped early.
+        reason = "truncated" if getattr(exc, "code", None) in (3, 5) else "invalid"
+        raise FeedError(reason, f"XML: {exc}") from None
+    except DefusedXmlException as exc:
+        raise FeedError("invalid", f"XML: forbidden construct {type(exc).__name__}") from None
+    if _local(root.tag) == "html":
+        raise FeedError("html", "an HTML page, not a feed")
+    if _local(root.tag) != "feed":
+        raise FeedError("invalid", f"root element is <{_local(root.tag)}>, not <feed>")
+    raw = [child for child in root if _local(child.tag) == "entry"]
+    if not raw:
+        raise FeedError("throttled", "the feed has no entry (throttled)")
+    entries = []
+    for position, entry in enumerate(raw, start=1):
+        id_node = entry.find(f"{_ATOM}id")
+        if id_node is None:
+            id_node = entry.find("id")
+        app_id = _app_id(
+            None if id_node is None else id_node.get(f"{_ITUNES}id"), f"entry {position}"
+        )
+        name = entry.findtext(f"{_ITUNES}name") or ""
+        entries.append(ChartEntry(app_id, name.strip()))
+    return entries
+
+
+PARSERS: dict[str, Callable[[bytes], list[ChartEntry]]] = {
+    "v2": parse_v2_json,
+    "legacy-json": parse_legacy_json,
+    "legacy-xml": parse_legacy_xml,
+}
+
+
+def ranks_of(entries: Sequence[ChartEntry]) -> dict[str, int]:
+    """App id -> 1-based position; an id listed twice keeps its better place."""
+    ranks: dict[str, int] = {}
+    for position, entry in enumerate(entries, start=1):
+        ranks.setdefault(entry.app_id, position)
+    return ranks
+
+
+def feed_url(config: AppStoreConfig, country: str, chart: AppStoreChart) -> str:
+    """The URL of one chart in one storefront."""
+    if chart.feed == "v2":
+        return f"{config.v2_base_url}/{country}/apps/{chart.chart}/{config.limit}/apps.json"
+    genre = f"/genre={chart.genre}" if chart.genre is not None else ""
+    flavour = "json" if chart.feed == "legacy-json" else "xml"
+    return (
+        f"{config.legacy_base_url}/{country}/rss/{LEGACY_CHART_FEEDS[chart.chart]}"
+        f"/limit={config.limit}{genre}/{flavour}"
+    )
+
+
+def tracked_apps(config: Config) -> dict[str, str]:
+    """``service`` label -> app id: services with an app, then the extra apps."""
+    apps = {
+        name: service.appstore.app_id
+        for name, service in config.services.items()
+        if service.appstore is not None
+    }
+    apps.update({name: app.app_id for name, app in config.appstore.apps.items()})
+    return apps
+
+
+@dataclass(frozen=True)
+class ChartFeed:
+    """Everything one chart feed source is built from (compared on reload)."""
+
+    country: str
+    chart: str
+    flavour: str
+    url: str
+    interval: float
+    timeout: float
+    backoff_max: float
+    max_body_bytes: int
+    apps: tuple[tuple[str, str], ...]
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+class ChartFeedSource:
+    """Reads one chart feed URL once per interval.
+
+    Remembers the validators (ETag, Last-Modified) and the ranks of the last
+    good read, so an unchanged chart costs a 304, and remembers when to try
+    again after being throttled.
+    """
+
+    kind = CHART_FEED_KIND
+
+    def __init__(self, feed: ChartFeed, rng: random.Random | None = None) -> None:
+        self.config = feed
+        self.key = chart_feed_key(feed.country, feed.chart)
+        self.interval = feed.interval
+        self.timeout = feed.timeout
+        self.log_context = {"country": feed.country, "chart": feed.chart, "target": feed.url}
+        self._rng = rng or random.Random()
+        self._apps = dict(feed.apps)
+        self._etag: str | None = None
+        self._last_modified: str | None = None
+        self._last: ChartSnapshot | None = None
+        self._backoffs_in_a_row = 0
+        self._backoff_until: float | None = None
+
+    async def collect(self, ctx: RunContext) -> Sequence[ChartSnapshot]:
+        now = ctx.clock.time()
+        if self._backoff_until is not None and now < self._backoff_until:
+            raise SourceError(
+                "backoff", f"throttled earlier; next request in {self._backoff_until - now:.0f}s"
+            )
+        try:
+            async with asyncio.timeout(self.timeout):
+                status, headers, body = await self._fetch(ctx)
+        except FeedError as exc:
+            raise SourceError(exc.reason, exc.detail) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise SourceError("truncated", f"{type(exc).__name__}: {exc}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise SourceError(classify_client_error(exc), f"{type(exc).__name__}: {exc}") from None
+        now = ctx.clock.time()
+        if status == 304 and self._last is not None:
+            # Unchanged since the last good read: the same ranks, seen now.
+            self._backoffs_in_a_row = 0
+            self._last = replace(self._last, time=now)
+            return [self._last]
+        if status in (403, 429) or status >= 500:
+            self._back_off(now, retry_after_seconds(headers.get("Retry-After"), now))
+            raise SourceError("throttled" if status < 500 else "server_error", f"HTTP {status}")
+        if not 200 <= status < 300:
+            raise SourceError("http_status", f"HTTP {status}")
+        if "html" in headers.get("Content-Type", "").lower():
+            raise SourceError("html", "an HTML page, not a feed (HTTP 200)")
+        try:
+            entries = PARSERS[self.config.flavour](body)
+        except FeedError as exc:
+            if exc.reason == "throttled":
+                self._back_off(now, None)
+            raise SourceError(exc.reason, exc.detail) from None
+        if not entries and self._last is not None and self._last.depth > 0:
+            raise SourceError("empty", f"no entries where the last read had {self._last.depth}")
+        self._backoffs_in_a_row = 0
+        self._backoff_until = None
+        self._etag = headers.get("ETag")
+        self._last_modified = headers.get("Last-Modified")
+        self._last = ChartSnapshot(
+            country=self.config.country,
+            chart=self.config.chart,
+            time=now,
+            depth=len(entries),
+            ranks=ranks_of(entries),
+            apps=self._apps,
+        )
+        return [self._last]
+
+    async def _fetch(self, ctx: RunContext) -> tuple[int, Mapping[str, str], bytes]:
+        headers = {"Accept": _ACCEPT[self.config.flavour]}
+        if self._last is not None:
+            # Conditional only when a 304 can be answered from what we hold.
+            if self._etag:
+                headers["If-None-Match"] = self._etag
+            if self._last_modified:
+                headers["If-Modified-Since"] = self._last_modified
+        async with ctx.http.session().get(self.config.url, headers=headers) as response:
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                body += chunk
+                if len(body) > self.config.max_body_bytes:
+                    raise FeedError("too_large", f"body exceeds {self.config.max_body_bytes} bytes")
+            return response.status, response.headers, bytes(body)
+
+    def _back_off(self, now: float, retry_after: float | None) -> None:
+        """Skip runs for a doubling, jittered pause (at least what Retry-After asks)."""
+        self._backoffs_in_a_row += 1
+        ceiling = min(self.config.backoff_max, self.interval * 2**self._backoffs_in_a_row)
+        pause = self._rng.uniform(ceiling / 2, ceiling)
+        if retry_after is not None:
+            pause = max(pause, min(retry_after, self.config.backoff_max))
+        self._backoff_until = now + pause
+
+
+def build_chart_sources(config: Config, rng: random.Random | None = None) -> list[ChartFeedSource]:
+    """One source per country x chart, when at least one app is tracked."""
+    apps = tuple(sorted(tracked_apps(config).items()))
+    if not apps:
+        return []
+    store = config.appstore
+    return [
+        ChartFeedSource(
+            ChartFeed(
+                country=country,
+                chart=chart.label,
+                flavour=chart.feed,
+                url=feed_url(store, country, chart),
+                interval=store.interval,
+                timeout=store.timeout,
+                backoff_max=store.backoff_max,
+                max_body_bytes=store.max_body_bytes,
+                apps=apps,
+            ),
+            rng,
+        )
+        for country in store.countries
+        for chart in store.charts
+    ]

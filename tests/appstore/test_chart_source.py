@@ -1,0 +1,365 @@
+"""The chart feed source against a local feed server, through the real
+scheduler run and pipeline, with metrics read from a fresh registry."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from outagewatch.clock import FakeClock
+from outagewatch.config import parse_config
+from outagewatch.metrics import StateCollector
+from outagewatch.pipeline import Pipeline
+from outagewatch.scheduler import Scheduler
+from outagewatch.sources.appstore import ChartFeedSource, build_chart_sources
+from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.client import USER_AGENT
+from tests.appstore.conftest import FeedServer, Reply
+from tests.appstore.payloads import (
+    CHATBOTS,
+    EXPECTED_RANKS,
+    HTML_PAGE,
+    chart_with_chatbots,
+    filler,
+    legacy_json,
+    legacy_xml,
+    v2_json,
+)
+
+V2_US = "/v2/us/apps/top-free/100/apps.json"
+LEGACY_US = "/us/rss/topgrossingapplications/limit=100/json"
+INTERVAL = 900.0
+
+
+def make_sources(server: FeedServer, **appstore: Any) -> dict[str, ChartFeedSource]:
+    services = {key: {"appstore": {"app_id": app_id}} for key, (app_id, _) in CHATBOTS.items()}
+    section = {
+        "countries": ["us"],
+        "charts": [{"chart": "top-free"}],
+        "v2_base_url": f"{server.base_url}/v2",
+        "legacy_base_url": server.base_url,
+        **appstore,
+    }
+    config = parse_config({"services": services, "appstore": section})
+    return {s.key: s for s in build_chart_sources(config, random.Random(4))}
+
+
+class Harness:
+    """The real scheduler run and pipeline around sources, and a registry to read."""
+
+    def __init__(self, ctx: RunContext, clock: FakeClock) -> None:
+        self.pipeline = Pipeline(clock)
+        self.scheduler = Scheduler(self.pipeline, lambda _s: ctx, clock, 8, 0.0)
+        self.registry = CollectorRegistry()
+        self.registry.register(StateCollector(self.pipeline.state, "t", "t", "3"))
+
+    async def run(self, source: ChartFeedSource) -> None:
+        await self.scheduler.run_once(source)
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+    def rank(self, service: str, country: str = "us", chart: str = "top-free") -> float | None:
+        return self.value(
+            "outagewatch_appstore_rank", service=service, country=country, chart=chart
+        )
+
+    def failures(self, reason: str, country: str = "us", chart: str = "top-free") -> float | None:
+        return self.value(
+            "outagewatch_appstore_feed_failures_total", country=country, chart=chart, reason=reason
+        )
+
+
+@pytest.fixture
+def harness(run_context: RunContext, clock: FakeClock) -> Harness:
+    return Harness(run_context, clock)
+
+
+async def test_one_request_per_feed_url_for_every_service(
+    feed_server: FeedServer, harness: Harness
+) -> None:
+    feed_server.serve(V2_US, Reply(v2_json(chart_with_chatbots())))
+    feed_server.serve("/v2/gb/apps/top-free/100/apps.json", Reply(v2_json(filler(100), "gb")))
+    feed_server.serve(LEGACY_US, Reply(legacy_json(chart_with_chatbots())))
+    feed_server.serve(
+        "/gb/rss/topgrossingapplications/limit=100/json", Reply(legacy_json(filler(100)))
+    )
+    sources = make_sources(
+        feed_server,
+        countries=["us", "gb"],
+        charts=[{"chart": "top-free"}, {"chart": "top-grossing", "feed": "legacy-json"}],
+    )
+    for source in sources.values():
+        await harness.run(source)
+
+    assert sorted(feed_server.paths()) == sorted(
+        [
+            V2_US,
+            LEGACY_US,
+            "/v2/gb/apps/top-free/100/apps.json",
+            "/gb/rss/topgrossingapplications/limit=100/json",
+        ]
+    )
+    for request in feed_server.requests:
+        assert request.headers["User-Agent"] == USER_AGENT
+        assert "If-None-Match" not in request.headers  # nothing to be conditional on yet
+    for service, rank in EXPECTED_RANKS.items():
+        assert harness.rank(service) == rank
+        assert harness.rank(service, chart="top-grossing") == rank
+        assert harness.rank(service, country="gb") is None
+        assert harness.value("outagewatch_appstore_best_rank", service=service, chart="top-free")
+    # Out of the top 100 is explicit: in_chart 0 and the depth, never a missing series.
+    labels = {"service": "copilot", "country": "us", "chart": "top-free"}
+    assert harness.value("outagewatch_appstore_in_chart", **labels) == 0
+    assert harness.value("outagewatch_appstore_in_chart", **{**labels, "service": "claude"}) == 1
+    assert harness.value("outagewatch_appstore_chart_depth", country="us", chart="top-free") == 100
+    assert harness.value("outagewatch_appstore_best_rank", service="copilot", chart="top-free") is (
+        None
+    )
+
+
+async def test_conditional_requests_and_304_keep_the_last_ranks(
+    feed_server: FeedServer, harness: Harness, clock: FakeClock
+) -> None:
+    modified = "Tue, 22 Apr 2014 20:42:12 GMT"
+    feed_server.serve(
+        V2_US, Reply(v2_json(chart_with_chatbots()), etag='"chart-1"', last_modified=modified)
+    )
+    source = make_sources(feed_server)["appstore/us/top-free"]
+    await harness.run(source)
+    first_success = clock.time()
+    clock.advance(INTERVAL)
+    await harness.run(source)
+
+    second = feed_server.requests[1].headers
+    assert second["If-None-Match"] == '"chart-1"'
+    assert second["If-Modified-Since"] == modified
+    assert harness.rank("claude") == EXPECTED_RANKS["claude"]
+    assert (
+        harness.value(
+            "outagewatch_appstore_feed_last_success_timestamp_seconds",
+            country="us",
+            chart="top-free",
+        )
+        == first_success + INTERVAL
+    )
+    points = harness.pipeline.state.appstore.history.points(("claude", "us", "top-free"))
+    assert [(p.time, p.rank) for p in points] == [(first_success, 12), (first_success + 900, 12)]
+    assert harness.failures("invalid") is None
+
+
+async def test_backoff_after_429_skips_runs_until_it_ends(
+    feed_server: FeedServer, harness: Harness, clock: FakeClock
+) -> None:
+    feed_server.serve(
+        V2_US,
+        Reply(v2_json(chart_with_chatbots())),
+        Reply(b"Too Many Requests", status=429, content_type="text/plain"),
+        Reply(v2_json(chart_with_chatbots())),
+    )
+    source = make_sources(feed_server, backoff_max="2h")["appstore/us/top-free"]
+    await harness.run(source)  # good
+    clock.advance(INTERVAL)
+    await harness.run(source)  # 429: backs off for 15..30 min (2 x interval, jittered)
+    assert harness.failures("throttled") == 1
+    assert len(feed_server.requests) == 2
+
+    clock.advance(INTERVAL - 1)
+    await harness.run(source)
+    assert len(feed_server.requests) == 2  # skipped: no request while backing off
+    assert harness.failures("backoff") == 1
+    assert harness.rank("claude") == EXPECTED_RANKS["claude"]  # last good ranks stay
+
+    clock.advance(INTERVAL + 1)
+    await harness.run(source)
+    assert len(feed_server.requests) == 3
+    assert (
+        harness.value(
+            "outagewatch_appstore_feed_last_success_timestamp_seconds",
+            country="us",
+            chart="top-free",
+        )
+        == clock.time()
+    )
+
+
+async def test_backoff_doubles_with_jitter_and_honours_retry_after(
+    feed_server: FeedServer, run_context: RunContext, clock: FakeClock
+) -> None:
+    feed_server.serve(V2_US, Reply(b"busy", status=503, content_type="text/plain"))
+    source = make_sources(feed_server, backoff_max="6h")["appstore/us/top-free"]
+    request_times = []
+    for _ in range(500):  # 500 steps of 60 s cover four doublings of 15 min
+        try:
+            await source.collect(run_context)
+        except SourceError as exc:
+            if exc.reason != "backoff":
+                assert exc.reason == "server_error"
+                request_times.append(clock.time())
+        if len(request_times) == 5:
+            break
+        clock.advance(60)
+    pauses = [b - a for a, b in itertools.pairwise(request_times)]
+    # Pause n lies in [interval x 2^n / 2, interval x 2^n] (+ the 60 s step).
+    assert len(pauses) == 4
+    for n, pause in enumerate(pauses, start=1):
+        ceiling = INTERVAL * 2**n
+        assert ceiling / 2 <= pause <= ceiling + 60
+    assert len(feed_server.requests) == 5
+
+    feed_server.serve(
+        V2_US,
+        Reply(b"slow down", status=429, content_type="text/plain", headers={"Retry-After": "7200"}),
+    )
+    fresh = make_sources(feed_server)["appstore/us/top-free"]
+    with pytest.raises(SourceError):
+        await fresh.collect(run_context)
+    clock.advance(7100)
+    with pytest.raises(SourceError) as caught:
+        await fresh.collect(run_context)
+    assert caught.value.reason == "backoff"
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (Reply(HTML_PAGE, content_type="text/html"), "html"),
+        (Reply(HTML_PAGE, content_type="application/json"), "html"),
+        (Reply(v2_json(chart_with_chatbots())[:5000]), "truncated"),
+        (Reply(b'{"feed": {"title": "Top Free Apps"}}'), "invalid"),
+        (Reply(v2_json([])), "empty"),
+        (Reply(b"gone", status=404, content_type="text/plain"), "http_status"),
+        (Reply(b"no", status=403, content_type="text/plain"), "throttled"),
+        (Reply(b"oops", status=500, content_type="text/plain"), "server_error"),
+    ],
+)
+async def test_failed_fetch_keeps_last_good_ranks_marked_stale(
+    feed_server: FeedServer, harness: Harness, clock: FakeClock, reply: Reply, reason: str
+) -> None:
+    feed_server.serve(V2_US, Reply(v2_json(chart_with_chatbots())), reply)
+    source = make_sources(feed_server)["appstore/us/top-free"]
+    await harness.run(source)
+    good_time = clock.time()
+    clock.advance(INTERVAL)
+    await harness.run(source)
+
+    assert harness.failures(reason) == 1
+    assert (
+        harness.value(
+            "outagewatch_source_failures_total", source=source.key, kind="appstore", reason=reason
+        )
+        == 1
+    )
+    # The ranks are those of the last good read, and its time says how old they are.
+    for service, rank in EXPECTED_RANKS.items():
+        assert harness.rank(service) == rank
+    assert (
+        harness.value(
+            "outagewatch_appstore_feed_last_success_timestamp_seconds",
+            country="us",
+            chart="top-free",
+        )
+        == good_time
+    )
+    points = harness.pipeline.state.appstore.history.points(("claude", "us", "top-free"))
+    assert len(points) == 1  # a failure adds nothing to the history
+
+
+async def test_throttled_legacy_feed_backs_off_and_keeps_ranks(
+    feed_server: FeedServer, harness: Harness, clock: FakeClock
+) -> None:
+    feed_server.serve(
+        LEGACY_US, Reply(legacy_json(chart_with_chatbots())), Reply(legacy_json(None))
+    )
+    sources = make_sources(feed_server, charts=[{"chart": "top-grossing", "feed": "legacy-json"}])
+    source = sources["appstore/us/top-grossing"]
+    await harness.run(source)
+    clock.advance(INTERVAL)
+    await harness.run(source)
+    clock.advance(INTERVAL - 1)
+    await harness.run(source)
+    assert harness.failures("throttled", chart="top-grossing") == 1
+    assert harness.failures("backoff", chart="top-grossing") == 1
+    assert len(feed_server.requests) == 2
+    assert harness.rank("gemini", chart="top-grossing") == EXPECTED_RANKS["gemini"]
+
+
+async def test_first_read_of_an_empty_chart_is_a_chart_of_depth_zero(
+    feed_server: FeedServer, harness: Harness
+) -> None:
+    feed_server.serve(V2_US, Reply(v2_json([])))
+    await harness.run(make_sources(feed_server)["appstore/us/top-free"])
+    assert harness.value("outagewatch_appstore_chart_depth", country="us", chart="top-free") == 0
+    labels = {"service": "claude", "country": "us", "chart": "top-free"}
+    assert harness.value("outagewatch_appstore_in_chart", **labels) == 0
+
+
+async def test_validators_of_a_bad_answer_are_not_reused(
+    feed_server: FeedServer, harness: Harness, clock: FakeClock
+) -> None:
+    feed_server.serve(
+        V2_US,
+        Reply(v2_json(chart_with_chatbots()), etag='"good"'),
+        Reply(HTML_PAGE, content_type="text/html", etag='"bad"'),
+        Reply(v2_json(chart_with_chatbots()), etag='"good-2"'),
+    )
+    source = make_sources(feed_server)["appstore/us/top-free"]
+    for _ in range(3):
+        await harness.run(source)
+        clock.advance(INTERVAL)
+    assert [r.headers.get("If-None-Match") for r in feed_server.requests] == [
+        None,
+        '"good"',
+        '"good"',
+    ]
+
+
+async def test_renamed_app_keeps_its_rank_series(
+    feed_server: FeedServer, harness: Harness, clock: FakeClock
+) -> None:
+    before = filler(100)
+    before[19] = ("6740410176", "Le Chat by Mistral AI")
+    after = filler(100)
+    after[2] = ("6740410176", "Vibe by Mistral (ex-Le Chat)")
+    feed_server.serve(
+        LEGACY_US.replace("json", "xml"), Reply(legacy_xml(before)), Reply(legacy_xml(after))
+    )
+    source = make_sources(feed_server, charts=[{"chart": "top-grossing", "feed": "legacy-xml"}])[
+        "appstore/us/top-grossing"
+    ]
+    await harness.run(source)
+    clock.advance(INTERVAL)
+    await harness.run(source)
+    points = harness.pipeline.state.appstore.history.points(("le-chat", "us", "top-grossing"))
+    assert [p.rank for p in points] == [20, 3]
+    assert harness.rank("le-chat", chart="top-grossing") == 3
+
+
+async def test_oversized_body_is_too_large(feed_server: FeedServer, harness: Harness) -> None:
+    feed_server.serve(V2_US, Reply(v2_json(chart_with_chatbots())))
+    source = make_sources(feed_server, max_body_bytes=1000)["appstore/us/top-free"]
+    await harness.run(source)
+    assert harness.failures("too_large") == 1
+
+
+async def test_unreachable_feed_is_a_connect_failure(harness: Harness) -> None:
+    server = FeedServer()
+    server.base_url = "http://127.0.0.1:1"
+    await harness.run(make_sources(server)["appstore/us/top-free"])
+    assert harness.failures("connect") == 1
+
+
+async def test_slow_feed_is_a_timeout_and_keeps_the_last_ranks(
+    feed_server: FeedServer, harness: Harness
+) -> None:
+    chart = v2_json(chart_with_chatbots())
+    feed_server.serve(V2_US, Reply(chart), Reply(chart, delay=0.6))
+    source = make_sources(feed_server, timeout="200ms")["appstore/us/top-free"]
+    await harness.run(source)
+    await harness.run(source)
+    assert harness.failures("timeout") == 1
+    assert harness.rank("claude") == EXPECTED_RANKS["claude"]
