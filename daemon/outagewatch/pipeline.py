@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from outagewatch.clock import Clock
-from outagewatch.observations import Observation, ProbeResult
+from outagewatch.incidents import IncidentLog
+from outagewatch.observations import Observation, ProbeResult, StatusSnapshot, status_source_key
 
 # Probe latency buckets: from a fast API edge to a slow web app.
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -75,11 +77,21 @@ class SourceRunState:
 
 
 @dataclass
+class StatusPageState:
+    """The last good reading of one official status page; kept while fetches fail."""
+
+    kind: str
+    last: StatusSnapshot
+
+
+@dataclass
 class State:
     """Everything the collector and the pages read."""
 
     probes: dict[tuple[str, str], ProbeState] = field(default_factory=dict)
     runs: dict[str, SourceRunState] = field(default_factory=dict)
+    status_pages: dict[tuple[str, str], StatusPageState] = field(default_factory=dict)
+    incidents: IncidentLog = field(default_factory=IncidentLog)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
 
@@ -119,7 +131,10 @@ class Pipeline:
 
     def ingest(self, observations: Iterable[Observation]) -> None:
         """Apply each observation to the state of its lens."""
-        handlers = {ProbeResult: self._probe}
+        handlers: dict[type, Callable[[Any], None]] = {
+            ProbeResult: self._probe,
+            StatusSnapshot: self._status,
+        }
         for observation in observations:
             handlers[type(observation)](observation)
 
@@ -151,12 +166,36 @@ class Pipeline:
         probe.recent.append(result)
         del probe.recent[: -self.RECENT]
 
+    def _status(self, snapshot: StatusSnapshot) -> None:
+        key = (snapshot.service, snapshot.page)
+        self.state.status_pages[key] = StatusPageState(snapshot.kind, snapshot)
+        opened, resolved = self.state.incidents.observe(snapshot)
+        for record in opened:
+            self.log.warning(
+                "status_incident_opened",
+                service=record.service,
+                page=record.page,
+                incident=record.id,
+                impact=record.impact,
+                title=record.name,
+            )
+        for record in resolved:
+            self.log.info(
+                "status_incident_resolved",
+                service=record.service,
+                page=record.page,
+                incident=record.id,
+            )
+
     def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
         """Forget what the current config no longer has, so it leaves /metrics."""
         for key in set(self.state.runs) - source_keys:
             del self.state.runs[key]
         for pkey in set(self.state.probes) - probe_keys:
             del self.state.probes[pkey]
+        for page_key in list(self.state.status_pages):
+            if status_source_key(*page_key) not in source_keys:
+                del self.state.status_pages[page_key]
 
     def record_reload(self, ok: bool) -> None:
         self.state.config_reload_ok = ok

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from outagewatch.config import Config
 from outagewatch.sources.base import Source
 from outagewatch.sources.http import HttpProbeSource
+from outagewatch.sources.statuspage import StatusPageSource
 
 PROBE_KINDS: dict[str, Callable[[str, str, object], Source]] = {
     "http": HttpProbeSource,  # type: ignore[dict-item]
@@ -24,4 +25,7 @@ def build_sources(config: Config) -> list[Source]:
         for probe_key, probe in service.probes.items():
             if probe.enabled:
                 sources.append(PROBE_KINDS[probe.kind](service_key, probe_key, probe))
+        for page_key, page in service.status_pages.items():
+            if page.enabled:
+                sources.append(StatusPageSource(service_key, page_key, page))
     return sources
