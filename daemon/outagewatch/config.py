@@ -408,6 +408,103 @@ class AppStoreConfig(Model):
         return self
 
 
+class StatusPageBase(Model):
+    """What every official status page source shares."""
+
+    enabled: bool = True
+    url: str
+    interval: Duration = 60.0
+    timeout: Duration = 15.0
+    max_body_bytes: int = Field(default=4 << 20, gt=0)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_backoff: Duration = Field(
+        default=900.0, description="Longest wait after repeated 429/5xx answers."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> StatusPageBase:
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
+            )
+        return self
+
+
+def _unique(values: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for value in values:
+        if not value.strip():
+            raise ValueError("names must not be empty")
+        if value.casefold() in seen:
+            raise ValueError(f"{value!r} is listed twice")
+        seen.add(value.casefold())
+    return values
+
+
+class ComponentPage(StatusPageBase):
+    """A page with components (Statuspage and incident.io); ``url`` is its address."""
+
+    components: list[str] = Field(
+        default_factory=list,
+        description="Component ids, or names matched case-insensitively; others are ignored.",
+    )
+
+    @field_validator("components")
+    @classmethod
+    def _unique_components(cls, components: list[str]) -> list[str]:
+        return _unique(components)
+
+    @field_validator("url")
+    @classmethod
+    def _page_address(cls, url: str) -> str:
+        if url.rstrip("/").endswith(".json"):
+            raise ValueError("give the page's address (https://status.example.com), not a JSON URL")
+        return url
+
+
+class StatuspagePage(ComponentPage):
+    """An Atlassian Statuspage v2 page, read from /api/v2/summary.json."""
+
+    kind: Literal["statuspage"]
+
+
+class IncidentIoPage(ComponentPage):
+    """An incident.io page, read through its Statuspage-compatible JSON."""
+
+    kind: Literal["incidentio"]
+    native_fallback: bool = Field(
+        default=True, description="Read /proxy/<host> when the compatible JSON fails."
+    )
+
+
+class GooglePage(StatusPageBase):
+    """A Google Cloud or Workspace dashboard's incidents.json, filtered by product."""
+
+    kind: Literal["google"]
+    max_body_bytes: int = Field(default=32 << 20, gt=0)  # the whole incident history
+    products: list[str] = Field(
+        min_length=1,
+        description="Product titles or service names, matched case-insensitively.",
+    )
+
+    @field_validator("products")
+    @classmethod
+    def _unique_products(cls, products: list[str]) -> list[str]:
+        return _unique(products)
+
+
+StatusPageConfig = Annotated[
+    StatuspagePage | IncidentIoPage | GooglePage, Field(discriminator="kind")
+]
+
+
 class ServiceConfig(Model):
     """A watched chatbot service; everything we know about it hangs under it."""
 
@@ -428,6 +525,7 @@ class ServiceConfig(Model):
     appstore: AppStoreApp | None = Field(
         default=None, description="The service's App Store app, for chart ranks."
     )
+    status_pages: dict[Name, StatusPageConfig] = Field(default_factory=dict)
 
     def title(self, key: str) -> str:
         return self.display_name or key
@@ -606,3 +704,7 @@ def load_config(path: str | Path) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"invalid YAML: {exc}"]) from None
     return parse_config(data, source)
+
+
+for _tag in ("statuspage", "incidentio", "google"):
+    register_union_tag(_tag)

@@ -18,7 +18,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from outagewatch.observations import CHAT_OUTCOMES, PHASES
+from outagewatch.observations import (
+    CHAT_OUTCOMES,
+    COMPONENT_STATUSES,
+    IMPACT_LEVELS,
+    PHASES,
+    worst_status,
+)
 from outagewatch.pipeline import State
 
 
@@ -166,6 +172,44 @@ CATALOGUE: dict[str, MetricSpec] = {
             _PROBE,
         ),
         MetricSpec(
+            "outagewatch_status_component",
+            "gauge",
+            "Official status of each configured component: 1 on its current status.",
+            ("service", "component", "status"),
+        ),
+        MetricSpec(
+            "outagewatch_status_level",
+            "gauge",
+            "Official level: 0 none, 1 minor, 2 major, 3 critical; the worst of the page "
+            "indicator and every open incident's impact (maintenance apart).",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_status_open_incidents",
+            "gauge",
+            "Open official incidents, by impact.",
+            ("service", "impact"),
+        ),
+        MetricSpec(
+            "outagewatch_status_incident_start_timestamp_seconds",
+            "gauge",
+            "Start of the earliest open official incident; absent when none is open.",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_status_maintenance_active",
+            "gauge",
+            "Whether the status page shows maintenance in progress.",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_status_last_success_timestamp_seconds",
+            "gauge",
+            "Time of the last good reading of the service's status pages (the oldest "
+            "when it has several); the status metrics are that old.",
+            ("service",),
+        ),
+        MetricSpec(
             "outagewatch_source_runs_total", "counter", "Scheduled runs of each source.", _SOURCE
         ),
         MetricSpec(
@@ -287,6 +331,7 @@ class StateCollector(Collector):
         yield from fams
         yield from self._probes(state)
         yield from self._chats(state)
+        yield from self._status_pages(state)
         yield from self._runs(state)
         yield from self._appstore(state)
 
@@ -389,6 +434,55 @@ class StateCollector(Collector):
                 for resource, ratio in sorted(chat.budget.remaining.items()):
                     fams.add("outagewatch_chat_budget_remaining_ratio", [*labels, resource], ratio)
                 fams.add("outagewatch_chat_budget_exhausted", labels, int(chat.budget.exhausted))
+        return fams
+
+    def _status_pages(self, state: State) -> Families:
+        """Per service, over its pages' last good readings (see docs/status-pages.md)."""
+        fams = Families(
+            "outagewatch_status_component",
+            "outagewatch_status_level",
+            "outagewatch_status_open_incidents",
+            "outagewatch_status_incident_start_timestamp_seconds",
+            "outagewatch_status_maintenance_active",
+            "outagewatch_status_last_success_timestamp_seconds",
+        )
+        services = sorted({service for service, _ in state.status_pages})
+        for service in services:
+            readings = [
+                page.last for (svc, _), page in sorted(state.status_pages.items()) if svc == service
+            ]
+            components: dict[str, list[str]] = {}
+            for reading in readings:
+                for component, status in reading.components.items():
+                    components.setdefault(component, []).append(status)
+            for component, statuses in components.items():
+                current = worst_status(statuses)
+                for status in COMPONENT_STATUSES:
+                    fams.add(
+                        "outagewatch_status_component",
+                        [service, component, status],
+                        int(status == current),
+                    )
+            fams.add("outagewatch_status_level", [service], max(r.level for r in readings))
+            open_incidents = [i for r in readings for i in r.open_incidents]
+            for impact in IMPACT_LEVELS:
+                count = sum(1 for i in open_incidents if i.impact == impact)
+                fams.add("outagewatch_status_open_incidents", [service, impact], count)
+            starts = [start for r in readings if (start := r.earliest_start) is not None]
+            if starts:
+                fams.add(
+                    "outagewatch_status_incident_start_timestamp_seconds", [service], min(starts)
+                )
+            fams.add(
+                "outagewatch_status_maintenance_active",
+                [service],
+                int(any(r.maintenance_active for r in readings)),
+            )
+            fams.add(
+                "outagewatch_status_last_success_timestamp_seconds",
+                [service],
+                min(r.time for r in readings),
+            )
         return fams
 
     def _runs(self, state: State) -> Families:

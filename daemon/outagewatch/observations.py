@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 # Why a probe failed: exactly one of these per failed run.
@@ -134,4 +134,86 @@ class ChartSnapshot:
     apps: Mapping[str, str]
 
 
-Observation = ProbeResult | ChatBudgetStatus | ChartSnapshot
+# Official status pages. Component statuses are Statuspage's five; other formats
+# are mapped onto them. Impacts rank as the status level does: none 0 .. critical 3.
+COMPONENT_STATUSES = (
+    "operational",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+    "under_maintenance",
+)
+IMPACT_LEVELS = {"none": 0, "minor": 1, "major": 2, "critical": 3}
+_STATUS_RANK = {
+    "operational": 0,
+    "under_maintenance": 1,
+    "degraded_performance": 2,
+    "partial_outage": 3,
+    "major_outage": 4,
+}
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    """The most severe of several component statuses (operational when none)."""
+    return max(statuses, key=lambda s: _STATUS_RANK.get(s, 0), default="operational")
+
+
+def status_source_key(service: str, page: str) -> str:
+    """The scheduled source key of one status page of a service."""
+    return f"{service}/status/{page}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusIncident:
+    """An incident as the page shows it; times are epoch seconds.
+
+    ``start`` is when the provider says it began, ``created`` when the page
+    published it; ``resolved`` is the page's resolve time of a closed incident,
+    when it gives one.
+    """
+
+    id: str
+    name: str
+    impact: str
+    start: float | None
+    created: float | None
+    open: bool = True
+    resolved: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """One reading of one official status page of a service.
+
+    ``components`` maps the configured components (by their name on the page)
+    to one of COMPONENT_STATUSES. ``incidents`` holds the open incidents and any
+    the page lists as resolved.
+    """
+
+    service: str
+    page: str
+    kind: str
+    time: float
+    indicator: str
+    components: dict[str, str]
+    incidents: tuple[StatusIncident, ...]
+    maintenance_active: bool
+
+    @property
+    def open_incidents(self) -> tuple[StatusIncident, ...]:
+        return tuple(i for i in self.incidents if i.open)
+
+    @property
+    def level(self) -> int:
+        """Worst of the page indicator and every open incident's impact (0..3)."""
+        impacts = [self.indicator, *(i.impact for i in self.open_incidents)]
+        return max(IMPACT_LEVELS.get(impact, 0) for impact in impacts)
+
+    @property
+    def earliest_start(self) -> float | None:
+        """Start of the earliest open incident, None when none is open."""
+        starts = [i.start for i in self.open_incidents if i.start is not None]
+        return min(starts) if starts else None
+
+
+Observation = ProbeResult | ChatBudgetStatus | ChartSnapshot | StatusSnapshot

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from outagewatch.clock import Clock
+from outagewatch.incidents import IncidentLog
 from outagewatch.observations import (
     CHART_FEED_KIND,
     ChartSnapshot,
@@ -22,6 +23,8 @@ from outagewatch.observations import (
     ChatStats,
     Observation,
     ProbeResult,
+    StatusSnapshot,
+    status_source_key,
 )
 from outagewatch.ranks import AppStoreState
 
@@ -96,12 +99,22 @@ class SourceRunState:
 
 
 @dataclass
+class StatusPageState:
+    """The last good reading of one official status page; kept while fetches fail."""
+
+    kind: str
+    last: StatusSnapshot
+
+
+@dataclass
 class State:
     """Everything the collector and the pages read."""
 
     probes: dict[tuple[str, str], ProbeState] = field(default_factory=dict)
     runs: dict[str, SourceRunState] = field(default_factory=dict)
     chats: dict[tuple[str, str], ChatState] = field(default_factory=dict)
+    status_pages: dict[tuple[str, str], StatusPageState] = field(default_factory=dict)
+    incidents: IncidentLog = field(default_factory=IncidentLog)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
     appstore: AppStoreState = field(default_factory=AppStoreState)
@@ -148,6 +161,7 @@ class Pipeline:
             ProbeResult: self._probe,
             ChatBudgetStatus: self._chat_budget,
             ChartSnapshot: self.state.appstore.apply,
+            StatusSnapshot: self._status,
         }
         for observation in observations:
             handlers[type(observation)](observation)
@@ -193,6 +207,27 @@ class Pipeline:
         chat = self.state.chats.setdefault((status.service, status.probe), ChatState())
         chat.budget = status
 
+    def _status(self, snapshot: StatusSnapshot) -> None:
+        key = (snapshot.service, snapshot.page)
+        self.state.status_pages[key] = StatusPageState(snapshot.kind, snapshot)
+        opened, resolved = self.state.incidents.observe(snapshot)
+        for record in opened:
+            self.log.warning(
+                "status_incident_opened",
+                service=record.service,
+                page=record.page,
+                incident=record.id,
+                impact=record.impact,
+                title=record.name,
+            )
+        for record in resolved:
+            self.log.info(
+                "status_incident_resolved",
+                service=record.service,
+                page=record.page,
+                incident=record.id,
+            )
+
     def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
         """Forget what the current config no longer has, so it leaves /metrics."""
         for key in set(self.state.runs) - source_keys:
@@ -202,6 +237,9 @@ class Pipeline:
             del self.state.probes[pkey]
         for pkey in set(self.state.chats) - probe_keys:
             del self.state.chats[pkey]
+        for page_key in list(self.state.status_pages):
+            if status_source_key(*page_key) not in source_keys:
+                del self.state.status_pages[page_key]
 
     def record_reload(self, ok: bool) -> None:
         self.state.config_reload_ok = ok

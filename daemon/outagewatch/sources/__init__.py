@@ -15,6 +15,7 @@ from outagewatch.sources.appstore import build_chart_sources
 from outagewatch.sources.base import Source
 from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 from outagewatch.sources.http import HttpProbeSource
+from outagewatch.sources.statuspage import StatusPageSource
 
 PROBE_KINDS: dict[str, Callable[[str, str, object], Source]] = {
     "http": HttpProbeSource,  # type: ignore[dict-item]
@@ -59,5 +60,10 @@ def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list
                 source = PROBE_KINDS[probe.kind](service_key, probe_key, probe)
             if mine(source.key, splittable=True):
                 sources.append(source)
+        for page_key, page in service.status_pages.items():
+            if page.enabled:
+                status_source = StatusPageSource(service_key, page_key, page)
+                if mine(status_source.key, splittable=False):
+                    sources.append(status_source)
     sources.extend(s for s in build_chart_sources(config) if mine(s.key, splittable=False))
     return sources

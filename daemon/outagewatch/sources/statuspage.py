@@ -1,0 +1,235 @@
+"""Official status pages (`kind: statuspage | incidentio | google`).
+
+One source per page: it fetches the page's JSON with conditional requests,
+backs off after 429/5xx answers, and yields a ``StatusSnapshot``. A run that
+reads nothing usable raises ``SourceError`` with one reason (see
+``FAILURE_REASONS``); the pipeline then keeps the last good snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from outagewatch.config import ComponentPage, GooglePage, IncidentIoPage, StatusPageConfig
+from outagewatch.observations import StatusSnapshot, status_source_key
+from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.http import classify_client_error
+from outagewatch.sources.status_formats import (
+    PageReading,
+    parse_google,
+    parse_incidentio_native,
+    parse_statuspage,
+)
+
+FAILURE_REASONS = (
+    "timeout",
+    "dns",
+    "connect",
+    "tls",
+    "truncated",  # the connection closed before the announced body ended
+    "too_large",
+    "challenge",  # a bot-protection answer: inconclusive, not "page down"
+    "rate_limited",
+    "http_status",
+    "backoff",  # a run skipped while waiting out a 429/5xx
+    "html",  # an HTML page where JSON was expected (often a 200 error page)
+    "invalid_json",
+    "bad_format",  # JSON, but not the page format
+)
+_CHUNK = 64 * 1024
+_SUMMARY_PATH = "/api/v2/summary.json"
+# Bodies of bot-protection interstitials (Cloudflare's, the common one here).
+_CHALLENGE_MARKERS = re.compile(
+    rb"/cdn-cgi/challenge-platform/|_cf_chl_opt|<title>Just a moment\.\.\.</title>", re.IGNORECASE
+)
+# Failures the native incident.io summary may get around; an overloaded or
+# protected host would answer the second URL the same way.
+_FALLBACK_REASONS = {"http_status", "html", "invalid_json", "bad_format"}
+
+Parser = Callable[[Any], PageReading]
+
+
+@dataclass(frozen=True)
+class _Cached:
+    """The validators and reading of a URL's last 200, for conditional requests."""
+
+    etag: str | None
+    last_modified: str | None
+    reading: PageReading
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def _looks_like_html(content_type: str, body: bytes) -> bool:
+    return "html" in content_type.lower() or body.lstrip()[:1] == b"<"
+
+
+class StatusPageSource:
+    """Reads one official status page once per interval."""
+
+    def __init__(self, service: str, name: str, config: StatusPageConfig) -> None:
+        self.service = service
+        self.name = name
+        self.config = config
+        self.kind = config.kind
+        self.key = status_source_key(service, name)
+        self.interval = config.interval
+        self.timeout = config.timeout
+        self.log_context = {"service": service, "page": name, "target": config.url}
+        self._cache: dict[str, _Cached] = {}
+        self._failures_in_row = 0
+        self._runs_to_skip = 0
+        self._warned_missing: set[str] = set()
+
+    def _urls(self) -> list[tuple[str, Parser]]:
+        """The URLs to try in order, each with its parser."""
+        cfg = self.config
+        if isinstance(cfg, GooglePage):
+            products = cfg.products
+            return [(cfg.url, lambda doc: parse_google(doc, products))]
+        assert isinstance(cfg, ComponentPage)
+        selectors = cfg.components
+        base = cfg.url.rstrip("/")
+        urls: list[tuple[str, Parser]] = [
+            (base + _SUMMARY_PATH, lambda doc: parse_statuspage(doc, selectors))
+        ]
+        if isinstance(cfg, IncidentIoPage) and cfg.native_fallback:
+            host = urlsplit(cfg.url).hostname or ""
+            urls.append(
+                (f"{base}/proxy/{host}", lambda doc: parse_incidentio_native(doc, selectors))
+            )
+        return urls
+
+    async def collect(self, ctx: RunContext) -> Sequence[StatusSnapshot]:
+        if self._runs_to_skip > 0:
+            self._runs_to_skip -= 1
+            raise SourceError("backoff", f"{self._runs_to_skip} more run(s) skipped after 429/5xx")
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                reading = await self._read(ctx)
+        except TimeoutError:
+            raise SourceError("timeout", f"no answer within {self.config.timeout:g}s") from None
+        self._failures_in_row = 0
+        for selector in reading.missing_components:
+            if selector not in self._warned_missing:
+                self._warned_missing.add(selector)
+                ctx.log.warning("status_component_not_on_page", component=selector)
+        return [
+            StatusSnapshot(
+                service=self.service,
+                page=self.name,
+                kind=self.kind,
+                time=ctx.clock.time(),
+                indicator=reading.indicator,
+                components=dict(reading.components),
+                incidents=reading.incidents,
+                maintenance_active=reading.maintenance_active,
+            )
+        ]
+
+    async def _read(self, ctx: RunContext) -> PageReading:
+        urls = self._urls()
+        for index, (url, parser) in enumerate(urls):
+            try:
+                return await self._read_url(ctx, url, parser)
+            except SourceError as exc:
+                if index == len(urls) - 1 or exc.reason not in _FALLBACK_REASONS:
+                    raise
+                ctx.log.info("status_fallback", reason=exc.reason, detail=exc.detail)
+        raise AssertionError("unreachable")
+
+    async def _read_url(self, ctx: RunContext, url: str, parser: Parser) -> PageReading:
+        cfg = self.config
+        headers = {"Accept": "application/json"}
+        cached = self._cache.get(url)
+        if cached is not None and cached.etag:
+            headers["If-None-Match"] = cached.etag
+        if cached is not None and cached.last_modified:
+            headers["If-Modified-Since"] = cached.last_modified
+        try:
+            async with ctx.http.session().get(
+                url, headers=headers, allow_redirects=True, max_redirects=cfg.max_redirects
+            ) as response:
+                body = await self._body(response)
+                status, answer_headers = response.status, response.headers
+        except aiohttp.ClientPayloadError as exc:
+            raise SourceError("truncated", f"{type(exc).__name__}: {exc}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise SourceError(classify_client_error(exc), f"{type(exc).__name__}: {exc}") from None
+        content_type = answer_headers.get("Content-Type", "")
+        if answer_headers.get("cf-mitigated", "").lower() == "challenge" or (
+            _looks_like_html(content_type, body) and _CHALLENGE_MARKERS.search(body)
+        ):
+            raise SourceError("challenge", f"bot challenge (HTTP {status})")
+        if status == 304 and cached is not None:
+            return cached.reading
+        if status == 429 or status >= 500:
+            self._back_off(ctx, answer_headers.get("Retry-After"))
+            reason = "rate_limited" if status == 429 else "http_status"
+            raise SourceError(reason, f"HTTP {status}")
+        if status != 200:
+            raise SourceError("http_status", f"HTTP {status}")
+        if _looks_like_html(content_type, body):
+            raise SourceError("html", f"an HTML page instead of JSON (HTTP {status})")
+        reading = await asyncio.to_thread(self._parse, body, parser)
+        self._cache[url] = _Cached(
+            answer_headers.get("ETag"), answer_headers.get("Last-Modified"), reading
+        )
+        return reading
+
+    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.config.max_body_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise SourceError("too_large", f"body of {response.content_length} bytes > {limit}")
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise SourceError("too_large", f"body exceeds {limit} bytes")
+        return bytes(body)
+
+    @staticmethod
+    def _parse(body: bytes, parser: Parser) -> PageReading:
+        """Decode and parse off the event loop: Google's history runs to megabytes."""
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise SourceError("invalid_json", f"{exc} ({len(body)} bytes)") from None
+        try:
+            return parser(document)
+        except ValueError as exc:
+            raise SourceError("bad_format", str(exc)) from None
+
+    def _back_off(self, ctx: RunContext, retry_after: str | None) -> None:
+        """Skip runs for the server's Retry-After, or for doubling waits, capped.
+
+        Counted in runs, not seconds: the next run is one interval away anyway,
+        so a first failure skips nothing and a wait of n intervals skips n - 1.
+        """
+        self._failures_in_row = min(self._failures_in_row + 1, 30)
+        wait = retry_after_seconds(retry_after, ctx.clock.time())
+        if wait is None:
+            wait = self.config.interval * 2 ** (self._failures_in_row - 1)
+        wait = min(wait, self.config.max_backoff)
+        self._runs_to_skip = max(0, math.ceil(wait / self.config.interval) - 1)
