@@ -161,8 +161,11 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     daemon = subprocess.Popen(
-        [*daemon_command(), "run", "--config.file", str(config)]
-        + ["--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"],
+        [
+            *daemon_command(),
+            *("run", "--config.file", str(config)),
+            *("--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"),
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -187,7 +190,9 @@ def main() -> int:
         f"report intake: {acked} reports acknowledged (202, committed) in {elapsed:.2f}s "
         f"by {args.clients} clients, batch {args.batch}, synchronous={args.synchronous}"
     )
-    print(f"  throughput   {acked / elapsed:,.0f} reports/s ({len(latencies) / elapsed:,.0f} req/s)")
+    print(
+        f"  throughput   {acked / elapsed:,.0f} reports/s ({len(latencies) / elapsed:,.0f} req/s)"
+    )
     print(
         f"  latency      p50 {percentile(latencies, 0.50) * 1000:.1f} ms, "
         f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms"

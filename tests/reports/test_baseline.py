@@ -23,7 +23,9 @@ WEEK = WEEK_HOURS * HOUR
 
 def test_median_of_the_same_hour_over_past_weeks_ignores_one_spike() -> None:
     # Tuesdays 14:00-15:00 of the last four weeks: 24, 36, 1200 (an outage), 48 reports.
-    hourly = {HOUR_NOW - k * WEEK_HOURS: n for k, n in zip((1, 2, 3, 4), (24, 36, 1200, 48))}
+    hourly = {
+        HOUR_NOW - k * WEEK_HOURS: n for k, n in zip((1, 2, 3, 4), (24, 36, 1200, 48), strict=True)
+    }
     hourly[HOUR_NOW - 1] = 5000  # an hour ago: not the same slot, not read
     baseline = expected_per_5m(hourly, NOW, NOW - 10 * WEEK, weeks=4, min_weeks=2)
     assert baseline == (36 + 48) / 2 / 12
@@ -108,9 +110,12 @@ async def test_baseline_from_the_store_at_start_up_and_live_reports(tmp_path: Pa
         clock.advance(30)
         assert sample("outagewatch_reports_last_5m") == 30
         assert sample("outagewatch_reports_ratio_to_baseline") == 15.0
-        assert registry.get_sample_value(
-            "outagewatch_reports_total", {"service": "claude", "problem": "login"}
-        ) == 30
+        assert (
+            registry.get_sample_value(
+                "outagewatch_reports_total", {"service": "claude", "problem": "login"}
+            )
+            == 30
+        )
         clock.advance(300)
         assert sample("outagewatch_reports_last_5m") == 0
     finally:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.reports.conftest import SECRET, TOKEN, Running, Starter
+from tests.reports.conftest import SECRET, TOKEN, Starter
 
 GOOD = {"service": "chatgpt", "problem": "app", "reporter": "user-1"}
 
@@ -81,7 +81,15 @@ REJECTIONS: list[tuple[str, dict[str, Any], str | None, int, str, str | None, in
         "body",
         None,
     ),
-    ("content_type", {"data": b"service=chatgpt"}, TOKEN, 415, "content_type", "content-type", None),
+    (
+        "content_type",
+        {"data": b"service=chatgpt"},
+        TOKEN,
+        415,
+        "content_type",
+        "content-type",
+        None,
+    ),
     (
         "too_large",
         {"data": b" " * 2048, "headers": {"Content-Type": "application/json"}},
@@ -322,7 +330,13 @@ async def test_scrape_passes_promtool(start_daemon: Starter, tmp_path: Path) -> 
         "outagewatch_store_size_bytes",
     ):
         assert name in text
-    check = subprocess.run(
-        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    check = await asyncio.create_subprocess_exec(
+        "promtool",
+        "check",
+        "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    assert check.returncode == 0, check.stdout + check.stderr
+    output, _ = await check.communicate(text.encode())
+    assert check.returncode == 0, output.decode()
