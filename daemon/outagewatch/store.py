@@ -122,6 +122,8 @@ class Store:
                 raise StoreError(f"store {self.path}: cannot use WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
+            # Reporter hashes land at random in their index: keep its pages in memory (32 MiB).
+            conn.execute("PRAGMA cache_size=-32768")
             self._migrate(conn)
             now = self._clock.time()
             conn.execute(
