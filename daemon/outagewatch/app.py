@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
+import secrets
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +20,16 @@ from outagewatch import __version__
 from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import Config, ConfigError, ShardConfig, load_config
-from outagewatch.metrics import StateCollector
+from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
+from outagewatch.metrics import ReportsCollector, StateCollector
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
 from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext, Source, probe_source_key
 from outagewatch.sources.client import HttpClients
+from outagewatch.store import Store, StoreError
+from outagewatch.web.reports import RateLimiter, ReporterHasher, ReportIntake
 from outagewatch.web.server import WebContext, make_app
 
 DEFAULT_LISTEN = ":10060"
@@ -66,6 +71,8 @@ class Daemon:
         self.chat_budget = ChatBudget()
         self.config: Config = Config()
         self.scheduler: Scheduler | None = None
+        self.store: Store | None = None
+        self.intake: ReportIntake | None = None
         self.bound_port: int | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -80,6 +87,8 @@ class Daemon:
         self.registry.register(
             StateCollector(self.pipeline.state, __version__, REVISION, platform.python_version())
         )
+        assert self.store is not None
+        self.registry.register(ReportsCollector(self.pipeline.state, self.clock, self.store))
 
     async def _load(self) -> Config:
         config = await asyncio.to_thread(load_config, self.config_path)
@@ -100,11 +109,14 @@ class Daemon:
             try:
                 config = await self._load()
                 sources = build_sources(config, self.chat_budget)
+                tokens, reporter_key = await self._report_secrets(config)
             except ConfigError as exc:
                 self.log.error("config_reload_failed", errors=exc.errors)
                 self.pipeline.record_reload(ok=False)
                 self.notifier.ready()
                 return False
+            if config.storage != self.config.storage:
+                self.log.warning("storage_change_needs_restart")
             self.config = config
             assert self.scheduler is not None
             self.scheduler.sync(sources)
@@ -118,6 +130,10 @@ class Daemon:
                     if probe_source_key(svc, probe) in keys
                 },
             )
+            self.pipeline.configure_reports(config)
+            assert self.intake is not None
+            self.intake.set_tokens(tokens)
+            self.intake.hasher = ReporterHasher(reporter_key)
             self.pipeline.record_reload(ok=True)
             self.log.info("config_reloaded", sources=len(sources))
             self.notifier.ready()
@@ -127,6 +143,68 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up."""
         self.config = await self._load()
         sources = build_sources(self.config, self.chat_budget)
+        self.store = Store(
+            self.config.storage.resolved_path(os.environ),
+            self.clock,
+            self.config.storage.synchronous,
+        )
+        await asyncio.to_thread(self.store.open)
+        try:
+            return await self._serve(sources)
+        finally:
+            await asyncio.to_thread(self.store.close)
+
+    async def _report_secrets(self, config: Config) -> tuple[list[str], bytes]:
+        """Intake tokens and the reporter hash key; ConfigError when unreadable."""
+        cfg = config.reports
+        try:
+            tokens: list[str] = []
+            path = secret_path(
+                "reports -> tokens_file", cfg.tokens_file, cfg.tokens_credential, os.environ
+            )
+            if path is not None:
+                tokens = read_tokens("reports -> tokens_file", path)
+            key_name = "reports -> hash_secret_file"
+            path = secret_path(
+                key_name, cfg.hash_secret_file, cfg.hash_secret_credential, os.environ
+            )
+            if path is not None:
+                return tokens, read_secret(key_name, path)
+        except CredentialError as exc:
+            raise ConfigError(str(self.config_path), [str(exc)]) from None
+        # No configured key: generate one once and keep it beside the reports.
+        assert self.store is not None
+        stored = await self.store.get_state("reports")
+        if "reporter_hash_key" in stored:
+            return tokens, bytes.fromhex(stored["reporter_hash_key"])
+        key = secrets.token_bytes(32)
+        await self.store.put_state("reports", "reporter_hash_key", key.hex())
+        return tokens, key
+
+    async def _prune_reports(self) -> None:
+        """Delete reports past their retention, now and every prune interval."""
+        while True:
+            try:
+                deleted = await self.pipeline.prune_reports(self.config.reports.retention)
+            except StoreError as exc:
+                self.log.error("reports_prune_failed", error=str(exc))
+            else:
+                if deleted:
+                    self.log.info("reports_pruned", deleted=deleted)
+            await asyncio.sleep(self.config.storage.prune_interval)
+
+    async def _serve(self, sources: list[Source]) -> int:
+        assert self.store is not None
+        await self.pipeline.start_reports(self.store, self.config)
+        tokens, reporter_key = await self._report_secrets(self.config)
+        self.intake = ReportIntake(
+            self.pipeline,
+            lambda: self.config,
+            self.clock,
+            ReporterHasher(reporter_key),
+            RateLimiter(self.clock),
+        )
+        self.intake.set_tokens(tokens)
         self.pipeline.record_reload(ok=True)
         self._register_collectors()
         loop = asyncio.get_running_loop()
@@ -139,6 +217,7 @@ class Daemon:
             config=lambda: self.config,
             ready=self.is_ready,
             reload=self.reload,
+            reports=self.intake,
         )
         runner = web.AppRunner(make_app(web_ctx, self.registry), access_log=None)
         await runner.setup()
@@ -164,12 +243,16 @@ class Daemon:
         )
         self.notifier.ready()
         watchdog = asyncio.create_task(self._watchdog())
+        pruning = asyncio.create_task(self._prune_reports())
         try:
             await self._stop.wait()
         finally:
             self.log.info("stopping")
             self.notifier.stopping()
             watchdog.cancel()
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
             await self.scheduler.shutdown(self.config.scheduler.shutdown_grace)
             await runner.cleanup()
             await self.http.close()

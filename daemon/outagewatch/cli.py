@@ -9,10 +9,11 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from outagewatch import __version__
+from outagewatch import __version__, reports_cli
 from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address
 from outagewatch.config import EX_CONFIG, ConfigError, ShardConfig, format_errors, load_config
 from outagewatch.logging import LEVELS, configure
+from outagewatch.store import StoreError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config.file", dest="config_file", required=True, metavar="FILE")
+    reports_cli.add_commands(commands)
     return parser
 
 
@@ -94,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EX_CONFIG
-    except OSError as exc:  # e.g. the port is taken
+    except (OSError, StoreError) as exc:  # e.g. the port is taken
         print(f"outagewatch: {exc}", file=sys.stderr)
         return 1
 
@@ -103,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.config_file)
+    if args.command == "reports":
+        return reports_cli.run(args)
     return _run(args)
 
 

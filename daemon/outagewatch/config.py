@@ -505,6 +505,20 @@ StatusPageConfig = Annotated[
 ]
 
 
+class ServiceReports(Model):
+    """How one service takes users' outage reports."""
+
+    public: bool = Field(
+        default=False,
+        description="Accept reports without a token (the /report/<service> page), "
+        "rate limited per client address.",
+    )
+    rate_limit: int = Field(
+        default=5, ge=1, le=100_000, description="Reports per client address per period."
+    )
+    rate_limit_period: Duration = 60.0
+
+
 class ServiceConfig(Model):
     """A watched chatbot service; everything we know about it hangs under it."""
 
@@ -526,6 +540,7 @@ class ServiceConfig(Model):
         default=None, description="The service's App Store app, for chart ranks."
     )
     status_pages: dict[Name, StatusPageConfig] = Field(default_factory=dict)
+    reports: ServiceReports = ServiceReports()
 
     def title(self, key: str) -> str:
         return self.display_name or key
@@ -564,6 +579,82 @@ class ShardConfig(Model):
         return self
 
 
+DEFAULT_PROBLEMS = ("app", "website", "login", "api", "slow", "other")
+
+
+class ReportsConfig(Model):
+    """Users' outage reports: intake limits, secrets, baseline and retention."""
+
+    problems: list[Name] = Field(default_factory=lambda: list(DEFAULT_PROBLEMS), min_length=1)
+    window: Duration = Field(
+        default=3600.0, description="One report per reporter per service per window counts."
+    )
+    max_body_bytes: int = Field(default=64 * 1024, ge=256, le=1 << 20)
+    max_batch: int = Field(default=100, ge=1, le=10_000)
+    max_comment_chars: int = Field(default=500, ge=0, le=10_000)
+    tokens_file: Path | None = Field(
+        default=None, description="Bearer tokens for machine clients, one per line."
+    )
+    tokens_credential: str | None = Field(
+        default=None, description="Name of a systemd credential holding the tokens file."
+    )
+    hash_secret_file: Path | None = Field(
+        default=None,
+        description="Key for hashing reporter ids; without one a key is generated and stored.",
+    )
+    hash_secret_credential: str | None = None
+    retention: Duration = Field(default=90 * 86400.0, description="Reports older are pruned.")
+    baseline_weeks: int = Field(default=4, ge=1, le=52)
+    baseline_min_weeks: int = Field(
+        default=2, ge=1, le=52, description="Fewer weeks of history: use the recent level."
+    )
+    baseline_floor_per_5m: float = Field(
+        default=1.0, gt=0, description="Ratio to baseline divides by at least this."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReportsConfig:
+        if self.tokens_file is not None and self.tokens_credential is not None:
+            raise ValueError("set tokens_file or tokens_credential, not both")
+        if self.hash_secret_file is not None and self.hash_secret_credential is not None:
+            raise ValueError("set hash_secret_file or hash_secret_credential, not both")
+        if self.baseline_min_weeks > self.baseline_weeks:
+            raise ValueError("baseline_min_weeks must not exceed baseline_weeks")
+        if self.retention < (self.baseline_weeks + 1) * 7 * 86400:
+            raise ValueError(
+                f"retention must cover baseline_weeks + 1 weeks ({self.baseline_weeks + 1}w)"
+            )
+        if len(set(self.problems)) != len(self.problems):
+            raise ValueError("problems must not repeat")
+        return self
+
+
+class StorageConfig(Model):
+    """The SQLite store: reports now; detector state, budgets, incidents later."""
+
+    path: Path | None = Field(
+        default=None,
+        description="Default: $STATE_DIRECTORY/outagewatch.db under systemd, "
+        "else ./outagewatch.db.",
+    )
+    synchronous: Literal["full", "normal"] = Field(
+        default="full",
+        description="full: an acknowledged report survives power loss; "
+        "normal: it survives a process crash only.",
+    )
+    prune_interval: Duration = 3600.0
+
+    def resolved_path(self, environ: Mapping[str, str]) -> Path:
+        """The database file: the configured path, else beside systemd's state directory."""
+        if self.path is not None:
+            return self.path
+        state_dirs = environ.get("STATE_DIRECTORY", "")
+        if state_dirs:
+            # systemd joins several StateDirectory= entries with ':'.
+            return Path(state_dirs.split(":")[0]) / "outagewatch.db"
+        return Path("outagewatch.db")
+
+
 class Config(Model):
     scheduler: SchedulerConfig = SchedulerConfig()
     shard: ShardConfig = ShardConfig()
@@ -579,6 +670,9 @@ class Config(Model):
                     f"set services -> {name} -> appstore -> app_id instead"
                 )
         return self
+
+    reports: ReportsConfig = ReportsConfig()
+    storage: StorageConfig = StorageConfig()
 
 
 class ConfigError(Exception):

@@ -18,6 +18,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from outagewatch.clock import Clock
 from outagewatch.observations import (
     CHAT_OUTCOMES,
     COMPONENT_STATUSES,
@@ -26,6 +27,7 @@ from outagewatch.observations import (
     worst_status,
 )
 from outagewatch.pipeline import State
+from outagewatch.store import Store
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,57 @@ CATALOGUE: dict[str, MetricSpec] = {
             "counter",
             "Chart fetches that failed (ranks kept from the last good read), by reason.",
             (*_CHART, "reason"),
+        ),
+        MetricSpec(
+            "outagewatch_reports_total",
+            "counter",
+            "Users' outage reports that counted (one per reporter per service per window).",
+            ("service", "problem"),
+        ),
+        MetricSpec(
+            "outagewatch_reports_duplicates_total",
+            "counter",
+            "Reports answered but not counted: the reporter already reported within the window.",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_reports_rejected_total",
+            "counter",
+            "Refused report submissions, by reason.",
+            ("reason",),
+        ),
+        MetricSpec(
+            "outagewatch_reports_baseline_per_5m",
+            "gauge",
+            "Expected reports per 5 minutes at this hour of the week.",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_reports_last_5m",
+            "gauge",
+            "Reports that counted in the last 5 minutes.",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_reports_ratio_to_baseline",
+            "gauge",
+            "Reports in the last 5 minutes over the baseline (at least the configured floor).",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_store_commit_duration_seconds",
+            "histogram",
+            "Time to write and commit one grouped store transaction.",
+        ),
+        MetricSpec(
+            "outagewatch_store_commit_failures_total",
+            "counter",
+            "Store transactions that failed to commit.",
+        ),
+        MetricSpec(
+            "outagewatch_store_size_bytes",
+            "gauge",
+            "Size of the store's database file and its write-ahead log.",
         ),
     )
 }
@@ -537,3 +590,49 @@ class StateCollector(Collector):
             for reason, count in sorted(feed.failures.items()):
                 fams.add("outagewatch_appstore_feed_failures_total", [*labels, reason], count)
         return fams
+
+
+class ReportsCollector(Collector):
+    """Renders report counts, baselines and store health at scrape time."""
+
+    def __init__(self, state: State, clock: Clock, store: Store) -> None:
+        self._state = state
+        self._clock = clock
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        reports = self._state.reports
+        now = self._clock.time()
+        fams = Families(
+            "outagewatch_reports_total",
+            "outagewatch_reports_duplicates_total",
+            "outagewatch_reports_rejected_total",
+            "outagewatch_reports_baseline_per_5m",
+            "outagewatch_reports_last_5m",
+            "outagewatch_reports_ratio_to_baseline",
+            "outagewatch_store_commit_duration_seconds",
+            "outagewatch_store_commit_failures_total",
+            "outagewatch_store_size_bytes",
+        )
+        for service, counts in sorted(reports.services.items()):
+            for problem in reports.problems:
+                fams.add("outagewatch_reports_total", [service, problem], counts.total[problem])
+            fams.add("outagewatch_reports_duplicates_total", [service], counts.duplicates)
+            baseline = reports.baseline(service, now)
+            last = counts.last_5m(now)
+            fams.add("outagewatch_reports_baseline_per_5m", [service], baseline)
+            fams.add("outagewatch_reports_last_5m", [service], last)
+            fams.add(
+                "outagewatch_reports_ratio_to_baseline",
+                [service],
+                last / max(baseline, reports.floor_per_5m),
+            )
+        for reason, count in sorted(reports.rejected.items()):
+            fams.add("outagewatch_reports_rejected_total", [reason], count)
+        hist = self._store.commit_durations
+        fams.add_histogram(
+            "outagewatch_store_commit_duration_seconds", [], hist.cumulative(), hist.sum
+        )
+        fams.add("outagewatch_store_commit_failures_total", [], self._store.commit_failures)
+        fams.add("outagewatch_store_size_bytes", [], self._store.size_bytes())
+        yield from fams

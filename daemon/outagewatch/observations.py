@@ -216,4 +216,21 @@ class StatusSnapshot:
         return min(starts) if starts else None
 
 
-Observation = ProbeResult | ChatBudgetStatus | ChartSnapshot | StatusSnapshot
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One user's outage report, as taken by the intake or imported.
+
+    ``reporter`` is already a keyed hash (None for imported history); the
+    clear id never leaves the web handler.
+    """
+
+    service: str
+    problem: str
+    time: float
+    reporter: str | None = None
+    country: str | None = None
+    comment: str | None = None
+    channel: str = "api"
+
+
+Observation = ProbeResult | ChatBudgetStatus | ChartSnapshot | StatusSnapshot | Report

@@ -10,10 +10,11 @@ import bisect
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from outagewatch.baseline import HOUR, ReportsState
 from outagewatch.clock import Clock
 from outagewatch.incidents import IncidentLog
 from outagewatch.observations import (
@@ -23,10 +24,15 @@ from outagewatch.observations import (
     ChatStats,
     Observation,
     ProbeResult,
+    Report,
     StatusSnapshot,
     status_source_key,
 )
 from outagewatch.ranks import AppStoreState
+
+if TYPE_CHECKING:
+    from outagewatch.config import Config
+    from outagewatch.store import Store
 
 # Probe latency buckets: from a fast API edge to a slow web app.
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -118,6 +124,7 @@ class State:
     config_reload_ok: bool = True
     config_reload_time: float | None = None
     appstore: AppStoreState = field(default_factory=AppStoreState)
+    reports: ReportsState = field(default_factory=ReportsState)
 
 
 class Pipeline:
@@ -129,6 +136,7 @@ class Pipeline:
         self.clock = clock
         self.state = State()
         self.log = structlog.get_logger("outagewatch.pipeline")
+        self.store: Store | None = None
 
     def record_run(
         self,
@@ -162,6 +170,7 @@ class Pipeline:
             ChatBudgetStatus: self._chat_budget,
             ChartSnapshot: self.state.appstore.apply,
             StatusSnapshot: self._status,
+            Report: self._report,
         }
         for observation in observations:
             handlers[type(observation)](observation)
@@ -245,3 +254,62 @@ class Pipeline:
         self.state.config_reload_ok = ok
         if ok:
             self.state.config_reload_time = self.clock.time()
+
+    # -- users' reports ----------------------------------------------------
+
+    async def start_reports(self, store: Store, config: Config) -> None:
+        """Keep reports in ``store``; load the counts behind the baselines from it."""
+        self.store = store
+        self.configure_reports(config)
+        reports = self.state.reports
+        now = self.clock.time()
+        history = await store.report_history(reports.keep_hours_from(now) * HOUR, now)
+        reports.history_start = history.history_start
+        for service, hour, count in history.hourly:
+            if service in config.services:
+                reports.counts(service).hourly[hour] = count
+        for service, bucket, count in history.recent:
+            if service in config.services:
+                reports.counts(service).recent[bucket] = count
+
+    def configure_reports(self, config: Config) -> None:
+        """Apply (re)loaded baseline settings; forget services no longer configured."""
+        reports = self.state.reports
+        reports.weeks = config.reports.baseline_weeks
+        reports.min_weeks = config.reports.baseline_min_weeks
+        reports.floor_per_5m = config.reports.baseline_floor_per_5m
+        reports.problems = tuple(config.reports.problems)
+        for service in set(reports.services) - set(config.services):
+            del reports.services[service]
+        for service in config.services:
+            reports.counts(service)  # every service exports its gauges from the start
+
+    async def submit_reports(self, reports: Sequence[Report], window: float) -> list[bool]:
+        """Store validated reports; count those that count. True per stored report.
+
+        Returns only after the store committed them: the caller may acknowledge.
+        """
+        assert self.store is not None, "start_reports first"
+        verdicts = await self.store.add_reports(reports, window)
+        for report, counted in zip(reports, verdicts, strict=True):
+            if counted:
+                self._report(report)
+            else:
+                self.state.reports.counts(report.service).duplicates += 1
+        return verdicts
+
+    def reject_report(self, reason: str) -> None:
+        """Count a refused submission by its (bounded) reason."""
+        self.state.reports.rejected[reason] += 1
+
+    async def prune_reports(self, retention: float) -> int:
+        """Delete stored reports older than ``retention`` seconds."""
+        assert self.store is not None, "start_reports first"
+        return await self.store.prune_reports(self.clock.time() - retention)
+
+    def _report(self, report: Report) -> None:
+        reports = self.state.reports
+        reports.roll(report.time)
+        counts = reports.counts(report.service)
+        counts.total[report.problem] += 1
+        counts.add(report.time)

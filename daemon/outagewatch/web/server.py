@@ -12,6 +12,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from outagewatch.config import Config
 from outagewatch.pipeline import State
 from outagewatch.web.landing import render_landing
+from outagewatch.web.reports import ReportIntake, add_report_routes
 
 
 @dataclass
@@ -22,6 +23,7 @@ class WebContext:
     config: Callable[[], Config]
     ready: Callable[[], bool]
     reload: Callable[[], Awaitable[bool]]
+    reports: ReportIntake | None = None
 
 
 CONTEXT = web.AppKey("outagewatch_context", WebContext)
@@ -60,4 +62,6 @@ def make_app(ctx: WebContext, registry: CollectorRegistry) -> web.Application:
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload)
+    if ctx.reports is not None:
+        add_report_routes(app, ctx.reports)
     return app

@@ -1,0 +1,407 @@
+"""The SQLite store: users' reports now; detector state, budgets, incidents later.
+
+One writer thread owns the connection. Callers on the event loop queue jobs
+and await them; the thread runs every queued job in one transaction and
+commits once, so many requests share one fsync (group commit). A job's future
+resolves only after that commit, which is what makes a 202 durable.
+
+Durability: the database runs in WAL mode. ``synchronous=FULL`` (the default)
+fsyncs the WAL on every commit, so an acknowledged report survives both
+``kill -9`` and power loss. ``synchronous=NORMAL`` fsyncs only at checkpoints:
+a commit is in the OS page cache when acknowledged, so it survives a process
+crash but the last commits may be lost on power loss. Group commit keeps FULL
+affordable, so it is the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from outagewatch.clock import Clock
+from outagewatch.observations import Report
+from outagewatch.pipeline import Histogram
+
+T = TypeVar("T")
+
+# Transaction latencies: from a page-cache commit to a slow disk's fsync.
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# At most this many jobs share one transaction, so one commit stays short.
+MAX_JOBS_PER_COMMIT = 2000
+PRUNE_CHUNK = 5000
+
+# Each entry moves the schema one version up; user_version records where a file is.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        service TEXT NOT NULL,
+        problem TEXT NOT NULL,
+        reporter TEXT,
+        country TEXT,
+        comment TEXT,
+        channel TEXT NOT NULL
+    );
+    CREATE INDEX reports_by_time ON reports (time);
+    CREATE INDEX reports_by_reporter ON reports (service, reporter, time)
+        WHERE reporter IS NOT NULL;
+    CREATE TABLE state (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (namespace, key)
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+_RECENT_BY_REPORTER = (
+    "SELECT 1 FROM reports WHERE service = ? AND reporter = ? AND time > ? LIMIT 1"
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used."""
+
+
+class StoreClosed(StoreError):
+    """A job was submitted after ``close``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportHistory:
+    """What the baseline needs from the store at start-up."""
+
+    history_start: float
+    hourly: list[tuple[str, int, int]]  # service, hour index (epoch hours), count
+    recent: list[tuple[str, int, int]]  # service, 10-second bucket index, count
+
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_STOP = object()
+
+
+class Store:
+    """SQLite in WAL mode behind one writer thread with grouped commits."""
+
+    def __init__(self, path: Path, clock: Clock, synchronous: str = "full") -> None:
+        self.path = path
+        self._clock = clock
+        self._synchronous = synchronous.upper()
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        # Updated on the event loop (in _settle), read there by the collector.
+        self.commit_durations = Histogram(COMMIT_BUCKETS)
+        self.commit_failures = 0
+
+    # -- lifecycle -------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (creating if needed), migrate, and start the writer thread. Blocking."""
+        try:
+            if self.path.parent != Path():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreError(f"store {self.path}: cannot use WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=5000")
+            # Reporter hashes land at random in their index: keep its pages in memory (32 MiB).
+            conn.execute("PRAGMA cache_size=-32768")
+            self._migrate(conn)
+            now = self._clock.time()
+            conn.execute(
+                "INSERT OR IGNORE INTO state VALUES ('store', 'created', ?, ?)",
+                (json.dumps(now), now),
+            )
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"store {self.path}: {exc}") from exc
+        except StoreError:
+            conn.close()
+            raise
+        self._conn = conn
+        self._thread = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}; this outagewatch "
+                f"knows up to {SCHEMA_VERSION}: upgrade outagewatch"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            try:
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version={number}; "
+                    "COMMIT;"
+                )
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Finish every queued job, checkpoint the WAL, close. Blocking; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+        if self._conn is not None:
+            # On failure the WAL is still valid: the next open replays it.
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+            self._conn = None
+
+    # -- the writer thread -----------------------------------------------
+
+    def _write_loop(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[_Job] = [first]  # type: ignore[list-item]
+            while len(batch) < MAX_JOBS_PER_COMMIT:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+            self._run_batch(conn, batch)
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        """Run every job in one transaction; a failing job rolls back only itself."""
+        started = time.perf_counter()
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, future, _loop in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    outcomes.append((future, None, exc))
+                else:
+                    outcomes.append((future, result, None))
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = StoreError(f"commit failed: {exc}")
+            outcomes = [(future, None, error) for _fn, future, _loop in batch]
+            duration = None
+        else:
+            duration = time.perf_counter() - started
+        for loop in {job_loop for _fn, _future, job_loop in batch}:
+            mine = [o for o, job in zip(outcomes, batch, strict=True) if job[2] is loop]
+            # A closed loop has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._settle, mine, duration)
+
+    def _settle(
+        self,
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+        duration: float | None,
+    ) -> None:
+        if duration is None:
+            self.commit_failures += 1
+        else:
+            self.commit_durations.observe(duration)
+        for future, result, error in outcomes:
+            if future.done():
+                continue  # the caller gave up (cancelled)
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        if self._closed or self._thread is None:
+            raise StoreClosed("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, future, loop))
+        return future
+
+    # -- reports ---------------------------------------------------------
+
+    async def add_reports(self, reports: Sequence[Report], window: float) -> list[bool]:
+        """Store reports that count; True for each stored, False for a duplicate.
+
+        A report is a duplicate when its reporter already has one for the same
+        service within ``window`` seconds. Resolves only after the commit.
+        """
+
+        def add(conn: sqlite3.Connection) -> list[bool]:
+            verdicts = []
+            for report in reports:
+                if (
+                    report.reporter is not None
+                    and conn.execute(
+                        _RECENT_BY_REPORTER, (report.service, report.reporter, report.time - window)
+                    ).fetchone()
+                ):
+                    verdicts.append(False)
+                    continue
+                conn.execute(
+                    "INSERT INTO reports (time, service, problem, reporter, country, comment, "
+                    "channel) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        report.time,
+                        report.service,
+                        report.problem,
+                        report.reporter,
+                        report.country,
+                        report.comment,
+                        report.channel,
+                    ),
+                )
+                verdicts.append(True)
+            return verdicts
+
+        return await self._submit(add)
+
+    async def import_reports(self, reports: Sequence[Report]) -> int:
+        """Insert history as is (no duplicate check); returns how many."""
+
+        def insert(conn: sqlite3.Connection) -> int:
+            conn.executemany(
+                "INSERT INTO reports (time, service, problem, reporter, country, comment, "
+                "channel) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (r.time, r.service, r.problem, r.reporter, r.country, r.comment, r.channel)
+                    for r in reports
+                ),
+            )
+            return len(reports)
+
+        return await self._submit(insert)
+
+    async def report_history(self, since: float, now: float) -> ReportHistory:
+        """Hourly counts since ``since`` and 10-second counts of the last 5 minutes."""
+
+        def read(conn: sqlite3.Connection) -> ReportHistory:
+            created = conn.execute(
+                "SELECT value FROM state WHERE namespace = 'store' AND key = 'created'"
+            ).fetchone()
+            first = conn.execute("SELECT MIN(time) FROM reports").fetchone()[0]
+            # History covers from the store's creation, or earlier when imported.
+            starts = [now, *([json.loads(created[0])] if created else []), first]
+            start = min(x for x in starts if x is not None)
+            hourly = conn.execute(
+                "SELECT service, CAST(time / 3600 AS INTEGER) AS hour, COUNT(*) FROM reports "
+                "WHERE time >= ? GROUP BY service, hour",
+                (since,),
+            ).fetchall()
+            recent = conn.execute(
+                "SELECT service, CAST(time / 10 AS INTEGER) AS bucket, COUNT(*) FROM reports "
+                "WHERE time > ? GROUP BY service, bucket",
+                (now - 300,),
+            ).fetchall()
+            return ReportHistory(start, hourly, recent)
+
+        return await self._submit(read)
+
+    async def prune_reports(self, before: float) -> int:
+        """Delete reports older than ``before`` in short transactions; returns how many."""
+
+        def prune(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM reports WHERE id IN "
+                "(SELECT id FROM reports WHERE time < ? ORDER BY time LIMIT ?)",
+                (before, PRUNE_CHUNK),
+            ).rowcount
+
+        total = 0
+        while True:
+            deleted = await self._submit(prune)
+            total += deleted
+            if deleted < PRUNE_CHUNK:
+                return total
+
+    def iter_reports(self, since: float = 0.0) -> Iterator[tuple[float, str, str, str | None]]:
+        """(time, service, problem, country) in time order, on a read-only connection.
+
+        WAL lets this read run beside the writer (even beside a running daemon).
+        """
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            yield from conn.execute(
+                "SELECT time, service, problem, country FROM reports WHERE time >= ? ORDER BY time",
+                (since,),
+            )
+        finally:
+            conn.close()
+
+    # -- keyed JSON state for other parts (detectors, budgets, incidents) --
+
+    async def put_state(self, namespace: str, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value under (namespace, key); durable when it returns."""
+        text = json.dumps(value, separators=(",", ":"))
+        now = self._clock.time()
+
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO state VALUES (?, ?, ?, ?) ON CONFLICT (namespace, key) "
+                "DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                (namespace, key, text, now),
+            )
+
+        await self._submit(put)
+
+    async def get_state(self, namespace: str) -> dict[str, Any]:
+        """Every key of a namespace with its decoded value."""
+
+        def get(conn: sqlite3.Connection) -> dict[str, Any]:
+            rows = conn.execute(
+                "SELECT key, value FROM state WHERE namespace = ?", (namespace,)
+            ).fetchall()
+            return {key: json.loads(value) for key, value in rows}
+
+        return await self._submit(get)
+
+    async def delete_state(self, namespace: str, key: str) -> None:
+        """Forget one key."""
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM state WHERE namespace = ? AND key = ?", (namespace, key))
+
+        await self._submit(delete)
+
+    # -- health ----------------------------------------------------------
+
+    def size_bytes(self) -> int:
+        """The database file plus its WAL, as on disk now."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += Path(f"{self.path}{suffix}").stat().st_size
+        return total

@@ -1,0 +1,407 @@
+"""Report intake: ``POST /api/v1/reports`` and the ``/report/<service>`` page.
+
+The handlers validate, authenticate and rate limit, then hand the reports to
+the pipeline, which stores them and updates the state. A 202 goes out only
+after the store committed. Every refusal names the field at fault and is
+counted by a reason from ``REJECTION_REASONS`` (never by anything the client sent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from outagewatch.clock import Clock
+from outagewatch.config import Config, ServiceConfig
+from outagewatch.observations import Report
+from outagewatch.pipeline import Pipeline
+from outagewatch.store import StoreError
+
+REJECTION_REASONS = (
+    "malformed_json",
+    "content_type",
+    "too_large",
+    "batch_too_large",
+    "invalid_body",
+    "missing_field",
+    "invalid_field",
+    "unknown_service",
+    "unknown_problem",
+    "unauthorized",
+    "rate_limited",
+    "store_unavailable",
+)
+_FIELDS = ("service", "problem", "reporter", "country", "comment")
+_MAX_REPORTER_CHARS = 256
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+PROBLEM_LABELS = {
+    "app": "The app",
+    "website": "The website",
+    "login": "Logging in",
+    "api": "The API",
+    "slow": "Slow answers",
+    "other": "Something else",
+}
+
+
+class Rejection(Exception):
+    """A refused submission: HTTP status, counted reason, the field at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        field: str | None,
+        message: str,
+        index: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        assert reason in REJECTION_REASONS
+        self.status = status
+        self.reason = reason
+        self.field = field
+        self.message = message
+        self.index = index
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="outagewatch reports"'
+        return headers
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message, "field": self.field, "reason": self.reason}
+        if self.index is not None:
+            body["index"] = self.index
+        return body
+
+
+class RateLimiter:
+    """Token buckets per key (service, client address), least recently seen evicted first."""
+
+    def __init__(self, clock: Clock, max_keys: int = 100_000) -> None:
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # tokens, when
+
+    def take(self, key: tuple[str, str], limit: int, period: float) -> float:
+        """Take one token: 0 when allowed, else the seconds until one is back."""
+        now = self._clock.monotonic()
+        rate = limit / period
+        tokens, when = self._buckets.pop(key, (float(limit), now))
+        tokens = min(float(limit), tokens + (now - when) * rate)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / rate
+        self._buckets[key] = (tokens, now)  # re-inserted: most recently seen last
+        while len(self._buckets) > self._max_keys:
+            del self._buckets[next(iter(self._buckets))]
+        return wait
+
+
+class ReporterHasher:
+    """Keyed hash of reporter ids: the clear id is never stored."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, reporter: str) -> str:
+        return hmac.new(self._key, reporter.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _token_digest(token: str) -> bytes:
+    # Set membership of digests: no timing signal about any token's bytes.
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass
+class ReportIntake:
+    """What the report handlers need: config, pipeline, clock, secrets, limits."""
+
+    pipeline: Pipeline
+    config: Callable[[], Config]
+    clock: Clock
+    hasher: ReporterHasher
+    limiter: RateLimiter
+    token_digests: frozenset[bytes] = field(default_factory=frozenset)
+
+    def set_tokens(self, tokens: Sequence[str]) -> None:
+        self.token_digests = frozenset(_token_digest(t) for t in tokens)
+
+    def authenticated(self, request: web.Request) -> bool:
+        """False without a token; Rejection(401) for a wrong one."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            return False
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or _token_digest(token.strip()) not in self.token_digests:
+            raise Rejection(401, "unauthorized", "authorization", "invalid bearer token")
+        return True
+
+    def rate_limit(self, service: str, service_config: ServiceConfig, address: str) -> None:
+        limits = service_config.reports
+        wait = self.limiter.take((service, address), limits.rate_limit, limits.rate_limit_period)
+        if wait > 0:
+            raise Rejection(
+                429,
+                "rate_limited",
+                "client_address",
+                f"too many reports from this address for {service}",
+                retry_after=wait,
+            )
+
+    def parse(self, item: Any, index: int | None, config: Config) -> Report:
+        """One JSON report into a Report with a hashed reporter; Rejection(422) if invalid."""
+
+        def reject(reason: str, name: str, message: str) -> Rejection:
+            return Rejection(422, reason, name, message, index)
+
+        if not isinstance(item, dict):
+            raise reject("invalid_body", "body", "a report must be a JSON object")
+        for key in item:
+            if key not in _FIELDS:
+                raise reject("invalid_field", str(key)[:64], "unknown field")
+        for name in ("service", "problem", "reporter"):
+            if item.get(name) is None:
+                raise reject("missing_field", name, f"{name} is required")
+        service, problem, reporter = item["service"], item["problem"], item["reporter"]
+        if not isinstance(service, str) or service not in config.services:
+            raise reject("unknown_service", "service", "unknown service")
+        if not isinstance(problem, str) or problem not in config.reports.problems:
+            raise reject(
+                "unknown_problem",
+                "problem",
+                f"unknown problem; one of: {', '.join(config.reports.problems)}",
+            )
+        if not isinstance(reporter, str) or not 0 < len(reporter) <= _MAX_REPORTER_CHARS:
+            raise reject(
+                "invalid_field", "reporter", f"reporter must be 1-{_MAX_REPORTER_CHARS} characters"
+            )
+        country = item.get("country")
+        if country is not None:
+            if not isinstance(country, str) or not _COUNTRY.match(country):
+                raise reject("invalid_field", "country", "country must be a 2-letter code")
+            country = country.upper()
+        comment = item.get("comment")
+        if comment is not None:
+            limit = config.reports.max_comment_chars
+            if not isinstance(comment, str) or len(comment) > limit:
+                raise reject("invalid_field", "comment", f"comment must be text of <= {limit}")
+        return Report(
+            service=service,
+            problem=problem,
+            time=self.clock.time(),
+            reporter=self.hasher(reporter),
+            country=country,
+            comment=comment or None,
+        )
+
+
+INTAKE = web.AppKey("outagewatch_report_intake", ReportIntake)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejection(413, "too_large", "body", f"body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise Rejection(413, "too_large", "body", f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def _submit(intake: ReportIntake, reports: list[Report], config: Config) -> list[bool]:
+    try:
+        return await intake.pipeline.submit_reports(reports, config.reports.window)
+    except StoreError as exc:
+        raise Rejection(503, "store_unavailable", None, "the report store is unavailable") from exc
+
+
+async def post_reports(request: web.Request) -> web.Response:
+    """``POST /api/v1/reports``: one JSON report or an array of them."""
+    intake = request.app[INTAKE]
+    config = intake.config()
+    try:
+        if request.content_type != "application/json":
+            raise Rejection(415, "content_type", "content-type", "send application/json")
+        authenticated = intake.authenticated(request)
+        body = await _read_body(request, config.reports.max_body_bytes)
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            raise Rejection(400, "malformed_json", "body", "malformed JSON") from None
+        if isinstance(data, list):
+            if len(data) > config.reports.max_batch:
+                raise Rejection(
+                    413,
+                    "batch_too_large",
+                    "body",
+                    f"more than {config.reports.max_batch} reports in one request",
+                )
+            if not data:
+                raise Rejection(422, "invalid_body", "body", "an empty array holds no report")
+            reports = [intake.parse(item, i, config) for i, item in enumerate(data)]
+        else:
+            reports = [intake.parse(data, None, config)]
+        if not authenticated:
+            for i, report in enumerate(reports):
+                if not config.services[report.service].reports.public:
+                    raise Rejection(
+                        401,
+                        "unauthorized",
+                        "authorization",
+                        f"a bearer token is required for {report.service}",
+                        i if isinstance(data, list) else None,
+                    )
+            address = _address(request)
+            for report in reports:
+                intake.rate_limit(report.service, config.services[report.service], address)
+            # Without a token the client address is the reporter: ids are free to invent.
+            reports = [_as_public(intake, r, address, "api") for r in reports]
+        verdicts = await _submit(intake, reports, config)
+    except Rejection as rejection:
+        intake.pipeline.reject_report(rejection.reason)
+        return web.json_response(
+            rejection.body(), status=rejection.status, headers=rejection.headers()
+        )
+    accepted = sum(verdicts)
+    return web.json_response(
+        {
+            "accepted": accepted,
+            "duplicates": len(verdicts) - accepted,
+            "results": ["accepted" if v else "duplicate" for v in verdicts],
+        },
+        status=202 if accepted else 200,
+    )
+
+
+def _as_public(intake: ReportIntake, report: Report, address: str, channel: str) -> Report:
+    return Report(
+        service=report.service,
+        problem=report.problem,
+        time=report.time,
+        reporter=intake.hasher("address:" + address),
+        country=report.country,
+        comment=report.comment,
+        channel=channel,
+    )
+
+
+# -- the public page -------------------------------------------------------
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem auto;max-width:32rem;color:#1b1b1b}
+form{display:grid;gap:.6rem}button{font-size:1.1rem;padding:.7rem;cursor:pointer}
+"""
+
+
+def _page(
+    title: str, body: str, status: int, headers: dict[str, str] | None = None
+) -> web.Response:
+    text = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def _public_service(request: web.Request, config: Config) -> tuple[str, ServiceConfig]:
+    key = request.match_info["service"]
+    service = config.services.get(key)
+    if service is None or not service.reports.public:
+        raise web.HTTPNotFound(text="No report page for this service.\n")
+    return key, service
+
+
+async def report_page(request: web.Request) -> web.Response:
+    """``GET /report/<service>``: one button per problem; a plain form, no JavaScript."""
+    config = request.app[INTAKE].config()
+    key, service = _public_service(request, config)
+    buttons = "".join(
+        f'<button type=submit name=problem value="{escape(p)}">'
+        f"{escape(PROBLEM_LABELS.get(p, p))}</button>"
+        for p in config.reports.problems
+    )
+    return _page(
+        f"Is {service.title(key)} down for you?",
+        f"<p>Tell us what does not work:</p>"
+        f'<form method=post action="/report/{escape(key)}">{buttons}</form>',
+        200,
+    )
+
+
+async def post_report_page(request: web.Request) -> web.Response:
+    """``POST /report/<service>``: the page's form; same limits as the API."""
+    intake = request.app[INTAKE]
+    config = intake.config()
+    key, service = _public_service(request, config)
+    title = service.title(key)
+    try:
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise Rejection(415, "content_type", "content-type", "send the form as it is")
+        body = await _read_body(request, config.reports.max_body_bytes)
+        form = parse_qs(body.decode("utf-8", errors="replace"))
+        problem = form.get("problem", [None])[0]
+        if problem is None:
+            raise Rejection(422, "missing_field", "problem", "choose a problem")
+        if problem not in config.reports.problems:
+            raise Rejection(422, "unknown_problem", "problem", "unknown problem")
+        address = _address(request)
+        intake.rate_limit(key, service, address)
+        report = Report(
+            service=key,
+            problem=problem,
+            time=intake.clock.time(),
+            reporter=intake.hasher("address:" + address),
+            channel="page",
+        )
+        (counted,) = await _submit(intake, [report], config)
+    except Rejection as rejection:
+        intake.pipeline.reject_report(rejection.reason)
+        back = f'<p><a href="/report/{escape(key)}">Back</a></p>'
+        return _page(
+            title,
+            f"<p>{escape(rejection.message)}.</p>{back}",
+            rejection.status,
+            rejection.headers(),
+        )
+    if counted:
+        return _page(title, "<p>Thank you: your report counts.</p>", 202)
+    return _page(title, "<p>Thank you: we already have a recent report from you.</p>", 200)
+
+
+def add_report_routes(app: web.Application, intake: ReportIntake) -> None:
+    """Mount the intake routes on the daemon's app."""
+    app[INTAKE] = intake
+    app.router.add_post("/api/v1/reports", post_reports)
+    app.router.add_get("/report/{service}", report_page)
+    app.router.add_post("/report/{service}", post_report_page)
