@@ -33,16 +33,14 @@ def http_json(url: str, data: Any = None, timeout: float = 5.0) -> Any:
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], deadline: float = 20.0) -> None:
-    """Poll ``url`` until it answers 200; fail with the process output if it dies."""
+    """Poll ``url`` until it answers 200; fail early if the process dies."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if process.poll() is not None:
-            out = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            raise RuntimeError(f"{process.args[0]} exited {process.returncode}:\n{out}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
+            raise RuntimeError(f"{process.args[0]!r} exited {process.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return
         time.sleep(0.1)
     raise TimeoutError(f"{url} not ready after {deadline}s")
 

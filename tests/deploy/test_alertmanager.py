@@ -44,9 +44,7 @@ def test_secrets_are_read_from_files() -> None:
     assert set(auth) == {"type", "credentials_file"}
 
 
-@pytest.mark.parametrize(
-    "rule", ALERTS, ids=lambda r: f"{r['alert']}-{r['labels']['severity']}"
-)
+@pytest.mark.parametrize("rule", ALERTS, ids=lambda r: f"{r['alert']}-{r['labels']['severity']}")
 def test_each_alert_routes_by_its_severity(rule: dict[str, Any]) -> None:
     severity = rule["labels"]["severity"]
     labels = [f"alertname={rule['alert']}", f"severity={severity}", "service=claude"]

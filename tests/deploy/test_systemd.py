@@ -34,8 +34,11 @@ def _fake_root(tmp_path: Path) -> Path:
     unit_dir.mkdir(parents=True)
     shutil.copy(UNIT, unit_dir / UNIT.name)
     shutil.copytree(SYSTEM_UNITS, root / "usr/lib/systemd/system", symlinks=True)
-    for command in {value.split()[0] for key in ("ExecStartPre", "ExecStart", "ExecReload")
-                    for value in _unit_settings()[key]}:
+    for command in {
+        value.split()[0]
+        for key in ("ExecStartPre", "ExecStart", "ExecReload")
+        for value in _unit_settings()[key]
+    }:
         stand_in = root / command.lstrip("/")
         stand_in.parent.mkdir(parents=True, exist_ok=True)
         stand_in.write_text("#!/bin/sh\n")
