@@ -37,7 +37,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], deadline: float = 20.
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]!r} exited {process.returncode}")
+            raise RuntimeError(f"{process.args!r} exited {process.returncode}")
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
             if response.status == 200:
                 return
@@ -66,9 +66,9 @@ def running(args: list[str], ready_url: str, log: Path) -> Iterator[subprocess.P
 
 
 @contextlib.contextmanager
-def alertmanager(config: Path, workdir: Path) -> Iterator[str]:
+def alertmanager(config: Path, workdir: Path, port: int | None = None) -> Iterator[str]:
     """Alertmanager on a loopback port, clustering off; yields its base URL."""
-    port = free_port()
+    port = port or free_port()
     base = f"http://{LOOPBACK}:{port}"
     args = [
         "prometheus-alertmanager",
