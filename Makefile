@@ -5,9 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= deploy/config/outagewatch.yml
 LISTEN ?= :10060
-# Debian packages the tests run for real: promtool + prometheus, amtool + alertmanager.
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager
-SYSTEM_COMMANDS := promtool prometheus amtool prometheus-alertmanager
+# Debian packages the tests run for real: promtool + prometheus, amtool + alertmanager,
+# systemd-analyze (verify and security of the unit).
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager systemd
+SYSTEM_COMMANDS := promtool prometheus amtool prometheus-alertmanager systemd-analyze
 
 .PHONY: run test lint typecheck unit system-deps bench clean
 
@@ -30,8 +31,8 @@ system-deps:
 	fi
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check daemon tests bench
-	$(BIN)/ruff format --check daemon tests bench
+	$(BIN)/ruff check daemon tests bench dashboards
+	$(BIN)/ruff format --check daemon tests bench dashboards
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
