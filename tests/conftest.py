@@ -66,6 +66,12 @@ class FakeResolver(AbstractResolver):
 Serve = Callable[..., Any]
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own directory, so a default store never lands in the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
     """Start an aiohttp app on 127.0.0.1:0; returns its base URL."""

@@ -46,6 +46,7 @@ class DaemonProcess:
                 stdout=log,
                 stderr=log,
                 env=self.env,
+                cwd=self.log_path.parent,  # the default store lands beside the log, not in the repo
             )
         if wait_ready:
             await self.wait_ready()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -299,7 +300,7 @@ def test_bad_status_page_config_names_its_key(page: dict[str, object], message: 
 
 
 def test_shipped_config_reads_the_real_pages() -> None:
-    config = load_config("deploy/config/outagewatch.yml")
+    config = load_config(Path(__file__).resolve().parents[2] / "deploy/config/outagewatch.yml")
     pages = {
         (service, name): (page.kind, page.url)
         for service, cfg in config.services.items()
