@@ -690,16 +690,9 @@ class ConfigError(Exception):
 
 
 # Tags pydantic puts into error locations of discriminated unions; they are not keys.
-_UNION_TAGS = {"http"}
-
-
-def register_union_tag(tag: str) -> None:
-    """Let a new source kind's tag be elided from error key paths."""
-    _UNION_TAGS.add(tag)
-
-
-for _chat_kind in ("anthropic", "openai"):
-    register_union_tag(_chat_kind)
+# The `kind` tags of the discriminated unions (probes, status pages): pydantic puts
+# them into error locations, but they are not keys of the document.
+_UNION_TAGS = frozenset({"http", "anthropic", "openai", "statuspage", "incidentio", "google"})
 
 
 def _key_path(loc: Sequence[int | str], data: Any) -> str:
@@ -798,7 +791,3 @@ def load_config(path: str | Path) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"invalid YAML: {exc}"]) from None
     return parse_config(data, source)
-
-
-for _tag in ("statuspage", "incidentio", "google"):
-    register_union_tag(_tag)
