@@ -90,7 +90,7 @@ async def test_health_readiness_and_landing_page(daemon: DaemonProcess) -> None:
     await daemon.wait_for_metric('outagewatch_probe_success{probe="web"')
     status, page = await daemon.get("/")
     assert status == 200
-    assert "<h2>claude</h2>" in page
+    assert ">claude</h2>" in page
     assert "down: http_status" in page
 
 

@@ -218,6 +218,7 @@ class Daemon:
             ready=self.is_ready,
             reload=self.reload,
             reports=self.intake,
+            clock=self.clock,
         )
         runner = web.AppRunner(make_app(web_ctx, self.registry), access_log=None)
         await runner.setup()

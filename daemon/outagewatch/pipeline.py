@@ -16,6 +16,7 @@ import structlog
 
 from outagewatch.baseline import HOUR, ReportsState
 from outagewatch.clock import Clock
+from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
 from outagewatch.observations import (
     CHART_FEED_KIND,
@@ -125,12 +126,13 @@ class State:
     config_reload_time: float | None = None
     appstore: AppStoreState = field(default_factory=AppStoreState)
     reports: ReportsState = field(default_factory=ReportsState)
+    history: StatusHistory = field(default_factory=StatusHistory)
 
 
 class Pipeline:
     """Applies observations and run outcomes to the state."""
 
-    RECENT = 20  # results kept per probe for the landing page
+    RECENT = 20  # results kept per probe
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -202,6 +204,7 @@ class Pipeline:
             probe.failures[result.reason or "unknown"] += 1
         probe.recent.append(result)
         del probe.recent[: -self.RECENT]
+        self.state.history.probe(result)
         if result.chat is not None:
             self._chat(result, result.chat)
 
@@ -229,12 +232,24 @@ class Pipeline:
                 impact=record.impact,
                 title=record.name,
             )
+            self.state.history.event(
+                snapshot.time,
+                record.service,
+                "incident_opened",
+                f"official page: {record.impact} incident opened: {record.name}",
+            )
         for record in resolved:
             self.log.info(
                 "status_incident_resolved",
                 service=record.service,
                 page=record.page,
                 incident=record.id,
+            )
+            self.state.history.event(
+                snapshot.time,
+                record.service,
+                "incident_resolved",
+                f"official page: incident resolved: {record.name}",
             )
 
     def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
@@ -249,6 +264,7 @@ class Pipeline:
         for page_key in list(self.state.status_pages):
             if status_source_key(*page_key) not in source_keys:
                 del self.state.status_pages[page_key]
+        self.state.history.retain_probes(probe_keys)
 
     def record_reload(self, ok: bool) -> None:
         self.state.config_reload_ok = ok
@@ -281,6 +297,7 @@ class Pipeline:
         reports.problems = tuple(config.reports.problems)
         for service in set(reports.services) - set(config.services):
             del reports.services[service]
+        self.state.history.retain_services(config.services)
         for service in config.services:
             reports.counts(service)  # every service exports its gauges from the start
 
@@ -313,3 +330,4 @@ class Pipeline:
         counts = reports.counts(report.service)
         counts.total[report.problem] += 1
         counts.add(report.time)
+        self.state.history.report(report)

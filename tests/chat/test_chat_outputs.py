@@ -27,7 +27,7 @@ from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.chat import ApiKey, ChatProbeSource
 from outagewatch.sources.client import HttpClients
-from outagewatch.web.landing import render_landing
+from outagewatch.web.status import render_status_page, status_document
 
 from ..conftest import FakeResolver, Serve, require_tool
 from .conftest import (
@@ -192,7 +192,8 @@ async def test_every_outcome_leaves_no_key_in_logs_metrics_pages_or_errors(
     registry = CollectorRegistry()
     registry.register(StateCollector(pipeline.state, "0", "test", "3"))
     metrics = generate_latest(registry).decode()
-    landing = render_landing(config, pipeline.state)
+    document = status_document(config, pipeline.state, clock.time())
+    landing = render_status_page(document, clock.time(), 30) + json.dumps(document)
     outputs = {
         "log": buffer.getvalue(),
         "pipeline log": repr(pipeline_logs),

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import Config
 from outagewatch.pipeline import State
-from outagewatch.web.landing import render_landing
 from outagewatch.web.reports import ReportIntake, add_report_routes
+from outagewatch.web.status import (
+    DEFAULT_REFRESH,
+    REFRESH_BOUNDS,
+    render_status_page,
+    status_document,
+)
 
 
 @dataclass
@@ -24,6 +30,7 @@ class WebContext:
     ready: Callable[[], bool]
     reload: Callable[[], Awaitable[bool]]
     reports: ReportIntake | None = None
+    clock: Clock = field(default_factory=SystemClock)
 
 
 CONTEXT = web.AppKey("outagewatch_context", WebContext)
@@ -45,11 +52,26 @@ async def reload(request: web.Request) -> web.Response:
     return web.Response(status=500, text="Reload failed: see the log; the old config stays\n")
 
 
-async def landing(request: web.Request) -> web.Response:
+async def status_page(request: web.Request) -> web.Response:
+    """``/``: the status page; ``?refresh=N`` reloads it every N seconds."""
     ctx = request.app[CONTEXT]
+    refresh = DEFAULT_REFRESH
+    asked = request.query.get("refresh", "")
+    if asked.isdigit():
+        refresh = min(max(int(asked), REFRESH_BOUNDS[0]), REFRESH_BOUNDS[1])
+    now = ctx.clock.time()
     return web.Response(
-        text=render_landing(ctx.config(), ctx.state),
+        text=render_status_page(status_document(ctx.config(), ctx.state, now), now, refresh),
         content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def status_json(request: web.Request) -> web.Response:
+    """``GET /api/v1/status``: what the status page shows, as JSON."""
+    ctx = request.app[CONTEXT]
+    return web.json_response(
+        status_document(ctx.config(), ctx.state, ctx.clock.time()),
         headers={"Cache-Control": "no-store"},
     )
 
@@ -57,7 +79,8 @@ async def landing(request: web.Request) -> web.Response:
 def make_app(ctx: WebContext, registry: CollectorRegistry) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[CONTEXT] = ctx
-    app.router.add_get("/", landing)
+    app.router.add_get("/", status_page)
+    app.router.add_get("/api/v1/status", status_json)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
