@@ -60,6 +60,30 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config.file", dest="config_file", required=True, metavar="FILE")
     reports_cli.add_commands(commands)
+
+    demo = commands.add_parser(
+        "demo", help="replay the seed day against a simulated world on loopback"
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="timeline speed: 1 tells the story in about five minutes, 2 in half that",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="random seed of the world")
+    demo.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default="127.0.0.1:10060",
+        metavar="HOST:PORT",
+        help="the daemon's address (default 127.0.0.1:10060)",
+    )
+    demo.add_argument("--log.level", dest="log_level", choices=LEVELS, default="error")
+    demo.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="stop once the story is over instead of serving on",
+    )
     return parser
 
 
@@ -101,12 +125,35 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from outagewatch.demo.runner import run_demo
+
+    if not 0.1 <= args.speed <= 20:
+        print("outagewatch: --speed must be between 0.1 and 20", file=sys.stderr)
+        return 2
+    try:
+        parse_listen_address(args.listen)
+    except ValueError as exc:
+        print(f"outagewatch: {exc}", file=sys.stderr)
+        return 2
+    configure(args.log_level, None)
+    try:
+        return asyncio.run(run_demo(args.speed, args.seed, args.listen, args.exit_when_done))
+    except KeyboardInterrupt:
+        return 0
+    except (OSError, StoreError, RuntimeError) as exc:
+        print(f"outagewatch: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.config_file)
     if args.command == "reports":
         return reports_cli.run(args)
+    if args.command == "demo":
+        return _demo(args)
     return _run(args)
 
 

@@ -1,0 +1,1 @@
+"""The simulated world and the seed day replayed for ``outagewatch demo``."""
