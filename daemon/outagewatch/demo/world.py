@@ -262,9 +262,7 @@ class World:
                     "created_at": _iso(published),
                     "updated_at": _iso(self.now()),
                     "started_at": _iso(started),
-                    "resolved_at": _iso(resolved)
-                    if official.incident_status == "resolved"
-                    else None,
+                    "resolved_at": _iso(resolved) if closed else None,
                     "shortlink": "http://127.0.0.1/demo",
                     "incident_updates": [],
                 }
