@@ -334,7 +334,9 @@ async def run_demo(
         await site.start()
         world_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         config_path = directory / "outagewatch.yml"
-        config_path.write_text(yaml.safe_dump(demo_config(directory, world_url, timing)))
+        config_path.write_text(
+            yaml.safe_dump(demo_config(directory, world_url, timing), sort_keys=False)
+        )
         (directory / "api-key").write_text(DEMO_API_KEY + "\n")
         (directory / "report-tokens").write_text(DEMO_TOKEN + "\n")
 

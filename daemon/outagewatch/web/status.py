@@ -209,6 +209,7 @@ margin-top:1rem}
 .events li{margin:.2rem 0}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .8rem;margin:.3rem 0}
 dt{color:#444}dd{margin:0}
+figure{margin:.4rem 0 .8rem}figcaption{font-size:.85rem;color:#333}
 """
 
 
@@ -278,6 +279,11 @@ def _reports_html(reports: dict[str, Any]) -> str:
     return text + "</p>"
 
 
+def _figure(caption: str, svg: str) -> str:
+    # The caption is for the eye; the SVG's own title and desc are for assistive tech.
+    return f"<figure><figcaption aria-hidden=true>{escape(caption)}</figcaption>{svg}</figure>"
+
+
 def _charts_html(service: dict[str, Any], end: float) -> str:
     charts = service["charts"]
     key, title, start = service["service"], service["title"], charts["since"]
@@ -292,15 +298,18 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
             f"{success[-1][1]:.0f} %, lowest {low[1]:.0f} % at {_clock(low[0])} UTC."
         )
     out.append(
-        line_chart(
-            f"{key}-success",
-            f"{title}: probe success",
-            desc,
-            [Series("probe success %", success)],
-            start,
-            end,
-            (0.0, 100.0),
-            "%",
+        _figure(
+            "Probe success",
+            line_chart(
+                f"{key}-success",
+                f"{title}: probe success",
+                desc,
+                [Series("probe success %", success)],
+                start,
+                end,
+                (0.0, 100.0),
+                "%",
+            ),
         )
     )
     ttft = charts["ttft_seconds"]
@@ -315,8 +324,17 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
             else "No time to first token measured yet."
         )
         out.append(
-            line_chart(
-                f"{key}-ttft", f"{title}: time to first token", desc, lines, start, end, unit="s"
+            _figure(
+                "Time to first token",
+                line_chart(
+                    f"{key}-ttft",
+                    f"{title}: time to first token",
+                    desc,
+                    lines,
+                    start,
+                    end,
+                    unit="s",
+                ),
             )
         )
     reports = charts["reports_per_5m"]
@@ -330,16 +348,19 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
         else "No reports yet."
     )
     out.append(
-        line_chart(
-            f"{key}-reports",
-            f"{title}: user reports vs usual",
-            desc,
-            [
-                Series("reports per 5 min", reports),
-                Series("usual", baseline),
-            ],
-            start,
-            end,
+        _figure(
+            "User reports per 5 minutes",
+            line_chart(
+                f"{key}-reports",
+                f"{title}: user reports vs usual",
+                desc,
+                [
+                    Series("reports per 5 min", reports),
+                    Series("usual", baseline),
+                ],
+                start,
+                end,
+            ),
         )
     )
     ranks = charts["appstore_position"]
@@ -349,15 +370,19 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
         worst = max((x[1] for pts in ranks.values() for x in pts), default=1.0)
         now_ranks = ", ".join(f"{c.upper()} #{pts[-1][1]:.0f}" for c, pts in ranks.items())
         out.append(
-            line_chart(
-                f"{key}-rank",
-                f"{title}: App Store rank",
-                f"App Store chart position (1 is the top): latest {now_ranks}; best {best:.0f}.",
-                lines,
-                start,
-                end,
-                (1.0, max(worst, 10.0)),
-                inverted=True,
+            _figure(
+                "App Store rank (top is #1)",
+                line_chart(
+                    f"{key}-rank",
+                    f"{title}: App Store rank",
+                    f"App Store chart position (1 is the top): latest {now_ranks}; "
+                    f"best {best:.0f}.",
+                    lines,
+                    start,
+                    end,
+                    (1.0, max(worst, 10.0)),
+                    inverted=True,
+                ),
             )
         )
     return "".join(out)

@@ -1,0 +1,172 @@
+"""The status page in a real browser (headless Chromium) while the demo replays the seed day.
+
+The demo runs as a subprocess at high speed; the test reads the page as a person
+would, takes screenshots into test-artifacts/, and submits the report form.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from tests.conftest import require_tool
+from tests.daemon_process import free_port
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SPEED = 8  # the whole story in about 38 s
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--window-size=1280,1900",
+)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[str]:
+    """The demo at high speed on a free port; its base URL once the page answers."""
+    port = free_port()
+    log = (tmp_path / "demo.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "outagewatch.cli",
+            "demo",
+            "--speed",
+            str(SPEED),
+            "--exit-when-done",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (tmp_path / "demo.log").read_text()
+            assert time.monotonic() < deadline, "the demo did not become ready in 30 s"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    chromium = require_tool("chromium")
+    chromedriver = require_tool("chromedriver")
+    options = Options()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a driver
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _claude_reports(url: str) -> int:
+    """Claude's report total as the JSON twin of the page has it."""
+    with urllib.request.urlopen(url + "/api/v1/status", timeout=5) as response:
+        document = json.load(response)
+    (claude,) = [s for s in document["services"] if s["service"] == "claude"]
+    total: int = claude["reports"]["total"]
+    return total
+
+
+def _wait_for(
+    driver: webdriver.Chrome, url: str, seen: Callable[[str], bool], what: str, limit: float
+) -> str:
+    """Reload the page until the Claude card's text satisfies ``seen``; returns that text."""
+    deadline = time.monotonic() + limit
+    text = ""
+    while time.monotonic() < deadline:
+        driver.get(url + "/")
+        text = driver.find_element(By.ID, "service-claude").text
+        if seen(text):
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"never saw {what} on the Claude card within {limit} s; last:\n{text}")
+
+
+def test_a_person_sees_claude_go_down_and_come_back_and_can_report(
+    demo: str, browser: webdriver.Chrome
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    started = time.monotonic()
+
+    browser.get(demo + "/")
+    assert browser.title == "outagewatch status"
+    headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "h1, h2")]
+    assert headings[:3] == ["outagewatch status", "Claude", "ChatGPT"]
+    assert "Recent events" in headings
+    card = _wait_for(browser, demo, lambda t: "✓ up" in t, "a first probe result", 20)
+    assert "Official level: operational" in card
+    browser.save_screenshot(str(ARTIFACTS / "status-page-normal.png"))
+
+    # The outage: the probes fail with the provider's own error, the official page admits it.
+    card = _wait_for(
+        browser, demo, lambda t: "Official level: major" in t, "the official incident", 40
+    )
+    assert "Elevated errors on claude.ai and the API" in card
+    browser.save_screenshot(str(ARTIFACTS / "status-page-outage.png"))
+    events = browser.find_element(By.CLASS_NAME, "events").text
+    assert "failed: overloaded" in events or "failed: http_status" in events
+    # Every chart says in words what it shows.
+    for chart in browser.find_elements(By.CSS_SELECTOR, "#service-claude svg.chart"):
+        assert chart.get_attribute("role") == "img"
+        assert chart.find_element(By.TAG_NAME, "desc").get_attribute("textContent")
+
+    # The report form submits and the count moves.
+    before = _claude_reports(demo)
+    browser.get(demo + "/report/claude")
+    browser.find_element(By.CSS_SELECTOR, "button[value=app]").click()
+    assert "your report counts" in browser.find_element(By.TAG_NAME, "body").text
+    assert _claude_reports(demo) > before
+
+    # Recovery: the official page is back to operational and the probes are up.
+    card = _wait_for(
+        browser,
+        demo,
+        lambda t: "Official level: operational" in t and "down:" not in t,
+        "the recovery",
+        40,
+    )
+    browser.save_screenshot(str(ARTIFACTS / "status-page-recovered.png"))
+    assert time.monotonic() - started < 100
