@@ -1,4 +1,5 @@
-# outagewatch: `make run` runs the daemon on the shipped config; `make test` runs everything.
+# outagewatch: `make run` runs the daemon on the shipped config; `make demo` replays the
+# seed day against a simulated world; `make test` runs everything.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,11 +7,12 @@ BIN := $(VENV)/bin
 CONFIG ?= deploy/config/outagewatch.yml
 LISTEN ?= :10060
 # Debian packages the tests run for real: promtool + prometheus, amtool + alertmanager,
-# systemd-analyze (verify and security of the unit).
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager systemd
-SYSTEM_COMMANDS := promtool prometheus amtool prometheus-alertmanager systemd-analyze
+# systemd-analyze (verify and security of the unit), headless Chromium and its driver
+# (the status page's browser tests).
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager systemd chromium chromium-driver
+SYSTEM_COMMANDS := promtool prometheus amtool prometheus-alertmanager systemd-analyze chromium chromedriver
 
-.PHONY: run test lint typecheck unit system-deps bench clean
+.PHONY: run demo test lint typecheck unit system-deps bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,11 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 run: $(BIN)/.installed
 	$(BIN)/outagewatch run --config.file $(CONFIG) --web.listen-address $(LISTEN)
+
+# The seed day against a simulated world on loopback; SPEED=2 tells it in half the time.
+SPEED ?= 1
+demo: $(BIN)/.installed
+	$(BIN)/outagewatch demo --speed $(SPEED)
 
 system-deps:
 	@missing=0; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
@@ -46,4 +53,4 @@ bench: $(BIN)/.installed system-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -201,9 +201,9 @@ class World:
     # -- web apps ----------------------------------------------------------
 
     async def _web(self, service: str) -> web.Response:
-        if self.rng.random() < timeline.web_up_share(service, self.minute()):
-            return web.Response(text="<!doctype html><title>app</title>", content_type="text/html")
-        return web.Response(status=503, text="upstream connect error\n")
+        if self.rng.random() < 1.0 - timeline.web_up_share(service, self.minute()):
+            return web.Response(status=503, text="upstream connect error\n")
+        return web.Response(text="<!doctype html><title>app</title>", content_type="text/html")
 
     async def claude_web(self, _request: web.Request) -> web.Response:
         return await self._web("claude")
