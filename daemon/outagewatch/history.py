@@ -8,7 +8,7 @@ again. Rank history lives with the App Store state (``ranks.RankHistory``).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from outagewatch.observations import ProbeResult, Report
@@ -55,6 +55,7 @@ class StatusHistory:
         self.window = window
         self.services: dict[str, ServiceHistory] = {}
         self.events: deque[Event] = deque(maxlen=max_events)
+        self._spikes_seen: dict[tuple[str, str], int] = {}
 
     def service(self, name: str) -> ServiceHistory:
         history = self.services.get(name)
@@ -97,6 +98,23 @@ class StatusHistory:
 
     def event(self, time: float, service: str, kind: str, text: str) -> None:
         self.events.append(Event(time, service, kind, text))
+
+    def note_spikes(
+        self,
+        spikes_total: Mapping[tuple[str, str], int],
+        last_times: Mapping[tuple[str, str], float],
+    ) -> None:
+        """An event for each detector whose spike count rose since the last look.
+
+        A detector seen for the first time only sets the mark: its count may be
+        restored from the store, and those spikes are old news.
+        """
+        for key, total in spikes_total.items():
+            seen = self._spikes_seen.get(key)
+            self._spikes_seen[key] = total
+            if seen is not None and total > seen and key in last_times:
+                service, signal = key
+                self.event(last_times[key], service, "spike", f"spike detected in {signal}")
 
     def probe_points(self, service: str, since: float) -> dict[str, list[ProbePoint]]:
         """Each probe's points from ``since`` on, oldest first."""

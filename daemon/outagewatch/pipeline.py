@@ -378,6 +378,9 @@ class Pipeline:
         now = self.clock.time()
         state = self.state
         state.signals.close(now)
+        state.history.note_spikes(
+            state.signals.spikes_total, {k: v.last_time for k, v in state.signals.status.items()}
+        )
         tracker = state.disruption
         for service in sorted(config.services if services is None else services):
             cfg = config.services.get(service)

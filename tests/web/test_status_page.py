@@ -85,6 +85,8 @@ def test_page_and_json_tell_the_same_story_of_an_outage() -> None:
     config = parse_config(CONFIG)
     document = status_document(config, pipeline.state, clock.time())
     (claude,) = document["services"]
+    # No judgement yet (the tracker was never configured): unknown, in words.
+    assert claude["disruption"] == {"state": "unknown", "since": None, "reasons": [], "lead": None}
     api = claude["probes"][0]
     assert (api["result"], api["reason"]) == ("down", "overloaded")
     assert claude["probes"][1]["result"] == "no result yet"
@@ -102,6 +104,7 @@ def test_page_and_json_tell_the_same_story_of_an_outage() -> None:
     page = render_status_page(document, clock.time(), 30)
     assert '<meta http-equiv=refresh content="30">' in page
     assert "✕ down: overloaded" in page  # a symbol and words, not only red
+    assert '<span class="state unknown">? Unknown</span>' in page
     assert "Official level: <strong>major</strong>" in page
     assert '<a href="/report/claude">Report a problem</a>' in page
     # Every chart is an image with a title and a description in words.

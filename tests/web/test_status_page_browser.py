@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import require_tool
 from tests.daemon_process import free_port
@@ -136,18 +139,23 @@ def test_a_person_sees_claude_go_down_and_come_back_and_can_report(
     headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "h1, h2")]
     assert headings[:3] == ["outagewatch status", "Claude", "ChatGPT"]
     assert "Recent events" in headings
-    card = _wait_for(browser, demo, lambda t: "✓ up" in t, "a first probe result", 20)
+    card = _wait_for(browser, demo, lambda t: "✓ OK" in t, "the OK state", 20)
     assert "Official level: operational" in card
+    assert browser.find_element(By.CSS_SELECTOR, "#service-claude .state").text == "✓ OK"
     browser.save_screenshot(str(ARTIFACTS / "status-page-normal.png"))
 
-    # The outage: the probes fail with the provider's own error, the official page admits it.
-    card = _wait_for(
-        browser, demo, lambda t: "Official level: major" in t, "the official incident", 40
-    )
+    # The outage: outagewatch flags it, then the official page admits it, with the lead shown.
+    card = _wait_for(browser, demo, lambda t: "✕ Disrupted" in t, "the disrupted state", 40)
+    assert "Detection lead" not in card  # nothing official to compare with yet
+    card = _wait_for(browser, demo, lambda t: "Detection lead" in t, "the detection lead", 30)
+    assert "✕ Disrupted" in card
+    assert "Official level: major" in card
     assert "Elevated errors on claude.ai and the API" in card
+    lead = browser.find_element(By.CSS_SELECTOR, "#service-claude .lead").text
+    assert re.search(r"flagged it \d+ min before the official page", lead), lead
     browser.save_screenshot(str(ARTIFACTS / "status-page-outage.png"))
     events = browser.find_element(By.CLASS_NAME, "events").text
-    assert "failed: overloaded" in events or "failed: http_status" in events
+    assert "claude: now disrupted (was " in events
     # Every chart says in words what it shows.
     for chart in browser.find_elements(By.CSS_SELECTOR, "#service-claude svg.chart"):
         assert chart.get_attribute("role") == "img"
@@ -157,16 +165,20 @@ def test_a_person_sees_claude_go_down_and_come_back_and_can_report(
     before = _claude_reports(demo)
     browser.get(demo + "/report/claude")
     browser.find_element(By.CSS_SELECTOR, "button[value=app]").click()
-    assert "your report counts" in browser.find_element(By.TAG_NAME, "body").text
+    # The click navigates: wait for the answer page rather than race it.
+    WebDriverWait(
+        browser, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    ).until(lambda d: "your report counts" in d.find_element(By.TAG_NAME, "body").text)
     assert _claude_reports(demo) > before
 
-    # Recovery: the official page is back to operational and the probes are up.
+    # Recovery: OK again, the official page back to operational; the lead stays on record.
     card = _wait_for(
         browser,
         demo,
-        lambda t: "Official level: operational" in t and "down:" not in t,
+        lambda t: "✓ OK" in t and "Official level: operational" in t,
         "the recovery",
         40,
     )
+    assert "Detection lead" in card
     browser.save_screenshot(str(ARTIFACTS / "status-page-recovered.png"))
     assert time.monotonic() - started < 100

@@ -142,8 +142,18 @@ def demo_config(directory: Path, world_url: str, timing: Timing) -> dict[str, An
             "reports": {"public": True, "rate_limit": 5, "rate_limit_period": "1m"},
         }
 
+    # Readings are stamped in demo time but sources run every few wall seconds:
+    # freshness and the recovery hold are stretched by the clock's scale, and the
+    # detectors warm up within the story's first 90 demo minutes.
+    run_in_demo_seconds = timing.probe_interval * timing.scale
     return {
         "scheduler": {"jitter_ratio": 0.0, "shutdown_grace": "2s"},
+        "detection": {"warmup_s": 90 * 60.0, "warmup_points": 10},
+        "disruption": {
+            "stale_intervals": 3 * timing.scale,
+            "recover_after": f"{3 * run_in_demo_seconds:g}s",
+            "evaluate_interval": probe,
+        },
         "storage": {"path": str(directory / "outagewatch.db"), "synchronous": "normal"},
         "reports": {"tokens_file": str(directory / "report-tokens")},
         "appstore": {
@@ -298,8 +308,20 @@ class Narrator:
             result = "-" if last is None else ("up" if last.success else f"{last.reason}")
             counts = state.reports.services.get(service)
             recent = counts.last_5m(now) if counts else 0
-            parts.append(f"{service}: api {result}, {recent} reports/5m")
+            status = state.disruption.status.get(service)
+            verdict = status.state if status else "unknown"
+            parts.append(f"{service}: {verdict}, api {result}, {recent} reports/5m")
         return "; ".join(parts)
+
+    def lead(self) -> str:
+        lead = self.daemon.pipeline.state.disruption.last_lead("claude")
+        if lead is None or lead.seconds is None:
+            return "no detection lead for Claude's incident"
+        when = "before" if lead.seconds >= 0 else "after"
+        return (
+            f"detection lead: outagewatch flagged Claude {abs(lead.seconds) / 60:.0f} demo "
+            f"minutes {when} the official incident's start"
+        )
 
 
 async def _wait_ready(daemon: Daemon, task: asyncio.Task[int], limit: float = 30.0) -> None:
@@ -400,7 +422,7 @@ async def _tell_story(
                 await asyncio.sleep(0.1)
             narrator.say(
                 f"[demo {_demo_clock_text(clock.minute())}] the seed day is over: "
-                f"{stream.sent} reports posted, {stream.refused} refused"
+                f"{stream.sent} reports posted, {stream.refused} refused; {narrator.lead()}"
             )
         finally:
             reporting.cancel()

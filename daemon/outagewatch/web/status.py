@@ -19,6 +19,26 @@ from outagewatch.ranks import RankPoint
 from outagewatch.web.charts import Series, line_chart
 
 OFFICIAL_LEVELS = ("operational", "minor", "major", "critical")
+# The disruption state in words, with a symbol: colour is never the only signal.
+STATE_LABELS = {
+    "ok": "✓ OK",
+    "degraded": "! Degraded",
+    "disrupted": "✕ Disrupted",
+    "unknown": "? Unknown",
+}
+# Each disruption reason (detect/disruption.py) as a reader would put it.
+REASON_TEXT = {
+    "probes_failing": "most probes failing",
+    "some_probes_failing": "some probes failing",
+    "failure_ratio_spike": "probe failures spiking",
+    "chat_overloaded": "chat API answering overloaded",
+    "ttft_spike": "first tokens slow",
+    "latency_spike": "answers slow",
+    "report_spike": "user reports spiking",
+    "official_minor": "official page: minor incident",
+    "official_major": "official page: major incident",
+    "rank_surge": "App Store rank surging (a warning of load)",
+}
 RECENT_EVENTS = 30
 DEFAULT_REFRESH = 30
 # A refresh asked for in the query string is kept within these bounds.
@@ -29,6 +49,25 @@ def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _disruption(state: State, service: str) -> dict[str, Any]:
+    tracker = state.disruption
+    status = tracker.status.get(service)
+    lead = tracker.last_lead(service)
+    return {
+        "state": status.state if status else "unknown",
+        "since": _iso(status.since if status else None),
+        "reasons": sorted(status.reasons) if status else [],
+        "lead": None
+        if lead is None
+        else {
+            "outcome": lead.outcome,
+            "seconds": lead.seconds,
+            "incident": lead.incident,
+            "incident_start": _iso(lead.start),
+        },
+    }
 
 
 def _probe_entry(key: str, enabled: bool, state: State, service: str) -> dict[str, Any]:
@@ -157,6 +196,7 @@ def status_document(config: Config, state: State, now: float) -> dict[str, Any]:
             {
                 "service": key,
                 "title": cfg.title(key),
+                "disruption": _disruption(state, key),
                 "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
                 "official": _official(state, key),
                 "appstore": [
@@ -168,14 +208,19 @@ def status_document(config: Config, state: State, now: float) -> dict[str, Any]:
                 "charts": _charts(state, key, config, now),
             }
         )
-    events = sorted(state.history.events, key=lambda e: e.time, reverse=True)[:RECENT_EVENTS]
+    events = [(e.time, e.service, e.kind, e.text) for e in state.history.events]
+    for t in state.disruption.recent_events(RECENT_EVENTS):
+        reasons = ", ".join(REASON_TEXT.get(r, r) for r in t.reasons)
+        text = f"now {t.state} (was {t.previous})" + (f": {reasons}" if reasons else "")
+        events.append((t.time, t.service, "state", text))
+    events.sort(key=lambda e: e[0], reverse=True)
     return {
         "version": __version__,
         "time": _iso(now),
         "services": services,
         "events": [
-            {"time": _iso(e.time), "service": e.service, "kind": e.kind, "text": e.text}
-            for e in events
+            {"time": _iso(time), "service": service, "kind": kind, "text": text}
+            for time, service, kind, text in events[:RECENT_EVENTS]
         ],
     }
 
@@ -209,6 +254,8 @@ margin-top:1rem}
 .events li{margin:.2rem 0}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .8rem;margin:.3rem 0}
 dt{color:#444}dd{margin:0}
+.verdict{font-size:1.1rem;margin:.2rem 0}.reasons{margin:.2rem 0;padding-left:1.2rem}
+.lead{background:#eef3fb;padding:.3rem .5rem;border-radius:.3rem}
 figure{margin:.4rem 0 .8rem}figcaption{font-size:.85rem;color:#333}
 """
 
@@ -392,11 +439,48 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M")
 
 
+def _minutes(seconds: float) -> str:
+    minutes = abs(seconds) / 60
+    return f"{minutes:.0f} min" if minutes >= 1 else f"{abs(seconds):.0f} s"
+
+
+def _disruption_html(disruption: dict[str, Any], now: float) -> str:
+    state = disruption["state"]
+    parts = [
+        f'<p class="verdict"><span class="state {escape(state)}">'
+        f"{escape(STATE_LABELS.get(state, state))}</span>"
+    ]
+    if disruption["since"] is not None:
+        since = datetime.fromisoformat(disruption["since"]).timestamp()
+        parts.append(
+            f' since <time datetime="{escape(disruption["since"])}">{escape(_clock(since))} UTC'
+            f"</time> ({escape(_minutes(now - since))})"
+        )
+    parts.append("</p>")
+    if disruption["reasons"]:
+        reasons = "".join(
+            f"<li>{escape(REASON_TEXT.get(r, r))}</li>" for r in disruption["reasons"]
+        )
+        parts.append(f'<ul class="reasons" aria-label="Reasons">{reasons}</ul>')
+    lead = disruption["lead"]
+    if lead is not None and lead["seconds"] is not None:
+        seconds = lead["seconds"]
+        when = "before" if seconds >= 0 else "after"
+        parts.append(
+            f'<p class="lead">Detection lead: outagewatch flagged it <strong>'
+            f"{escape(_minutes(seconds))} {when}</strong> the official page's incident start.</p>"
+        )
+    return "".join(parts)
+
+
 def _card(service: dict[str, Any], now: float) -> str:
     key = service["service"]
+    state = service["disruption"]["state"]
     return (
-        f'<section class="card" id="service-{escape(key)}" aria-labelledby="h-{escape(key)}">'
+        f'<section class="card {escape(state)}" id="service-{escape(key)}" '
+        f'aria-labelledby="h-{escape(key)}">'
         f'<h2 id="h-{escape(key)}">{escape(service["title"])}</h2>'
+        f"{_disruption_html(service['disruption'], now)}"
         f"<h3>Official status page</h3>{_official_html(service['official'])}"
         f"<h3>Probes</h3>{_probe_rows(service)}"
         f"<h3>User reports</h3>{_reports_html(service['reports'])}"
