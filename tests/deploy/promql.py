@@ -19,6 +19,7 @@ import promql_parser as pp
 
 from outagewatch.metrics import CATALOGUE
 from outagewatch.observations import (
+    BUDGET_RESOURCES,
     CHAT_OUTCOMES,
     COMPONENT_STATUSES,
     IMPACT_LEVELS,
@@ -37,6 +38,7 @@ VALUES: dict[str, frozenset[str]] = {
     "status": frozenset(COMPONENT_STATUSES),
     "impact": frozenset(IMPACT_LEVELS),
     "phase": frozenset(PHASES),
+    "resource": frozenset(RATELIMIT_RESOURCES) | set(BUDGET_RESOURCES),
 }
 SCALAR = None  # a number, not a vector: it has no labels
 
