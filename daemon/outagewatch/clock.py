@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
+
+
+def parse_timestamp(text: str) -> float:
+    """Unix seconds, or ISO 8601 (`2026-03-02 14:05:00`; without a zone, UTC)."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 class Clock(Protocol):

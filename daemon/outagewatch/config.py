@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -55,12 +56,34 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def _http_url(url: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
+    return url
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Scheduled(Model):
+    """A source run every ``interval``, each run bounded by a ``timeout`` within it."""
+
+    interval: Duration
+    timeout: Duration
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> Self:
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
+            )
+        return self
 
 
 class JsonPathCheck(Model):
@@ -70,12 +93,12 @@ class JsonPathCheck(Model):
     equals: str | int | float | bool | None
 
 
-class HttpProbe(Model):
+class HttpProbe(Scheduled):
     """An HTTP(S) endpoint probe: an API edge or a web app."""
 
     kind: Literal["http"] = "http"
     enabled: bool = True
-    url: str
+    url: HttpUrl
     method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
@@ -99,13 +122,6 @@ class HttpProbe(Model):
     tls_insecure_skip_verify: bool = False
     tls_ca_file: Path | None = None
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
-        return url
-
     @field_validator("fail_if_body_matches", "fail_if_body_not_matches", "challenge_markers")
     @classmethod
     def _regexes_compile(cls, patterns: list[str]) -> list[str]:
@@ -115,14 +131,6 @@ class HttpProbe(Model):
             except re.error as exc:
                 raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
         return patterns
-
-    @model_validator(mode="after")
-    def _timeout_within_interval(self) -> HttpProbe:
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
-            )
-        return self
 
 
 class ChatBudgetCaps(Model):
@@ -153,14 +161,14 @@ class ChatPrice(Model):
 _CREDENTIAL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,254}$"
 
 
-class ChatProbeBase(Model):
+class ChatProbeBase(Scheduled):
     """A tiny streamed chat completion, sent with a real key (see docs/chat-probes.md).
 
     The key itself is never in the config: only where to read it at run time.
     """
 
     enabled: bool = True
-    base_url: str
+    base_url: HttpUrl
     model: str = Field(min_length=1)
     prompt: str = Field(default="Reply with one word: ok", min_length=1)
     max_tokens: int = Field(default=16, ge=1, le=4096)
@@ -179,13 +187,6 @@ class ChatProbeBase(Model):
     budget: ChatProbeBudget = ChatProbeBudget()
     price: ChatPrice | None = None
 
-    @field_validator("base_url")
-    @classmethod
-    def _http_base_url(cls, url: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
-        return url
-
     @field_validator("api_key_credential")
     @classmethod
     def _credential_name(cls, name: str | None) -> str | None:
@@ -198,10 +199,6 @@ class ChatProbeBase(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> ChatProbeBase:
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
-            )
         if self.max_chunk_gap >= self.timeout:
             raise ValueError(
                 f"max_chunk_gap ({self.max_chunk_gap:g}s) must be shorter than "
@@ -221,7 +218,7 @@ class AnthropicProbe(ChatProbeBase):
     """Anthropic Messages API, streamed."""
 
     kind: Literal["anthropic"] = "anthropic"
-    base_url: str = "https://api.anthropic.com/v1"
+    base_url: HttpUrl = "https://api.anthropic.com/v1"
     anthropic_version: str = "2023-06-01"
 
 
@@ -229,7 +226,7 @@ class OpenAIProbe(ChatProbeBase):
     """OpenAI chat completions, streamed; any OpenAI-compatible endpoint by base_url."""
 
     kind: Literal["openai"] = "openai"
-    base_url: str = "https://api.openai.com/v1"
+    base_url: HttpUrl = "https://api.openai.com/v1"
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
         default="max_tokens", description="Newer OpenAI models take max_completion_tokens."
     )
@@ -325,7 +322,7 @@ def _country_code(value: Any) -> Any:
 CountryCode = Annotated[str, BeforeValidator(_country_code)]
 
 
-class AppStoreConfig(Model):
+class AppStoreConfig(Scheduled):
     """App Store chart ranks: every country x chart is one feed, fetched once per interval."""
 
     countries: list[CountryCode] = Field(default_factory=lambda: ["us"])
@@ -339,8 +336,8 @@ class AppStoreConfig(Model):
         default=21600.0, description="Longest pause after 403/429/5xx or a throttled feed."
     )
     max_body_bytes: int = Field(default=8 << 20, gt=0)
-    v2_base_url: str = "https://rss.marketingtools.apple.com/api/v2"
-    legacy_base_url: str = "https://itunes.apple.com"
+    v2_base_url: HttpUrl = "https://rss.marketingtools.apple.com/api/v2"
+    legacy_base_url: HttpUrl = "https://itunes.apple.com"
     apps: dict[Name, AppStoreApp] = Field(
         default_factory=dict,
         description="Apps tracked without a service; the key is their `service` label.",
@@ -387,8 +384,6 @@ class AppStoreConfig(Model):
     @field_validator("v2_base_url", "legacy_base_url")
     @classmethod
     def _base_url(cls, url: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
         return url.rstrip("/")
 
     @field_validator("countries")
@@ -399,20 +394,12 @@ class AppStoreConfig(Model):
             raise ValueError(f"listed more than once: {', '.join(twice)}")
         return countries
 
-    @model_validator(mode="after")
-    def _timeout_within_interval(self) -> AppStoreConfig:
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
-            )
-        return self
 
-
-class StatusPageBase(Model):
+class StatusPageBase(Scheduled):
     """What every official status page source shares."""
 
     enabled: bool = True
-    url: str
+    url: HttpUrl
     interval: Duration = 60.0
     timeout: Duration = 15.0
     max_body_bytes: int = Field(default=4 << 20, gt=0)
@@ -420,21 +407,6 @@ class StatusPageBase(Model):
     max_backoff: Duration = Field(
         default=900.0, description="Longest wait after repeated 429/5xx answers."
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
-        return url
-
-    @model_validator(mode="after")
-    def _timeout_within_interval(self) -> StatusPageBase:
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
-            )
-        return self
 
 
 def _unique(values: list[str]) -> list[str]:

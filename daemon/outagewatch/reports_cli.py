@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from outagewatch.clock import SystemClock
+from outagewatch.clock import SystemClock, parse_timestamp
 from outagewatch.config import EX_CONFIG, Config, ConfigError, load_config
 from outagewatch.observations import Report
 from outagewatch.store import Store, StoreError
@@ -51,19 +51,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             action.add_argument(
                 "--since", default=None, help="only reports at or after this ISO 8601 time"
             )
-
-
-def parse_timestamp(text: str) -> float:
-    """ISO 8601 (naive means UTC) or epoch seconds."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    when = datetime.fromisoformat(text)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
 
 
 def read_csv(

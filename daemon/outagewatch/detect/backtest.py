@@ -5,24 +5,11 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import TextIO
 
+from outagewatch.clock import parse_timestamp
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.spike import detector_for
-
-
-def parse_timestamp(text: str) -> float:
-    """Unix seconds, or an ISO-like `YYYY-MM-DD HH:MM:SS[.ffffff]` read as UTC."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def read_series(stream: TextIO) -> list[tuple[str, float, float]]:
