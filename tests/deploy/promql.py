@@ -22,6 +22,7 @@ from outagewatch.observations import (
     BUDGET_RESOURCES,
     CHAT_OUTCOMES,
     COMPONENT_STATUSES,
+    HTTP_FAILURE_REASONS,
     IMPACT_LEVELS,
     PHASES,
     RATELIMIT_RESOURCES,
@@ -32,13 +33,19 @@ from outagewatch.observations import (
 TARGET_LABELS = frozenset({"job", "instance"})
 # Series Prometheus makes itself, or that the default collectors export.
 OTHER_METRICS = re.compile(r"up|scrape_[a-z_]+|process_[a-z_]+")
-# Label values the daemon can export, where the set is bounded and known.
-VALUES: dict[str, frozenset[str]] = {
+# Label values the daemon can export, where the set is bounded and known: by label
+# name, or by (metric, label) where the label means different things on different
+# metrics (`reason`).
+VALUES: dict[str | tuple[str, str], frozenset[str]] = {
     "outcome": frozenset(CHAT_OUTCOMES),
     "status": frozenset(COMPONENT_STATUSES),
     "impact": frozenset(IMPACT_LEVELS),
     "phase": frozenset(PHASES),
     "resource": frozenset(RATELIMIT_RESOURCES) | set(BUDGET_RESOURCES),
+    ("outagewatch_probe_failures_total", "reason"): (
+        frozenset(HTTP_FAILURE_REASONS) | set(CHAT_OUTCOMES) | {"unknown"}
+    )
+    - {"ok"},
 }
 SCALAR = None  # a number, not a vector: it has no labels
 
@@ -62,7 +69,9 @@ class LabelChecker:
     """Checks expressions against known series; recording rules become known as recorded."""
 
     known: dict[str, frozenset[str]] = field(default_factory=catalogue_labels)
-    values: Mapping[str, frozenset[str]] = field(default_factory=lambda: dict(VALUES))
+    values: Mapping[str | tuple[str, str], frozenset[str]] = field(
+        default_factory=lambda: dict(VALUES)
+    )
 
     def check(self, expr: str) -> list[str]:
         """Every problem with ``expr`` (empty when it is sound)."""
@@ -91,12 +100,15 @@ class LabelChecker:
                 continue
             if matcher.name not in labels:
                 problems.append(f"{name} has no label {matcher.name} (has {sorted(labels)})")
-            elif matcher.name in self.values:
-                self._values(name, matcher, problems)
+            else:
+                allowed = self.values.get((name, matcher.name), self.values.get(matcher.name))
+                if allowed is not None:
+                    self._values(name, matcher, allowed, problems)
         return labels
 
-    def _values(self, name: str, matcher: Any, problems: list[str]) -> None:
-        allowed = self.values[matcher.name]
+    def _values(
+        self, name: str, matcher: Any, allowed: frozenset[str], problems: list[str]
+    ) -> None:
         value = matcher.value
         # A regex of plain alternatives names values; any other regex is left alone.
         named = value.split("|") if re.fullmatch(r"[a-z_]+(\|[a-z_]+)*", value) else []

@@ -104,6 +104,9 @@ def _missing(checker: LabelChecker, series: str) -> list[str]:
             "",
         ),
         ('outagewatch_chat_budget_remaining_ratio{resource="cost", probe="chat"}', ""),
+        ('outagewatch_probe_failures_total{reason="overloaded"}', ""),
+        ('outagewatch_probe_failures_total{reason="overload"}', "reason='overload' is never"),
+        ('outagewatch_source_failures_total{reason="credential"}', ""),
         ("sum(outagewatch_store_size_bytes{service='x'})", "has no label service"),
     ],
 )
