@@ -239,3 +239,19 @@ def test_generic_detector_state_round_trips() -> None:
     restored = SpikeDetector.from_state(state, settings)
     got += [restored.update(ts, v) for ts, v in rows[1500:]]
     assert got == expected
+
+
+def test_cusum_discounts_autocorrelated_wander_but_not_independent_noise() -> None:
+    settings = DetectionSettings()
+    rng = random.Random(15)
+    white = detector_for("generic", settings)
+    smooth = detector_for("generic", settings)
+    level = 0.0
+    for i in range(3000):
+        ts = T0 + i * STEP
+        level = 0.95 * level + rng.gauss(0, 1.0)
+        white.update(ts, 20.0 + rng.gauss(0, 1.0))
+        smooth.update(ts, 20.0 + level)
+    assert white._cusum_factor() > 0.9
+    rho = settings.cusum_max_autocorr
+    assert smooth._cusum_factor() == pytest.approx(math.sqrt((1 - rho) / (1 + rho)))

@@ -39,6 +39,9 @@ class DetectionSettings(BaseModel):
     z_exit: float = Field(default=3.0, ge=0)
     cusum_k: float = Field(default=1.0, ge=0)
     cusum_h: float = Field(default=15.0, gt=0)
+    # CUSUM increments are weighted by sqrt((1 - rho) / (1 + rho)), rho the lag-1
+    # autocorrelation of normal z (capped here), so smooth wander does not add up.
+    cusum_max_autocorr: float = Field(default=0.5, ge=0, lt=1)
     range_margin: float = Field(default=0.02, ge=0)
     range_z_min: float = Field(default=4.5, ge=0)
     range_half_life_s: float = Field(default=14 * DAY, gt=0)

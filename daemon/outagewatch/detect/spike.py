@@ -29,7 +29,7 @@ SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
-_STATE_VERSION: Final = 2
+_STATE_VERSION: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +172,10 @@ class SpikeDetector:
         self.lo = 0.0
         self.cusum_up = 0.0
         self.cusum_down = 0.0
+        # Lag-1 autocorrelation of normal z: EWMAs of z_t * z_(t-1) and z_t^2 (winsorised).
+        self.z_prev = 0.0
+        self.z_lag = 0.0
+        self.z_sq = 0.0
         self.tail_time = 0.0
         self.tail_count = 0.0
         self.tail_excess = 0.0
@@ -279,6 +283,19 @@ class SpikeDetector:
             level = s.tail_u + scale / shape * (ratio**shape - 1.0)
         return max(1.0, level / s.z_alarm)
 
+    def _cusum_factor(self) -> float:
+        """Weight of one z in the CUSUM: sqrt((1 - rho) / (1 + rho)) for lag-1 autocorrelation rho.
+
+        A sum of n AR(1) residuals has variance n (1 + rho) / (1 - rho), not n: a
+        smooth series (temperatures, slow drifts) would otherwise climb the CUSUM
+        on ordinary wander. rho is capped at `cusum_max_autocorr` so a sustained
+        shift still accumulates quickly; independent noise (rho <= 0) keeps weight 1.
+        """
+        if self.z_sq <= 0.0:
+            return 1.0
+        rho = min(self.settings.cusum_max_autocorr, max(0.0, self.z_lag / self.z_sq))
+        return math.sqrt((1.0 - rho) / (1.0 + rho))
+
     def update(self, timestamp: float, value: float) -> SpikeVerdict:
         """Take one observation and return the verdict on it.
 
@@ -322,9 +339,10 @@ class SpikeDetector:
         if self.active or blocked or not warm:
             self.cusum_up = self.cusum_down = 0.0
         else:
-            self.cusum_up = max(0.0, self.cusum_up + min(zt, s.z_alarm) - s.cusum_k)
+            zc = zt * self._cusum_factor()
+            self.cusum_up = max(0.0, self.cusum_up + min(zc, s.z_alarm) - s.cusum_k)
             if self.two_sided:
-                self.cusum_down = max(0.0, self.cusum_down + min(-zt, s.z_alarm) - s.cusum_k)
+                self.cusum_down = max(0.0, self.cusum_down + min(-zc, s.z_alarm) - s.cusum_k)
         cusum = self.cusum_up if sign > 0 else self.cusum_down
         evidence = max(sign * zt / s.z_alarm, cusum / s.cusum_h, 1.0 if range_break else 0.0)
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
@@ -350,8 +368,10 @@ class SpikeDetector:
         if self.active:
             if self.alert_sign * (x - self.alert_peak) > 0:
                 self.alert_peak = x
-        elif warm:
-            self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
+        else:
+            self._learn_autocorr(dt, z)
+            if warm:
+                self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
         self.hi = max(self.hi, x)
         self.lo = min(self.lo, x)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
@@ -362,6 +382,14 @@ class SpikeDetector:
             self.last_rank = value
         self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
         return self.last_verdict
+
+    def _learn_autocorr(self, dt: float, z: float) -> None:
+        s = self.settings
+        zw = max(-s.winsor_z, min(s.winsor_z, z))
+        a = max(1.0 / (self.n or 1), 1.0 - _decay(dt, s.scale_half_life_s))
+        self.z_lag += a * (zw * self.z_prev - self.z_lag)
+        self.z_sq += a * (zw * zw - self.z_sq)
+        self.z_prev = zw
 
     def _learn_tail(self, dt: float, z: float, tail: float) -> None:
         s = self.settings
@@ -427,6 +455,9 @@ class SpikeDetector:
             "lo": self.lo,
             "cusum_up": self.cusum_up,
             "cusum_down": self.cusum_down,
+            "z_prev": self.z_prev,
+            "z_lag": self.z_lag,
+            "z_sq": self.z_sq,
             "tail_time": self.tail_time,
             "tail_count": self.tail_count,
             "tail_excess": self.tail_excess,
@@ -467,6 +498,9 @@ class SpikeDetector:
         det.lo = float(state["lo"])
         det.cusum_up = float(state["cusum_up"])
         det.cusum_down = float(state["cusum_down"])
+        det.z_prev = float(state["z_prev"])
+        det.z_lag = float(state["z_lag"])
+        det.z_sq = float(state["z_sq"])
         det.tail_time = float(state["tail_time"])
         det.tail_count = float(state["tail_count"])
         det.tail_excess = float(state["tail_excess"])
