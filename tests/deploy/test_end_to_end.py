@@ -137,8 +137,9 @@ class World:
         self.chat = FakeProvider(self.healthy)
         self.summary: dict[str, Any] = claude_summary()
         chart = [*filler(2), (CLAUDE_APP_ID, CHATBOTS["claude"][1]), *filler(7, start=1)]
-        # The feed fails once (a 503), then serves a chart with the app at rank 3.
-        self.feed = [(503, b"busy"), (200, v2_json(chart, limit=10))]
+        # A chart with the app at rank 3; the test queues a 503 before it at the break.
+        self.chart = (200, v2_json(chart, limit=10))
+        self.feed = [self.chart]
         self.notifications: list[tuple[float, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._ca = ca
@@ -421,6 +422,7 @@ def test_broken_chatbot_pages_repair_resolves_and_every_query_runs(
         )
         broken_at = time.monotonic()
         world.chat.reply = world.broken
+        world.feed = [(503, b"busy"), world.chart]  # and the App Store feed hiccups once
         # Users notice and report it (one of them about a service nobody watches).
         reports = [
             {"service": "e2e", "problem": problem, "reporter": f"user-{i}"}
