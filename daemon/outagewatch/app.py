@@ -21,7 +21,8 @@ from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import Config, ConfigError, ShardConfig, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
-from outagewatch.metrics import ReportsCollector, StateCollector
+from outagewatch.metrics import DetectionCollector, ReportsCollector, StateCollector
+from outagewatch.persistence import StateKeeper, StatePart, single
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
@@ -73,6 +74,7 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.store: Store | None = None
         self.intake: ReportIntake | None = None
+        self.keeper: StateKeeper | None = None
         self.bound_port: int | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -89,6 +91,7 @@ class Daemon:
         )
         assert self.store is not None
         self.registry.register(ReportsCollector(self.pipeline.state, self.clock, self.store))
+        self.registry.register(DetectionCollector(self.pipeline.state))
 
     async def _load(self) -> Config:
         config = await asyncio.to_thread(load_config, self.config_path)
@@ -131,6 +134,7 @@ class Daemon:
                 },
             )
             self.pipeline.configure_reports(config)
+            self.pipeline.configure_detection(config, keys)
             assert self.intake is not None
             self.intake.set_tokens(tokens)
             self.intake.hasher = ReporterHasher(reporter_key)
@@ -193,9 +197,36 @@ class Daemon:
                     self.log.info("reports_pruned", deleted=deleted)
             await asyncio.sleep(self.config.storage.prune_interval)
 
+    def _state_parts(self) -> list[StatePart]:
+        """Everything that survives a restart, one namespace of the store each."""
+        state = self.pipeline.state
+        budget = self.chat_budget
+        return [
+            StatePart("detectors", state.signals.snapshot, state.signals.load),
+            StatePart("disruption", state.disruption.snapshot, state.disruption.load),
+            StatePart(
+                "chat_budget",
+                *single(budget.snapshot, lambda value: budget.load(value, self.clock.time())),
+            ),
+            StatePart("incidents", *single(state.incidents.snapshot, state.incidents.load)),
+            StatePart(
+                "appstore_ranks",
+                *single(state.appstore.history.snapshot, state.appstore.history.load),
+            ),
+        ]
+
+    async def _detect(self) -> None:
+        """Judge every service now and every evaluate interval (besides after each run)."""
+        while True:
+            self.pipeline.detect()
+            await asyncio.sleep(self.config.disruption.evaluate_interval)
+
     async def _serve(self, sources: list[Source]) -> int:
         assert self.store is not None
         await self.pipeline.start_reports(self.store, self.config)
+        self.pipeline.configure_detection(self.config, {s.key for s in sources})
+        self.keeper = StateKeeper(self.store, self._state_parts())
+        await self.keeper.load()
         tokens, reporter_key = await self._report_secrets(self.config)
         self.intake = ReportIntake(
             self.pipeline,
@@ -244,6 +275,10 @@ class Daemon:
         self.notifier.ready()
         watchdog = asyncio.create_task(self._watchdog())
         pruning = asyncio.create_task(self._prune_reports())
+        detecting = asyncio.create_task(self._detect())
+        saving = asyncio.create_task(
+            self.keeper.run(lambda: self.config.storage.state_save_interval)
+        )
         try:
             await self._stop.wait()
         finally:
@@ -254,6 +289,11 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await pruning
             await self.scheduler.shutdown(self.config.scheduler.shutdown_grace)
+            for task in (detecting, saving):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.keeper.save_logged()  # before run() closes the store
             await runner.cleanup()
             await self.http.close()
             if self.handle_signals:

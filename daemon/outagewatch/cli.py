@@ -1,4 +1,4 @@
-"""Command line: ``outagewatch run | check-config | --version``."""
+"""Command line: ``outagewatch run | check-config | reports | backtest | --version``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from outagewatch import __version__, reports_cli
 from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address
 from outagewatch.config import EX_CONFIG, ConfigError, ShardConfig, format_errors, load_config
+from outagewatch.detect import BACKTEST_SIGNALS
+from outagewatch.detect.backtest import backtest_main
 from outagewatch.logging import LEVELS, configure
 from outagewatch.store import StoreError
 
@@ -60,6 +63,18 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config.file", dest="config_file", required=True, metavar="FILE")
     reports_cli.add_commands(commands)
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay a timestamp,value CSV through the daemon's spike detector",
+        description="Reads timestamp,value rows and writes timestamp,value,score,alert "
+        "(alert 1 where a spike starts) with the daemon's detector and default parameters.",
+    )
+    backtest.add_argument("--signal", required=True, choices=BACKTEST_SIGNALS)
+    backtest.add_argument("file", metavar="FILE.csv")
+    backtest.add_argument(
+        "-o", "--output", metavar="OUT", help="write the results here (default: stdout)"
+    )
     return parser
 
 
@@ -101,12 +116,29 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    if args.output is None:
+        return backtest_main(args.signal, args.file, sys.stdout)
+    output = Path(args.output)
+    try:
+        with output.open("w", newline="", encoding="utf-8") as out:
+            code = backtest_main(args.signal, args.file, out)
+    except OSError as exc:
+        print(f"outagewatch backtest: {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if code != 0:
+        output.unlink(missing_ok=True)  # no half-written results on bad input
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.config_file)
     if args.command == "reports":
         return reports_cli.run(args)
+    if args.command == "backtest":
+        return _backtest(args)
     return _run(args)
 
 

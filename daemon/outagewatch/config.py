@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from outagewatch.detect.settings import DetectionSettings
+
 EX_CONFIG = 78
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -615,6 +617,11 @@ class StorageConfig(Model):
         "normal: it survives a process crash only.",
     )
     prune_interval: Duration = 3600.0
+    state_save_interval: Duration = Field(
+        default=30.0,
+        description="How often detector, disruption, budget, incident and rank state is "
+        "saved (and always at shutdown).",
+    )
 
     def resolved_path(self, environ: Mapping[str, str]) -> Path:
         """The database file: the configured path, else beside systemd's state directory."""
@@ -625,6 +632,46 @@ class StorageConfig(Model):
             # systemd joins several StateDirectory= entries with ':'.
             return Path(state_dirs.split(":")[0]) / "outagewatch.db"
         return Path("outagewatch.db")
+
+
+class DisruptionConfig(Model):
+    """Thresholds of the disruption rules (daemon/outagewatch/detect/disruption.py)."""
+
+    probe_failure_runs: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failed runs before a probe counts."
+    )
+    probe_failure_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of the fresh probes failing that makes the service disrupted.",
+    )
+    chat_overloaded_runs: int = Field(
+        default=2, ge=1, le=100, description="Consecutive overloaded chat answers."
+    )
+    official_disrupted_level: int = Field(
+        default=2, ge=1, le=3, description="Official level that alone means disrupted (2 major)."
+    )
+    corroborating_lenses: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description="Lenses with a warning sign that together mean disrupted.",
+    )
+    stale_intervals: float = Field(
+        default=3.0, ge=1, description="A reading is fresh for this many of its lens's intervals."
+    )
+    recover_after: Duration = Field(
+        default=120.0, description="A milder state must hold this long before it is taken."
+    )
+    lead_window: Duration = Field(
+        default=6 * 3600.0,
+        description="A flag up to this long after an incident's start still counts (late).",
+    )
+    history: int = Field(default=100, ge=1, le=10_000, description="Transitions kept per service.")
+    evaluate_interval: Duration = Field(
+        default=5.0, description="How often every service is judged besides after each run."
+    )
 
 
 class Config(Model):
@@ -645,6 +692,8 @@ class Config(Model):
 
     reports: ReportsConfig = ReportsConfig()
     storage: StorageConfig = StorageConfig()
+    detection: DetectionSettings = DetectionSettings()
+    disruption: DisruptionConfig = DisruptionConfig()
 
 
 class ConfigError(Exception):

@@ -6,6 +6,7 @@ from the config disappears from /metrics.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +20,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from outagewatch.clock import Clock
+from outagewatch.detect.disruption import REASONS, STATES
+from outagewatch.detect.tracker import LEAD_OUTCOMES
 from outagewatch.observations import (
     CHAT_OUTCOMES,
     COMPONENT_STATUSES,
@@ -321,6 +324,64 @@ CATALOGUE: dict[str, MetricSpec] = {
             "outagewatch_store_size_bytes",
             "gauge",
             "Size of the store's database file and its write-ahead log.",
+        ),
+        MetricSpec(
+            "outagewatch_spike_score",
+            "gauge",
+            "Spike score of the signal's last point: 0..1, 0.5 where a test reaches its "
+            "alarm level.",
+            ("service", "signal"),
+        ),
+        MetricSpec(
+            "outagewatch_spike_active",
+            "gauge",
+            "Whether a spike of the signal is in progress (1): from its alert until back near "
+            "the baseline.",
+            ("service", "signal"),
+        ),
+        MetricSpec(
+            "outagewatch_spike_baseline",
+            "gauge",
+            "Expected value of the signal's last point, in the signal's unit.",
+            ("service", "signal"),
+        ),
+        MetricSpec(
+            "outagewatch_spikes_total",
+            "counter",
+            "Spike alerts (onsets) of the signal.",
+            ("service", "signal"),
+        ),
+        MetricSpec(
+            "outagewatch_disruption_state",
+            "gauge",
+            "The service's disruption state: 1 on the current one of ok, degraded, disrupted, "
+            "unknown.",
+            ("service", "state"),
+        ),
+        MetricSpec(
+            "outagewatch_disruption_reason",
+            "gauge",
+            "Whether each rule of the disruption state holds for the service now (1) or not (0).",
+            ("service", "reason"),
+        ),
+        MetricSpec(
+            "outagewatch_disruption_since_timestamp_seconds",
+            "gauge",
+            "When the service entered its current disruption state.",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_detection_lead_seconds",
+            "gauge",
+            "For the service's latest official incident that outagewatch flagged: how long "
+            "before the incident's start it was flagged (negative when after).",
+            ("service",),
+        ),
+        MetricSpec(
+            "outagewatch_detection_incidents_total",
+            "counter",
+            "Official incidents by how outagewatch compared: flagged early, late, or missed.",
+            ("service", "outcome"),
         ),
     )
 }
@@ -635,4 +696,52 @@ class ReportsCollector(Collector):
         )
         fams.add("outagewatch_store_commit_failures_total", [], self._store.commit_failures)
         fams.add("outagewatch_store_size_bytes", [], self._store.size_bytes())
+        yield from fams
+
+
+class DetectionCollector(Collector):
+    """Renders spike detectors, disruption states and detection leads at scrape time."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        signals = self._state.signals
+        tracker = self._state.disruption
+        fams = Families(
+            "outagewatch_spike_score",
+            "outagewatch_spike_active",
+            "outagewatch_spike_baseline",
+            "outagewatch_spikes_total",
+            "outagewatch_disruption_state",
+            "outagewatch_disruption_reason",
+            "outagewatch_disruption_since_timestamp_seconds",
+            "outagewatch_detection_lead_seconds",
+            "outagewatch_detection_incidents_total",
+        )
+        for (service, signal), status in sorted(signals.status.items()):
+            labels = [service, signal]
+            verdict = status.verdict
+            fams.add("outagewatch_spike_score", labels, verdict.score)
+            fams.add("outagewatch_spike_active", labels, int(verdict.active))
+            if math.isfinite(verdict.baseline):
+                fams.add("outagewatch_spike_baseline", labels, verdict.baseline)
+            fams.add("outagewatch_spikes_total", labels, signals.spikes_total[(service, signal)])
+        for service, current in sorted(tracker.status.items()):
+            for state in STATES:
+                active = int(current.state == state)
+                fams.add("outagewatch_disruption_state", [service, state], active)
+            for reason in REASONS:
+                holds = int(reason in current.reasons)
+                fams.add("outagewatch_disruption_reason", [service, reason], holds)
+            fams.add("outagewatch_disruption_since_timestamp_seconds", [service], current.since)
+            lead = tracker.last_lead(service)
+            if lead is not None and lead.seconds is not None:
+                fams.add("outagewatch_detection_lead_seconds", [service], lead.seconds)
+            for outcome in LEAD_OUTCOMES:
+                fams.add(
+                    "outagewatch_detection_incidents_total",
+                    [service, outcome],
+                    tracker.lead_outcomes[(service, outcome)],
+                )
         yield from fams

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from outagewatch.baseline import HOUR, ReportsState
+from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
+from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
+from outagewatch.detect.tracker import DisruptionTracker, service_evidence
 from outagewatch.incidents import IncidentLog
 from outagewatch.observations import (
     CHART_FEED_KIND,
@@ -125,6 +127,8 @@ class State:
     config_reload_time: float | None = None
     appstore: AppStoreState = field(default_factory=AppStoreState)
     reports: ReportsState = field(default_factory=ReportsState)
+    signals: SignalDetectors = field(default_factory=SignalDetectors)
+    disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
 
 
 class Pipeline:
@@ -137,6 +141,8 @@ class Pipeline:
         self.state = State()
         self.log = structlog.get_logger("outagewatch.pipeline")
         self.store: Store | None = None
+        self.detection_config: Config | None = None
+        self.scheduled: set[str] = set()
 
     def record_run(
         self,
@@ -162,13 +168,15 @@ class Pipeline:
             if kind == CHART_FEED_KIND:
                 self.state.appstore.record_failure(key, error_reason)
         self.ingest(observations)
+        if observations:
+            self.detect(_services_of(observations))
 
     def ingest(self, observations: Iterable[Observation]) -> None:
         """Apply each observation to the state of its lens."""
         handlers: dict[type, Callable[[Any], None]] = {
             ProbeResult: self._probe,
             ChatBudgetStatus: self._chat_budget,
-            ChartSnapshot: self.state.appstore.apply,
+            ChartSnapshot: self._chart,
             StatusSnapshot: self._status,
             Report: self._report,
         }
@@ -204,6 +212,7 @@ class Pipeline:
         del probe.recent[: -self.RECENT]
         if result.chat is not None:
             self._chat(result, result.chat)
+        self.state.signals.probe(result)
 
     def _chat(self, result: ProbeResult, stats: ChatStats) -> None:
         chat = self.state.chats.setdefault((result.service, result.probe), ChatState())
@@ -313,3 +322,63 @@ class Pipeline:
         counts = reports.counts(report.service)
         counts.total[report.problem] += 1
         counts.add(report.time)
+        self.state.signals.report(report.service, report.time)
+
+    # -- detection -----------------------------------------------------------
+
+    def _chart(self, snapshot: ChartSnapshot) -> None:
+        appstore = self.state.appstore
+        appstore.apply(snapshot)
+        for service in sorted(snapshot.apps):
+            # The best place over every chart and country; out of a chart is just below it.
+            best = min(
+                (r.rank if r.rank is not None else r.depth + 1)
+                for r in appstore.service_ranks()
+                if r.service == service
+            )
+            self.state.signals.rank(service, snapshot.time, best)
+
+    def configure_detection(self, config: Config, scheduled: set[str]) -> None:
+        """Take (re)loaded detection settings and rules, and the keys of the sources run."""
+        self.detection_config = config
+        self.scheduled = set(scheduled)
+        now = self.clock.time()
+        services = list(config.services)
+        self.state.signals.configure(config.detection, services)
+        self.state.disruption.configure(config.disruption, services, now)
+        for service in services:
+            counts = self.state.reports.counts(service)
+            bucket_start = now - now % REPORT_BUCKET_S
+            held = sum(n for b, n in counts.recent.items() if b * RECENT_BUCKET >= bucket_start)
+            self.state.signals.open_reports(service, now, held)
+
+    def detect(self, services: Iterable[str] | None = None) -> None:
+        """Close ended signal buckets, judge services (all by default), decide incident leads."""
+        config = self.detection_config
+        if config is None:
+            return
+        now = self.clock.time()
+        state = self.state
+        state.signals.close(now)
+        tracker = state.disruption
+        for service in sorted(config.services if services is None else services):
+            cfg = config.services.get(service)
+            if cfg is None:
+                continue
+            started = tracker.started.get(service, now)
+            evidence = service_evidence(
+                service, cfg, config, state, state.signals, self.scheduled, started
+            )
+            tracker.evaluate(evidence, now)
+        tracker.decide_leads(state.incidents, now)
+
+
+def _services_of(observations: Iterable[Observation]) -> set[str]:
+    """The services a batch of observations is about."""
+    services: set[str] = set()
+    for observation in observations:
+        if isinstance(observation, ChartSnapshot):
+            services.update(observation.apps)
+        else:
+            services.add(observation.service)
+    return services

@@ -212,7 +212,8 @@ async def test_rejection_has_exact_status_and_names_the_field(
         text = await scrape.text()
     assert "nosuch" not in text
     assert "mood" not in text
-    assert set(re.findall(r'reason="([^"]+)"', text)) == {reason}
+    rejected = r'^outagewatch_reports_rejected_total\{reason="([^"]+)"'
+    assert set(re.findall(rejected, text, re.M)) == {reason}
 
 
 async def test_public_service_is_rate_limited_per_address_with_retry_after(

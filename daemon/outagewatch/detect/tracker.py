@@ -1,0 +1,328 @@
+"""Each service's disruption status over time: evidence in, transitions and leads out.
+
+The rules are in ``detect/disruption.py``; this module gathers the evidence
+from the pipeline's state, keeps each service's status, its recent transitions
+(logged, persisted, and offered to the status page by ``recent_events``), and
+the detection lead of every official incident.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from outagewatch.config import ChatProbeBase, Config, DisruptionConfig, ServiceConfig
+from outagewatch.detect.disruption import (
+    FLAGGED,
+    STATES,
+    DisruptionStatus,
+    Lead,
+    PageEvidence,
+    ProbeEvidence,
+    Reading,
+    ServiceEvidence,
+    SpikeEvidence,
+    Transition,
+    incident_lead,
+    judge,
+    step,
+)
+from outagewatch.detect.signals import (
+    FAILURE_BUCKET_S,
+    REPORT_BUCKET_S,
+    SignalDetectors,
+    counts_as_failure,
+)
+from outagewatch.incidents import IncidentLog, IncidentRecord
+from outagewatch.observations import ProbeResult, status_source_key
+from outagewatch.sources.base import probe_source_key
+
+if TYPE_CHECKING:
+    from outagewatch.pipeline import State
+
+LEAD_OUTCOMES: Final = ("early", "late", "missed")
+# Leads kept (the oldest go first); as many as the incident log keeps.
+MAX_LEADS: Final = 1000
+_FORMAT: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentLead:
+    """The detection lead of one official incident (see ``disruption.Lead``)."""
+
+    service: str
+    page: str
+    incident: str
+    start: float
+    outcome: str
+    seconds: float | None
+
+
+def incident_start(record: IncidentRecord) -> float:
+    """The provider's start, else when the page published it, else when we first saw it."""
+    for time in (record.start, record.created):
+        if time is not None:
+            return time
+    return record.first_seen
+
+
+def probe_evidence(
+    name: str, recent: Iterable[ProbeResult], interval: float, started: float
+) -> ProbeEvidence:
+    """A probe's reading and trailing streaks from its recent results (oldest first)."""
+    last = None
+    failing = overloaded = 0
+    counting_failures = counting_overloads = True
+    for result in reversed(list(recent)):
+        failed = counts_as_failure(result)
+        if failed is None:
+            continue  # says neither: does not break a streak
+        if last is None:
+            last = result.time
+        counting_failures = counting_failures and failed
+        counting_overloads = (
+            counting_overloads and result.chat is not None and result.chat.outcome == "overloaded"
+        )
+        if counting_failures:
+            failing += 1
+        if counting_overloads:
+            overloaded += 1
+        if not (counting_failures or counting_overloads):
+            break
+    return ProbeEvidence(name, Reading(last, interval, started), failing, overloaded)
+
+
+def service_evidence(
+    service: str,
+    cfg: ServiceConfig,
+    config: Config,
+    state: State,
+    signals: SignalDetectors,
+    scheduled: set[str],
+    started: float,
+) -> ServiceEvidence:
+    """What the rules need about ``service``, from the lenses this daemon runs."""
+    probes = []
+    chat_intervals = []
+    for name, probe_cfg in cfg.probes.items():
+        if probe_source_key(service, name) not in scheduled:
+            continue  # another shard's, or disabled
+        probe = state.probes.get((service, name))
+        recent = probe.recent if probe is not None else []
+        probes.append(probe_evidence(name, recent, probe_cfg.interval, started))
+        if isinstance(probe_cfg, ChatProbeBase):
+            chat_intervals.append(probe_cfg.interval)
+    pages = []
+    for name, page_cfg in cfg.status_pages.items():
+        if status_source_key(service, name) not in scheduled:
+            continue
+        page = state.status_pages.get((service, name))
+        if page is None:
+            pages.append(PageEvidence(name, 0, Reading(None, page_cfg.interval, started)))
+        else:
+            reading = Reading(page.last.time, page_cfg.interval, started)
+            pages.append(PageEvidence(name, page.last.level, reading))
+    # How often each detector gets a point, for its freshness.
+    cadence = {
+        "reports": REPORT_BUCKET_S,
+        "failure_ratio": max(
+            [FAILURE_BUCKET_S, min((p.reading.interval for p in probes), default=0.0)]
+        ),
+        "ttft": min(chat_intervals, default=0.0),
+        "latency": min(chat_intervals, default=0.0),
+        "rank": config.appstore.interval,
+    }
+    spikes = {}
+    for signal, interval in cadence.items():
+        status = signals.status.get((service, signal))
+        if status is not None and interval > 0:
+            reading = Reading(status.last_time, interval, started)
+            spikes[signal] = SpikeEvidence(status.verdict.active, reading)
+    return ServiceEvidence(service, tuple(probes), tuple(pages), spikes)
+
+
+class DisruptionTracker:
+    """Per service: the status, the recent transitions, and the leads of incidents."""
+
+    def __init__(self) -> None:
+        self.rules = DisruptionConfig()
+        self.status: dict[str, DisruptionStatus] = {}
+        self.history: dict[str, deque[Transition]] = {}
+        # When outagewatch first judged each service: incidents that started
+        # earlier have no lead (it was not watching).
+        self.history_start: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self.leads: dict[tuple[str, str, str], IncidentLead] = {}
+        self.lead_outcomes: Counter[tuple[str, str]] = Counter()
+        self.log = structlog.get_logger("outagewatch.disruption")
+
+    def configure(self, rules: DisruptionConfig, services: Iterable[str], now: float) -> None:
+        """Take (re)loaded rules; start watching new services, forget removed ones."""
+        self.rules = rules
+        keep = set(services)
+        for service in keep:
+            self.started.setdefault(service, now)
+            self.history_start.setdefault(service, now)
+            self.status.setdefault(service, DisruptionStatus("unknown", now))
+            history = self.history.get(service, ())
+            self.history[service] = deque(history, maxlen=rules.history)
+        for service in [s for s in self.status if s not in keep]:
+            del self.status[service]
+            self.history.pop(service, None)
+            self.history_start.pop(service, None)
+            self.started.pop(service, None)
+        for key in [k for k in self.leads if k[0] not in keep]:
+            del self.leads[key]
+        for outcome_key in [k for k in self.lead_outcomes if k[0] not in keep]:
+            del self.lead_outcomes[outcome_key]
+
+    def evaluate(self, evidence: ServiceEvidence, now: float) -> Transition | None:
+        """Judge one service now; the transition when its state changed."""
+        service = evidence.service
+        current = self.status.get(service)
+        if current is None:
+            return None  # not configured
+        verdict = judge(evidence, now, self.rules)
+        status = self.status[service] = step(current, verdict, now, self.rules)
+        if status.state == current.state:
+            return None
+        transition = Transition(
+            service, now, current.state, status.state, tuple(sorted(status.reasons))
+        )
+        self.history[service].append(transition)
+        log = self.log.warning if status.state in FLAGGED else self.log.info
+        log(
+            "disruption_state_changed",
+            service=service,
+            previous=current.state,
+            state=status.state,
+            reasons=list(transition.reasons),
+        )
+        return transition
+
+    def decide_leads(self, incidents: IncidentLog, now: float) -> list[IncidentLead]:
+        """Compute the lead of every official incident not yet decided; returns new ones."""
+        decided = []
+        for record in incidents.records():
+            key = (record.service, record.page, record.id)
+            watched_from = self.history_start.get(record.service)
+            if key in self.leads or watched_from is None:
+                continue
+            start = incident_start(record)
+            if start < watched_from:
+                continue  # began before outagewatch watched the service
+            lead: Lead | None = incident_lead(
+                list(self.history[record.service]), start, now, self.rules.lead_window
+            )
+            if lead is None:
+                continue
+            item = IncidentLead(
+                record.service, record.page, record.id, start, lead.outcome, lead.seconds
+            )
+            self.leads[key] = item
+            self.lead_outcomes[(record.service, lead.outcome)] += 1
+            decided.append(item)
+            self.log.info(
+                "detection_lead",
+                service=record.service,
+                page=record.page,
+                incident=record.id,
+                outcome=lead.outcome,
+                lead_seconds=lead.seconds,
+            )
+        while len(self.leads) > MAX_LEADS:
+            del self.leads[min(self.leads, key=lambda k: self.leads[k].start)]
+        return decided
+
+    def last_lead(self, service: str) -> IncidentLead | None:
+        """The lead of the service's latest incident (by start) that was flagged at all."""
+        flagged = [
+            lead
+            for lead in self.leads.values()
+            if lead.service == service and lead.seconds is not None
+        ]
+        return max(flagged, key=lambda lead: lead.start, default=None)
+
+    def recent_events(self, limit: int = 200, service: str | None = None) -> list[Transition]:
+        """The latest state transitions, newest first (for the status page)."""
+        events = [
+            transition
+            for name, history in self.history.items()
+            if service is None or name == service
+            for transition in history
+        ]
+        events.sort(key=lambda t: t.time, reverse=True)
+        return events[:limit]
+
+    # -- persistence -----------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready state per service, keyed by service."""
+        out: dict[str, Any] = {}
+        for service, status in self.status.items():
+            out[service] = {
+                "format": _FORMAT,
+                "state": status.state,
+                "since": status.since,
+                "history_start": self.history_start[service],
+                "transitions": [asdict(t) for t in self.history[service]],
+                "leads": [asdict(lead) for lead in self.leads.values() if lead.service == service],
+                "lead_outcomes": {
+                    outcome: self.lead_outcomes[(service, outcome)]
+                    for outcome in LEAD_OUTCOMES
+                    if self.lead_outcomes[(service, outcome)]
+                },
+            }
+        return out
+
+    def load(self, stored: Mapping[str, Any]) -> list[str]:
+        """Restore services from ``snapshot()`` values; returns those that were malformed.
+
+        Call after ``configure``: a stored service no longer configured is skipped.
+        """
+        bad = []
+        for service, value in stored.items():
+            if service not in self.status:
+                continue
+            try:
+                if value["format"] != _FORMAT or value["state"] not in STATES:
+                    raise ValueError("unknown format or state")
+                status = DisruptionStatus(str(value["state"]), float(value["since"]))
+                history_start = float(value["history_start"])
+                transitions = [
+                    Transition(
+                        str(t["service"]),
+                        float(t["time"]),
+                        str(t["previous"]),
+                        str(t["state"]),
+                        tuple(str(r) for r in t["reasons"]),
+                    )
+                    for t in value["transitions"]
+                ]
+                leads = [
+                    IncidentLead(
+                        str(x["service"]),
+                        str(x["page"]),
+                        str(x["incident"]),
+                        float(x["start"]),
+                        str(x["outcome"]),
+                        None if x["seconds"] is None else float(x["seconds"]),
+                    )
+                    for x in value["leads"]
+                ]
+                outcomes = {str(k): int(v) for k, v in value["lead_outcomes"].items()}
+            except (KeyError, TypeError, ValueError, AttributeError):
+                bad.append(service)
+                continue
+            self.status[service] = status
+            self.history_start[service] = history_start
+            self.history[service] = deque(transitions, maxlen=self.rules.history)
+            for lead in leads:
+                self.leads[(lead.service, lead.page, lead.incident)] = lead
+            for outcome, count in outcomes.items():
+                self.lead_outcomes[(service, outcome)] = count
+        return bad
