@@ -462,6 +462,18 @@ def service() -> db.Dashboard:
                 "Detection lead",
                 "s",
                 (f"max(outagewatch_detection_lead_seconds{{{sel}}})", "lead"),
+                width=6,
+            )
+        )
+        .with_panel(
+            series(
+                "Official incidents: flagged early, late, missed",
+                "short",
+                (
+                    f"max by (outcome) (outagewatch_detection_incidents_total{{{sel}}})",
+                    "{{outcome}}",
+                ),
+                width=6,
             )
         )
     )

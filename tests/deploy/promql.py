@@ -17,6 +17,9 @@ from typing import Any
 
 import promql_parser as pp
 
+from outagewatch.detect import SIGNALS
+from outagewatch.detect.disruption import REASONS, STATES
+from outagewatch.detect.tracker import LEAD_OUTCOMES
 from outagewatch.metrics import CATALOGUE
 from outagewatch.observations import (
     BUDGET_RESOURCES,
@@ -42,6 +45,10 @@ VALUES: dict[str | tuple[str, str], frozenset[str]] = {
     "impact": frozenset(IMPACT_LEVELS),
     "phase": frozenset(PHASES),
     "resource": frozenset(RATELIMIT_RESOURCES) | set(BUDGET_RESOURCES),
+    "signal": frozenset(SIGNALS),
+    "state": frozenset(STATES),
+    ("outagewatch_disruption_reason", "reason"): frozenset(REASONS),
+    ("outagewatch_detection_incidents_total", "outcome"): frozenset(LEAD_OUTCOMES),
     ("outagewatch_probe_failures_total", "reason"): (
         frozenset(HTTP_FAILURE_REASONS) | set(CHAT_OUTCOMES) | {"unknown"}
     )

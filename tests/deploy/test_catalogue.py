@@ -107,6 +107,9 @@ def _missing(checker: LabelChecker, series: str) -> list[str]:
         ('outagewatch_probe_failures_total{reason="overloaded"}', ""),
         ('outagewatch_probe_failures_total{reason="overload"}', "reason='overload' is never"),
         ('outagewatch_source_failures_total{reason="credential"}', ""),
+        ('outagewatch_spike_active{signal="ttft"}', "signal='ttft' is never"),
+        ('outagewatch_disruption_state{state="down"}', "state='down' is never"),
+        ('outagewatch_detection_incidents_total{outcome="early"}', ""),
         ("sum(outagewatch_store_size_bytes{service='x'})", "has no label service"),
     ],
 )

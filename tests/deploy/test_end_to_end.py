@@ -44,6 +44,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from outagewatch.config import DisruptionConfig
 from tests.appstore.payloads import CHATBOTS, filler, v2_json
 from tests.chat.conftest import FakeProvider, Reply, fixture_headers, frames_of
 from tests.deploy.dashboards import committed, concrete, queries
@@ -341,22 +342,23 @@ def _report(daemon: str, body: Any, token: str | None = TOKEN) -> int:
 
 
 def _wait_for_page(
-    world: World, status: str, since: float, within: float
-) -> tuple[float, dict[str, Any]]:
-    """The first pager notification of `status` for the broken chat probe after `since`."""
+    world: World, alertname: str, status: str, since: float, within: float
+) -> tuple[float, dict[str, str]]:
+    """The first pager notification of `status` for `alertname` about the chat probe's
+    service (and the chat probe, for probe alerts) after `since`: its time and labels."""
     end = since + within
     while time.monotonic() < end:
         for at, body in world.received("pager"):
-            down = [
-                a["labels"]
-                for a in body["alerts"]
-                if a["labels"]["alertname"] == "OutagewatchEndpointDown"
-                and a["labels"].get("probe") == "chat"
-            ]
-            if at >= since and body["status"] == status and down:
-                return at, body
+            if at < since or body["status"] != status:
+                continue
+            for alert in body["alerts"]:
+                labels = alert["labels"]
+                if labels["alertname"] == alertname and labels.get("probe", "chat") == "chat":
+                    return at, labels
         time.sleep(0.1)
-    raise AssertionError(f"no {status} page within {within:.1f}s; received: {world.notifications}")
+    raise AssertionError(
+        f"no {status} {alertname} page within {within:.1f}s; received: {world.notifications}"
+    )
 
 
 def _query(base: str, expr: str) -> dict[str, Any]:
@@ -420,6 +422,16 @@ def test_broken_chatbot_pages_repair_resolves_and_every_query_runs(
             + GROUP_WAIT
             + SLACK
         )
+        # The daemon's own judgement: disrupted once the probe has failed
+        # probe_failure_runs runs in a row (the chat probe is half of the fresh probes).
+        disrupted_bound = (
+            DisruptionConfig().probe_failure_runs * PROBE_INTERVAL
+            + SCRAPE_INTERVAL
+            + 2 * EVALUATION_INTERVAL
+            + _alert_for("OutagewatchServiceDisrupted", "critical")
+            + GROUP_WAIT
+            + SLACK
+        )
         broken_at = time.monotonic()
         world.chat.reply = world.broken
         world.feed = [(503, b"busy"), world.chart]  # and the App Store feed hiccups once
@@ -430,15 +442,16 @@ def test_broken_chatbot_pages_repair_resolves_and_every_query_runs(
         ]
         assert _report(daemon, reports) == 202
         assert _report(daemon, {"service": "nope", "problem": "app", "reporter": "x"}) == 422
-        paged_at, page = _wait_for_page(world, "firing", broken_at, bound)
-        break_to_page = paged_at - broken_at
-        labels = next(
-            a["labels"]
-            for a in page["alerts"]
-            if a["labels"]["alertname"] == "OutagewatchEndpointDown"
+        paged_at, labels = _wait_for_page(
+            world, "OutagewatchEndpointDown", "firing", broken_at, bound
         )
+        break_to_page = paged_at - broken_at
         assert labels["severity"] == "critical"
         assert (labels["service"], labels["probe"], labels["region"]) == ("e2e", "chat", "test")
+        disrupted_at, labels = _wait_for_page(
+            world, "OutagewatchServiceDisrupted", "firing", broken_at, disrupted_bound
+        )
+        assert (labels["severity"], labels["service"]) == ("critical", "e2e")
 
         # The official page admits it now, later than we paged, and keeps it open
         # after the repair.
@@ -453,13 +466,24 @@ def test_broken_chatbot_pages_repair_resolves_and_every_query_runs(
         resolve_bound = (
             PROBE_INTERVAL + SCRAPE_INTERVAL + 2 * EVALUATION_INTERVAL + GROUP_INTERVAL + SLACK
         )
-        resolved_at, _ = _wait_for_page(world, "resolved", repaired_at, resolve_bound)
+        resolved_at, _ = _wait_for_page(
+            world, "OutagewatchEndpointDown", "resolved", repaired_at, resolve_bound
+        )
         repair_to_resolve = resolved_at - repaired_at
         print(
-            f"\nbreak -> page {break_to_page:.1f}s (bound {bound:.1f}s); "
+            f"\nbreak -> page {break_to_page:.1f}s (bound {bound:.1f}s), "
+            f"disrupted page {disrupted_at - broken_at:.1f}s (bound {disrupted_bound:.1f}s); "
             f"repair -> resolved {repair_to_resolve:.1f}s (bound {resolve_bound:.1f}s)"
         )
         assert not world.received("ticket"), "no warning should have reached the ticket queue"
+        # outagewatch flagged the service before the official page admitted it.
+        _eventually(prom, 'outagewatch_detection_lead_seconds{service="e2e"} > 0', 10)
+        _eventually(prom, 'outagewatch_detection_incidents_total{outcome="early"} == 1', 5)
+        lead = _query(prom, 'outagewatch_detection_lead_seconds{service="e2e"}')["data"]["result"]
+        pages = sorted(
+            {a["labels"]["alertname"] for _, b in world.received("pager") for a in b["alerts"]}
+        )
+        print(f"detection lead {float(lead[0]['value'][1]):.1f}s; pages: {', '.join(pages)}")
 
         # Every rule runs without error.
         rules = http_json(f"{prom}/api/v1/rules")["data"]["groups"]
