@@ -138,6 +138,13 @@ class Pipeline:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ProbeResult: self._probe,
+            ChatBudgetStatus: self._chat_budget,
+            ChartSnapshot: self._chart,
+            StatusSnapshot: self._status,
+            Report: self._report,
+        }
         self.state = State()
         self.log = structlog.get_logger("outagewatch.pipeline")
         self.store: Store | None = None
@@ -173,15 +180,8 @@ class Pipeline:
 
     def ingest(self, observations: Iterable[Observation]) -> None:
         """Apply each observation to the state of its lens."""
-        handlers: dict[type, Callable[[Any], None]] = {
-            ProbeResult: self._probe,
-            ChatBudgetStatus: self._chat_budget,
-            ChartSnapshot: self._chart,
-            StatusSnapshot: self._status,
-            Report: self._report,
-        }
         for observation in observations:
-            handlers[type(observation)](observation)
+            self._handlers[type(observation)](observation)
 
     def _probe(self, result: ProbeResult) -> None:
         key = (result.service, result.probe)
