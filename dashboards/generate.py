@@ -412,6 +412,18 @@ def service() -> db.Dashboard:
                 "Open incidents by impact",
                 "none",
                 (f"max by (impact) (outagewatch_status_open_incidents{{{sel}}})", "{{impact}}"),
+                (f"max(outagewatch_status_maintenance_active{{{sel}}})", "maintenance"),
+            )
+        )
+        .with_panel(
+            series(
+                "Earliest open incident started",
+                "s",
+                (
+                    f"time() - min(outagewatch_status_incident_start_timestamp_seconds{{{sel}}})",
+                    "open for",
+                ),
+                runbook="outagewatchofficialincident",
             )
         )
         .with_row(db.Row("Reports and ranks"))
@@ -450,6 +462,18 @@ def service() -> db.Dashboard:
                 "Detection lead",
                 "s",
                 (f"max(outagewatch_detection_lead_seconds{{{sel}}})", "lead"),
+                width=6,
+            )
+        )
+        .with_panel(
+            series(
+                "Official incidents: flagged early, late, missed",
+                "short",
+                (
+                    f"max by (outcome) (outagewatch_detection_incidents_total{{{sel}}})",
+                    "{{outcome}}",
+                ),
+                width=6,
             )
         )
     )
@@ -547,6 +571,34 @@ def health() -> db.Dashboard:
                 ),
             )
         )
+        .with_panel(
+            series(
+                "Age of the official status and chart readings",
+                "s",
+                (
+                    f"time() - max by (service) (outagewatch_status_last_success_timestamp_seconds"
+                    f"{{{job}}})",
+                    "status {{service}}",
+                ),
+                (
+                    "time() - max by (country, chart) "
+                    f"(outagewatch_appstore_feed_last_success_timestamp_seconds{{{job}}})",
+                    "chart {{country}} {{chart}}",
+                ),
+                runbook="outagewatchsourcestale",
+            )
+        )
+        .with_panel(
+            series(
+                "App Store feed failures by reason",
+                "ops",
+                (
+                    "sum by (country, chart, reason) "
+                    f"(rate(outagewatch_appstore_feed_failures_total{{{job}}}{rate}))",
+                    "{{country}} {{chart}} {{reason}}",
+                ),
+            )
+        )
         .with_row(db.Row("Store, reports and budgets"))
         .with_panel(
             series(
@@ -555,6 +607,24 @@ def health() -> db.Dashboard:
                 (
                     "histogram_quantile(0.99, sum by (instance, le) "
                     f"(rate(outagewatch_store_commit_duration_seconds_bucket{{{job}}}{rate})))",
+                    "{{instance}}",
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Store size",
+                "bytes",
+                (f"outagewatch_store_size_bytes{{{job}}}", "{{instance}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Store commit failures",
+                "ops",
+                (
+                    "sum by (instance) "
+                    f"(rate(outagewatch_store_commit_failures_total{{{job}}}{rate}))",
                     "{{instance}}",
                 ),
             )
@@ -574,9 +644,18 @@ def health() -> db.Dashboard:
                 "Chat budget left",
                 "percentunit",
                 (
-                    f"min by (service) (outagewatch_chat_budget_remaining_ratio{{{job}}})",
-                    "{{service}}",
+                    "min by (service, probe, resource) "
+                    f"(outagewatch_chat_budget_remaining_ratio{{{job}}})",
+                    "{{service}} {{probe}} {{resource}}",
                 ),
+                runbook="outagewatchchatbudgetexhausted",
+            )
+        )
+        .with_panel(
+            series(
+                "Chat probes paused by their budget",
+                "short",
+                (f"sum(outagewatch_chat_budget_exhausted{{{job}}})", "paused"),
                 runbook="outagewatchchatbudgetexhausted",
             )
         )

@@ -140,6 +140,13 @@ class Pipeline:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ProbeResult: self._probe,
+            ChatBudgetStatus: self._chat_budget,
+            ChartSnapshot: self._chart,
+            StatusSnapshot: self._status,
+            Report: self._report,
+        }
         self.state = State()
         self.log = structlog.get_logger("outagewatch.pipeline")
         self.store: Store | None = None
@@ -169,21 +176,14 @@ class Pipeline:
             run.last_error = f"{error_reason}: {error_detail}" if error_detail else error_reason
             if kind == CHART_FEED_KIND:
                 self.state.appstore.record_failure(key, error_reason)
+        # Services are judged by the daemon's evaluation loop, not per run: judging
+        # looks at all of a service's probes, which per run would cost O(probes²).
         self.ingest(observations)
-        if observations:
-            self.detect(_services_of(observations))
 
     def ingest(self, observations: Iterable[Observation]) -> None:
         """Apply each observation to the state of its lens."""
-        handlers: dict[type, Callable[[Any], None]] = {
-            ProbeResult: self._probe,
-            ChatBudgetStatus: self._chat_budget,
-            ChartSnapshot: self._chart,
-            StatusSnapshot: self._status,
-            Report: self._report,
-        }
         for observation in observations:
-            handlers[type(observation)](observation)
+            self._handlers[type(observation)](observation)
 
     def _probe(self, result: ProbeResult) -> None:
         key = (result.service, result.probe)
@@ -370,8 +370,8 @@ class Pipeline:
             held = sum(n for b, n in counts.recent.items() if b * RECENT_BUCKET >= bucket_start)
             self.state.signals.open_reports(service, now, held)
 
-    def detect(self, services: Iterable[str] | None = None) -> None:
-        """Close ended signal buckets, judge services (all by default), decide incident leads."""
+    def detect(self) -> None:
+        """Close ended signal buckets, judge every service, decide incident leads."""
         config = self.detection_config
         if config is None:
             return
@@ -382,7 +382,7 @@ class Pipeline:
             state.signals.spikes_total, {k: v.last_time for k, v in state.signals.status.items()}
         )
         tracker = state.disruption
-        for service in sorted(config.services if services is None else services):
+        for service in sorted(config.services):
             cfg = config.services.get(service)
             if cfg is None:
                 continue
@@ -392,14 +392,3 @@ class Pipeline:
             )
             tracker.evaluate(evidence, now)
         tracker.decide_leads(state.incidents, now)
-
-
-def _services_of(observations: Iterable[Observation]) -> set[str]:
-    """The services a batch of observations is about."""
-    services: set[str] = set()
-    for observation in observations:
-        if isinstance(observation, ChartSnapshot):
-            services.update(observation.apps)
-        else:
-            services.add(observation.service)
-    return services

@@ -73,7 +73,9 @@ async def test_recorded_anthropic_stream_is_ok_with_ttft_at_the_first_text_delta
     assert stats.max_chunk_gap_seconds is not None and stats.max_chunk_gap_seconds >= 0.29
     assert (stats.input_tokens, stats.output_tokens) == (135, 10)
     assert stats.output_tokens_per_second is not None
-    assert 10 / 0.2 < stats.output_tokens_per_second <= 10 / 0.1
+    # Generation took the 0.1 s pause (a little less as the client clocks it: the
+    # first delta can arrive late).
+    assert 10 / 0.2 < stats.output_tokens_per_second <= 10 / 0.08
     assert stats.ratelimit_remaining == {
         "requests": 49 / 50,
         "tokens": 36000 / 38000,
