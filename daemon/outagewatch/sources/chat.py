@@ -18,6 +18,7 @@ import json
 import os
 import re
 import ssl
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -249,7 +250,7 @@ def _tokens(usage: Any, key: str) -> int | None:
     return None
 
 
-class StreamReader:
+class StreamReader(ABC):
     """Follows one provider's stream: text deltas, usage, the end marker, errors."""
 
     end_marker = ""
@@ -259,9 +260,9 @@ class StreamReader:
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
 
+    @abstractmethod
     def handle(self, event: SSEEvent) -> bool:
         """Apply one event; True when it carried answer text. Raises ChatFailure."""
-        raise NotImplementedError
 
 
 class AnthropicStream(StreamReader):
@@ -363,7 +364,7 @@ class _Measure:
     reader: StreamReader | None = None
 
 
-class ChatProbeSource:
+class ChatProbeSource(ABC):
     """Sends one tiny streamed completion per interval and classifies the outcome."""
 
     kind = ""
@@ -384,12 +385,13 @@ class ChatProbeSource:
 
     # The provider's dialect.
 
+    @abstractmethod
     def request(self, key: ApiKey | None) -> tuple[dict[str, str], dict[str, Any]]:
         """Headers and JSON body of the request."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stream_reader(self) -> StreamReader:
-        raise NotImplementedError
+        """A reader for one response stream of this provider."""
 
     def keyless_edge_answered(self, error: ProviderError | None) -> bool:
         """Whether a 401/403 body is the provider's own error (the edge is up)."""
