@@ -66,6 +66,14 @@ class DetectionSettings(BaseModel):
     min_relative_scale: float = Field(default=0.01, ge=0)
     # reports: negative-binomial variance lambda + phi * lambda^2, and a minimum count.
     reports_dispersion: float = Field(default=0.05, ge=0)
+    # reports: z is the normal quantile of the count's exact negative-binomial upper tail.
+    reports_exact_tail: bool = True
+    scan_replace_z: bool = False
+    scan_use_tail: bool = False
+    reports_z_alarm: float = Field(default=4.5, gt=0)
+    # ... and on the sum over the last scan_window_s (at most scan_max_points points).
+    scan_window_s: float = Field(default=600.0, ge=0)
+    scan_max_points: int = Field(default=12, ge=1)
     reports_min_count: float = Field(default=5.0, ge=0)
     reports_min_ratio: float = Field(default=1.5, ge=1)
     latency_min_scale_s: float = Field(default=0.05, ge=0)

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
+from outagewatch.detect.counts import count_z
 from outagewatch.detect.settings import DAY, HOUR, DetectionSettings
 
 SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
@@ -149,6 +150,13 @@ class SpikeDetector:
         # Report volumes rise and fall by a factor through the day and week.
         self.multiplicative = signal == "reports"
         self.two_sided = signal == "generic"
+        # Report counts with the exact tail have their own calibrated alarm level.
+        self.exact_counts = signal == "reports" and settings.reports_exact_tail
+        self.z_alarm = (
+            settings.reports_z_alarm
+            if self.exact_counts and settings.scan_replace_z
+            else settings.z_alarm
+        )
         self.daily = SeasonalProfile(
             DAY, HOUR, settings.daily_min_days, settings.season_memory_periods
         )
@@ -172,6 +180,8 @@ class SpikeDetector:
         self.lo = 0.0
         self.cusum_up = 0.0
         self.cusum_down = 0.0
+        # Counts: recent (timestamp, count, baseline) of normal points for the short scan.
+        self.recent: list[tuple[float, float, float]] = []
         # Lag-1 autocorrelation of normal z: EWMAs of z_t * z_(t-1) and z_t^2 (winsorised).
         self.z_prev = 0.0
         self.z_lag = 0.0
@@ -201,13 +211,18 @@ class SpikeDetector:
             return math.exp(-y)
         return y
 
+    def _dispersion(self) -> float:
+        """Negative-binomial dispersion of report counts (variance lambda + phi lambda^2)."""
+        phi = self.settings.reports_dispersion
+        if self.level_sq > 0:
+            phi = max(phi, self.excess / self.level_sq)
+        return phi
+
     def _scale(self, baseline: float) -> float:
         s = self.settings
         if self.signal == "reports":
             lam = max(baseline, 0.0)
-            phi = s.reports_dispersion
-            if self.level_sq > 0:
-                phi = max(phi, self.excess / self.level_sq)
+            phi = self._dispersion()
             # Counts: negative-binomial spread at this level, never below one report.
             return max(1.0, math.sqrt(lam + phi * lam * lam))
         spread = math.sqrt(self.var)
@@ -218,11 +233,12 @@ class SpikeDetector:
         absolute = s.latency_min_scale_s if self.signal == "latency" else s.failure_ratio_min_scale
         return max(spread, absolute, s.min_relative_scale * abs(baseline))
 
-    def _worth_alerting(self, value: float, baseline: float) -> bool:
+    def _worth_alerting(self, value: float, baseline: float, current: float) -> bool:
         s = self.settings
         if self.signal == "reports":
-            # A handful of reports is not an outage, however quiet the baseline.
-            return value >= s.reports_min_count and value >= s.reports_min_ratio * baseline
+            # A handful of reports is not an outage, however quiet the baseline:
+            # `value` is the count (or the short scan's total) that alarmed.
+            return value >= s.reports_min_count and current >= s.reports_min_ratio * baseline
         if self.signal == "failure_ratio":
             return value >= s.failure_ratio_min_value
         return True
@@ -281,7 +297,33 @@ class SpikeDetector:
             level = s.tail_u + scale * math.log(ratio)
         else:
             level = s.tail_u + scale / shape * (ratio**shape - 1.0)
-        return max(1.0, level / s.z_alarm)
+        return max(1.0, level / self.z_alarm)
+
+    def _scan(self, timestamp: float, value: float, mean: float, tail: float) -> tuple[float, float]:
+        """Exact tail of the counts summed over the last `scan_window_s` (best window).
+
+        Three night-time points of 4 reports against a baseline of 0.7 are each
+        unremarkable, their sum of 12 against 2.1 is not. The sum of independent
+        gamma-Poisson counts is near a negative binomial with the summed mean and
+        dispersion phi * sum(lambda^2) / sum(lambda)^2. Returns the best calibrated z
+        over the windows ending now (2 points or more) and that window's total.
+        """
+        s = self.settings
+        cutoff = timestamp - s.scan_window_s
+        self.recent = [r for r in self.recent if r[0] >= cutoff][-s.scan_max_points :]
+        phi = self._dispersion()
+        best_z, best_count = 0.0, 0.0
+        total, mean_sum, mean_sq = value, mean, mean * mean
+        for _, x, lam in reversed(self.recent):
+            total += x
+            mean_sum += lam
+            mean_sq += lam * lam
+            if total > mean_sum and mean_sum > 0:
+                z = count_z(total, mean_sum, phi * mean_sq / (mean_sum * mean_sum)) / tail
+                if z > best_z:
+                    best_z, best_count = z, total
+        self.recent.append((timestamp, value, mean))
+        return best_z, best_count
 
     def _cusum_factor(self) -> float:
         """Weight of one z in the CUSUM: sqrt((1 - rho) / (1 + rho)) for lag-1 autocorrelation rho.
@@ -316,6 +358,8 @@ class SpikeDetector:
         base_y = self._apply_season(self.level + self.drift, season)
         sigma = self._scale(self._untransform(base_y))
         z = (x - base_y) / sigma
+        if self.exact_counts and x > base_y and self.settings.scan_replace_z:
+            z = count_z(x, max(base_y, 0.0), self._dispersion())
         warm = self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s
         tail = self._tail_factor()
         zt = z / tail
@@ -340,11 +384,24 @@ class SpikeDetector:
             self.cusum_up = self.cusum_down = 0.0
         else:
             zc = zt * self._cusum_factor()
-            self.cusum_up = max(0.0, self.cusum_up + min(zc, s.z_alarm) - s.cusum_k)
+            self.cusum_up = max(0.0, self.cusum_up + min(zc, self.z_alarm) - s.cusum_k)
             if self.two_sided:
-                self.cusum_down = max(0.0, self.cusum_down + min(-zc, s.z_alarm) - s.cusum_k)
+                self.cusum_down = max(0.0, self.cusum_down + min(-zc, self.z_alarm) - s.cusum_k)
         cusum = self.cusum_up if sign > 0 else self.cusum_down
-        evidence = max(sign * zt / s.z_alarm, cusum / s.cusum_h, 1.0 if range_break else 0.0)
+        scan_z, scan_count = 0.0, 0.0
+        if self.exact_counts:
+            if self.active or blocked or not warm:
+                self.recent.clear()
+            else:
+                scan_z, scan_count = self._scan(
+                    timestamp, value, max(base_y, 0.0), tail if s.scan_replace_z or s.scan_use_tail else 1.0
+                )
+        evidence = max(
+            sign * zt / self.z_alarm,
+            cusum / s.cusum_h,
+            1.0 if range_break else 0.0,
+            scan_z / s.reports_z_alarm,
+        )
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
 
         baseline = self._untransform(base_y)
@@ -355,7 +412,7 @@ class SpikeDetector:
         if self.active:
             if self.alert_sign * zt <= s.z_exit:
                 self.active = False
-        elif alarm and not blocked and self._worth_alerting(value, baseline):
+        elif alarm and not blocked and self._worth_alerting(max(value, scan_count), baseline, value):
             self.active = started = True
             self.alert_sign = sign
             self.alert_peak = x
@@ -401,7 +458,7 @@ class SpikeDetector:
         if z > s.tail_u:
             # Capped so one wild point cannot lift the alarm level by much.
             self.tail_count += 1.0
-            excess = min(z, s.tail_cap * tail * s.z_alarm) - s.tail_u
+            excess = min(z, s.tail_cap * tail * self.z_alarm) - s.tail_u
             self.tail_excess += excess
             self.tail_excess_sq += excess * excess
 
