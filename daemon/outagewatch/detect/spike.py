@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from outagewatch.detect.counts import count_z
+from outagewatch.detect.novelty import ContextNovelty
 from outagewatch.detect.settings import DAY, HOUR, DetectionSettings
 
 SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
@@ -182,6 +183,15 @@ class SpikeDetector:
         self.cusum_down = 0.0
         # Counts: recent (timestamp, count, baseline) of normal points for the short scan.
         self.recent: list[tuple[float, float, float]] = []
+        self.use_novelty = signal == "generic" or (
+            signal == "reports" and settings.novelty_reports
+        )
+        self.novelty = ContextNovelty(
+            settings.novelty_k,
+            settings.novelty_window,
+            settings.novelty_history,
+            settings.novelty_floor,
+        )
         # Lag-1 autocorrelation of normal z: EWMAs of z_t * z_(t-1) and z_t^2 (winsorised).
         self.z_prev = 0.0
         self.z_lag = 0.0
@@ -376,6 +386,12 @@ class SpikeDetector:
         else:
             range_break = x < self.lo - margin and -zt >= s.range_z_min
 
+        novel = False
+        novelty_dist = 0.0
+        if self.use_novelty and s.novelty_ratio > 0:
+            ratio, novelty_dist = self.novelty.ratio(x, self.hi - self.lo)
+            novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
+
         cooling = timestamp < self.cooldown_until
         # A repeat is suppressed, an escalation beyond the last alert's peak is not.
         escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
@@ -400,6 +416,7 @@ class SpikeDetector:
             sign * zt / self.z_alarm,
             cusum / s.cusum_h,
             1.0 if range_break else 0.0,
+            1.0 if novel else 0.0,
             scan_z / s.reports_z_alarm,
         )
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
@@ -431,6 +448,8 @@ class SpikeDetector:
                 self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
         self.hi = max(self.hi, x)
         self.lo = min(self.lo, x)
+        if self.use_novelty:
+            self.novelty.learn(x, novelty_dist, normal=not self.active)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
         if not self.active or timestamp - self.spike_start > s.freeze_max_s:
