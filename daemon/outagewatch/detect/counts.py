@@ -56,11 +56,7 @@ def _beta_cf(a: float, b: float, x: float) -> float:
 def _log_betainc_parts(a: float, b: float, x: float) -> float:
     """log of x^a (1 - x)^b / B(a, b)."""
     return (
-        math.lgamma(a + b)
-        - math.lgamma(a)
-        - math.lgamma(b)
-        + a * math.log(x)
-        + b * math.log1p(-x)
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     )
 
 

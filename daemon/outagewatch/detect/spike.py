@@ -31,7 +31,7 @@ SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
-_STATE_VERSION: Final = 3
+_STATE_VERSION: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +151,6 @@ class SpikeDetector:
         # Report volumes rise and fall by a factor through the day and week.
         self.multiplicative = signal == "reports"
         self.two_sided = signal == "generic"
-        # Report counts with the exact tail have their own calibrated alarm level.
-        self.exact_counts = signal == "reports" and settings.reports_exact_tail
-        self.z_alarm = (
-            settings.reports_z_alarm
-            if self.exact_counts and settings.scan_replace_z
-            else settings.z_alarm
-        )
         self.daily = SeasonalProfile(
             DAY, HOUR, settings.daily_min_days, settings.season_memory_periods
         )
@@ -183,9 +176,8 @@ class SpikeDetector:
         self.cusum_down = 0.0
         # Counts: recent (timestamp, count, baseline) of normal points for the short scan.
         self.recent: list[tuple[float, float, float]] = []
-        self.use_novelty = signal == "generic" or (
-            signal == "reports" and settings.novelty_reports
-        )
+        # Contextual novelty: generic only (on Twitter counts it adds false alarms).
+        self.use_novelty = signal == "generic"
         self.novelty = ContextNovelty(
             settings.novelty_k,
             settings.novelty_window,
@@ -307,10 +299,12 @@ class SpikeDetector:
             level = s.tail_u + scale * math.log(ratio)
         else:
             level = s.tail_u + scale / shape * (ratio**shape - 1.0)
-        return max(1.0, level / self.z_alarm)
+        return max(1.0, level / s.z_alarm)
 
-    def _scan(self, timestamp: float, value: float, mean: float, tail: float) -> tuple[float, float]:
-        """Exact tail of the counts summed over the last `scan_window_s` (best window).
+    def _scan(
+        self, timestamp: float, value: float, mean: float, tail: float
+    ) -> tuple[float, float]:
+        """Exact tail of the counts summed over the last `reports_scan_window_s` (best window).
 
         Three night-time points of 4 reports against a baseline of 0.7 are each
         unremarkable, their sum of 12 against 2.1 is not. The sum of independent
@@ -319,8 +313,8 @@ class SpikeDetector:
         over the windows ending now (2 points or more) and that window's total.
         """
         s = self.settings
-        cutoff = timestamp - s.scan_window_s
-        self.recent = [r for r in self.recent if r[0] >= cutoff][-s.scan_max_points :]
+        cutoff = timestamp - s.reports_scan_window_s
+        self.recent = [r for r in self.recent if r[0] >= cutoff][-(s.reports_scan_max_points - 1) :]
         phi = self._dispersion()
         best_z, best_count = 0.0, 0.0
         total, mean_sum, mean_sq = value, mean, mean * mean
@@ -368,8 +362,6 @@ class SpikeDetector:
         base_y = self._apply_season(self.level + self.drift, season)
         sigma = self._scale(self._untransform(base_y))
         z = (x - base_y) / sigma
-        if self.exact_counts and x > base_y and self.settings.scan_replace_z:
-            z = count_z(x, max(base_y, 0.0), self._dispersion())
         warm = self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s
         tail = self._tail_factor()
         zt = z / tail
@@ -389,6 +381,8 @@ class SpikeDetector:
         novel = False
         novelty_dist = 0.0
         if self.use_novelty and s.novelty_ratio > 0:
+            # A context farther from every stored one than any recent normal point's
+            # was, with the calibrated z agreeing on the direction.
             ratio, novelty_dist = self.novelty.ratio(x, self.hi - self.lo)
             novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
 
@@ -400,24 +394,22 @@ class SpikeDetector:
             self.cusum_up = self.cusum_down = 0.0
         else:
             zc = zt * self._cusum_factor()
-            self.cusum_up = max(0.0, self.cusum_up + min(zc, self.z_alarm) - s.cusum_k)
+            self.cusum_up = max(0.0, self.cusum_up + min(zc, s.z_alarm) - s.cusum_k)
             if self.two_sided:
-                self.cusum_down = max(0.0, self.cusum_down + min(-zc, self.z_alarm) - s.cusum_k)
+                self.cusum_down = max(0.0, self.cusum_down + min(-zc, s.z_alarm) - s.cusum_k)
         cusum = self.cusum_up if sign > 0 else self.cusum_down
         scan_z, scan_count = 0.0, 0.0
-        if self.exact_counts:
+        if self.signal == "reports" and s.reports_scan_z > 0:
             if self.active or blocked or not warm:
                 self.recent.clear()
             else:
-                scan_z, scan_count = self._scan(
-                    timestamp, value, max(base_y, 0.0), tail if s.scan_replace_z or s.scan_use_tail else 1.0
-                )
+                scan_z, scan_count = self._scan(timestamp, value, max(base_y, 0.0), tail)
         evidence = max(
-            sign * zt / self.z_alarm,
+            sign * zt / s.z_alarm,
             cusum / s.cusum_h,
             1.0 if range_break else 0.0,
             1.0 if novel else 0.0,
-            scan_z / s.reports_z_alarm,
+            scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
         )
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
 
@@ -429,7 +421,9 @@ class SpikeDetector:
         if self.active:
             if self.alert_sign * zt <= s.z_exit:
                 self.active = False
-        elif alarm and not blocked and self._worth_alerting(max(value, scan_count), baseline, value):
+        elif (
+            alarm and not blocked and self._worth_alerting(max(value, scan_count), baseline, value)
+        ):
             self.active = started = True
             self.alert_sign = sign
             self.alert_peak = x
@@ -477,7 +471,7 @@ class SpikeDetector:
         if z > s.tail_u:
             # Capped so one wild point cannot lift the alarm level by much.
             self.tail_count += 1.0
-            excess = min(z, s.tail_cap * tail * self.z_alarm) - s.tail_u
+            excess = min(z, s.tail_cap * tail * s.z_alarm) - s.tail_u
             self.tail_excess += excess
             self.tail_excess_sq += excess * excess
 
@@ -554,6 +548,8 @@ class SpikeDetector:
             },
             "daily": self.daily.to_state(),
             "weekly": self.weekly.to_state(),
+            "recent": [list(r) for r in self.recent],
+            "novelty": self.novelty.to_state(),
         }
 
     @classmethod
@@ -596,6 +592,8 @@ class SpikeDetector:
         )
         det.daily.load_state(state["daily"])
         det.weekly.load_state(state["weekly"])
+        det.recent = [(float(t), float(x), float(lam)) for t, x, lam in state["recent"]]
+        det.novelty.load_state(state["novelty"])
         return det
 
 
