@@ -34,6 +34,9 @@ class DetectionSettings(BaseModel):
     daily_min_days: int = Field(default=3, ge=1)
     weekly_min_weeks: int = Field(default=2, ge=1)
     season_memory_periods: float = Field(default=4.0, ge=1)
+    # Seasonal slots learn only points within this many scales of the baseline: a
+    # young slot (few periods) otherwise learns an outage's first points at once.
+    season_learn_max_z: float = Field(default=3.5, gt=0)
     # Tests: a single-point z, a CUSUM on capped z, a break of the seen range.
     z_alarm: float = Field(default=6.0, gt=0)
     z_exit: float = Field(default=3.0, ge=0)

@@ -7,7 +7,10 @@ resulting z is divided by a per-stream tail factor: a peaks-over-threshold
 (generalised Pareto) fit of the stream's own normal z, so a stream whose ordinary
 bursts are wild needs a wilder burst to alert. Three tests then look for a spike
 (upward for the daemon's signals, either way for `generic`): a single-point z, a
-CUSUM of capped z, and a break of the recently seen range.
+CUSUM of capped z, and a break of the recently seen range. Report counts add a
+short scan (the exact negative-binomial tail of the counts summed over the last
+10 minutes, `counts.py`); `generic` adds a contextual nearest-neighbour novelty
+test (`novelty.py`, O(novelty_window) per point, a fixed few hundred contexts).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
@@ -447,7 +450,9 @@ class SpikeDetector:
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
         if not self.active or timestamp - self.spike_start > s.freeze_max_s:
-            self._learn(timestamp, dt, x, base_y, season, sigma, warm)
+            self._learn(
+                timestamp, dt, x, base_y, season, sigma, warm, abs(z) <= s.season_learn_max_z
+            )
         if self.signal == "rank":
             self.last_rank = value
         self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
@@ -484,7 +489,11 @@ class SpikeDetector:
         season: float,
         sigma: float,
         warm: bool,
+        season_ok: bool = True,
     ) -> None:
+        # Points far from the baseline (|z| > season_learn_max_z) move level and
+        # drift (winsorised) but not the seasonal slots.
+        season_skip = warm and not season_ok
         s = self.settings
         resid = x - base_y
         if warm:
@@ -498,8 +507,9 @@ class SpikeDetector:
         a_var = max(young, 1.0 - _decay(dt, s.scale_half_life_s))
         x = base_y + resid
         plain = self._remove_season(x, season)
-        self.daily.update(timestamp, dt, x, self.level)
-        self.weekly.update(timestamp, dt, x, self.level)
+        if not season_skip:
+            self.daily.update(timestamp, dt, x, self.level)
+            self.weekly.update(timestamp, dt, x, self.level)
         self.drift += a_drift * (plain - self.level - self.drift)
         self.level += a_level * (plain - self.level)
         self.var += a_var * (resid * resid - self.var)
