@@ -34,6 +34,9 @@ class DetectionSettings(BaseModel):
     daily_min_days: int = Field(default=3, ge=1)
     weekly_min_weeks: int = Field(default=2, ge=1)
     season_memory_periods: float = Field(default=4.0, ge=1)
+    # Seasonal slots learn only points within this many scales of the baseline: a
+    # young slot (few periods) otherwise learns an outage's first points at once.
+    season_learn_max_z: float = Field(default=3.5, gt=0)
     # Tests: a single-point z, a CUSUM on capped z, a break of the seen range.
     z_alarm: float = Field(default=6.0, gt=0)
     z_exit: float = Field(default=3.0, ge=0)
@@ -57,6 +60,18 @@ class DetectionSettings(BaseModel):
     tail_max_shape: float = Field(default=0.45, ge=0, lt=0.5)
     # One point's contribution is capped at this many alarm levels.
     tail_cap: float = Field(default=2.0, gt=1)
+    # Contextual novelty (generic): the context of the last novelty_k values is
+    # compared with the last novelty_window stored contexts (O(novelty_window) per
+    # point); it alarms when its nearest-neighbour distance is novelty_ratio times
+    # the largest of the last novelty_history normal points' (distances in units of
+    # the seen range, typical distance floored at novelty_floor) and the calibrated
+    # z is at least novelty_z_min in the same direction.
+    novelty_k: int = Field(default=6, ge=1)
+    novelty_window: int = Field(default=600, ge=2)
+    novelty_history: int = Field(default=600, ge=2)
+    novelty_floor: float = Field(default=0.01, ge=0)
+    novelty_ratio: float = Field(default=1.5, ge=0)
+    novelty_z_min: float = Field(default=2.0)
     # The baseline does not learn from a spike for this long, then takes it as normal.
     freeze_max_s: float = Field(default=2 * HOUR, ge=0)
     # After an alert, no new alert for this long unless the value goes beyond the
@@ -66,6 +81,13 @@ class DetectionSettings(BaseModel):
     min_relative_scale: float = Field(default=0.01, ge=0)
     # reports: negative-binomial variance lambda + phi * lambda^2, and a minimum count.
     reports_dispersion: float = Field(default=0.05, ge=0)
+    # reports: a scan of the counts summed over the last reports_scan_window_s (at
+    # most reports_scan_max_points points, the current one included), each window's
+    # exact negative-binomial upper tail as a normal z, divided by the tail factor,
+    # alarms at reports_scan_z (0 turns the scan off).
+    reports_scan_z: float = Field(default=4.5, ge=0)
+    reports_scan_window_s: float = Field(default=600.0, ge=0)
+    reports_scan_max_points: int = Field(default=12, ge=1)
     reports_min_count: float = Field(default=5.0, ge=0)
     reports_min_ratio: float = Field(default=1.5, ge=1)
     latency_min_scale_s: float = Field(default=0.05, ge=0)

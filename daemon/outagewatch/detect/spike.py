@@ -7,7 +7,10 @@ resulting z is divided by a per-stream tail factor: a peaks-over-threshold
 (generalised Pareto) fit of the stream's own normal z, so a stream whose ordinary
 bursts are wild needs a wilder burst to alert. Three tests then look for a spike
 (upward for the daemon's signals, either way for `generic`): a single-point z, a
-CUSUM of capped z, and a break of the recently seen range.
+CUSUM of capped z, and a break of the recently seen range. Report counts add a
+short scan (the exact negative-binomial tail of the counts summed over the last
+10 minutes, `counts.py`); `generic` adds a contextual nearest-neighbour novelty
+test (`novelty.py`, O(novelty_window) per point, a fixed few hundred contexts).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
@@ -23,13 +26,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
+from outagewatch.detect.counts import count_z
+from outagewatch.detect.novelty import ContextNovelty
 from outagewatch.detect.settings import DAY, HOUR, DetectionSettings
 
 SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
-_STATE_VERSION: Final = 3
+_STATE_VERSION: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +177,16 @@ class SpikeDetector:
         self.lo = 0.0
         self.cusum_up = 0.0
         self.cusum_down = 0.0
+        # Counts: recent (timestamp, count, baseline) of normal points for the short scan.
+        self.recent: list[tuple[float, float, float]] = []
+        # Contextual novelty: generic only (on Twitter counts it adds false alarms).
+        self.use_novelty = signal == "generic"
+        self.novelty = ContextNovelty(
+            settings.novelty_k,
+            settings.novelty_window,
+            settings.novelty_history,
+            settings.novelty_floor,
+        )
         # Lag-1 autocorrelation of normal z: EWMAs of z_t * z_(t-1) and z_t^2 (winsorised).
         self.z_prev = 0.0
         self.z_lag = 0.0
@@ -201,13 +216,18 @@ class SpikeDetector:
             return math.exp(-y)
         return y
 
+    def _dispersion(self) -> float:
+        """Negative-binomial dispersion of report counts (variance lambda + phi lambda^2)."""
+        phi = self.settings.reports_dispersion
+        if self.level_sq > 0:
+            phi = max(phi, self.excess / self.level_sq)
+        return phi
+
     def _scale(self, baseline: float) -> float:
         s = self.settings
         if self.signal == "reports":
             lam = max(baseline, 0.0)
-            phi = s.reports_dispersion
-            if self.level_sq > 0:
-                phi = max(phi, self.excess / self.level_sq)
+            phi = self._dispersion()
             # Counts: negative-binomial spread at this level, never below one report.
             return max(1.0, math.sqrt(lam + phi * lam * lam))
         spread = math.sqrt(self.var)
@@ -218,11 +238,12 @@ class SpikeDetector:
         absolute = s.latency_min_scale_s if self.signal == "latency" else s.failure_ratio_min_scale
         return max(spread, absolute, s.min_relative_scale * abs(baseline))
 
-    def _worth_alerting(self, value: float, baseline: float) -> bool:
+    def _worth_alerting(self, value: float, baseline: float, current: float) -> bool:
         s = self.settings
         if self.signal == "reports":
-            # A handful of reports is not an outage, however quiet the baseline.
-            return value >= s.reports_min_count and value >= s.reports_min_ratio * baseline
+            # A handful of reports is not an outage, however quiet the baseline:
+            # `value` is the count (or the short scan's total) that alarmed.
+            return value >= s.reports_min_count and current >= s.reports_min_ratio * baseline
         if self.signal == "failure_ratio":
             return value >= s.failure_ratio_min_value
         return True
@@ -283,6 +304,34 @@ class SpikeDetector:
             level = s.tail_u + scale / shape * (ratio**shape - 1.0)
         return max(1.0, level / s.z_alarm)
 
+    def _scan(
+        self, timestamp: float, value: float, mean: float, tail: float
+    ) -> tuple[float, float]:
+        """Exact tail of the counts summed over the last `reports_scan_window_s` (best window).
+
+        Three night-time points of 4 reports against a baseline of 0.7 are each
+        unremarkable, their sum of 12 against 2.1 is not. The sum of independent
+        gamma-Poisson counts is near a negative binomial with the summed mean and
+        dispersion phi * sum(lambda^2) / sum(lambda)^2. Returns the best calibrated z
+        over the windows ending now (2 points or more) and that window's total.
+        """
+        s = self.settings
+        cutoff = timestamp - s.reports_scan_window_s
+        self.recent = [r for r in self.recent if r[0] >= cutoff][-(s.reports_scan_max_points - 1) :]
+        phi = self._dispersion()
+        best_z, best_count = 0.0, 0.0
+        total, mean_sum, mean_sq = value, mean, mean * mean
+        for _, x, lam in reversed(self.recent):
+            total += x
+            mean_sum += lam
+            mean_sq += lam * lam
+            if total > mean_sum and mean_sum > 0:
+                z = count_z(total, mean_sum, phi * mean_sq / (mean_sum * mean_sum)) / tail
+                if z > best_z:
+                    best_z, best_count = z, total
+        self.recent.append((timestamp, value, mean))
+        return best_z, best_count
+
     def _cusum_factor(self) -> float:
         """Weight of one z in the CUSUM: sqrt((1 - rho) / (1 + rho)) for lag-1 autocorrelation rho.
 
@@ -332,6 +381,14 @@ class SpikeDetector:
         else:
             range_break = x < self.lo - margin and -zt >= s.range_z_min
 
+        novel = False
+        novelty_dist = 0.0
+        if self.use_novelty and s.novelty_ratio > 0:
+            # A context farther from every stored one than any recent normal point's
+            # was, with the calibrated z agreeing on the direction.
+            ratio, novelty_dist = self.novelty.ratio(x, self.hi - self.lo)
+            novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
+
         cooling = timestamp < self.cooldown_until
         # A repeat is suppressed, an escalation beyond the last alert's peak is not.
         escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
@@ -344,7 +401,19 @@ class SpikeDetector:
             if self.two_sided:
                 self.cusum_down = max(0.0, self.cusum_down + min(-zc, s.z_alarm) - s.cusum_k)
         cusum = self.cusum_up if sign > 0 else self.cusum_down
-        evidence = max(sign * zt / s.z_alarm, cusum / s.cusum_h, 1.0 if range_break else 0.0)
+        scan_z, scan_count = 0.0, 0.0
+        if self.signal == "reports" and s.reports_scan_z > 0:
+            if self.active or blocked or not warm:
+                self.recent.clear()
+            else:
+                scan_z, scan_count = self._scan(timestamp, value, max(base_y, 0.0), tail)
+        evidence = max(
+            sign * zt / s.z_alarm,
+            cusum / s.cusum_h,
+            1.0 if range_break else 0.0,
+            1.0 if novel else 0.0,
+            scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
+        )
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
 
         baseline = self._untransform(base_y)
@@ -355,7 +424,9 @@ class SpikeDetector:
         if self.active:
             if self.alert_sign * zt <= s.z_exit:
                 self.active = False
-        elif alarm and not blocked and self._worth_alerting(value, baseline):
+        elif (
+            alarm and not blocked and self._worth_alerting(max(value, scan_count), baseline, value)
+        ):
             self.active = started = True
             self.alert_sign = sign
             self.alert_peak = x
@@ -374,10 +445,14 @@ class SpikeDetector:
                 self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
         self.hi = max(self.hi, x)
         self.lo = min(self.lo, x)
+        if self.use_novelty:
+            self.novelty.learn(x, novelty_dist, normal=not self.active)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
         if not self.active or timestamp - self.spike_start > s.freeze_max_s:
-            self._learn(timestamp, dt, x, base_y, season, sigma, warm)
+            self._learn(
+                timestamp, dt, x, base_y, season, sigma, warm, abs(z) <= s.season_learn_max_z
+            )
         if self.signal == "rank":
             self.last_rank = value
         self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
@@ -414,7 +489,11 @@ class SpikeDetector:
         season: float,
         sigma: float,
         warm: bool,
+        season_ok: bool = True,
     ) -> None:
+        # Points far from the baseline (|z| > season_learn_max_z) move level and
+        # drift (winsorised) but not the seasonal slots.
+        season_skip = warm and not season_ok
         s = self.settings
         resid = x - base_y
         if warm:
@@ -428,8 +507,9 @@ class SpikeDetector:
         a_var = max(young, 1.0 - _decay(dt, s.scale_half_life_s))
         x = base_y + resid
         plain = self._remove_season(x, season)
-        self.daily.update(timestamp, dt, x, self.level)
-        self.weekly.update(timestamp, dt, x, self.level)
+        if not season_skip:
+            self.daily.update(timestamp, dt, x, self.level)
+            self.weekly.update(timestamp, dt, x, self.level)
         self.drift += a_drift * (plain - self.level - self.drift)
         self.level += a_level * (plain - self.level)
         self.var += a_var * (resid * resid - self.var)
@@ -478,6 +558,8 @@ class SpikeDetector:
             },
             "daily": self.daily.to_state(),
             "weekly": self.weekly.to_state(),
+            "recent": [list(r) for r in self.recent],
+            "novelty": self.novelty.to_state(),
         }
 
     @classmethod
@@ -520,6 +602,8 @@ class SpikeDetector:
         )
         det.daily.load_state(state["daily"])
         det.weekly.load_state(state["weekly"])
+        det.recent = [(float(t), float(x), float(lam)) for t, x, lam in state["recent"]]
+        det.novelty.load_state(state["novelty"])
         return det
 
 

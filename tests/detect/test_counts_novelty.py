@@ -1,0 +1,113 @@
+"""Exact count tails, the short count scan and contextual novelty."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from outagewatch.detect import DetectionSettings, SpikeDetector, detector_for
+from outagewatch.detect.counts import betainc, count_z, nb_upper_tail, tail_z
+from outagewatch.detect.novelty import ContextNovelty
+from outagewatch.detect.synthetic import overdispersed_count
+
+T0 = 1_704_067_200.0
+
+
+def brute_upper_tail(k: int, mean: float, phi: float) -> float:
+    """1 - sum of negative-binomial pmf terms below k."""
+    r = 1.0 / phi
+    p = r / (r + mean)
+    below = sum(
+        math.exp(
+            math.lgamma(j + r)
+            - math.lgamma(r)
+            - math.lgamma(j + 1)
+            + r * math.log(p)
+            + j * math.log1p(-p)
+        )
+        for j in range(k)
+    )
+    return 1.0 - below
+
+
+@pytest.mark.parametrize(
+    ("k", "mean", "phi"),
+    [(4, 0.77, 0.2), (8, 1.0, 0.2), (30, 5.0, 0.05), (200, 100.0, 0.2), (1500, 500.0, 0.2)],
+)
+def test_negative_binomial_tail_matches_a_sum_of_pmf_terms(k: int, mean: float, phi: float) -> None:
+    assert nb_upper_tail(k, mean, phi) == pytest.approx(brute_upper_tail(k, mean, phi), rel=1e-6)
+
+
+def test_incomplete_beta_edges_and_symmetry() -> None:
+    assert betainc(2.0, 3.0, 0.0) == 0.0
+    assert betainc(2.0, 3.0, 1.0) == 1.0
+    assert betainc(2.0, 3.0, 0.4) == pytest.approx(1.0 - betainc(3.0, 2.0, 0.6), abs=1e-12)
+
+
+def test_count_z_is_a_normal_quantile_and_grows_with_the_count() -> None:
+    assert tail_z(0.5) == pytest.approx(0.0, abs=1e-12)
+    assert tail_z(0.02275) == pytest.approx(2.0, abs=1e-3)
+    zs = [count_z(float(k), 1.0, 0.2) for k in range(2, 20)]
+    assert zs == sorted(zs) and zs[-1] > 6.0
+    assert count_z(0.0, 1.0, 0.2) <= 0.0
+    # Skewed small counts: 4 reports against 0.77 is a 1-in-70 event, not a z of 3.2.
+    assert 2.0 < count_z(4.0, 0.77, 0.2) < 2.5
+
+
+def run_counts(settings: DetectionSettings, burst: list[float]) -> list[bool]:
+    """Alerts on `burst` after 3000 points of gamma-Poisson counts around 3."""
+    rng = random.Random(3)
+    det = detector_for("reports", settings)
+    ts = T0
+    for _ in range(3000):
+        det.update(ts, float(overdispersed_count(rng, 3.0, 5.0)))
+        ts += 300.0
+    return [det.update(ts + 300.0 * i, v).started for i, v in enumerate(burst)]
+
+
+def test_two_points_that_are_each_unremarkable_alert_through_the_scan() -> None:
+    settings = DetectionSettings()
+    assert run_counts(settings, [16.0, 16.0, 16.0]) == [False, True, False]
+    off = settings.model_copy(update={"reports_scan_z": 0.0})
+    assert run_counts(off, [16.0, 16.0, 16.0]) == [False, False, False]
+
+
+def test_context_novelty_flags_a_new_shape_not_a_repeated_one() -> None:
+    nov = ContextNovelty(k=4, window=200, history=100, floor=0.01)
+    rng = random.Random(5)
+    for i in range(400):
+        value = math.sin(i / 10.0) + rng.gauss(0, 0.02)
+        _, dist = nov.ratio(value, 2.0)
+        nov.learn(value, dist, normal=True)
+    repeat, _ = nov.ratio(math.sin(400 / 10.0), 2.0)
+    new, _ = nov.ratio(-1.8, 2.0)
+    assert repeat < 1.0 < new
+
+
+def test_generic_detector_alerts_on_a_pattern_break_inside_the_seen_range() -> None:
+    rng = random.Random(8)
+    det = detector_for("generic", DetectionSettings())
+    rows = [
+        (T0 + i * 300.0, 10.0 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 0.3))
+        for i in range(2000)
+    ]
+    for ts, v in rows:
+        det.update(ts, v)
+    # A flat stretch at the mean where the series should swing: within the range, not a spike.
+    got = [det.update(T0 + (2000 + i) * 300.0, 0.0) for i in range(60)]
+    assert any(v.started for v in got)
+
+
+def test_state_with_scan_and_novelty_round_trips_as_json() -> None:
+    settings = DetectionSettings()
+    for signal in ("reports", "generic"):
+        det = detector_for(signal, settings)
+        rng = random.Random(9)
+        for i in range(700):
+            det.update(T0 + i * 300.0, float(rng.randint(0, 3)))
+        state = json.loads(json.dumps(det.to_state(), allow_nan=False))
+        assert state["version"] == 4
+        assert SpikeDetector.from_state(state, settings).to_state() == det.to_state()
