@@ -21,7 +21,8 @@ from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import Config, ConfigError, ShardConfig, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
-from outagewatch.metrics import ReportsCollector, StateCollector
+from outagewatch.exposition import GlobalStateCollector, MetricsPage
+from outagewatch.metrics import ReportsCollector
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
@@ -84,8 +85,11 @@ class Daemon:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        # Per-target families are rendered by MetricsPage (cached), the rest from here.
         self.registry.register(
-            StateCollector(self.pipeline.state, __version__, REVISION, platform.python_version())
+            GlobalStateCollector(
+                self.pipeline.state, __version__, REVISION, platform.python_version()
+            )
         )
         assert self.store is not None
         self.registry.register(ReportsCollector(self.pipeline.state, self.clock, self.store))
@@ -219,7 +223,9 @@ class Daemon:
             reload=self.reload,
             reports=self.intake,
         )
-        runner = web.AppRunner(make_app(web_ctx, self.registry), access_log=None)
+        runner = web.AppRunner(
+            make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry)), access_log=None
+        )
         await runner.setup()
         host, port = parse_listen_address(self.listen_address)
         site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Time to first token: a healthy chatbot answers in well under a few seconds.
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+# Scheduler lateness: a healthy event loop starts runs within a few milliseconds.
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass
@@ -125,6 +127,7 @@ class State:
     config_reload_time: float | None = None
     appstore: AppStoreState = field(default_factory=AppStoreState)
     reports: ReportsState = field(default_factory=ReportsState)
+    scheduler_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
 
 
 class Pipeline:
@@ -249,6 +252,10 @@ class Pipeline:
         for page_key in list(self.state.status_pages):
             if status_source_key(*page_key) not in source_keys:
                 del self.state.status_pages[page_key]
+
+    def record_lateness(self, seconds: float) -> None:
+        """How long after its planned time (plus its jitter) a run started."""
+        self.state.scheduler_lateness.observe(max(0.0, seconds))
 
     def record_reload(self, ok: bool) -> None:
         self.state.config_reload_ok = ok

@@ -53,6 +53,8 @@ class Scheduler:
         self._jitter_ratio = jitter_ratio
         self._rng = rng or random.Random()
         self._sources: dict[str, Source] = {}
+        # Each job's first planned run (epoch seconds): later ones are whole intervals on.
+        self._first_run: dict[str, float] = {}
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._log = structlog.get_logger("outagewatch.scheduler")
@@ -78,6 +80,7 @@ class Scheduler:
             if key not in wanted:
                 self._aps.remove_job(key)
                 del self._sources[key]
+                del self._first_run[key]
         for key, source in wanted.items():
             old = self._sources.get(key)
             if old is not None and type(old) is type(source) and old.config == source.config:
@@ -89,6 +92,7 @@ class Scheduler:
         now = datetime.fromtimestamp(self._clock.time(), tz=UTC)
         spread = min(source.interval, _MAX_FIRST_RUN_SPREAD)
         first = now + timedelta(seconds=phase_fraction(source.key) * spread)
+        self._first_run[source.key] = first.timestamp()
         self._aps.add_job(
             self._run,
             IntervalTrigger(seconds=source.interval, start_date=first, timezone=UTC),
@@ -109,13 +113,23 @@ class Scheduler:
         assert task is not None
         self._in_flight.add(task)
         try:
+            planned = self._planned_start(key, source.interval)
             # Jitter as a delay inside the run: APScheduler's own jitter drifts.
             if self._jitter_ratio > 0:
-                await asyncio.sleep(self._rng.uniform(0, self._jitter_ratio * source.interval))
+                jitter = self._rng.uniform(0, self._jitter_ratio * source.interval)
+                planned += jitter
+                await asyncio.sleep(jitter)
             async with self._limit:
+                self._pipeline.record_lateness(self._clock.time() - planned)
                 await self.run_once(source)
         finally:
             self._in_flight.discard(task)
+
+    def _planned_start(self, key: str, interval: float) -> float:
+        """The latest planned run time not after now: the one this run is for."""
+        first = self._first_run[key]
+        periods = max(0, int((self._clock.time() - first) // interval))
+        return first + periods * interval
 
     async def run_once(self, source: Source) -> None:
         """Run a source now and hand the outcome to the pipeline."""

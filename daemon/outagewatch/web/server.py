@@ -6,10 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from outagewatch.config import Config
+from outagewatch.exposition import MetricsPage
 from outagewatch.pipeline import State
 from outagewatch.web.landing import render_landing
 from outagewatch.web.reports import ReportIntake, add_report_routes
@@ -54,11 +53,11 @@ async def landing(request: web.Request) -> web.Response:
     )
 
 
-def make_app(ctx: WebContext, registry: CollectorRegistry) -> web.Application:
+def make_app(ctx: WebContext, metrics: MetricsPage) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[CONTEXT] = ctx
     app.router.add_get("/", landing)
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/metrics", metrics.handle)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload)
