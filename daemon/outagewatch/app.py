@@ -8,6 +8,7 @@ import os
 import platform
 import secrets
 import signal
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,11 +76,17 @@ class Daemon:
         self.store: Store | None = None
         self.intake: ReportIntake | None = None
         self.bound_port: int | None = None
+        self._contexts: weakref.WeakKeyDictionary[Source, RunContext] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
     def _context(self, source: Source) -> RunContext:
-        return RunContext(http=self.http, clock=self.clock, log=self.log.bind(**source.log_context))
+        # Bound once per source, not per run: binding costs more than a probe's bookkeeping.
+        ctx = self._contexts.get(source)
+        if ctx is None:
+            log = self.log.bind(**source.log_context)
+            ctx = self._contexts[source] = RunContext(http=self.http, clock=self.clock, log=log)
+        return ctx
 
     def _register_collectors(self) -> None:
         ProcessCollector(registry=self.registry)
