@@ -86,8 +86,16 @@ def blackbox_cost(tmp: Path, target: str, targets: int, interval: float, seconds
 
     def load(duration: float) -> dict[str, object]:
         out = subprocess.run(
-            [sys.executable, str(LOADGEN), str(port), template, str(rate), str(duration), "8"]
-            + [str(targets)],
+            [
+                sys.executable,
+                str(LOADGEN),
+                str(port),
+                template,
+                str(rate),
+                str(duration),
+                "8",
+                str(targets),
+            ],
             capture_output=True,
             text=True,
             timeout=duration * 3 + 60,

@@ -43,7 +43,7 @@ class Target(ThreadingHTTPServer):
         target = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 with target.lock:
                     target.hits[self.path.lstrip("/")] += 1
                 self.send_response(200)
@@ -174,7 +174,7 @@ def test_each_target_is_probed_by_one_instance_and_a_reshard_keeps_it_so(
         assert all(2 <= n <= 4 for n in hits.values()), hits
 
         # Reshard from three instances to two: the first two reload, the third leaves.
-        for index, (config, url, proc) in enumerate(daemons[:2]):
+        for index, (config, _url, proc) in enumerate(daemons[:2]):
             write_config(config, target_url, index, 2)
             proc.send_signal(1)  # SIGHUP
         for index, (_config, url, _proc) in enumerate(daemons[:2]):

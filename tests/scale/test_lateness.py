@@ -28,7 +28,7 @@ class Source:
     log_context: dict[str, str] = field(default_factory=dict)
 
     async def collect(self, ctx: RunContext) -> Sequence[Observation]:
-        time.sleep(self.block)
+        time.sleep(self.block)  # noqa: ASYNC251 (holding the loop is the point)
         return []
 
 
