@@ -73,84 +73,112 @@ def _header(name: str) -> bytes:
     return f"# HELP {name} {text}\n# TYPE {name} {spec.type}\n".encode()
 
 
-def _probe_chunks(service: str, probe_name: str, probe: ProbeState) -> Chunks:
-    """One probe's lines, one string per family of PROBE_FAMILIES."""
-    fmt = _fmt
-    labels = f'service="{_label_value(service)}",probe="{_label_value(probe_name)}"'
-    success = status = tls = phases = last_success = ""
-    if probe.last_conclusive is not None:
-        success = f"outagewatch_probe_success{{{labels}}} {fmt(int(probe.last_conclusive))}\n"
-    last = probe.last
-    if last is not None:
-        phases = "".join(
-            f'outagewatch_probe_duration_seconds{{{labels},phase="{phase}"}} '
-            f"{fmt(last.phases.get(phase, 0.0))}\n"
+def _number(value: float) -> str:
+    """A value as generate_latest writes it; small whole counts without the slow path."""
+    if type(value) is int and 0 <= value < 1_000_000:
+        return f"{value}.0"
+    return _fmt(value)
+
+
+class _ProbeLines:
+    """One probe's line prefixes (its labels never change), filled in at each new run."""
+
+    def __init__(self, service: str, probe_name: str, bounds: tuple[float, ...]) -> None:
+        labels = f'service="{_label_value(service)}",probe="{_label_value(probe_name)}"'
+        self.labels = labels
+        self.success = f"outagewatch_probe_success{{{labels}}} "
+        self.phases = [
+            (phase, f'outagewatch_probe_duration_seconds{{{labels},phase="{phase}"}} ')
             for phase in PHASES
-        )
-        status = f"outagewatch_probe_http_status_code{{{labels}}} {fmt(last.status_code or 0)}\n"
-        if last.tls_earliest_expiry is not None:
-            tls = (
-                "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds"
-                f"{{{labels}}} {fmt(last.tls_earliest_expiry)}\n"
+        ]
+        name = "outagewatch_probe_total_duration_seconds"
+        les = [repr(bound) for bound in bounds] + ["+Inf"]
+        self.buckets = [f'{name}_bucket{{{labels},le="{le}"}} ' for le in les]
+        self.count = f"{name}_count{{{labels}}} "
+        self.sum = f"{name}_sum{{{labels}}} "
+        self.status = f"outagewatch_probe_http_status_code{{{labels}}} "
+        self.tls = f"outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds{{{labels}}} "
+        self.runs = f"outagewatch_probes_total{{{labels}}} "
+        self.inconclusive = f"outagewatch_probe_inconclusive_total{{{labels}}} "
+        self.last_success = f"outagewatch_probe_last_success_timestamp_seconds{{{labels}}} "
+
+    def render(self, probe: ProbeState) -> Chunks:
+        """The probe's lines, one string per family of PROBE_FAMILIES."""
+        success = status = tls = phases = last_success = ""
+        if probe.last_conclusive is not None:
+            success = f"{self.success}{_number(int(probe.last_conclusive))}\n"
+        last = probe.last
+        if last is not None:
+            got = last.phases
+            phases = "".join(
+                f"{prefix}{_number(got.get(phase, 0.0))}\n" for phase, prefix in self.phases
             )
-    hist = probe.durations
-    buckets = hist.cumulative()
-    name = "outagewatch_probe_total_duration_seconds"
-    histogram = "".join(
-        f'{name}_bucket{{{labels},le="{le}"}} {fmt(count)}\n' for le, count in buckets
-    ) + (
-        f"{name}_count{{{labels}}} {fmt(buckets[-1][1])}\n{name}_sum{{{labels}}} {fmt(hist.sum)}\n"
-    )
-    failures = "".join(
-        f'outagewatch_probe_failures_total{{{labels},reason="{_label_value(reason)}"}} '
-        f"{fmt(count)}\n"
-        for reason, count in sorted(probe.failures.items())
-    )
-    if probe.last_success_time is not None:
-        last_success = (
-            f"outagewatch_probe_last_success_timestamp_seconds{{{labels}}} "
-            f"{fmt(probe.last_success_time)}\n"
+            status = f"{self.status}{_number(last.status_code or 0)}\n"
+            if last.tls_earliest_expiry is not None:
+                tls = f"{self.tls}{_number(last.tls_earliest_expiry)}\n"
+        hist = probe.durations
+        lines, running = [], 0
+        for prefix, count in zip(self.buckets, hist.counts, strict=True):
+            running += count
+            lines.append(f"{prefix}{_number(running)}\n")
+        lines.append(f"{self.count}{_number(running)}\n{self.sum}{_number(hist.sum)}\n")
+        failures = "".join(
+            f'outagewatch_probe_failures_total{{{self.labels},reason="{_label_value(reason)}"}} '
+            f"{_number(count)}\n"
+            for reason, count in sorted(probe.failures.items())
         )
-    lines = (
-        success,
-        phases,
-        histogram,
-        status,
-        tls,
-        f"outagewatch_probes_total{{{labels}}} {fmt(probe.runs)}\n",
-        failures,
-        f"outagewatch_probe_inconclusive_total{{{labels}}} {fmt(probe.inconclusive)}\n",
-        last_success,
-    )
-    return tuple(line.encode() for line in lines)
+        if probe.last_success_time is not None:
+            last_success = f"{self.last_success}{_number(probe.last_success_time)}\n"
+        chunks = (
+            success,
+            phases,
+            "".join(lines),
+            status,
+            tls,
+            f"{self.runs}{_number(probe.runs)}\n",
+            failures,
+            f"{self.inconclusive}{_number(probe.inconclusive)}\n",
+            last_success,
+        )
+        return tuple(chunk.encode() for chunk in chunks)
 
 
-def _run_chunks(key: str, run: SourceRunState) -> Chunks:
-    """One source's lines, one string per family of RUN_FAMILIES."""
-    fmt = _fmt
-    labels = f'source="{_label_value(key)}",kind="{_label_value(run.kind)}"'
-    failures = "".join(
-        f'outagewatch_source_failures_total{{{labels},reason="{_label_value(reason)}"}} '
-        f"{fmt(count)}\n"
-        for reason, count in sorted(run.failures.items())
-    )
-    duration = success = ""
-    if run.last_duration is not None:
-        duration = (
-            f"outagewatch_source_last_run_duration_seconds{{{labels}}} {fmt(run.last_duration)}\n"
+class _RunLines:
+    """One source's line prefixes, filled in at each new run."""
+
+    def __init__(self, key: str, kind: str) -> None:
+        labels = f'source="{_label_value(key)}",kind="{_label_value(kind)}"'
+        self.labels = labels
+        self.runs = f"outagewatch_source_runs_total{{{labels}}} "
+        self.duration = f"outagewatch_source_last_run_duration_seconds{{{labels}}} "
+        self.success = f"outagewatch_source_last_success_timestamp_seconds{{{labels}}} "
+
+    def render(self, run: SourceRunState) -> Chunks:
+        """The source's lines, one string per family of RUN_FAMILIES."""
+        failures = "".join(
+            f'outagewatch_source_failures_total{{{self.labels},reason="{_label_value(reason)}"}} '
+            f"{_number(count)}\n"
+            for reason, count in sorted(run.failures.items())
         )
-    if run.last_success_time is not None:
-        success = (
-            f"outagewatch_source_last_success_timestamp_seconds{{{labels}}} "
-            f"{fmt(run.last_success_time)}\n"
-        )
-    lines = (
-        f"outagewatch_source_runs_total{{{labels}}} {fmt(run.runs)}\n",
-        failures,
-        duration,
-        success,
-    )
-    return tuple(line.encode() for line in lines)
+        duration = success = ""
+        if run.last_duration is not None:
+            duration = f"{self.duration}{_number(run.last_duration)}\n"
+        if run.last_success_time is not None:
+            success = f"{self.success}{_number(run.last_success_time)}\n"
+        chunks = (f"{self.runs}{_number(run.runs)}\n", failures, duration, success)
+        return tuple(chunk.encode() for chunk in chunks)
+
+
+class _Cached:
+    """A target's line prefixes and its lines as of one run count."""
+
+    __slots__ = ("chunks", "entry", "lines", "runs")
+
+    def __init__(self, lines: _ProbeLines | _RunLines, entry: object, runs: int, chunks: Chunks):
+        self.lines = lines
+        self.entry = entry  # held, so its id cannot be reused by a new target
+        self.runs = runs
+        self.chunks = chunks
 
 
 class _TargetCache:
@@ -158,29 +186,32 @@ class _TargetCache:
 
     def __init__(self, families: tuple[str, ...]) -> None:
         self.headers = [_header(name) for name in families]
-        self._entries: dict[Any, tuple[object, int, Chunks]] = {}
+        self._entries: dict[Any, _Cached] = {}
 
     async def render(
-        self, items: Iterable[tuple[Any, Entry]], render_one: Callable[[Any, Entry], Chunks]
+        self,
+        items: Iterable[tuple[Any, Entry]],
+        new_lines: Callable[[Any, Entry], _ProbeLines | _RunLines],
     ) -> list[bytes]:
         """One block per family: its header then every target's lines."""
-        fresh: dict[Any, tuple[object, int, Chunks]] = {}
+        fresh: dict[Any, _Cached] = {}
         rendered: list[Chunks] = []
         for count, (key, entry) in enumerate(items, 1):
             cached = self._entries.get(key)
-            # Holding the entry object keeps its id from being reused by a new target.
-            if cached is not None and cached[0] is entry and cached[1] == entry.runs:
-                fresh[key] = cached
-            else:
-                fresh[key] = (entry, entry.runs, render_one(key, entry))
-            rendered.append(fresh[key][2])
+            if cached is None or cached.entry is not entry:
+                lines = new_lines(key, entry)
+                cached = _Cached(lines, entry, entry.runs, lines.render(entry))  # type: ignore[arg-type]
+            elif cached.runs != entry.runs:
+                cached.runs = entry.runs
+                cached.chunks = cached.lines.render(entry)  # type: ignore[arg-type]
+            fresh[key] = cached
+            rendered.append(cached.chunks)
             if count % _TARGETS_PER_SLICE == 0:
                 await asyncio.sleep(0)
         self._entries = fresh  # targets gone from the state leave the cache
         columns = zip(*rendered, strict=True) if rendered else ((),) * len(self.headers)
-        return [
-            header + b"".join(column) for header, column in zip(self.headers, columns, strict=True)
-        ]
+        blocks = zip(self.headers, columns, strict=True)
+        return [header + b"".join(column) for header, column in blocks]
 
 
 class MetricsPage:
@@ -197,9 +228,12 @@ class MetricsPage:
         state = self._state
         # Snapshots: runs finishing while a scrape yields must not resize what it walks.
         probes = await self._probes.render(
-            sorted(state.probes.items()), lambda key, probe: _probe_chunks(key[0], key[1], probe)
+            sorted(state.probes.items()),
+            lambda key, probe: _ProbeLines(key[0], key[1], probe.durations.bounds),
         )
-        runs = await self._runs.render(sorted(state.runs.items()), _run_chunks)
+        runs = await self._runs.render(
+            sorted(state.runs.items()), lambda key, run: _RunLines(key, run.kind)
+        )
         return generate_latest(self._registry) + b"".join(probes) + b"".join(runs)
 
     async def handle(self, request: web.Request) -> web.Response:
