@@ -19,7 +19,9 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     LOOPBACK,
@@ -34,6 +36,7 @@ from bench.common import (
     print_table,
     probes_config,
     process,
+    rss_bytes,
     wait_until,
 )
 
@@ -69,8 +72,20 @@ def outagewatch_cost(
     return 1000 * (cpu1 - cpu0) / max(probes1 - probes0, 1)
 
 
-def blackbox_cost(tmp: Path, target: str, targets: int, interval: float, seconds: float) -> float:
-    """CPU seconds per 1,000 probes of blackbox_exporter at the same rate."""
+@dataclass(frozen=True)
+class BlackboxRun:
+    """What blackbox_exporter spent answering the load generator's /probe requests."""
+
+    cpu: float
+    probes: int
+    elapsed: float
+    rss: int
+
+
+def blackbox_run(
+    tmp: Path, target: str, targets: int, interval: float, seconds: float
+) -> BlackboxRun:
+    """blackbox_exporter probing ``targets`` each ``interval``, driven by the load generator."""
     port = free_port()
     config = tmp / "blackbox.yml"
     config.write_text(BLACKBOX_CONFIG)
@@ -84,7 +99,7 @@ def blackbox_cost(tmp: Path, target: str, targets: int, interval: float, seconds
     template += "{i}"
     rate = targets / interval
 
-    def load(duration: float) -> dict[str, object]:
+    def load(duration: float) -> dict[str, Any]:
         out = subprocess.run(
             [
                 sys.executable,
@@ -101,20 +116,25 @@ def blackbox_cost(tmp: Path, target: str, targets: int, interval: float, seconds
             timeout=duration * 3 + 60,
             check=True,
         )
-        summary: dict[str, object] = json.loads(out.stdout)
+        summary: dict[str, Any] = json.loads(out.stdout)
         return summary
 
     with process(args, tmp / "blackbox.log") as exporter:
         base = f"http://{LOOPBACK}:{port}"
         wait_until(lambda: fetch(base + "/-/healthy") is not None, 15, "blackbox_exporter")
         load(2.0)  # warm-up
-        cpu0 = cpu_seconds(exporter.pid)
+        cpu0, t0 = cpu_seconds(exporter.pid), time.monotonic()
         summary = load(seconds)
-        cpu1 = cpu_seconds(exporter.pid)
-    statuses = summary["statuses"]
-    assert isinstance(statuses, dict)
-    ok = int(statuses.get("200", 0))
-    return 1000 * (cpu1 - cpu0) / max(ok, 1)
+        cpu1, t1 = cpu_seconds(exporter.pid), time.monotonic()
+        rss = rss_bytes(exporter.pid)
+    ok = int(summary["statuses"].get("200", 0))
+    return BlackboxRun(cpu1 - cpu0, ok, t1 - t0, rss)
+
+
+def blackbox_cost(tmp: Path, target: str, targets: int, interval: float, seconds: float) -> float:
+    """CPU seconds per 1,000 probes of blackbox_exporter at the same rate."""
+    run = blackbox_run(tmp, target, targets, interval, seconds)
+    return 1000 * run.cpu / max(run.probes, 1)
 
 
 def measure(

@@ -124,8 +124,7 @@ def test_each_target_is_probed_by_one_instance_and_a_reshard_keeps_it_so(
     tmp_path: Path,
 ) -> None:
     require_tool("prometheus")
-    # Prometheus' own hashmod must agree with the daemon's: the shards must also be
-    # distinct and cover everything.
+    # The shards cover everything and none is empty (else the test would prove little).
     assert set().union(*(owned(i, 3) for i in range(3))) == set(PROBES)
     assert all(owned(i, 3) for i in range(3))
     with contextlib.ExitStack() as stack:
@@ -148,6 +147,12 @@ def test_each_target_is_probed_by_one_instance_and_a_reshard_keeps_it_so(
             "scrape_configs:\n  - job_name: outagewatch\n    static_configs:\n"
             f"      - targets: [{', '.join(repr(u.split('//')[1]) for _, u, _ in daemons)}]\n"
             "        labels: {region: test}\n"
+            # Prometheus' own hashmod of each probe's source key, as a label to compare.
+            "    metric_relabel_configs:\n"
+            "      - {source_labels: [service, probe], regex: '(.+);(.+)',"
+            " target_label: __tmp_key, replacement: '${1}/probe/${2}'}\n"
+            "      - {source_labels: [__tmp_key], action: hashmod, modulus: 3,"
+            " target_label: prometheus_shard}\n"
         )
         prom = stack.enter_context(prometheus(prom_config, tmp_path))
 
@@ -165,6 +170,7 @@ def test_each_target_is_probed_by_one_instance_and_a_reshard_keeps_it_so(
             instance = url.split("//")[1]
             series = query(prom, f'outagewatch_probes_total{{instance="{instance}"}}')
             assert {r["metric"]["probe"] for r in series} == owned(index, 3)
+            assert {r["metric"]["prometheus_shard"] for r in series} == {str(index)}
             assert all(r["metric"]["region"] == "test" for r in series)
         # ... and the target sees each probe about once a second, never twice.
         target.take()
