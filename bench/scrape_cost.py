@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from bench.common import Figure, Row, print_table
 from outagewatch.clock import SystemClock
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
+from outagewatch.logging import configure
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
@@ -52,6 +53,7 @@ def run_probes(pipeline: Pipeline, probes: range, round_: int) -> None:
 
 def measure_one(targets: int, runs: int) -> tuple[Figure, Figure, int, int]:
     """(ours ms, generate_latest ms, our bytes, their bytes) at ``targets`` probes."""
+    configure("error", "console")  # the simulated ups and downs would log each transition
     pipeline = Pipeline(SystemClock())
     for round_ in range(3):
         run_probes(pipeline, range(targets), round_)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import platform
 import secrets
@@ -246,6 +247,9 @@ class Daemon:
             self.config.scheduler.jitter_ratio,
         )
         self.scheduler.start(sources)
+        # What start-up built lives as long as the process: keep it out of the full
+        # collections, which otherwise walk every source and stall the loop at 10,000.
+        gc.freeze()
         self.log.info(
             "started",
             version=__version__,
