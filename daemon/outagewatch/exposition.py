@@ -81,19 +81,23 @@ def _number(value: float) -> str:
 
 
 class _ProbeLines:
-    """One probe's line prefixes (its labels never change), filled in at each new run."""
+    """One probe's line prefixes (its labels never change), filled in at each new run.
+
+    Labels in name order, as generate_latest writes them.
+    """
 
     def __init__(self, service: str, probe_name: str, bounds: tuple[float, ...]) -> None:
-        labels = f'service="{_label_value(service)}",probe="{_label_value(probe_name)}"'
-        self.labels = labels
+        probe, svc = f'probe="{_label_value(probe_name)}"', f'service="{_label_value(service)}"'
+        labels = f"{probe},{svc}"
+        self.probe, self.service = probe, svc
         self.success = f"outagewatch_probe_success{{{labels}}} "
         self.phases = [
-            (phase, f'outagewatch_probe_duration_seconds{{{labels},phase="{phase}"}} ')
+            (phase, f'outagewatch_probe_duration_seconds{{phase="{phase}",{labels}}} ')
             for phase in PHASES
         ]
         name = "outagewatch_probe_total_duration_seconds"
         les = [repr(bound) for bound in bounds] + ["+Inf"]
-        self.buckets = [f'{name}_bucket{{{labels},le="{le}"}} ' for le in les]
+        self.buckets = [f'{name}_bucket{{le="{le}",{labels}}} ' for le in les]
         self.count = f"{name}_count{{{labels}}} "
         self.sum = f"{name}_sum{{{labels}}} "
         self.status = f"outagewatch_probe_http_status_code{{{labels}}} "
@@ -123,8 +127,8 @@ class _ProbeLines:
             lines.append(f"{prefix}{_number(running)}\n")
         lines.append(f"{self.count}{_number(running)}\n{self.sum}{_number(hist.sum)}\n")
         failures = "".join(
-            f'outagewatch_probe_failures_total{{{self.labels},reason="{_label_value(reason)}"}} '
-            f"{_number(count)}\n"
+            f"outagewatch_probe_failures_total{{{self.probe},"
+            f'reason="{_label_value(reason)}",{self.service}}} {_number(count)}\n'
             for reason, count in sorted(probe.failures.items())
         )
         if probe.last_success_time is not None:
@@ -144,11 +148,11 @@ class _ProbeLines:
 
 
 class _RunLines:
-    """One source's line prefixes, filled in at each new run."""
+    """One source's line prefixes, filled in at each new run (labels in name order)."""
 
     def __init__(self, key: str, kind: str) -> None:
-        labels = f'source="{_label_value(key)}",kind="{_label_value(kind)}"'
-        self.labels = labels
+        self.kind, self.source = f'kind="{_label_value(kind)}"', f'source="{_label_value(key)}"'
+        labels = f"{self.kind},{self.source}"
         self.runs = f"outagewatch_source_runs_total{{{labels}}} "
         self.duration = f"outagewatch_source_last_run_duration_seconds{{{labels}}} "
         self.success = f"outagewatch_source_last_success_timestamp_seconds{{{labels}}} "
@@ -156,8 +160,8 @@ class _RunLines:
     def render(self, run: SourceRunState) -> Chunks:
         """The source's lines, one string per family of RUN_FAMILIES."""
         failures = "".join(
-            f'outagewatch_source_failures_total{{{self.labels},reason="{_label_value(reason)}"}} '
-            f"{_number(count)}\n"
+            f"outagewatch_source_failures_total{{{self.kind},"
+            f'reason="{_label_value(reason)}",{self.source}}} {_number(count)}\n'
             for reason, count in sorted(run.failures.items())
         )
         duration = success = ""
