@@ -11,13 +11,17 @@ LISTEN ?= :10060
 # (the status page's browser tests).
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager systemd chromium chromium-driver
 SYSTEM_COMMANDS := promtool prometheus amtool prometheus-alertmanager systemd-analyze chromium chromedriver
+# What `make bench` measures against (not needed by `make test`): the blackbox
+# exporter as the peer prober, nginx as the local target.
+BENCH_PACKAGES := prometheus-blackbox-exporter nginx
+BENCH_COMMANDS := prometheus-blackbox-exporter nginx
 
-.PHONY: run demo test lint typecheck unit system-deps bench clean
+.PHONY: run demo test lint typecheck unit system-deps bench-deps bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,fast]'
 	touch $@
 
 run: $(BIN)/.installed
@@ -49,7 +53,18 @@ unit: $(BIN)/.installed system-deps
 
 test: lint typecheck unit
 
-bench: $(BIN)/.installed system-deps
+bench-deps: $(BIN)/.installed
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[fast]'
+	@missing=0; for c in $(BENCH_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  echo "installing Debian packages: $(BENCH_PACKAGES)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null; \
+	fi
+
+# Every benchmark, about 12 minutes; results in docs/benchmarks.md.
+bench: bench-deps
 	$(BIN)/python -m bench
 
 clean:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import Row
 from nab_score import PROFILES, normalised, probation_rows, score_file, window_rows
 from outagewatch.detect.backtest import parse_timestamp, read_series, run_backtest
 from outagewatch.detect.settings import DetectionSettings
@@ -69,8 +70,8 @@ def score_nab_file(args: tuple[Path, str, list[list[str]]]) -> FileResult:
     return FileResult(category, path.name, len(windows), detected, outside, raw)
 
 
-def nab_table(nab_dir: Path) -> None:
-    """Print the NAB scores per category and profile, and over all categories."""
+def score_nab(nab_dir: Path) -> list[FileResult]:
+    """Backtest and score every NAB file of CATEGORIES, two processes at a time."""
     labels = json.loads((nab_dir / "labels" / "combined_windows.json").read_text())
     jobs = [
         (path, category, labels[f"{category}/{path.name}"])
@@ -78,7 +79,37 @@ def nab_table(nab_dir: Path) -> None:
         for path in sorted((nab_dir / "data" / category).glob("*.csv"))
     ]
     with ProcessPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(score_nab_file, jobs))
+        return list(pool.map(score_nab_file, jobs))
+
+
+# The published NAB scoreboard, standard profile (docs/DETECTION.md in shared/).
+PUBLISHED = {"Numenta HTM": 70.1, "Twitter ADVec": 47.1, "Etsy Skyline": 35.7}
+
+
+def measure(nab_dir: Path | None = None) -> list[Row]:
+    """The NAB standard score over every file, against published detectors' scores."""
+    nab_dir = nab_dir or default_nab_dir()
+    results = score_nab(nab_dir)
+    windows = sum(r.windows for r in results)
+    profile = PROFILES["standard"]
+    score = normalised(sum(r.raw["standard"] for r in results), windows, profile)
+    return [
+        Row(
+            f"NAB standard score ({len(results)} files, {windows} windows; deterministic)",
+            f"{score:.1f}",
+            f"{name} (published)",
+            f"{published:.1f}",
+            f"{score / published:.2f}x",
+            ">= 70",
+            score >= 70,
+        )
+        for name, published in PUBLISHED.items()
+    ]
+
+
+def nab_table(nab_dir: Path) -> None:
+    """Print the NAB scores per category and profile, and over all categories."""
+    results = score_nab(nab_dir)
     by_category: dict[str, list[FileResult]] = defaultdict(list)
     for result in results:
         by_category[result.category].append(result)
@@ -182,10 +213,14 @@ def synthetic_figures() -> None:
     )
 
 
+def default_nab_dir() -> Path:
+    """$OUTAGEWATCH_NAB_DIR, or NAB beside the repository in shared/data."""
+    return Path(os.environ.get("OUTAGEWATCH_NAB_DIR", REPO.parent / "shared" / "data" / "nab"))
+
+
 def main() -> int:
     """Print the NAB table and the synthetic figures."""
-    nab_dir = Path(os.environ.get("OUTAGEWATCH_NAB_DIR", REPO.parent / "shared" / "data" / "nab"))
-    nab_table(nab_dir)
+    nab_table(default_nab_dir())
     synthetic_figures()
     return 0
 

@@ -7,13 +7,14 @@ keep-alive clients, each report from a new reporter so every one is stored
 limit. Prints throughput, latency percentiles, the daemon's CPU use and how
 many reports shared one commit.
 
-    python bench/bench_reports.py [--clients 64] [--reports 20000] [--seconds 30]
+    PYTHONPATH=daemon python -m bench.bench_reports [--clients 64] [--reports 20000] [--seconds 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -23,9 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+
+from bench.common import Figure, Row
 
 TOKEN = "bench-token"
 CONFIG = """
@@ -137,15 +141,59 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else 0.0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=64, help="concurrent connections")
-    parser.add_argument("--reports", type=int, default=20_000, help="requests to send")
-    parser.add_argument("--seconds", type=float, default=30.0, help="time limit")
-    parser.add_argument("--batch", type=int, default=1, help="reports per request")
-    parser.add_argument("--synchronous", choices=("full", "normal"), default="full")
-    args = parser.parse_args()
+BARE_SERVER = """
+import sys
+from aiohttp import web
+async def accept(_request):
+    return web.json_response({"accepted": 1}, status=202)
+app = web.Application()
+app.router.add_post("/api/v1/reports", accept)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
 
+
+@dataclass(frozen=True)
+class IntakeRun:
+    """One measured burst: what was acknowledged, how fast, and the server's CPU."""
+
+    acked: int
+    elapsed: float
+    latencies: list[float]
+    statuses: dict[int, int]
+    server_cpu: float
+    loader_cpu: float
+    commits: float
+
+    @property
+    def per_second(self) -> float:
+        return self.acked / self.elapsed
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 0.99) * 1000
+
+
+def measure_burst(
+    pid: int, base: str, port: int, clients: int, count: int, seconds: float, batch: int
+) -> IntakeRun:
+    """Warm up, then drive one burst at a server that is ready."""
+    asyncio.run(drive(port, clients, 1000, 10, 1, offset=10**9))
+    commits_before = asyncio.run(commits(base))
+    cpu_before = cpu_seconds(pid)
+    loader_before = time.process_time()
+    latencies, statuses, elapsed, acked = asyncio.run(
+        drive(port, clients, count * batch, seconds, batch, 0)
+    )
+    server_cpu = cpu_seconds(pid) - cpu_before
+    loader_cpu = time.process_time() - loader_before
+    grouped = asyncio.run(commits(base)) - commits_before
+    return IntakeRun(acked, elapsed, latencies, statuses, server_cpu, loader_cpu, grouped)
+
+
+def intake_run(
+    clients: int, count: int, seconds: float, batch: int = 1, synchronous: str = "full"
+) -> IntakeRun:
+    """The daemon's intake with its store, every 202 after the commit."""
     workdir = Path(tempfile.mkdtemp(prefix="outagewatch-bench-"))
     (workdir / "tokens").write_text(TOKEN + "\n")
     (workdir / "secret").write_text("bench-secret\n")
@@ -153,7 +201,7 @@ def main() -> int:
     config.write_text(
         CONFIG.format(
             db=workdir / "reports.db",
-            synchronous=args.synchronous,
+            synchronous=synchronous,
             tokens=workdir / "tokens",
             secret=workdir / "secret",
         )
@@ -170,39 +218,92 @@ def main() -> int:
     )
     try:
         asyncio.run(wait_ready(base, time.monotonic() + 15))
-        # Warm-up: connections, first pages of the database.
-        asyncio.run(drive(port, args.clients, 1000, 10, 1, offset=10**9))
-        commits_before = asyncio.run(commits(base))
-        cpu_before = cpu_seconds(daemon.pid)
-        loader_before = time.process_time()
-        latencies, statuses, elapsed, acked = asyncio.run(
-            drive(port, args.clients, args.reports * args.batch, args.seconds, args.batch, 0)
-        )
-        daemon_cpu = cpu_seconds(daemon.pid) - cpu_before
-        loader_cpu = time.process_time() - loader_before
-        grouped = asyncio.run(commits(base)) - commits_before
+        return measure_burst(daemon.pid, base, port, clients, count, seconds, batch)
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=15)
         shutil.rmtree(workdir, ignore_errors=True)
 
+
+def bare_run(clients: int, count: int, seconds: float) -> IntakeRun:
+    """The peer: a bare aiohttp handler answering 202 without storing anything."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.1)
+        return measure_burst(server.pid, base, port, clients, count, seconds, 1)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
+
+
+def measure(
+    runs: int = 3, clients: int = 64, count: int = 10_000, seconds: float = 20.0
+) -> list[Row]:
+    """Reports/s and p99 of the daemon's durable intake against a bare 202 handler."""
+    ours = [intake_run(clients, count, seconds) for _ in range(runs)]
+    theirs = [bare_run(clients, count, seconds) for _ in range(runs)]
+    rate, peer_rate = (
+        Figure(tuple(r.per_second for r in ours)),
+        Figure(tuple(r.per_second for r in theirs)),
+    )
+    p99, peer_p99 = Figure(tuple(r.p99_ms for r in ours)), Figure(tuple(r.p99_ms for r in theirs))
+    label = f"{clients} clients, 1 report a request, {count:,} requests"
+    return [
+        Row(
+            f"report intake reports/s, durable 202 ({label})",
+            rate.show("{:,.0f}"),
+            "bare aiohttp 202 handler, no store",
+            peer_rate.show("{:,.0f}"),
+            f"{rate.median / peer_rate.median:.2f}x",
+            ">= 5,000/s",
+            rate.median >= 5000,
+        ),
+        Row(
+            f"report intake p99 ms ({label})",
+            p99.show("{:.1f}"),
+            "bare aiohttp 202 handler, no store",
+            peer_p99.show("{:.1f}"),
+            f"{p99.median / peer_p99.median:.2f}x",
+            "<= 50 ms",
+            p99.median <= 50,
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=64, help="concurrent connections")
+    parser.add_argument("--reports", type=int, default=20_000, help="requests to send")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time limit")
+    parser.add_argument("--batch", type=int, default=1, help="reports per request")
+    parser.add_argument("--synchronous", choices=("full", "normal"), default="full")
+    args = parser.parse_args()
+    run = intake_run(args.clients, args.reports, args.seconds, args.batch, args.synchronous)
+    elapsed, acked = run.elapsed, run.acked
     print(
         f"report intake: {acked} reports acknowledged (202, committed) in {elapsed:.2f}s "
         f"by {args.clients} clients, batch {args.batch}, synchronous={args.synchronous}"
     )
     print(
-        f"  throughput   {acked / elapsed:,.0f} reports/s ({len(latencies) / elapsed:,.0f} req/s)"
+        f"  throughput   {acked / elapsed:,.0f} reports/s "
+        f"({len(run.latencies) / elapsed:,.0f} req/s)"
     )
     print(
-        f"  latency      p50 {percentile(latencies, 0.50) * 1000:.1f} ms, "
-        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
+        f"  latency      p50 {percentile(run.latencies, 0.50) * 1000:.1f} ms, "
+        f"p99 {run.p99_ms:.1f} ms"
     )
-    print(f"  statuses     {dict(sorted(statuses.items()))}")
-    print(f"  daemon CPU   {daemon_cpu / elapsed * 100:.0f}% of one core")
-    print(f"  loader CPU   {loader_cpu / elapsed * 100:.0f}% of one core")
-    if grouped:
-        print(f"  commits      {grouped:.0f} ({acked / grouped:.1f} reports per commit)")
-    return 0 if statuses.get(202, 0) == len(latencies) else 1
+    print(f"  statuses     {dict(sorted(run.statuses.items()))}")
+    print(f"  daemon CPU   {run.server_cpu / elapsed * 100:.0f}% of one core")
+    print(f"  loader CPU   {run.loader_cpu / elapsed * 100:.0f}% of one core")
+    if run.commits:
+        print(f"  commits      {run.commits:.0f} ({acked / run.commits:.1f} reports per commit)")
+    return 0 if run.statuses.get(202, 0) == len(run.latencies) else 1
 
 
 if __name__ == "__main__":

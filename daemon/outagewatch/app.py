@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import platform
 import secrets
 import signal
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import Config, ConfigError, ShardConfig, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
-from outagewatch.metrics import DetectionCollector, ReportsCollector, StateCollector
+from outagewatch.exposition import GlobalStateCollector, MetricsPage
+from outagewatch.metrics import DetectionCollector, ReportsCollector
 from outagewatch.persistence import StateKeeper, StatePart, single
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
@@ -76,18 +79,27 @@ class Daemon:
         self.intake: ReportIntake | None = None
         self.keeper: StateKeeper | None = None
         self.bound_port: int | None = None
+        self._contexts: weakref.WeakKeyDictionary[Source, RunContext] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
     def _context(self, source: Source) -> RunContext:
-        return RunContext(http=self.http, clock=self.clock, log=self.log.bind(**source.log_context))
+        # Bound once per source, not per run: binding costs more than a probe's bookkeeping.
+        ctx = self._contexts.get(source)
+        if ctx is None:
+            log = self.log.bind(**source.log_context)
+            ctx = self._contexts[source] = RunContext(http=self.http, clock=self.clock, log=log)
+        return ctx
 
     def _register_collectors(self) -> None:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        # Per-target families are rendered by MetricsPage (cached), the rest from here.
         self.registry.register(
-            StateCollector(self.pipeline.state, __version__, REVISION, platform.python_version())
+            GlobalStateCollector(
+                self.pipeline.state, __version__, REVISION, platform.python_version()
+            )
         )
         assert self.store is not None
         self.registry.register(ReportsCollector(self.pipeline.state, self.clock, self.store))
@@ -251,7 +263,9 @@ class Daemon:
             reports=self.intake,
             clock=self.clock,
         )
-        runner = web.AppRunner(make_app(web_ctx, self.registry), access_log=None)
+        runner = web.AppRunner(
+            make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry)), access_log=None
+        )
         await runner.setup()
         host, port = parse_listen_address(self.listen_address)
         site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -265,6 +279,9 @@ class Daemon:
             self.config.scheduler.jitter_ratio,
         )
         self.scheduler.start(sources)
+        # What start-up built lives as long as the process: keep it out of the full
+        # collections, which otherwise walk every source and stall the loop at 10,000.
+        gc.freeze()
         self.log.info(
             "started",
             version=__version__,

@@ -1,6 +1,6 @@
 """structlog set-up: console on a TTY, JSON otherwise, logfmt on request.
 
-aiohttp's and APScheduler's stdlib loggers go through the same renderer.
+aiohttp's stdlib loggers go through the same renderer.
 """
 
 from __future__ import annotations

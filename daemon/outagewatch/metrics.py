@@ -236,6 +236,11 @@ CATALOGUE: dict[str, MetricSpec] = {
             _SOURCE,
         ),
         MetricSpec(
+            "outagewatch_scheduler_lateness_seconds",
+            "histogram",
+            "Delay from a run's planned start (plus its jitter) to its actual start.",
+        ),
+        MetricSpec(
             "outagewatch_appstore_rank",
             "gauge",
             "1-based rank of the service's app in the chart's last good read; "
@@ -448,6 +453,7 @@ class StateCollector(Collector):
         yield from self._status_pages(state)
         yield from self._runs(state)
         yield from self._appstore(state)
+        yield from self._scheduler(state)
 
     def _probes(self, state: State) -> Families:
         fams = Families(
@@ -650,6 +656,14 @@ class StateCollector(Collector):
                 )
             for reason, count in sorted(feed.failures.items()):
                 fams.add("outagewatch_appstore_feed_failures_total", [*labels, reason], count)
+        return fams
+
+    def _scheduler(self, state: State) -> Families:
+        fams = Families("outagewatch_scheduler_lateness_seconds")
+        hist = state.scheduler_lateness
+        fams.add_histogram(
+            "outagewatch_scheduler_lateness_seconds", [], hist.cumulative(), hist.sum
+        )
         return fams
 
 

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Time to first token: a healthy chatbot answers in well under a few seconds.
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+# Scheduler lateness: a healthy event loop starts runs within a few milliseconds.
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass
@@ -131,6 +133,7 @@ class State:
     history: StatusHistory = field(default_factory=StatusHistory)
     signals: SignalDetectors = field(default_factory=SignalDetectors)
     disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
+    scheduler_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
 
 
 class Pipeline:
@@ -274,6 +277,10 @@ class Pipeline:
             if status_source_key(*page_key) not in source_keys:
                 del self.state.status_pages[page_key]
         self.state.history.retain_probes(probe_keys)
+
+    def record_lateness(self, seconds: float) -> None:
+        """How long after its planned time (plus its jitter) a run started."""
+        self.state.scheduler_lateness.observe(max(0.0, seconds))
 
     def record_reload(self, ok: bool) -> None:
         self.state.config_reload_ok = ok

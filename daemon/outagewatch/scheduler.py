@@ -12,7 +12,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -53,6 +53,7 @@ class Scheduler:
         self._jitter_ratio = jitter_ratio
         self._rng = rng or random.Random()
         self._sources: dict[str, Source] = {}
+        self._first_run: dict[str, float] = {}  # epoch seconds: the start of each job's grid
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._log = structlog.get_logger("outagewatch.scheduler")
@@ -78,6 +79,7 @@ class Scheduler:
             if key not in wanted:
                 self._aps.remove_job(key)
                 del self._sources[key]
+                del self._first_run[key]
         for key, source in wanted.items():
             old = self._sources.get(key)
             if old is not None and type(old) is type(source) and old.config == source.config:
@@ -86,9 +88,10 @@ class Scheduler:
             self._add_job(source)
 
     def _add_job(self, source: Source) -> None:
-        now = datetime.fromtimestamp(self._clock.time(), tz=UTC)
         spread = min(source.interval, _MAX_FIRST_RUN_SPREAD)
-        first = now + timedelta(seconds=phase_fraction(source.key) * spread)
+        first_run = self._clock.time() + phase_fraction(source.key) * spread
+        self._first_run[source.key] = first_run
+        first = datetime.fromtimestamp(first_run, tz=UTC)
         self._aps.add_job(
             self._run,
             IntervalTrigger(seconds=source.interval, start_date=first, timezone=UTC),
@@ -109,10 +112,18 @@ class Scheduler:
         assert task is not None
         self._in_flight.add(task)
         try:
+            # The run was due on the job's grid point at or before now.
+            now = self._clock.time()
+            first_run = self._first_run[key]
+            planned = first_run + max(0, (now - first_run) // source.interval) * source.interval
             # Jitter as a delay inside the run: APScheduler's own jitter drifts.
+            jitter = 0.0
             if self._jitter_ratio > 0:
-                await asyncio.sleep(self._rng.uniform(0, self._jitter_ratio * source.interval))
+                jitter = self._rng.uniform(0, self._jitter_ratio * source.interval)
+                await asyncio.sleep(jitter)
             async with self._limit:
+                # Late: after its grid point plus jitter, including any wait for the cap.
+                self._pipeline.record_lateness(self._clock.time() - planned - jitter)
                 await self.run_once(source)
         finally:
             self._in_flight.discard(task)

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from outagewatch.clock import FakeClock
 from outagewatch.config import parse_config
+from outagewatch.exposition import MetricsPage
 from outagewatch.history import MAX_EVENTS, StatusHistory
 from outagewatch.observations import (
     ChartSnapshot,
@@ -142,7 +143,7 @@ async def test_routes_serve_the_page_and_the_json(serve: Serve) -> None:
         return True
 
     ctx = WebContext(pipeline.state, lambda: config, lambda: True, reload, clock=clock)
-    url = await serve(make_app(ctx, CollectorRegistry()))
+    url = await serve(make_app(ctx, MetricsPage(pipeline.state, CollectorRegistry())))
     async with aiohttp.ClientSession() as session:
         async with session.get(url + "/api/v1/status") as response:
             assert response.status == 200

@@ -6,11 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import Config
+from outagewatch.exposition import MetricsPage
 from outagewatch.pipeline import State
 from outagewatch.web.reports import ReportIntake, add_report_routes
 from outagewatch.web.status import (
@@ -76,12 +75,12 @@ async def status_json(request: web.Request) -> web.Response:
     )
 
 
-def make_app(ctx: WebContext, registry: CollectorRegistry) -> web.Application:
+def make_app(ctx: WebContext, metrics: MetricsPage) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[CONTEXT] = ctx
     app.router.add_get("/", status_page)
     app.router.add_get("/api/v1/status", status_json)
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/metrics", metrics.handle)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload)

@@ -1,0 +1,249 @@
+"""/metrics at thousands of targets: per-target text cached until the target runs again.
+
+prometheus_client builds a Sample object for every series on every scrape; at
+10,000 probes (about 30 series each) that takes seconds, most of it for targets
+that have not run since the last scrape. The per-probe and per-source families
+are rendered here straight from ``State``, each target's lines kept until its
+run count moves; the few process-wide families still come from the registry
+(``GlobalStateCollector`` is ``StateCollector`` less those two sections).
+
+The page is Prometheus text format 0.0.4 whatever the Accept header asks:
+Prometheus reads it, and OpenMetrics would add nothing these metrics use.
+Rendering yields to the event loop every few hundred targets, so a scrape does
+not hold up scheduled runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.utils import floatToGoString
+
+from outagewatch.metrics import CATALOGUE, Families, StateCollector
+from outagewatch.observations import PHASES
+from outagewatch.pipeline import ProbeState, SourceRunState, State
+
+PROBE_FAMILIES = (
+    "outagewatch_probe_success",
+    "outagewatch_probe_duration_seconds",
+    "outagewatch_probe_total_duration_seconds",
+    "outagewatch_probe_http_status_code",
+    "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
+    "outagewatch_probes_total",
+    "outagewatch_probe_failures_total",
+    "outagewatch_probe_inconclusive_total",
+    "outagewatch_probe_last_success_timestamp_seconds",
+)
+RUN_FAMILIES = (
+    "outagewatch_source_runs_total",
+    "outagewatch_source_failures_total",
+    "outagewatch_source_last_run_duration_seconds",
+    "outagewatch_source_last_success_timestamp_seconds",
+)
+# Targets rendered between two yields to the event loop (a few milliseconds).
+_TARGETS_PER_SLICE = 500
+
+Entry = TypeVar("Entry", ProbeState, SourceRunState)
+Chunks = tuple[bytes, ...]
+# Go's float formatting, as generate_latest writes values (typed here: the library's is not).
+_fmt: Callable[[float], str] = floatToGoString
+
+
+class GlobalStateCollector(StateCollector):
+    """StateCollector without the per-probe and per-source families MetricsPage renders."""
+
+    def _probes(self, state: State) -> Families:
+        return Families()
+
+    def _runs(self, state: State) -> Families:
+        return Families()
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _header(name: str) -> bytes:
+    spec = CATALOGUE[name]
+    text = spec.help.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {name} {text}\n# TYPE {name} {spec.type}\n".encode()
+
+
+def _number(value: float) -> str:
+    """A value as generate_latest writes it; small whole counts without the slow path."""
+    if type(value) is int and 0 <= value < 1_000_000:
+        return f"{value}.0"
+    return _fmt(value)
+
+
+class _ProbeLines:
+    """One probe's line prefixes (its labels never change), filled in at each new run.
+
+    Labels in name order, as generate_latest writes them.
+    """
+
+    def __init__(self, service: str, probe_name: str, bounds: tuple[float, ...]) -> None:
+        probe, svc = f'probe="{_label_value(probe_name)}"', f'service="{_label_value(service)}"'
+        labels = f"{probe},{svc}"
+        self.probe, self.service = probe, svc
+        self.success = f"outagewatch_probe_success{{{labels}}} "
+        self.phases = [
+            (phase, f'outagewatch_probe_duration_seconds{{phase="{phase}",{labels}}} ')
+            for phase in PHASES
+        ]
+        name = "outagewatch_probe_total_duration_seconds"
+        les = [repr(bound) for bound in bounds] + ["+Inf"]
+        self.buckets = [f'{name}_bucket{{le="{le}",{labels}}} ' for le in les]
+        self.count = f"{name}_count{{{labels}}} "
+        self.sum = f"{name}_sum{{{labels}}} "
+        self.status = f"outagewatch_probe_http_status_code{{{labels}}} "
+        self.tls = f"outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds{{{labels}}} "
+        self.runs = f"outagewatch_probes_total{{{labels}}} "
+        self.inconclusive = f"outagewatch_probe_inconclusive_total{{{labels}}} "
+        self.last_success = f"outagewatch_probe_last_success_timestamp_seconds{{{labels}}} "
+
+    def render(self, probe: ProbeState) -> Chunks:
+        """The probe's lines, one string per family of PROBE_FAMILIES."""
+        success = status = tls = phases = last_success = ""
+        if probe.last_conclusive is not None:
+            success = f"{self.success}{_number(int(probe.last_conclusive))}\n"
+        last = probe.last
+        if last is not None:
+            got = last.phases
+            phases = "".join(
+                f"{prefix}{_number(got.get(phase, 0.0))}\n" for phase, prefix in self.phases
+            )
+            status = f"{self.status}{_number(last.status_code or 0)}\n"
+            if last.tls_earliest_expiry is not None:
+                tls = f"{self.tls}{_number(last.tls_earliest_expiry)}\n"
+        hist = probe.durations
+        lines, running = [], 0
+        for prefix, count in zip(self.buckets, hist.counts, strict=True):
+            running += count
+            lines.append(f"{prefix}{_number(running)}\n")
+        lines.append(f"{self.count}{_number(running)}\n{self.sum}{_number(hist.sum)}\n")
+        failures = "".join(
+            f"outagewatch_probe_failures_total{{{self.probe},"
+            f'reason="{_label_value(reason)}",{self.service}}} {_number(count)}\n'
+            for reason, count in sorted(probe.failures.items())
+        )
+        if probe.last_success_time is not None:
+            last_success = f"{self.last_success}{_number(probe.last_success_time)}\n"
+        chunks = (
+            success,
+            phases,
+            "".join(lines),
+            status,
+            tls,
+            f"{self.runs}{_number(probe.runs)}\n",
+            failures,
+            f"{self.inconclusive}{_number(probe.inconclusive)}\n",
+            last_success,
+        )
+        return tuple(chunk.encode() for chunk in chunks)
+
+
+class _RunLines:
+    """One source's line prefixes, filled in at each new run (labels in name order)."""
+
+    def __init__(self, key: str, kind: str) -> None:
+        self.kind, self.source = f'kind="{_label_value(kind)}"', f'source="{_label_value(key)}"'
+        labels = f"{self.kind},{self.source}"
+        self.runs = f"outagewatch_source_runs_total{{{labels}}} "
+        self.duration = f"outagewatch_source_last_run_duration_seconds{{{labels}}} "
+        self.success = f"outagewatch_source_last_success_timestamp_seconds{{{labels}}} "
+
+    def render(self, run: SourceRunState) -> Chunks:
+        """The source's lines, one string per family of RUN_FAMILIES."""
+        failures = "".join(
+            f"outagewatch_source_failures_total{{{self.kind},"
+            f'reason="{_label_value(reason)}",{self.source}}} {_number(count)}\n'
+            for reason, count in sorted(run.failures.items())
+        )
+        duration = success = ""
+        if run.last_duration is not None:
+            duration = f"{self.duration}{_number(run.last_duration)}\n"
+        if run.last_success_time is not None:
+            success = f"{self.success}{_number(run.last_success_time)}\n"
+        chunks = (f"{self.runs}{_number(run.runs)}\n", failures, duration, success)
+        return tuple(chunk.encode() for chunk in chunks)
+
+
+class _Cached:
+    """A target's line prefixes and its lines as of one run count."""
+
+    __slots__ = ("chunks", "entry", "lines", "runs")
+
+    def __init__(self, lines: _ProbeLines | _RunLines, entry: object, runs: int, chunks: Chunks):
+        self.lines = lines
+        self.entry = entry  # held, so its id cannot be reused by a new target
+        self.runs = runs
+        self.chunks = chunks
+
+
+class _TargetCache:
+    """Rendered chunks per target, valid while the target's run count stays the same."""
+
+    def __init__(self, families: tuple[str, ...]) -> None:
+        self.headers = [_header(name) for name in families]
+        self._entries: dict[Any, _Cached] = {}
+
+    async def render(
+        self,
+        items: Iterable[tuple[Any, Entry]],
+        new_lines: Callable[[Any, Entry], _ProbeLines | _RunLines],
+    ) -> list[bytes]:
+        """One block per family: its header then every target's lines."""
+        fresh: dict[Any, _Cached] = {}
+        rendered: list[Chunks] = []
+        for count, (key, entry) in enumerate(items, 1):
+            cached = self._entries.get(key)
+            if cached is None or cached.entry is not entry:
+                lines = new_lines(key, entry)
+                cached = _Cached(lines, entry, entry.runs, lines.render(entry))  # type: ignore[arg-type]
+            elif cached.runs != entry.runs:
+                cached.runs = entry.runs
+                cached.chunks = cached.lines.render(entry)  # type: ignore[arg-type]
+            fresh[key] = cached
+            rendered.append(cached.chunks)
+            if count % _TARGETS_PER_SLICE == 0:
+                await asyncio.sleep(0)
+        self._entries = fresh  # targets gone from the state leave the cache
+        columns = zip(*rendered, strict=True) if rendered else ((),) * len(self.headers)
+        blocks = zip(self.headers, columns, strict=True)
+        return [header + b"".join(column) for header, column in blocks]
+
+
+class MetricsPage:
+    """Renders /metrics: cached per-target families from State, the rest from the registry."""
+
+    def __init__(self, state: State, registry: CollectorRegistry) -> None:
+        self._state = state
+        self._registry = registry
+        self._probes = _TargetCache(PROBE_FAMILIES)
+        self._runs = _TargetCache(RUN_FAMILIES)
+
+    async def render(self) -> bytes:
+        """The whole page in text format 0.0.4."""
+        state = self._state
+        # Snapshots: runs finishing while a scrape yields must not resize what it walks.
+        probes = await self._probes.render(
+            sorted(state.probes.items()),
+            lambda key, probe: _ProbeLines(key[0], key[1], probe.durations.bounds),
+        )
+        runs = await self._runs.render(
+            sorted(state.runs.items()), lambda key, run: _RunLines(key, run.kind)
+        )
+        return generate_latest(self._registry) + b"".join(probes) + b"".join(runs)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp handler; gzip when the scraper accepts it (compressed off the loop)."""
+        response = web.Response(
+            body=await self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+        response.enable_compression()
+        return response
