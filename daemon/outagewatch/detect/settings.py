@@ -37,6 +37,11 @@ class DetectionSettings(BaseModel):
     # Seasonal slots learn only points within this many scales of the baseline: a
     # young slot (few periods) otherwise learns an outage's first points at once.
     season_learn_max_z: float = Field(default=3.5, gt=0)
+    # Learning lag: a point teaches the baseline, spread, tail and autocorrelation
+    # only once this many later points have been judged, and not at all if one of
+    # them started a spike: an outage's first points never raise the baseline
+    # that its next points are measured against.
+    learn_lag_points: int = Field(default=0, ge=0, le=12)
     # Tests: a single-point z, a CUSUM on capped z, a break of the seen range.
     z_alarm: float = Field(default=6.0, gt=0)
     z_exit: float = Field(default=3.0, ge=0)
