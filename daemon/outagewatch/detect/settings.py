@@ -65,6 +65,9 @@ class DetectionSettings(BaseModel):
     tail_max_shape: float = Field(default=0.45, ge=0, lt=0.5)
     # One point's contribution is capped at this many alarm levels.
     tail_cap: float = Field(default=2.0, gt=1)
+    # Declustering: exceedances less than this apart form one cluster, counted
+    # once with its largest excess (0 = every exceedance counts).
+    tail_cluster_gap_s: float = Field(default=0.0, ge=0)
     # Contextual novelty (generic): the context of the last novelty_k values is
     # compared with the last novelty_window stored contexts (O(novelty_window) per
     # point); it alarms when its nearest-neighbour distance is novelty_ratio times
@@ -82,6 +85,8 @@ class DetectionSettings(BaseModel):
     # After an alert, no new alert for this long unless the value goes beyond the
     # alerted spike's peak (repeats are suppressed, escalations are not).
     cooldown_s: float = Field(default=DAY, ge=0)
+    # An escalation must exceed the baseline by this multiple of the alerted peak's excess.
+    escalation_factor: float = Field(default=1.0, ge=1)
     # Scale floors: relative to the baseline, and per signal in its own unit.
     min_relative_scale: float = Field(default=0.01, ge=0)
     # reports: negative-binomial variance lambda + phi * lambda^2, and a minimum count.

@@ -197,6 +197,9 @@ class SpikeDetector:
         self.tail_count = 0.0
         self.tail_excess = 0.0
         self.tail_excess_sq = 0.0
+        # Declustering: time of the last exceedance and its cluster's largest excess.
+        self.tail_last = -math.inf
+        self.tail_cluster = 0.0
         self.active = False
         self.spike_start = 0.0
         self.alert_sign = 0.0
@@ -394,7 +397,12 @@ class SpikeDetector:
 
         cooling = timestamp < self.cooldown_until
         # A repeat is suppressed, an escalation beyond the last alert's peak is not.
-        escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
+        peak_excess = max(0.0, sign * (self.alert_peak - base_y))
+        escalating = (
+            sign == self.alert_sign
+            and sign * (x - self.alert_peak) > 0
+            and sign * (x - base_y) > s.escalation_factor * peak_excess
+        )
         blocked = cooling and not escalating
         if self.active or blocked or not warm:
             self.cusum_up = self.cusum_down = 0.0
@@ -501,7 +509,7 @@ class SpikeDetector:
         if flags & 4:
             self._learn_autocorr(dt, z, n)
             if warm:
-                self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
+                self._learn_tail(timestamp, dt, z if not self.two_sided else abs(z), tail)
         if flags & 8:
             self._learn(timestamp, dt, x, base_y, season, sigma, warm, bool(flags & 2), n)
 
@@ -513,7 +521,7 @@ class SpikeDetector:
         self.z_sq += a * (zw * zw - self.z_sq)
         self.z_prev = zw
 
-    def _learn_tail(self, dt: float, z: float, tail: float) -> None:
+    def _learn_tail(self, timestamp: float, dt: float, z: float, tail: float) -> None:
         s = self.settings
         keep = _decay(dt, s.tail_half_life_s)
         self.tail_time = self.tail_time * keep + dt
@@ -522,10 +530,19 @@ class SpikeDetector:
         self.tail_excess_sq *= keep
         if z > s.tail_u:
             # Capped so one wild point cannot lift the alarm level by much.
-            self.tail_count += 1.0
             excess = min(z, s.tail_cap * tail * s.z_alarm) - s.tail_u
-            self.tail_excess += excess
-            self.tail_excess_sq += excess * excess
+            if timestamp - self.tail_last <= s.tail_cluster_gap_s:
+                # Same cluster: it counts once, with its largest excess.
+                if excess > self.tail_cluster:
+                    self.tail_excess += excess - self.tail_cluster
+                    self.tail_excess_sq += excess * excess - self.tail_cluster**2
+                    self.tail_cluster = excess
+            else:
+                self.tail_count += 1.0
+                self.tail_excess += excess
+                self.tail_excess_sq += excess * excess
+                self.tail_cluster = excess
+            self.tail_last = timestamp
 
     def _learn(
         self,
@@ -590,6 +607,8 @@ class SpikeDetector:
             "tail_count": self.tail_count,
             "tail_excess": self.tail_excess,
             "tail_excess_sq": self.tail_excess_sq,
+            "tail_last": None if math.isinf(self.tail_last) else self.tail_last,
+            "tail_cluster": self.tail_cluster,
             "active": self.active,
             "spike_start": self.spike_start,
             "alert_sign": self.alert_sign,
@@ -636,6 +655,8 @@ class SpikeDetector:
         det.tail_count = float(state["tail_count"])
         det.tail_excess = float(state["tail_excess"])
         det.tail_excess_sq = float(state["tail_excess_sq"])
+        det.tail_last = -math.inf if state["tail_last"] is None else float(state["tail_last"])
+        det.tail_cluster = float(state["tail_cluster"])
         det.active = bool(state["active"])
         det.spike_start = float(state["spike_start"])
         det.alert_sign = float(state["alert_sign"])
