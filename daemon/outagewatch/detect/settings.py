@@ -87,6 +87,8 @@ class DetectionSettings(BaseModel):
     cooldown_s: float = Field(default=DAY, ge=0)
     # An escalation must exceed the baseline by this multiple of the alerted peak's excess.
     escalation_factor: float = Field(default=1.0, ge=1)
+    # ... and go beyond the peak by this many (calibrated) scales.
+    escalation_z: float = Field(default=0.0, ge=0)
     # Scale floors: relative to the baseline, and per signal in its own unit.
     min_relative_scale: float = Field(default=0.01, ge=0)
     # reports: negative-binomial variance lambda + phi * lambda^2, and a minimum count.

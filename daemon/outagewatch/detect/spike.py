@@ -400,7 +400,7 @@ class SpikeDetector:
         peak_excess = max(0.0, sign * (self.alert_peak - base_y))
         escalating = (
             sign == self.alert_sign
-            and sign * (x - self.alert_peak) > 0
+            and sign * (x - self.alert_peak) > s.escalation_z * sigma * tail
             and sign * (x - base_y) > s.escalation_factor * peak_excess
         )
         blocked = cooling and not escalating
