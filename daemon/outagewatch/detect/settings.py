@@ -37,11 +37,6 @@ class DetectionSettings(BaseModel):
     # Seasonal slots learn only points within this many scales of the baseline: a
     # young slot (few periods) otherwise learns an outage's first points at once.
     season_learn_max_z: float = Field(default=3.5, gt=0)
-    # Learning lag: a point teaches the baseline, spread, tail and autocorrelation
-    # only once this many later points have been judged, and not at all if one of
-    # them started a spike: an outage's first points never raise the baseline
-    # that its next points are measured against.
-    learn_lag_points: int = Field(default=0, ge=0, le=12)
     # Tests: a single-point z, a CUSUM on capped z, a break of the seen range.
     z_alarm: float = Field(default=6.0, gt=0)
     z_exit: float = Field(default=3.0, ge=0)
@@ -65,9 +60,6 @@ class DetectionSettings(BaseModel):
     tail_max_shape: float = Field(default=0.45, ge=0, lt=0.5)
     # One point's contribution is capped at this many alarm levels.
     tail_cap: float = Field(default=2.0, gt=1)
-    # Declustering: exceedances less than this apart form one cluster, counted
-    # once with its largest excess (0 = every exceedance counts).
-    tail_cluster_gap_s: float = Field(default=0.0, ge=0)
     # Contextual novelty (generic): the context of the last novelty_k values is
     # compared with the last novelty_window stored contexts (O(novelty_window) per
     # point); it alarms when its nearest-neighbour distance is novelty_ratio times
@@ -85,10 +77,6 @@ class DetectionSettings(BaseModel):
     # After an alert, no new alert for this long unless the value goes beyond the
     # alerted spike's peak (repeats are suppressed, escalations are not).
     cooldown_s: float = Field(default=DAY, ge=0)
-    # An escalation must exceed the baseline by this multiple of the alerted peak's excess.
-    escalation_factor: float = Field(default=1.0, ge=1)
-    # ... and go beyond the peak by this many (calibrated) scales.
-    escalation_z: float = Field(default=0.0, ge=0)
     # Scale floors: relative to the baseline, and per signal in its own unit.
     min_relative_scale: float = Field(default=0.01, ge=0)
     # reports: negative-binomial variance lambda + phi * lambda^2, and a minimum count.

@@ -34,7 +34,7 @@ SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
-_STATE_VERSION: Final = 5
+_STATE_VERSION: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +179,6 @@ class SpikeDetector:
         self.cusum_down = 0.0
         # Counts: recent (timestamp, count, baseline) of normal points for the short scan.
         self.recent: list[tuple[float, float, float]] = []
-        # Judged points waiting `learn_lag_points` before they are learnt.
-        self.pending: list[tuple[float, float, float, float, float, float, float, float, float, int]] = []
         # Contextual novelty: generic only (on Twitter counts it adds false alarms).
         self.use_novelty = signal == "generic"
         self.novelty = ContextNovelty(
@@ -197,9 +195,6 @@ class SpikeDetector:
         self.tail_count = 0.0
         self.tail_excess = 0.0
         self.tail_excess_sq = 0.0
-        # Declustering: time of the last exceedance and its cluster's largest excess.
-        self.tail_last = -math.inf
-        self.tail_cluster = 0.0
         self.active = False
         self.spike_start = 0.0
         self.alert_sign = 0.0
@@ -207,7 +202,6 @@ class SpikeDetector:
         self.cooldown_until = -math.inf
         self.last_rank = math.nan
         self.last_verdict = SpikeVerdict(0.0, False, math.nan, False)
-        self.fired = ""
 
     # Signal-specific pieces: the unit the statistics run in, and the floors.
 
@@ -397,12 +391,7 @@ class SpikeDetector:
 
         cooling = timestamp < self.cooldown_until
         # A repeat is suppressed, an escalation beyond the last alert's peak is not.
-        peak_excess = max(0.0, sign * (self.alert_peak - base_y))
-        escalating = (
-            sign == self.alert_sign
-            and sign * (x - self.alert_peak) > s.escalation_z * sigma * tail
-            and sign * (x - base_y) > s.escalation_factor * peak_excess
-        )
+        escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
         blocked = cooling and not escalating
         if self.active or blocked or not warm:
             self.cusum_up = self.cusum_down = 0.0
@@ -426,15 +415,6 @@ class SpikeDetector:
             scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
         )
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
-        # Which tests reached their alarm level (diagnostics only, not persisted).
-        self.fired = (
-            ("z" if sign * zt >= s.z_alarm else "")
-            + ("c" if cusum >= s.cusum_h else "")
-            + ("r" if range_break else "")
-            + ("n" if novel else "")
-            + ("s" if s.reports_scan_z > 0 and scan_z >= s.reports_scan_z else "")
-            + ("e" if cooling and escalating else "")
-        )
 
         baseline = self._untransform(base_y)
         alarm = warm and (
@@ -456,72 +436,37 @@ class SpikeDetector:
 
         self.n += 1
         self.last_ts = timestamp
-        if self.active and self.alert_sign * (x - self.alert_peak) > 0:
-            self.alert_peak = x
+        if self.active:
+            if self.alert_sign * (x - self.alert_peak) > 0:
+                self.alert_peak = x
+        else:
+            self._learn_autocorr(dt, z)
+            if warm:
+                self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
         self.hi = max(self.hi, x)
         self.lo = min(self.lo, x)
         if self.use_novelty:
             self.novelty.learn(x, novelty_dist, normal=not self.active)
-        if started:
-            # The points judged just before the alert are the spike's first ones.
-            self.pending.clear()
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
-        self.pending.append(
-            (
-                timestamp,
-                dt,
-                x,
-                base_y,
-                season,
-                sigma,
-                z,
-                tail,
-                float(self.n),
-                (1 if warm else 0)
-                + (2 if abs(z) <= s.season_learn_max_z else 0)
-                + (4 if not self.active else 0)
-                + (8 if not self.active or timestamp - self.spike_start > s.freeze_max_s else 0),
+        if not self.active or timestamp - self.spike_start > s.freeze_max_s:
+            self._learn(
+                timestamp, dt, x, base_y, season, sigma, warm, abs(z) <= s.season_learn_max_z
             )
-        )
-        while len(self.pending) > s.learn_lag_points:
-            self._learn_point(*self.pending.pop(0))
         if self.signal == "rank":
             self.last_rank = value
         self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
         return self.last_verdict
 
-    def _learn_point(
-        self,
-        timestamp: float,
-        dt: float,
-        x: float,
-        base_y: float,
-        season: float,
-        sigma: float,
-        z: float,
-        tail: float,
-        n: float,
-        flags: int,
-    ) -> None:
-        """Learn one judged point (`flags`: 1 warm, 2 season ok, 4 normal, 8 baseline may learn)."""
-        warm = bool(flags & 1)
-        if flags & 4:
-            self._learn_autocorr(dt, z, n)
-            if warm:
-                self._learn_tail(timestamp, dt, z if not self.two_sided else abs(z), tail)
-        if flags & 8:
-            self._learn(timestamp, dt, x, base_y, season, sigma, warm, bool(flags & 2), n)
-
-    def _learn_autocorr(self, dt: float, z: float, n: float) -> None:
+    def _learn_autocorr(self, dt: float, z: float) -> None:
         s = self.settings
         zw = max(-s.winsor_z, min(s.winsor_z, z))
-        a = max(1.0 / (n or 1), 1.0 - _decay(dt, s.scale_half_life_s))
+        a = max(1.0 / (self.n or 1), 1.0 - _decay(dt, s.scale_half_life_s))
         self.z_lag += a * (zw * self.z_prev - self.z_lag)
         self.z_sq += a * (zw * zw - self.z_sq)
         self.z_prev = zw
 
-    def _learn_tail(self, timestamp: float, dt: float, z: float, tail: float) -> None:
+    def _learn_tail(self, dt: float, z: float, tail: float) -> None:
         s = self.settings
         keep = _decay(dt, s.tail_half_life_s)
         self.tail_time = self.tail_time * keep + dt
@@ -530,19 +475,10 @@ class SpikeDetector:
         self.tail_excess_sq *= keep
         if z > s.tail_u:
             # Capped so one wild point cannot lift the alarm level by much.
+            self.tail_count += 1.0
             excess = min(z, s.tail_cap * tail * s.z_alarm) - s.tail_u
-            if timestamp - self.tail_last <= s.tail_cluster_gap_s:
-                # Same cluster: it counts once, with its largest excess.
-                if excess > self.tail_cluster:
-                    self.tail_excess += excess - self.tail_cluster
-                    self.tail_excess_sq += excess * excess - self.tail_cluster**2
-                    self.tail_cluster = excess
-            else:
-                self.tail_count += 1.0
-                self.tail_excess += excess
-                self.tail_excess_sq += excess * excess
-                self.tail_cluster = excess
-            self.tail_last = timestamp
+            self.tail_excess += excess
+            self.tail_excess_sq += excess * excess
 
     def _learn(
         self,
@@ -553,8 +489,7 @@ class SpikeDetector:
         season: float,
         sigma: float,
         warm: bool,
-        season_ok: bool,
-        n: float,
+        season_ok: bool = True,
     ) -> None:
         # Points far from the baseline (|z| > season_learn_max_z) move level and
         # drift (winsorised) but not the seasonal slots.
@@ -566,7 +501,7 @@ class SpikeDetector:
             limit = s.winsor_z * sigma
             resid = max(-limit, min(limit, resid))
         # Plain averages while young, time-weighted EWMAs after.
-        young = 1.0 / n
+        young = 1.0 / self.n
         a_level = max(young, 1.0 - _decay(dt, s.level_half_life_s))
         a_drift = max(young, 1.0 - _decay(dt, s.drift_half_life_s))
         a_var = max(young, 1.0 - _decay(dt, s.scale_half_life_s))
@@ -607,8 +542,6 @@ class SpikeDetector:
             "tail_count": self.tail_count,
             "tail_excess": self.tail_excess,
             "tail_excess_sq": self.tail_excess_sq,
-            "tail_last": None if math.isinf(self.tail_last) else self.tail_last,
-            "tail_cluster": self.tail_cluster,
             "active": self.active,
             "spike_start": self.spike_start,
             "alert_sign": self.alert_sign,
@@ -626,7 +559,6 @@ class SpikeDetector:
             "daily": self.daily.to_state(),
             "weekly": self.weekly.to_state(),
             "recent": [list(r) for r in self.recent],
-            "pending": [list(p) for p in self.pending],
             "novelty": self.novelty.to_state(),
         }
 
@@ -655,8 +587,6 @@ class SpikeDetector:
         det.tail_count = float(state["tail_count"])
         det.tail_excess = float(state["tail_excess"])
         det.tail_excess_sq = float(state["tail_excess_sq"])
-        det.tail_last = -math.inf if state["tail_last"] is None else float(state["tail_last"])
-        det.tail_cluster = float(state["tail_cluster"])
         det.active = bool(state["active"])
         det.spike_start = float(state["spike_start"])
         det.alert_sign = float(state["alert_sign"])
@@ -673,10 +603,6 @@ class SpikeDetector:
         det.daily.load_state(state["daily"])
         det.weekly.load_state(state["weekly"])
         det.recent = [(float(t), float(x), float(lam)) for t, x, lam in state["recent"]]
-        det.pending = [
-            (*(float(v) for v in p[:9]), int(p[9]))  # type: ignore[misc]
-            for p in state["pending"]
-        ]
         det.novelty.load_state(state["novelty"])
         return det
 
