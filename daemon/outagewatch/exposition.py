@@ -23,27 +23,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
-from outagewatch.metrics import CATALOGUE, Families, StateCollector
+from outagewatch.metrics import (
+    CATALOGUE,
+    PROBE_FAMILIES,
+    RUN_FAMILIES,
+    Families,
+    StateCollector,
+)
 from outagewatch.observations import PHASES
 from outagewatch.pipeline import ProbeState, SourceRunState, State
 
-PROBE_FAMILIES = (
-    "outagewatch_probe_success",
-    "outagewatch_probe_duration_seconds",
-    "outagewatch_probe_total_duration_seconds",
-    "outagewatch_probe_http_status_code",
-    "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
-    "outagewatch_probes_total",
-    "outagewatch_probe_failures_total",
-    "outagewatch_probe_inconclusive_total",
-    "outagewatch_probe_last_success_timestamp_seconds",
-)
-RUN_FAMILIES = (
-    "outagewatch_source_runs_total",
-    "outagewatch_source_failures_total",
-    "outagewatch_source_last_run_duration_seconds",
-    "outagewatch_source_last_success_timestamp_seconds",
-)
 # Targets rendered between two yields to the event loop (a few milliseconds).
 _TARGETS_PER_SLICE = 500
 

@@ -392,6 +392,27 @@ CATALOGUE: dict[str, MetricSpec] = {
 }
 
 
+# The families of each probe and each source: per target, so /metrics at scale renders
+# them from a cache (exposition.py).
+PROBE_FAMILIES = (
+    "outagewatch_probe_success",
+    "outagewatch_probe_duration_seconds",
+    "outagewatch_probe_total_duration_seconds",
+    "outagewatch_probe_http_status_code",
+    "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
+    "outagewatch_probes_total",
+    "outagewatch_probe_failures_total",
+    "outagewatch_probe_inconclusive_total",
+    "outagewatch_probe_last_success_timestamp_seconds",
+)
+RUN_FAMILIES = (
+    "outagewatch_source_runs_total",
+    "outagewatch_source_failures_total",
+    "outagewatch_source_last_run_duration_seconds",
+    "outagewatch_source_last_success_timestamp_seconds",
+)
+
+
 def family(name: str) -> Metric:
     """An empty metric family for a catalogued name."""
     spec = CATALOGUE[name]
@@ -456,17 +477,7 @@ class StateCollector(Collector):
         yield from self._scheduler(state)
 
     def _probes(self, state: State) -> Families:
-        fams = Families(
-            "outagewatch_probe_success",
-            "outagewatch_probe_duration_seconds",
-            "outagewatch_probe_total_duration_seconds",
-            "outagewatch_probe_http_status_code",
-            "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
-            "outagewatch_probes_total",
-            "outagewatch_probe_failures_total",
-            "outagewatch_probe_inconclusive_total",
-            "outagewatch_probe_last_success_timestamp_seconds",
-        )
+        fams = Families(*PROBE_FAMILIES)
         for (service, probe_name), probe in sorted(state.probes.items()):
             labels = [service, probe_name]
             # An inconclusive run says nothing: keep the last conclusive answer.
@@ -606,12 +617,7 @@ class StateCollector(Collector):
         return fams
 
     def _runs(self, state: State) -> Families:
-        fams = Families(
-            "outagewatch_source_runs_total",
-            "outagewatch_source_failures_total",
-            "outagewatch_source_last_run_duration_seconds",
-            "outagewatch_source_last_success_timestamp_seconds",
-        )
+        fams = Families(*RUN_FAMILIES)
         for key, run in sorted(state.runs.items()):
             labels = [key, run.kind]
             fams.add("outagewatch_source_runs_total", labels, run.runs)
