@@ -16,6 +16,7 @@ from outagewatch.detect.synthetic import simulate
 
 STEP = 300.0
 T0 = 1_704_067_200.0
+HOUR = 3600.0
 
 
 def steady_counts(n: int, mean: float, seed: int) -> list[tuple[float, float]]:
@@ -255,3 +256,39 @@ def test_cusum_discounts_autocorrelated_wander_but_not_independent_noise() -> No
     assert white._cusum_factor() > 0.9
     rho = settings.cusum_max_autocorr
     assert smooth._cusum_factor() == pytest.approx(math.sqrt((1 - rho) / (1 + rho)))
+
+
+def _latency_repeat(settings: DetectionSettings) -> list[bool]:
+    """Two equal latency jumps 3 h apart on a steady stream; which of them alert."""
+    rng = random.Random(5)
+    det = detector_for("latency", settings)
+    alerts = []
+    for i in range(800):
+        ts = T0 + i * STEP
+        value = 1.0 + rng.gauss(0.0, 0.01)
+        if i in (700, 736):
+            value = 2.0
+        started = det.update(ts, value).started
+        if i in (700, 736):
+            alerts.append(started)
+    return alerts
+
+
+def test_a_lone_point_alarm_must_beat_the_last_days_largest_residual() -> None:
+    # The second jump is no taller than one 3 h earlier: no CUSUM, range break
+    # or scan backs it, so it is the same kind of event, not news.
+    assert _latency_repeat(DetectionSettings(cooldown_s=HOUR)) == [True, False]
+    off = DetectionSettings(cooldown_s=HOUR, point_range_margin=0.0)
+    assert _latency_repeat(off) == [True, True]
+
+
+def test_state_without_the_residual_window_still_restores() -> None:
+    settings = DetectionSettings()
+    det = detector_for("reports", settings)
+    for ts, v in steady_counts(400, 20.0, seed=3):
+        det.update(ts, v)
+    state = det.to_state()
+    for key in ("tail_last", "tail_cluster", "resid_hi", "resid_lo", "resid_slot"):
+        del state[key]
+    restored = SpikeDetector.from_state(state, settings)
+    assert restored.update(T0 + 400 * STEP, 20.0).started is False

@@ -72,6 +72,17 @@ class DetectionSettings(BaseModel):
     novelty_floor: float = Field(default=0.01, ge=0)
     novelty_ratio: float = Field(default=1.5, ge=0)
     novelty_z_min: float = Field(default=2.0)
+    # A single-point z alarm that no other test backs (CUSUM, count scan, range
+    # break, novelty) must also beat the largest residual (in scales, against the
+    # seasonal baseline; smallest for a downward generic alarm) of the last
+    # point_range_window_s by this share of it (0 = off): a stream's daily burst
+    # is not news if a like one came within the day.
+    point_range_margin: float = Field(default=0.1, ge=0)
+    point_range_window_s: float = Field(default=DAY, gt=0)
+    # Tail calibration: exceedances less than this apart count once, with the
+    # cluster's largest excess (0 = off), so a sub-alarm outage of a few
+    # points does not inflate the tail factor.
+    tail_decluster_s: float = Field(default=900.0, ge=0)
     # The baseline does not learn from a spike for this long, then takes it as normal.
     freeze_max_s: float = Field(default=2 * HOUR, ge=0)
     # After an alert, no new alert for this long unless the value goes beyond the

@@ -34,7 +34,10 @@ SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
+# Version 4 gained the residual window and tail cluster keys (issue 7nab4); a
+# version-4 state without them restores with both empty.
 _STATE_VERSION: Final = 4
+_RESID_SLOTS: Final = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,13 @@ class SpikeDetector:
         self.tail_count = 0.0
         self.tail_excess = 0.0
         self.tail_excess_sq = 0.0
+        # Declustering: time of the last exceedance and its cluster's (decayed) excess.
+        self.tail_last = -math.inf
+        self.tail_cluster = 0.0
+        # Residual extremes (in scales) per slot of the last point_range_window_s.
+        self.resid_hi = [-math.inf] * _RESID_SLOTS
+        self.resid_lo = [math.inf] * _RESID_SLOTS
+        self.resid_slot = 0
         self.active = False
         self.spike_start = 0.0
         self.alert_sign = 0.0
@@ -389,6 +399,14 @@ class SpikeDetector:
             ratio, novelty_dist = self.novelty.ratio(x, self.hi - self.lo)
             novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
 
+        # The point test alone must also beat the last day's largest residual.
+        resid_top = self._resid_extreme(timestamp, sign)
+        point_ok = (
+            s.point_range_margin <= 0
+            or resid_top is None
+            or sign * z > resid_top + s.point_range_margin * abs(resid_top)
+        )
+
         cooling = timestamp < self.cooldown_until
         # A repeat is suppressed, an escalation beyond the last alert's peak is not.
         escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
@@ -407,8 +425,17 @@ class SpikeDetector:
                 self.recent.clear()
             else:
                 scan_z, scan_count = self._scan(timestamp, value, max(base_y, 0.0), tail)
+        backed = (
+            cusum >= s.cusum_h
+            or range_break
+            or novel
+            or (s.reports_scan_z > 0 and scan_z >= s.reports_scan_z)
+        )
+        point_evidence = sign * zt / s.z_alarm
+        if not (point_ok or backed):
+            point_evidence = min(point_evidence, 0.999)
         evidence = max(
-            sign * zt / s.z_alarm,
+            point_evidence,
             cusum / s.cusum_h,
             1.0 if range_break else 0.0,
             1.0 if novel else 0.0,
@@ -445,6 +472,9 @@ class SpikeDetector:
                 self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
         self.hi = max(self.hi, x)
         self.lo = min(self.lo, x)
+        slot = self.resid_slot % _RESID_SLOTS
+        self.resid_hi[slot] = max(self.resid_hi[slot], z)
+        self.resid_lo[slot] = min(self.resid_lo[slot], z)
         if self.use_novelty:
             self.novelty.learn(x, novelty_dist, normal=not self.active)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
@@ -457,6 +487,20 @@ class SpikeDetector:
             self.last_rank = value
         self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
         return self.last_verdict
+
+    def _resid_extreme(self, timestamp: float, sign: float) -> float | None:
+        """Largest residual (sign-adjusted) over the last point_range_window_s, None if none."""
+        slot_s = self.settings.point_range_window_s / _RESID_SLOTS
+        cur = int(timestamp // slot_s)
+        gap = cur - self.resid_slot
+        if gap > 0:
+            for k in range(1, min(gap, _RESID_SLOTS) + 1):
+                i = (self.resid_slot + k) % _RESID_SLOTS
+                self.resid_hi[i] = -math.inf
+                self.resid_lo[i] = math.inf
+            self.resid_slot = cur
+        top = max(self.resid_hi) if sign > 0 else -min(self.resid_lo)
+        return None if math.isinf(top) else top
 
     def _learn_autocorr(self, dt: float, z: float) -> None:
         s = self.settings
@@ -473,12 +517,23 @@ class SpikeDetector:
         self.tail_count *= keep
         self.tail_excess *= keep
         self.tail_excess_sq *= keep
+        self.tail_cluster *= keep
         if z > s.tail_u:
             # Capped so one wild point cannot lift the alarm level by much.
-            self.tail_count += 1.0
             excess = min(z, s.tail_cap * tail * s.z_alarm) - s.tail_u
-            self.tail_excess += excess
-            self.tail_excess_sq += excess * excess
+            if s.tail_decluster_s > 0 and self.tail_last + s.tail_decluster_s >= self.last_ts:
+                # Same cluster: it counts once, with its largest excess.
+                if excess > self.tail_cluster:
+                    old = self.tail_cluster
+                    self.tail_excess += excess - old
+                    self.tail_excess_sq += excess * excess - old * old
+                    self.tail_cluster = excess
+            else:
+                self.tail_count += 1.0
+                self.tail_excess += excess
+                self.tail_excess_sq += excess * excess
+                self.tail_cluster = excess
+            self.tail_last = self.last_ts
 
     def _learn(
         self,
@@ -542,6 +597,11 @@ class SpikeDetector:
             "tail_count": self.tail_count,
             "tail_excess": self.tail_excess,
             "tail_excess_sq": self.tail_excess_sq,
+            "tail_last": None if math.isinf(self.tail_last) else self.tail_last,
+            "tail_cluster": self.tail_cluster,
+            "resid_hi": [None if math.isinf(v) else v for v in self.resid_hi],
+            "resid_lo": [None if math.isinf(v) else v for v in self.resid_lo],
+            "resid_slot": self.resid_slot,
             "active": self.active,
             "spike_start": self.spike_start,
             "alert_sign": self.alert_sign,
@@ -587,6 +647,15 @@ class SpikeDetector:
         det.tail_count = float(state["tail_count"])
         det.tail_excess = float(state["tail_excess"])
         det.tail_excess_sq = float(state["tail_excess_sq"])
+        last = state.get("tail_last")
+        det.tail_last = -math.inf if last is None else float(last)
+        det.tail_cluster = float(state.get("tail_cluster", 0.0))
+        for key, empty in (("resid_hi", -math.inf), ("resid_lo", math.inf)):
+            values = state.get(key, [None] * _RESID_SLOTS)
+            if len(values) != _RESID_SLOTS:
+                raise ValueError(f"detector state {key!r} has {len(values)} slots")
+            setattr(det, key, [empty if v is None else float(v) for v in values])
+        det.resid_slot = int(state.get("resid_slot", 0))
         det.active = bool(state["active"])
         det.spike_start = float(state["spike_start"])
         det.alert_sign = float(state["alert_sign"])
