@@ -111,10 +111,10 @@ def key_file(tmp_path: Path) -> Path:
     return path
 
 
-def anthropic_probe(base_url: str, key_file: Path | None, **overrides: Any) -> AnthropicProbe:
+def _probe_values(base_url: str, model: str, key_file: Path | None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "base_url": base_url,
-        "model": "claude-haiku-4-5",
+        "model": model,
         "timeout": "5s",
         "max_chunk_gap": "2s",
     }
@@ -122,20 +122,16 @@ def anthropic_probe(base_url: str, key_file: Path | None, **overrides: Any) -> A
         values["api_key_file"] = key_file
     else:
         values["auth"] = "none"
+    return values
+
+
+def anthropic_probe(base_url: str, key_file: Path | None, **overrides: Any) -> AnthropicProbe:
+    values = _probe_values(base_url, "claude-haiku-4-5", key_file)
     return AnthropicProbe.model_validate({**values, **overrides})
 
 
 def openai_probe(base_url: str, key_file: Path | None, **overrides: Any) -> OpenAIProbe:
-    values: dict[str, Any] = {
-        "base_url": base_url,
-        "model": "gpt-4o-mini",
-        "timeout": "5s",
-        "max_chunk_gap": "2s",
-    }
-    if key_file is not None:
-        values["api_key_file"] = key_file
-    else:
-        values["auth"] = "none"
+    values = _probe_values(base_url, "gpt-4o-mini", key_file)
     return OpenAIProbe.model_validate({**values, **overrides})
 
 
