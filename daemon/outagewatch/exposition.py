@@ -75,7 +75,7 @@ class _ProbeLines:
     Labels in name order, as generate_latest writes them.
     """
 
-    def __init__(self, service: str, probe_name: str, bounds: tuple[float, ...]) -> None:
+    def __init__(self, service: str, probe_name: str) -> None:
         probe, svc = f'probe="{_label_value(probe_name)}"', f'service="{_label_value(service)}"'
         labels = f"{probe},{svc}"
         self.probe, self.service = probe, svc
@@ -84,11 +84,7 @@ class _ProbeLines:
             (phase, f'outagewatch_probe_duration_seconds{{phase="{phase}",{labels}}} ')
             for phase in PHASES
         ]
-        name = "outagewatch_probe_total_duration_seconds"
-        les = [repr(bound) for bound in bounds] + ["+Inf"]
-        self.buckets = [f'{name}_bucket{{le="{le}",{labels}}} ' for le in les]
-        self.count = f"{name}_count{{{labels}}} "
-        self.sum = f"{name}_sum{{{labels}}} "
+        self.duration = f"outagewatch_probe_last_duration_seconds{{{labels}}} "
         self.status = f"outagewatch_probe_http_status_code{{{labels}}} "
         self.tls = f"outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds{{{labels}}} "
         self.runs = f"outagewatch_probes_total{{{labels}}} "
@@ -97,7 +93,7 @@ class _ProbeLines:
 
     def render(self, probe: ProbeState) -> Chunks:
         """The probe's lines, one string per family of PROBE_FAMILIES."""
-        success = status = tls = phases = last_success = ""
+        success = status = tls = phases = duration = last_success = ""
         if probe.last_conclusive is not None:
             success = f"{self.success}{_number(int(probe.last_conclusive))}\n"
         last = probe.last
@@ -106,15 +102,10 @@ class _ProbeLines:
             phases = "".join(
                 f"{prefix}{_number(got.get(phase, 0.0))}\n" for phase, prefix in self.phases
             )
+            duration = f"{self.duration}{_number(last.duration_seconds)}\n"
             status = f"{self.status}{_number(last.status_code or 0)}\n"
             if last.tls_earliest_expiry is not None:
                 tls = f"{self.tls}{_number(last.tls_earliest_expiry)}\n"
-        hist = probe.durations
-        lines, running = [], 0
-        for prefix, count in zip(self.buckets, hist.counts, strict=True):
-            running += count
-            lines.append(f"{prefix}{_number(running)}\n")
-        lines.append(f"{self.count}{_number(running)}\n{self.sum}{_number(hist.sum)}\n")
         failures = "".join(
             f"outagewatch_probe_failures_total{{{self.probe},"
             f'reason="{_label_value(reason)}",{self.service}}} {_number(count)}\n'
@@ -125,7 +116,7 @@ class _ProbeLines:
         chunks = (
             success,
             phases,
-            "".join(lines),
+            duration,
             status,
             tls,
             f"{self.runs}{_number(probe.runs)}\n",
@@ -188,7 +179,7 @@ class _TargetCache:
     ) -> list[bytes]:
         """One block per family: its header then every target's lines."""
         fresh: dict[Any, _Cached] = {}
-        rendered: list[Chunks] = []
+        columns: list[list[bytes]] = [[header] for header in self.headers]
         for count, (key, entry) in enumerate(items, 1):
             cached = self._entries.get(key)
             if cached is None or cached.entry is not entry:
@@ -198,13 +189,17 @@ class _TargetCache:
                 cached.runs = entry.runs
                 cached.chunks = cached.lines.render(entry)  # type: ignore[arg-type]
             fresh[key] = cached
-            rendered.append(cached.chunks)
+            # Family by family as we go: a transpose at the end held the loop for 40 ms.
+            for column, chunk in zip(columns, cached.chunks, strict=True):
+                column.append(chunk)
             if count % _TARGETS_PER_SLICE == 0:
                 await asyncio.sleep(0)
         self._entries = fresh  # targets gone from the state leave the cache
-        columns = zip(*rendered, strict=True) if rendered else ((),) * len(self.headers)
-        blocks = zip(self.headers, columns, strict=True)
-        return [header + b"".join(column) for header, column in blocks]
+        blocks = []
+        for column in columns:
+            blocks.append(b"".join(column))
+            await asyncio.sleep(0)
+        return blocks
 
 
 class MetricsPage:
@@ -221,13 +216,13 @@ class MetricsPage:
         state = self._state
         # Snapshots: runs finishing while a scrape yields must not resize what it walks.
         probes = await self._probes.render(
-            sorted(state.probes.items()),
-            lambda key, probe: _ProbeLines(key[0], key[1], probe.durations.bounds),
+            list(state.probes.items()),
+            lambda key, probe: _ProbeLines(key[0], key[1]),
         )
         runs = await self._runs.render(
-            sorted(state.runs.items()), lambda key, run: _RunLines(key, run.kind)
+            list(state.runs.items()), lambda key, run: _RunLines(key, run.kind)
         )
-        return generate_latest(self._registry) + b"".join(probes) + b"".join(runs)
+        return b"".join([generate_latest(self._registry), *probes, *runs])  # one copy
 
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler; gzip when the scraper accepts it (compressed off the loop)."""

@@ -78,10 +78,16 @@ CATALOGUE: dict[str, MetricSpec] = {
             (*_PROBE, "phase"),
         ),
         MetricSpec(
+            "outagewatch_probe_last_duration_seconds",
+            "gauge",
+            "Total duration of the last probe run.",
+            _PROBE,
+        ),
+        MetricSpec(
             "outagewatch_probe_total_duration_seconds",
             "histogram",
-            "Total duration of probe runs.",
-            _PROBE,
+            "Total duration of the service's probe runs, by probe kind.",
+            ("service", "kind"),
         ),
         MetricSpec(
             "outagewatch_probe_http_status_code",
@@ -397,7 +403,7 @@ CATALOGUE: dict[str, MetricSpec] = {
 PROBE_FAMILIES = (
     "outagewatch_probe_success",
     "outagewatch_probe_duration_seconds",
-    "outagewatch_probe_total_duration_seconds",
+    "outagewatch_probe_last_duration_seconds",
     "outagewatch_probe_http_status_code",
     "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
     "outagewatch_probes_total",
@@ -470,6 +476,7 @@ class StateCollector(Collector):
             )
         yield from fams
         yield from self._probes(state)
+        yield from self._probe_durations(state)
         yield from self._chats(state)
         yield from self._status_pages(state)
         yield from self._runs(state)
@@ -491,6 +498,7 @@ class StateCollector(Collector):
                         [*labels, phase],
                         last.phases.get(phase, 0.0),
                     )
+                fams.add("outagewatch_probe_last_duration_seconds", labels, last.duration_seconds)
                 fams.add("outagewatch_probe_http_status_code", labels, last.status_code or 0)
                 if last.tls_earliest_expiry is not None:
                     fams.add(
@@ -498,10 +506,6 @@ class StateCollector(Collector):
                         labels,
                         last.tls_earliest_expiry,
                     )
-            hist = probe.durations
-            fams.add_histogram(
-                "outagewatch_probe_total_duration_seconds", labels, hist.cumulative(), hist.sum
-            )
             fams.add("outagewatch_probes_total", labels, probe.runs)
             for reason, count in sorted(probe.failures.items()):
                 fams.add("outagewatch_probe_failures_total", [*labels, reason], count)
@@ -512,6 +516,19 @@ class StateCollector(Collector):
                     labels,
                     probe.last_success_time,
                 )
+        return fams
+
+    def _probe_durations(self, state: State) -> Families:
+        # Per service and kind, not per probe: 13 series a probe would double a
+        # scrape at thousands of probes, and a 30 s probe gives a quantile little to use.
+        fams = Families("outagewatch_probe_total_duration_seconds")
+        for (service, kind), hist in sorted(state.probe_durations.items()):
+            fams.add_histogram(
+                "outagewatch_probe_total_duration_seconds",
+                [service, kind],
+                hist.cumulative(),
+                hist.sum,
+            )
         return fams
 
     def _chats(self, state: State) -> Families:

@@ -17,7 +17,7 @@ import structlog
 from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
 from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
-from outagewatch.detect.tracker import DisruptionTracker, service_evidence
+from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks, service_evidence
 from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
 from outagewatch.observations import (
@@ -83,8 +83,7 @@ class ProbeState:
     runs: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     inconclusive: int = 0
-    durations: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
-    recent: list[ProbeResult] = field(default_factory=list)
+    streaks: ProbeStreaks = field(default_factory=ProbeStreaks)
 
 
 @dataclass
@@ -122,6 +121,7 @@ class State:
     """Everything the collector and the pages read."""
 
     probes: dict[tuple[str, str], ProbeState] = field(default_factory=dict)
+    probe_durations: dict[tuple[str, str], Histogram] = field(default_factory=dict)  # service, kind
     runs: dict[str, SourceRunState] = field(default_factory=dict)
     chats: dict[tuple[str, str], ChatState] = field(default_factory=dict)
     status_pages: dict[tuple[str, str], StatusPageState] = field(default_factory=dict)
@@ -138,8 +138,6 @@ class State:
 
 class Pipeline:
     """Applies observations and run outcomes to the state."""
-
-    RECENT = 20  # results kept per probe
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -195,7 +193,12 @@ class Pipeline:
             probe = self.state.probes[key] = ProbeState(result.kind)
         probe.last = result
         probe.runs += 1
-        probe.durations.observe(result.duration_seconds)
+        durations = self.state.probe_durations.get((result.service, result.kind))
+        if durations is None:
+            durations = self.state.probe_durations[(result.service, result.kind)] = Histogram(
+                DURATION_BUCKETS
+            )
+        durations.observe(result.duration_seconds)
         if result.success is not None:
             if probe.last_conclusive is not None and probe.last_conclusive != result.success:
                 # Transitions, not every run: a down endpoint must not flood the log.
@@ -213,8 +216,7 @@ class Pipeline:
             probe.inconclusive += 1
         else:
             probe.failures[result.reason or "unknown"] += 1
-        probe.recent.append(result)
-        del probe.recent[: -self.RECENT]
+        probe.streaks.observe(result)
         self.state.history.probe(result)
         if result.chat is not None:
             self._chat(result, result.chat)
@@ -271,6 +273,9 @@ class Pipeline:
         self.state.appstore.retain(source_keys)
         for pkey in set(self.state.probes) - probe_keys:
             del self.state.probes[pkey]
+        kinds = {(service, probe.kind) for (service, _), probe in self.state.probes.items()}
+        for dkey in set(self.state.probe_durations) - kinds:
+            del self.state.probe_durations[dkey]
         for pkey in set(self.state.chats) - probe_keys:
             del self.state.chats[pkey]
         for page_key in list(self.state.status_pages):

@@ -9,7 +9,7 @@ from outagewatch.config import DisruptionConfig
 from outagewatch.detect.disruption import PageEvidence, ProbeEvidence, Reading, ServiceEvidence
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.signals import SignalDetectors
-from outagewatch.detect.tracker import DisruptionTracker, probe_evidence
+from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks, probe_evidence
 from outagewatch.incidents import IncidentLog
 from outagewatch.observations import ChatStats, ProbeResult, StatusIncident, StatusSnapshot
 from outagewatch.persistence import StateKeeper, StatePart, single
@@ -97,10 +97,14 @@ def test_probe_streaks_skip_runs_that_say_neither() -> None:
         run(T0 + 120, False, "overloaded"),
         run(T0 + 150, False, "server_error"),
     ]
-    evidence = probe_evidence("api", results, 30.0, T0)
+    streaks = ProbeStreaks()
+    for result in results[:5]:
+        streaks.observe(result)
+    assert probe_evidence("api", streaks, 30.0, T0).overloaded_runs == 2
+    streaks.observe(results[5])
+    evidence = probe_evidence("api", streaks, 30.0, T0)
     assert (evidence.failing_runs, evidence.overloaded_runs) == (3, 0)
     assert evidence.reading.last == T0 + 150
-    assert probe_evidence("api", results[:5], 30.0, T0).overloaded_runs == 2
 
 
 def healthy(now: float) -> ServiceEvidence:

@@ -132,12 +132,19 @@ def judge(evidence: ServiceEvidence, now: float, rules: DisruptionConfig) -> Ver
     reasons: set[str] = set()
 
     # Probes: count only fresh ones; a stale probe says nothing either way.
-    fresh_probes = [p for p in evidence.probes if p.reading.freshness(now, stale) == "fresh"]
-    failing = [p for p in fresh_probes if p.failing_runs >= rules.probe_failure_runs]
+    freshness: set[str] = set()
+    fresh = failing = overloaded = 0
+    for probe in evidence.probes:
+        probe_freshness = probe.reading.freshness(now, stale)
+        freshness.add(probe_freshness)
+        if probe_freshness == "fresh":
+            fresh += 1
+            failing += probe.failing_runs >= rules.probe_failure_runs
+            overloaded += probe.overloaded_runs >= rules.chat_overloaded_runs
     if failing:
-        most = len(failing) / len(fresh_probes) >= rules.probe_failure_share
+        most = failing / fresh >= rules.probe_failure_share
         reasons.add("probes_failing" if most else "some_probes_failing")
-    if any(p.overloaded_runs >= rules.chat_overloaded_runs for p in fresh_probes):
+    if overloaded:
         reasons.add("chat_overloaded")
 
     # Official pages: the worst fresh level.
@@ -153,8 +160,7 @@ def judge(evidence: ServiceEvidence, now: float, rules: DisruptionConfig) -> Ver
         if spike.active and spike.reading.freshness(now, stale) == "fresh":
             reasons.add(SPIKE_REASONS[signal])
 
-    vouching = [p.reading for p in evidence.probes] + [p.reading for p in evidence.pages]
-    freshness = {reading.freshness(now, stale) for reading in vouching}
+    freshness.update(p.reading.freshness(now, stale) for p in evidence.pages)  # they vouch too
     warning_lenses = {REASON_LENS[r] for r in reasons - WARNING_ONLY}
     if reasons & DISRUPTING or len(warning_lenses) >= rules.corroborating_lenses:
         state: str | None = "disrupted"

@@ -70,30 +70,45 @@ def incident_start(record: IncidentRecord) -> float:
     return record.first_seen
 
 
-def probe_evidence(
-    name: str, recent: Iterable[ProbeResult], interval: float, started: float
-) -> ProbeEvidence:
-    """A probe's reading and trailing streaks from its recent results (oldest first)."""
-    last = None
-    failing = overloaded = 0
-    counting_failures = counting_overloads = True
-    for result in reversed(list(recent)):
+@dataclass
+class ProbeStreaks:
+    """A probe's trailing streaks, kept run by run so judging never rereads its runs."""
+
+    last: float | None = None  # time of the last run that said success or failure
+    failing: int = 0
+    overloaded: int = 0
+    # The evidence last built from these streaks: most probes have not run since the
+    # previous judgement, and building it anew for 10,000 probes held the loop 30 ms.
+    evidence: ProbeEvidence | None = None
+
+    def observe(self, result: ProbeResult) -> None:
         failed = counts_as_failure(result)
         if failed is None:
-            continue  # says neither: does not break a streak
-        if last is None:
-            last = result.time
-        counting_failures = counting_failures and failed
-        counting_overloads = (
-            counting_overloads and result.chat is not None and result.chat.outcome == "overloaded"
-        )
-        if counting_failures:
-            failing += 1
-        if counting_overloads:
-            overloaded += 1
-        if not (counting_failures or counting_overloads):
-            break
-    return ProbeEvidence(name, Reading(last, interval, started), failing, overloaded)
+            return  # says neither: does not break a streak
+        self.evidence = None
+        self.last = result.time
+        self.failing = self.failing + 1 if failed else 0
+        overloaded = result.chat is not None and result.chat.outcome == "overloaded"
+        self.overloaded = self.overloaded + 1 if overloaded else 0
+
+
+def probe_evidence(
+    name: str, streaks: ProbeStreaks, interval: float, started: float
+) -> ProbeEvidence:
+    """A probe's reading and trailing streaks."""
+    cached = streaks.evidence
+    if (
+        cached is not None
+        and cached.probe == name
+        and cached.reading.interval == interval
+        and cached.reading.started == started
+    ):
+        return cached
+    evidence = ProbeEvidence(
+        name, Reading(streaks.last, interval, started), streaks.failing, streaks.overloaded
+    )
+    streaks.evidence = evidence
+    return evidence
 
 
 def service_evidence(
@@ -112,8 +127,8 @@ def service_evidence(
         if probe_source_key(service, name) not in scheduled:
             continue  # another shard's, or disabled
         probe = state.probes.get((service, name))
-        recent = probe.recent if probe is not None else []
-        probes.append(probe_evidence(name, recent, probe_cfg.interval, started))
+        streaks = probe.streaks if probe is not None else ProbeStreaks()
+        probes.append(probe_evidence(name, streaks, probe_cfg.interval, started))
         if isinstance(probe_cfg, ChatProbeBase):
             chat_intervals.append(probe_cfg.interval)
     pages = []
