@@ -72,6 +72,14 @@ class DetectionSettings(BaseModel):
     novelty_floor: float = Field(default=0.01, ge=0)
     novelty_ratio: float = Field(default=1.5, ge=0)
     novelty_z_min: float = Field(default=2.0)
+    # Level shift (generic): the mean residual against the slow baseline (level and
+    # season, no drift) over each of shift_windows_s (whole hours), divided by the
+    # root mean square of that window mean over normal points (EWMA, half-life
+    # shift_half_life_s), alarms at shift_z (0 = off); not before twice the longest
+    # window has been seen.
+    shift_z: float = Field(default=5.0, ge=0)
+    shift_windows_s: tuple[float, ...] = (6 * HOUR, DAY)
+    shift_half_life_s: float = Field(default=7 * DAY, gt=0)
     # A single-point z alarm that no other test backs (CUSUM, count scan, range
     # break, novelty) must also beat the largest residual (in scales, against the
     # seasonal baseline; smallest for a downward generic alarm) of the last

@@ -29,6 +29,7 @@ from typing import Any, Final
 from outagewatch.detect.counts import count_z
 from outagewatch.detect.novelty import ContextNovelty
 from outagewatch.detect.settings import DAY, HOUR, DetectionSettings
+from outagewatch.detect.shift import LevelShift
 
 SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
@@ -190,6 +191,9 @@ class SpikeDetector:
             settings.novelty_history,
             settings.novelty_floor,
         )
+        # Level shift: generic only (a sustained change either way is news there).
+        self.use_shift = signal == "generic" and settings.shift_z > 0
+        self.shift = LevelShift(settings.shift_windows_s, settings.winsor_z)
         # Lag-1 autocorrelation of normal z: EWMAs of z_t * z_(t-1) and z_t^2 (winsorised).
         self.z_prev = 0.0
         self.z_lag = 0.0
@@ -399,6 +403,12 @@ class SpikeDetector:
             ratio, novelty_dist = self.novelty.ratio(x, self.hi - self.lo)
             novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
 
+        shift_z = 0.0
+        if self.use_shift:
+            shift_z = self.shift.observe(timestamp, x - self._apply_season(self.level, season))
+            if timestamp - self.first_ts < 2 * max(s.shift_windows_s, default=0.0):
+                shift_z = 0.0
+
         # The point test alone must also beat the last day's largest residual.
         resid_top = self._resid_extreme(timestamp, sign)
         point_ok = (
@@ -429,6 +439,7 @@ class SpikeDetector:
             cusum >= s.cusum_h
             or range_break
             or novel
+            or abs(shift_z) >= s.shift_z > 0
             or (s.reports_scan_z > 0 and scan_z >= s.reports_scan_z)
         )
         point_evidence = sign * zt / s.z_alarm
@@ -439,6 +450,7 @@ class SpikeDetector:
             cusum / s.cusum_h,
             1.0 if range_break else 0.0,
             1.0 if novel else 0.0,
+            abs(shift_z) / s.shift_z if self.use_shift else 0.0,
             scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
         )
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
@@ -475,6 +487,8 @@ class SpikeDetector:
         slot = self.resid_slot % _RESID_SLOTS
         self.resid_hi[slot] = max(self.resid_hi[slot], z)
         self.resid_lo[slot] = min(self.resid_lo[slot], z)
+        if self.use_shift and not self.active:
+            self.shift.learn(_decay(dt, s.shift_half_life_s))
         if self.use_novelty:
             self.novelty.learn(x, novelty_dist, normal=not self.active)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
@@ -620,6 +634,7 @@ class SpikeDetector:
             "weekly": self.weekly.to_state(),
             "recent": [list(r) for r in self.recent],
             "novelty": self.novelty.to_state(),
+            "shift": self.shift.to_state(),
         }
 
     @classmethod
@@ -673,6 +688,8 @@ class SpikeDetector:
         det.weekly.load_state(state["weekly"])
         det.recent = [(float(t), float(x), float(lam)) for t, x, lam in state["recent"]]
         det.novelty.load_state(state["novelty"])
+        if "shift" in state:
+            det.shift.load_state(state["shift"])
         return det
 
 
