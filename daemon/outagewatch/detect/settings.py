@@ -77,7 +77,7 @@ class DetectionSettings(BaseModel):
     # root mean square of that window mean over normal points (EWMA, half-life
     # shift_half_life_s), alarms at shift_z (0 = off); not before twice the longest
     # window has been seen.
-    shift_z: float = Field(default=5.0, ge=0)
+    shift_z: float = Field(default=6.0, ge=0)
     shift_windows_s: tuple[float, ...] = (6 * HOUR, DAY)
     shift_half_life_s: float = Field(default=7 * DAY, gt=0)
     # A single-point z alarm that no other test backs (CUSUM, count scan, range

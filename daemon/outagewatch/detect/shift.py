@@ -33,10 +33,15 @@ class LevelShift:
         # EWMA of each window's squared mean over normal points, and how many were learnt.
         self.mean_sq = [0.0] * len(self.hours)
         self.learnt = 0
+        # First residual seen: no verdict before twice the longest window has passed.
+        self.since: float | None = None
         self.means = [0.0] * len(self.hours)
 
     def observe(self, timestamp: float, resid: float) -> float:
         """Add a residual; return the largest standardised window mean (signed), 0 while unknown."""
+        if self.since is None:
+            self.since = timestamp
+        young = timestamp - self.since < 2 * HOUR * max(self.hours, default=0)
         hour = int(timestamp // HOUR)
         n_slots = len(self.sums)
         gap = hour - self.hour
@@ -57,7 +62,7 @@ class LevelShift:
                 total += self.sums[i]
                 count += self.counts[i]
             self.means[j] = total / count if count else 0.0
-            if self.learnt and self.mean_sq[j] > 0:
+            if not young and self.learnt and self.mean_sq[j] > 0:
                 z = self.means[j] / math.sqrt(self.mean_sq[j])
                 if abs(z) > abs(best):
                     best = z
@@ -82,6 +87,7 @@ class LevelShift:
             "hour": self.hour,
             "mean_sq": list(self.mean_sq),
             "learnt": self.learnt,
+            "since": self.since,
             "means": list(self.means),
         }
 
@@ -94,4 +100,5 @@ class LevelShift:
         self.hour = int(state["hour"])
         self.mean_sq = [float(v) for v in state["mean_sq"]]
         self.learnt = int(state["learnt"])
+        self.since = None if state["since"] is None else float(state["since"])
         self.means = [float(v) for v in state["means"]]

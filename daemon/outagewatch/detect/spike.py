@@ -283,6 +283,12 @@ class SpikeDetector:
             return daily
         return 1.0 if self.multiplicative else 0.0
 
+    def _season_known(self, timestamp: float) -> bool:
+        return (
+            self.weekly.expected(timestamp, self.multiplicative) is not None
+            or self.daily.expected(timestamp, self.multiplicative) is not None
+        )
+
     def _apply_season(self, level: float, season: float) -> float:
         return level * season if self.multiplicative else level + season
 
@@ -403,11 +409,12 @@ class SpikeDetector:
             ratio, novelty_dist = self.novelty.ratio(x, self.hi - self.lo)
             novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
 
+        # Against the slow baseline, once a season is known (before, the
+        # residuals would carry the daily cycle and inflate the spread).
         shift_z = 0.0
-        if self.use_shift:
+        seasoned = self.use_shift and self._season_known(timestamp)
+        if seasoned:
             shift_z = self.shift.observe(timestamp, x - self._apply_season(self.level, season))
-            if timestamp - self.first_ts < 2 * max(s.shift_windows_s, default=0.0):
-                shift_z = 0.0
 
         # The point test alone must also beat the last day's largest residual.
         resid_top = self._resid_extreme(timestamp, sign)
@@ -487,7 +494,7 @@ class SpikeDetector:
         slot = self.resid_slot % _RESID_SLOTS
         self.resid_hi[slot] = max(self.resid_hi[slot], z)
         self.resid_lo[slot] = min(self.resid_lo[slot], z)
-        if self.use_shift and not self.active:
+        if seasoned and not self.active:
             self.shift.learn(_decay(dt, s.shift_half_life_s))
         if self.use_novelty:
             self.novelty.learn(x, novelty_dist, normal=not self.active)
