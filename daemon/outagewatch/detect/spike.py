@@ -10,7 +10,9 @@ bursts are wild needs a wilder burst to alert. Three tests then look for a spike
 CUSUM of capped z, and a break of the recently seen range. Report counts add a
 short scan (the exact negative-binomial tail of the counts summed over the last
 10 minutes, `counts.py`); `generic` adds a contextual nearest-neighbour novelty
-test (`novelty.py`, O(novelty_window) per point, a fixed few hundred contexts).
+test (`novelty.py`, O(novelty_window) per point, a fixed few hundred contexts)
+and a level-shift test (`shift.py`: the mean residual against the slow baseline
+over the last 6 and 24 hours, against its usual spread).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
@@ -36,7 +38,8 @@ SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
 # Version 4 gained the residual window and tail cluster keys (issue 7nab4); a
-# version-4 state without them restores with both empty.
+# version-4 state without them restores with both empty (likewise the level
+# shift's hourly slots, issue 7gen).
 _STATE_VERSION: Final = 4
 _RESID_SLOTS: Final = 24
 
