@@ -1,4 +1,4 @@
-"""Exact count tails, the short count scan and contextual novelty."""
+"""Exact count tails, the short count scan, contextual novelty and level shifts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from outagewatch.detect import DetectionSettings, SpikeDetector, detector_for
 from outagewatch.detect.counts import betainc, count_z, nb_upper_tail, tail_z
 from outagewatch.detect.novelty import ContextNovelty
+from outagewatch.detect.shift import LevelShift
 from outagewatch.detect.synthetic import overdispersed_count
 
 T0 = 1_704_067_200.0
@@ -111,3 +112,49 @@ def test_state_with_scan_and_novelty_round_trips_as_json() -> None:
         state = json.loads(json.dumps(det.to_state(), allow_nan=False))
         assert state["version"] == 4
         assert SpikeDetector.from_state(state, settings).to_state() == det.to_state()
+
+
+def _holiday_alerts(settings: DetectionSettings, seed: int) -> list[int]:
+    """Half-hourly series with a daily cycle; day 20 runs 8 lower with half the swing."""
+    rng = random.Random(seed)
+    det = detector_for("generic", settings)
+    noise = 0.0
+    alerts = []
+    for i in range(24 * 48):
+        ts = T0 + i * 1800.0
+        noise = 0.8 * noise + rng.gauss(0.0, 1.0)
+        day = 10.0 * math.sin(2 * math.pi * (ts % 86400) / 86400)
+        k = i - 20 * 48
+        value = 50.0 + day + noise
+        if 0 <= k < 48:
+            value = 42.0 + 0.5 * day + noise
+        if det.update(ts, value).started:
+            alerts.append(k)
+    return alerts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_day_long_level_shift_alerts_where_no_point_test_does(seed: int) -> None:
+    # Each point of the low day is ordinary against the fast baseline, which
+    # follows it; the mean of the last hours against the slow one is not.
+    caught = _holiday_alerts(DetectionSettings(), seed)
+    assert caught and all(0 <= k < 48 for k in caught)
+    assert _holiday_alerts(DetectionSettings(shift_z=0), seed) == []
+
+
+def test_level_shift_standardises_window_means_and_round_trips() -> None:
+    shift = LevelShift((6 * 3600.0, 86400.0), cap=4.0)
+    rng = random.Random(3)
+    ts = T0
+    for _ in range(4 * 288):
+        ts += 300.0
+        shift.observe(ts, rng.gauss(0.0, 1.0))
+        shift.learn(0.999)
+    # Noise means over 6 h (72 points) have a spread near 1/sqrt(72).
+    assert math.sqrt(shift.mean_sq[0]) == pytest.approx(1 / math.sqrt(72), rel=0.5)
+    copy = LevelShift((6 * 3600.0, 86400.0), cap=4.0)
+    copy.load_state(json.loads(json.dumps(shift.to_state())))
+    z = [shift.observe(ts + k * 300.0, -1.0) for k in range(1, 73)]
+    assert z == [copy.observe(ts + k * 300.0, -1.0) for k in range(1, 73)]
+    # Six hours one noise-sd low: far beyond the spread of 6-hour means.
+    assert z[-1] < -6.0

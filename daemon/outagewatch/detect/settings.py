@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 HOUR = 3600.0
@@ -72,8 +74,17 @@ class DetectionSettings(BaseModel):
     novelty_floor: float = Field(default=0.01, ge=0)
     novelty_ratio: float = Field(default=1.5, ge=0)
     novelty_z_min: float = Field(default=2.0)
+    # Level shift (generic): the mean residual against the slow baseline (level and
+    # season, no drift) over each of shift_windows_s (whole hours), divided by the
+    # root mean square of that window mean over normal points (EWMA, half-life
+    # shift_half_life_s), alarms at shift_z (0 = off; default the point test's
+    # z_alarm). Residuals are fed once a season is known, and no verdict comes
+    # before twice the longest window of them.
+    shift_z: float = Field(default=6.0, ge=0)
+    shift_windows_s: tuple[Annotated[float, Field(gt=0)], ...] = (6 * HOUR, DAY)
+    shift_half_life_s: float = Field(default=7 * DAY, gt=0)
     # A single-point z alarm that no other test backs (CUSUM, count scan, range
-    # break, novelty) must also beat the largest residual (in scales, against the
+    # break, novelty, level shift) must also beat the largest residual (in scales, against the
     # seasonal baseline; smallest for a downward generic alarm) of the last
     # point_range_window_s by this share of it (0 = off): a stream's daily burst
     # is not news if a like one came within the day.

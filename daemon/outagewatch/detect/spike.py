@@ -10,7 +10,9 @@ bursts are wild needs a wilder burst to alert. Three tests then look for a spike
 CUSUM of capped z, and a break of the recently seen range. Report counts add a
 short scan (the exact negative-binomial tail of the counts summed over the last
 10 minutes, `counts.py`); `generic` adds a contextual nearest-neighbour novelty
-test (`novelty.py`, O(novelty_window) per point, a fixed few hundred contexts).
+test (`novelty.py`, O(novelty_window) per point, a fixed few hundred contexts)
+and a level-shift test (`shift.py`: the mean residual against the slow baseline
+over the last 6 and 24 hours, against its usual spread).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
@@ -29,13 +31,15 @@ from typing import Any, Final
 from outagewatch.detect.counts import count_z
 from outagewatch.detect.novelty import ContextNovelty
 from outagewatch.detect.settings import DAY, HOUR, DetectionSettings
+from outagewatch.detect.shift import LevelShift
 
 SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
 # Version 4 gained the residual window and tail cluster keys (issue 7nab4); a
-# version-4 state without them restores with both empty.
+# version-4 state without them restores with both empty (likewise the level
+# shift's hourly slots, issue 7gen).
 _STATE_VERSION: Final = 4
 _RESID_SLOTS: Final = 24
 
@@ -190,6 +194,9 @@ class SpikeDetector:
             settings.novelty_history,
             settings.novelty_floor,
         )
+        # Level shift: generic only (a sustained change either way is news there).
+        self.use_shift = signal == "generic" and settings.shift_z > 0
+        self.shift = LevelShift(settings.shift_windows_s, settings.winsor_z)
         # Lag-1 autocorrelation of normal z: EWMAs of z_t * z_(t-1) and z_t^2 (winsorised).
         self.z_prev = 0.0
         self.z_lag = 0.0
@@ -278,6 +285,12 @@ class SpikeDetector:
         if daily is not None:
             return daily
         return 1.0 if self.multiplicative else 0.0
+
+    def _season_known(self, timestamp: float) -> bool:
+        return (
+            self.weekly.expected(timestamp, self.multiplicative) is not None
+            or self.daily.expected(timestamp, self.multiplicative) is not None
+        )
 
     def _apply_season(self, level: float, season: float) -> float:
         return level * season if self.multiplicative else level + season
@@ -399,6 +412,13 @@ class SpikeDetector:
             ratio, novelty_dist = self.novelty.ratio(x, self.hi - self.lo)
             novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
 
+        # Against the slow baseline, once a season is known (before, the
+        # residuals would carry the daily cycle and inflate the spread).
+        shift_z = 0.0
+        seasoned = self.use_shift and self._season_known(timestamp)
+        if seasoned:
+            shift_z = self.shift.observe(timestamp, x - self._apply_season(self.level, season))
+
         # The point test alone must also beat the last day's largest residual.
         resid_top = self._resid_extreme(timestamp, sign)
         point_ok = (
@@ -429,6 +449,7 @@ class SpikeDetector:
             cusum >= s.cusum_h
             or range_break
             or novel
+            or abs(shift_z) >= s.shift_z > 0
             or (s.reports_scan_z > 0 and scan_z >= s.reports_scan_z)
         )
         point_evidence = sign * zt / s.z_alarm
@@ -439,6 +460,7 @@ class SpikeDetector:
             cusum / s.cusum_h,
             1.0 if range_break else 0.0,
             1.0 if novel else 0.0,
+            abs(shift_z) / s.shift_z if self.use_shift else 0.0,
             scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
         )
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
@@ -475,6 +497,8 @@ class SpikeDetector:
         slot = self.resid_slot % _RESID_SLOTS
         self.resid_hi[slot] = max(self.resid_hi[slot], z)
         self.resid_lo[slot] = min(self.resid_lo[slot], z)
+        if seasoned and not self.active:
+            self.shift.learn(_decay(dt, s.shift_half_life_s))
         if self.use_novelty:
             self.novelty.learn(x, novelty_dist, normal=not self.active)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
@@ -620,6 +644,7 @@ class SpikeDetector:
             "weekly": self.weekly.to_state(),
             "recent": [list(r) for r in self.recent],
             "novelty": self.novelty.to_state(),
+            "shift": self.shift.to_state(),
         }
 
     @classmethod
@@ -673,6 +698,8 @@ class SpikeDetector:
         det.weekly.load_state(state["weekly"])
         det.recent = [(float(t), float(x), float(lam)) for t, x, lam in state["recent"]]
         det.novelty.load_state(state["novelty"])
+        if "shift" in state:
+            det.shift.load_state(state["shift"])
         return det
 
 
