@@ -454,9 +454,7 @@ class SpikeDetector:
         started = False
         count = max(value, scan_count)
         # A lone point alarm waiting for confirmation: the spike is still there.
-        confirmed = (
-            timestamp - self.pending_ts <= s.reports_scan_window_s and sign * zt >= s.z_exit
-        )
+        confirmed = timestamp - self.pending_ts <= s.reports_scan_window_s and sign * zt >= s.z_exit
         if confirmed:
             alarm = warm
             count = max(count, value + self.pending_count)
