@@ -9,8 +9,10 @@ bursts are wild needs a wilder burst to alert. Three tests then look for a spike
 (upward for the daemon's signals, either way for `generic`): a single-point z, a
 CUSUM of capped z, and a break of the recently seen range. Report counts add a
 short scan (the exact negative-binomial tail of the counts summed over the last
-10 minutes, `counts.py`); `generic` adds a contextual nearest-neighbour novelty
-test (`novelty.py`, O(novelty_window) per point, a fixed few hundred contexts).
+10 minutes, `counts.py`), and on a bursty report stream (tail factor at least
+`reports_confirm_tail`) a lone point alarm waits for the next point to confirm
+it; `generic` adds a contextual nearest-neighbour novelty test (`novelty.py`,
+O(novelty_window) per point, a fixed few hundred contexts).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
