@@ -288,7 +288,54 @@ def test_state_without_the_residual_window_still_restores() -> None:
     for ts, v in steady_counts(400, 20.0, seed=3):
         det.update(ts, v)
     state = det.to_state()
-    for key in ("tail_last", "tail_cluster", "resid_hi", "resid_lo", "resid_slot"):
+    for key in ("tail_last", "tail_cluster", "resid_hi", "resid_lo", "resid_slot", "pending_ts"):
         del state[key]
     restored = SpikeDetector.from_state(state, settings)
     assert restored.update(T0 + 400 * STEP, 20.0).started is False
+
+
+def _bursty_counts(n: int, seed: int) -> list[tuple[float, float]]:
+    """Counts around 20 with a 2 % chance per point of a burst several times taller."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        burst = 20.0 * math.exp(rng.expovariate(1.0)) if rng.random() < 0.02 else 20.0
+        rows.append((T0 + i * STEP, float(max(0, round(rng.gauss(burst, math.sqrt(burst)))))))
+    return rows
+
+
+def _lone_burst(settings: DetectionSettings, follow: float) -> list[bool]:
+    """Alerts on a burst of 150 after a bursty history, and on the point after it."""
+    det = detector_for("reports", settings)
+    for ts, v in _bursty_counts(4000, seed=12):
+        det.update(ts, v)
+    assert det._tail_factor() >= settings.reports_confirm_tail
+    t = T0 + 4000 * STEP
+    return [det.update(t, 150.0).started, det.update(t + STEP, follow).started]
+
+
+def test_on_a_bursty_stream_a_lone_point_alarm_waits_for_the_next_point() -> None:
+    settings = DetectionSettings()
+    # One 5-minute burst is this stream's ordinary noise; a burst that lasts is not.
+    assert _lone_burst(settings, follow=20.0) == [False, False]
+    assert _lone_burst(settings, follow=150.0) == [False, True]
+    off = DetectionSettings(reports_confirm_tail=0.0)
+    assert _lone_burst(off, follow=20.0) == [True, False]
+
+
+def test_a_pending_lone_alarm_survives_a_restart() -> None:
+    settings = DetectionSettings()
+    rows = _bursty_counts(4000, seed=12)
+    t = T0 + 4000 * STEP
+    rows += [(t, 150.0), (t + STEP, 150.0), *_bursty_counts(200, seed=13)]
+    rows[-200:] = [(t + (2 + i) * STEP, v) for i, (_, v) in enumerate(rows[-200:])]
+    whole = detector_for("reports", settings)
+    expected = [whole.update(ts, v) for ts, v in rows]
+    first = detector_for("reports", settings)
+    got = [first.update(ts, v) for ts, v in rows[:4001]]
+    assert first.pending_ts == t
+    state = json.loads(json.dumps(first.to_state(), allow_nan=False))
+    restored = SpikeDetector.from_state(state, settings)
+    got += [restored.update(ts, v) for ts, v in rows[4001:]]
+    assert got == expected
+    assert expected[4001].started
