@@ -50,7 +50,7 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 
 
 # gc thresholds: young generation, then collections of the one before.
-_GC_THRESHOLDS = (50_000, 20, 10)
+_GC_THRESHOLDS = (10_000, 20, 10)
 
 
 class Daemon:
@@ -232,9 +232,10 @@ class Daemon:
         ]
 
     async def _detect(self) -> None:
-        """Judge every service now and every evaluate interval (besides after each run)."""
+        """Judge every service now and every evaluate interval."""
         while True:
-            self.pipeline.detect()
+            for _ in self.pipeline.detect_steps():
+                await asyncio.sleep(0)  # runs due meanwhile start between slices
             await asyncio.sleep(self.config.disruption.evaluate_interval)
 
     async def _serve(self, sources: list[Source]) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -384,6 +384,11 @@ class Pipeline:
 
     def detect(self) -> None:
         """Close ended signal buckets, judge every service, decide incident leads."""
+        for _ in self.detect_steps():
+            pass
+
+    def detect_steps(self) -> Iterator[None]:
+        """``detect`` in steps: yields between slices of a big service's probes."""
         config = self.detection_config
         if config is None:
             return
@@ -399,7 +404,7 @@ class Pipeline:
             if cfg is None:
                 continue
             started = tracker.started.get(service, now)
-            evidence = service_evidence(
+            evidence = yield from service_evidence(
                 service, cfg, config, state, state.signals, self.scheduled, started
             )
             tracker.evaluate(evidence, now)

@@ -9,7 +9,7 @@ the detection lead of every official incident.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -92,6 +92,10 @@ class ProbeStreaks:
         self.overloaded = self.overloaded + 1 if overloaded else 0
 
 
+# Probes read between two yields of a service's evidence (a few milliseconds).
+EVIDENCE_SLICE: Final = 1000
+
+
 def probe_evidence(
     name: str, streaks: ProbeStreaks, interval: float, started: float
 ) -> ProbeEvidence:
@@ -119,11 +123,17 @@ def service_evidence(
     signals: SignalDetectors,
     scheduled: set[str],
     started: float,
-) -> ServiceEvidence:
-    """What the rules need about ``service``, from the lenses this daemon runs."""
+) -> Generator[None, None, ServiceEvidence]:
+    """What the rules need about ``service``, from the lenses this daemon runs.
+
+    Yields every EVIDENCE_SLICE probes, so a caller on the event loop can let
+    runs start in between; returns the evidence.
+    """
     probes = []
     chat_intervals = []
-    for name, probe_cfg in cfg.probes.items():
+    for count, (name, probe_cfg) in enumerate(cfg.probes.items(), 1):
+        if count % EVIDENCE_SLICE == 0:
+            yield
         if probe_source_key(service, name) not in scheduled:
             continue  # another shard's, or disabled
         probe = state.probes.get((service, name))
