@@ -140,3 +140,45 @@ def test_phase_offsets_are_stable_and_spread() -> None:
 def test_fake_source_satisfies_the_protocol() -> None:
     source: Source = FakeSource("x")
     assert source.key == "x"
+
+
+async def test_sources_sharing_an_interval_and_phase_slot_share_one_job() -> None:
+    pipeline = Pipeline(SystemClock())
+    scheduler = make_scheduler(pipeline)
+    sources = [FakeSource(f"s{i}", interval=0.2) for i in range(40)]
+    scheduler.start(sources)
+    jobs = scheduler._aps.get_jobs()  # the cohorts are the point
+    # 0.2 s has two 100 ms slots: 40 sources, at most 2 jobs.
+    assert 1 <= len(jobs) <= 2
+    await asyncio.sleep(0.9)
+    assert all(s.runs >= 3 for s in sources)  # every member runs on its cohort's grid
+    scheduler.sync(sources[:1])
+    assert len(scheduler._aps.get_jobs()) == 1  # a cohort left empty goes
+    runs = [s.runs for s in sources]
+    await asyncio.sleep(0.5)
+    assert sources[0].runs > runs[0]
+    assert [s.runs for s in sources[1:]] == runs[1:]  # removed: never run again
+    await scheduler.shutdown(1.0)
+
+
+async def test_a_member_still_running_skips_its_turn() -> None:
+    pipeline = Pipeline(SystemClock())
+    scheduler = make_scheduler(pipeline)
+    slow = FakeSource("slow", "hang", interval=0.1, timeout=5)
+    scheduler.start([slow])
+    await asyncio.sleep(0.6)
+    assert slow.runs == 1 and slow.peak == 1  # later turns found it still going
+    await scheduler.shutdown(1.0)
+
+
+async def test_a_source_added_later_first_runs_at_its_own_offset() -> None:
+    pipeline = Pipeline(SystemClock())
+    scheduler = make_scheduler(pipeline)
+    first = FakeSource("a", interval=0.3)
+    scheduler.start([first])
+    await asyncio.sleep(0.35)
+    late = FakeSource("b", interval=0.3)
+    scheduler.sync([first, late])
+    await asyncio.sleep(1.0)
+    assert 3 <= late.runs <= 5  # from its offset on, once per interval, no double start
+    await scheduler.shutdown(1.0)
