@@ -414,3 +414,30 @@ async def test_name_lookup_is_a_dns_phase(
     assert result.success is True, result.detail
     assert "dns" in result.phases
     assert server.header("Host") == f"api.test:{server.port}"
+
+
+async def test_cookies_set_along_a_redirect_chain_are_sent_back(
+    serve: Serve, run_context: RunContext
+) -> None:
+    async def login(_r: web.Request) -> web.Response:
+        answer = web.HTTPFound("/check")
+        answer.set_cookie("session", "abc", path="/", httponly=True)
+        raise answer
+
+    async def check(request: web.Request) -> web.Response:
+        if request.cookies.get("session") != "abc":
+            raise web.HTTPFound("/login")  # without the cookie: a loop
+        return web.json_response({"theme": request.cookies.get("theme")})
+
+    base = await serve(app(login=login, check=check))
+    result = await run(
+        probe(
+            f"{base}/login",
+            headers={"Cookie": "theme=dark"},
+            json_path_equals=[{"path": "theme", "equals": "dark"}],
+        ),
+        run_context,
+    )
+    assert result.success is True, result.detail
+    again = await run(probe(f"{base}/check", max_redirects=3), run_context)
+    assert again.success is True, again.detail  # via /login, which sets it again

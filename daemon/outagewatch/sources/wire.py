@@ -33,7 +33,14 @@ _CHUNK_LINE_LIMIT = 4096  # a chunk-size line with its extensions
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # The only response headers a probe reads; the others are not even decoded.
 _KEPT = frozenset(
-    {b"cf-mitigated", b"location", b"content-encoding", b"transfer-encoding", b"content-length"}
+    {
+        b"cf-mitigated",
+        b"location",
+        b"content-encoding",
+        b"transfer-encoding",
+        b"content-length",
+        b"set-cookie",
+    }
 )
 _STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: .*)?", re.DOTALL)
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
@@ -49,6 +56,8 @@ _FAMILIES: dict[IpProtocol, tuple[int, ...]] = {
 _CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 Resolve = Callable[[str, int, IpProtocol], Awaitable[list[tuple[int, str]]]]
+# Cookies set along one run's redirect chain, by host: name -> value.
+Jar = dict[str, dict[str, str]]
 
 
 class WireError(Exception):
@@ -156,7 +165,7 @@ class Request:
         lines = [f"{method} {url.target} HTTP/1.1", *(f"{n}: {v}" for n, v in fields.values())]
         self.data = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
-    def redirected(self, status: int, location: str) -> Request:
+    def redirected(self, status: int, location: str, jar: Jar) -> Request:
         """The next hop's request, as aiohttp (and browsers) make it."""
         try:
             url = Url(urljoin(self.url.text, location.strip()))
@@ -168,6 +177,12 @@ class Request:
         headers = self.headers
         if url.origin != self.url.origin:
             headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+        cookies = jar.get(url.host)
+        if cookies:
+            pairs = [v for k, v in headers.items() if k.lower() == "cookie"]
+            pairs += [f"{name}={value}" for name, value in cookies.items()]
+            headers = {k: v for k, v in headers.items() if k.lower() != "cookie"}
+            headers["Cookie"] = "; ".join(pairs)
         return Request(method, url, headers, body)
 
 
@@ -207,6 +222,7 @@ class _Exchange(asyncio.Protocol):
         "_sniff",
         "_timer",
         "body",
+        "cookies",
         "done",
         "headers",
         "status",
@@ -227,6 +243,7 @@ class _Exchange(asyncio.Protocol):
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body = bytearray()
+        self.cookies: list[tuple[str, str]] = []
         self._timer = timer
         self._cap = cap
         self._keep = keep
@@ -295,6 +312,15 @@ class _Exchange(asyncio.Protocol):
                 return
             key = name.lower()
             if key not in _KEPT:
+                continue
+            if key == b"set-cookie":
+                # Only name=value, for the next hops of this run (a login or consent
+                # redirect); attributes are not interpreted, nothing outlives the run.
+                name, equals, value = value.split(b";", 1)[0].partition(b"=")
+                if equals and self._follow:
+                    self.cookies.append(
+                        (name.strip().decode("latin-1"), value.strip().decode("latin-1"))
+                    )
                 continue
             field, text = key.decode("ascii"), value.strip(b" \t").decode("latin-1")
             known = headers.get(field)
@@ -487,6 +513,7 @@ class Fetcher:
         """The final answer after redirects; phases are summed over the hops on `timer`."""
         request = self.request
         redirects = 0
+        jar: Jar = {}
         while True:
             exchange = await self._exchange(request, resolve, family, timer)
             location = exchange.headers.get("location")
@@ -495,7 +522,9 @@ class Fetcher:
             redirects += 1
             if redirects > self.max_redirects:
                 raise WireError("http_status", f"stopped after {self.max_redirects} redirects")
-            request = request.redirected(exchange.status, location)
+            if exchange.cookies:
+                jar.setdefault(request.url.host, {}).update(exchange.cookies)
+            request = request.redirected(exchange.status, location, jar)
 
     async def _exchange(
         self, request: Request, resolve: Resolve, family: IpProtocol, timer: PhaseTimer
