@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import ValidationError
 
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import USER_AGENT
@@ -441,3 +442,40 @@ async def test_cookies_set_along_a_redirect_chain_are_sent_back(
     assert result.success is True, result.detail
     again = await run(probe(f"{base}/check", max_redirects=3), run_context)
     assert again.success is True, again.detail  # via /login, which sets it again
+
+
+async def test_redirect_location_bytes_are_percent_encoded(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> None:
+        if request.startswith(b"GET / "):
+            # A raw UTF-8 "ü" and a Latin-1 "é" (not UTF-8): both arrive as their bytes.
+            writer.write(
+                b"HTTP/1.1 302 Found\r\nLocation: /\xc3\xbc/\xe9 x\r\nContent-Length: 0\r\n\r\n"
+            )
+        else:
+            writer.write(response(b"ok", "Content-Length: 2", "Content-Length: 2"))
+        await writer.drain()
+        writer.close()
+
+    server = await raw(answer)
+    result = await run(probe(server.url), run_context)
+    assert result.success is True, result.detail
+    assert server.requests[1].startswith(b"GET /%C3%BC/%E9%20x HTTP/1.1\r\n")
+
+
+async def test_conflicting_content_lengths_fail(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    server = await raw(response(b"ok", "Content-Length: 2", "Content-Length: 3"))
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason) == (False, "connect")
+    assert "Content-Length" in (result.detail or "")
+
+
+@pytest.mark.parametrize(
+    "headers", [{"X-A": "one\r\nX-Injected: 1"}, {"Bad Name": "x"}, {"X-A": "nul\0"}]
+)
+def test_header_that_would_break_the_request_is_a_config_error(headers: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        probe("http://127.0.0.1/", headers=headers)

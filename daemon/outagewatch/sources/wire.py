@@ -44,7 +44,9 @@ _KEPT = frozenset(
 )
 _STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: .*)?", re.DOTALL)
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
-_LENGTH = re.compile(rb"[0-9]{1,18}")
+_LENGTH = re.compile(r"[0-9]{1,18}")
+# Header values as text; bytes that are not UTF-8 (a Location in Latin-1) survive the round trip.
+_TEXT = ("utf-8", "surrogateescape")
 # Characters left as they are in a request target (RFC 3986 pchar, "/", "?", and "%").
 _TARGET_SAFE = "/?:@!$&'()*+,;=-._~%"
 _FAMILIES: dict[IpProtocol, tuple[int, ...]] = {
@@ -120,7 +122,7 @@ class Url:
         target = parts.path or "/"
         if parts.query:
             target = f"{target}?{parts.query}"
-        self.target = quote(target, safe=_TARGET_SAFE)
+        self.target = quote(target, safe=_TARGET_SAFE, errors="surrogateescape")
         self.auth: str | None = None
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
@@ -163,7 +165,8 @@ class Request:
         else:
             fields.pop("content-length", None)
         lines = [f"{method} {url.target} HTTP/1.1", *(f"{n}: {v}" for n, v in fields.values())]
-        self.data = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+        head = "\r\n".join(lines) + "\r\n\r\n"
+        self.data = head.encode(*_TEXT) + (body or b"")
 
     def redirected(self, status: int, location: str, jar: Jar) -> Request:
         """The next hop's request, as aiohttp (and browsers) make it."""
@@ -318,11 +321,9 @@ class _Exchange(asyncio.Protocol):
                 # redirect); attributes are not interpreted, nothing outlives the run.
                 name, equals, value = value.split(b";", 1)[0].partition(b"=")
                 if equals and self._follow:
-                    self.cookies.append(
-                        (name.strip().decode("latin-1"), value.strip().decode("latin-1"))
-                    )
+                    self.cookies.append((name.strip().decode(*_TEXT), value.strip().decode(*_TEXT)))
                 continue
-            field, text = key.decode("ascii"), value.strip(b" \t").decode("latin-1")
+            field, text = key.decode("ascii"), value.strip(b" \t").decode(*_TEXT)
             known = headers.get(field)
             if known is None:
                 headers[field] = text
@@ -359,7 +360,7 @@ class _Exchange(asyncio.Protocol):
             last = chunking.rsplit(",", 1)[-1].strip().lower()
             self._mode = _CHUNKED if last == "chunked" else _TO_CLOSE
         elif length is not None:
-            if not _LENGTH.fullmatch(length.encode("latin-1")):
+            if not _LENGTH.fullmatch(length):
                 self._fail(f"malformed Content-Length {length[:40]!r}")
                 return
             self._left = int(length)
