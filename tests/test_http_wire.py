@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,15 +26,21 @@ Answer = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
 class RawServer:
     """Reads a request head (and a Content-Length body), then lets the test answer in bytes."""
 
-    def __init__(self, answer: Answer | bytes | list[bytes], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        answer: Answer | bytes | list[bytes],
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.answer = answer
         self.host = host
+        self.tls = tls
         self.requests: list[bytes] = []
         self.port = 0
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> RawServer:
-        self._server = await asyncio.start_server(self._handle, self.host, 0)
+        self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -44,7 +51,7 @@ class RawServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -82,8 +89,12 @@ class RawServer:
 async def raw() -> AsyncIterator[Callable[..., Any]]:
     servers: list[RawServer] = []
 
-    async def start(answer: Answer | bytes | list[bytes], host: str = "127.0.0.1") -> RawServer:
-        server = await RawServer(answer, host).__aenter__()
+    async def start(
+        answer: Answer | bytes | list[bytes],
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> RawServer:
+        server = await RawServer(answer, host, tls).__aenter__()
         servers.append(server)
         return server
 
@@ -479,3 +490,24 @@ async def test_conflicting_content_lengths_fail(
 def test_header_that_would_break_the_request_is_a_config_error(headers: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
         probe("http://127.0.0.1/", headers=headers)
+
+
+async def test_tls_body_ended_by_close(
+    raw: Callable[..., Any], run_context: RunContext, ca: Any, hosts: dict[str, str], tmp_path: Any
+) -> None:
+    hosts["api.test"] = "127.0.0.1"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("api.test").configure_cert(context)
+    body = gzip.compress(b"all of it")
+    server = await raw(
+        [b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n", body[:5], body[5:]], tls=context
+    )
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    url = server.url.replace("127.0.0.1", "api.test")
+    result = await run(
+        probe(url, tls_ca_file=str(ca_file), fail_if_body_not_matches=["^all of it$"]), run_context
+    )
+    assert result.success is True, result.detail
+    assert result.phases["tls"] > 0
+    assert result.tls_earliest_expiry is not None
