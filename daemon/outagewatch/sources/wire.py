@@ -31,18 +31,20 @@ from outagewatch.sources.tls import earliest_expiry
 HEAD_LIMIT = 64 * 1024  # status line and headers together
 _CHUNK_LINE_LIMIT = 4096  # a chunk-size line with its extensions
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# The only response headers a probe reads; the others are not even decoded.
-_KEPT = frozenset(
-    {
-        b"cf-mitigated",
-        b"location",
-        b"content-encoding",
-        b"transfer-encoding",
-        b"content-length",
-        b"set-cookie",
-    }
+# A response head is checked in one pass of the regex engine rather than line by line
+# in Python: a status line, then field lines of a token name, a colon and a value
+# (no space before the colon, no obsolete folding: RFC 9112 says reject those).
+_STATUS = rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: [^\r\n]*)?"
+_FIELD = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*"
+_HEAD_RE = re.compile(_STATUS + rb"((?:\r\n" + _FIELD + rb")*)")
+_STATUS_RE = re.compile(_STATUS)
+_FIELD_RE = re.compile(_FIELD)
+# The only fields a probe reads; the others are not even decoded.
+_KEPT_RE = re.compile(
+    rb"\r\n(cf-mitigated|location|content-encoding|transfer-encoding|content-length|set-cookie)"
+    rb":([^\r\n]*)",
+    re.IGNORECASE,
 )
-_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: .*)?", re.DOTALL)
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _LENGTH = re.compile(r"[0-9]{1,18}")
 # Header values as text; bytes that are not UTF-8 (a Location in Latin-1) survive the round trip.
@@ -300,39 +302,31 @@ class _Exchange(asyncio.Protocol):
                 self._buf = buf
             return
         self._buf = b""
-        lines = buf[:end].split(b"\r\n")
-        match = _STATUS_LINE.fullmatch(lines[0])
+        head = buf[:end]
+        match = _HEAD_RE.fullmatch(head)
         if match is None:
-            self._fail(f"malformed status line {lines[0][:100]!r}")
+            self._fail(_malformed(head))
             return
         status = int(match[1])
         headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            # No name, whitespace around it, or an obsolete folded line: RFC 9112 says reject.
-            if not colon or not name or name[:1] in b" \t" or name[-1:] in b" \t":
-                self._fail(f"malformed header line {line[:100]!r}")
-                return
-            key = name.lower()
-            if key not in _KEPT:
-                continue
-            if key == b"set-cookie":
+        for name, raw in _KEPT_RE.findall(head, match.start(2)):
+            field, value = name.lower().decode("ascii"), raw.strip(b" \t").decode(*_TEXT)
+            if field == "set-cookie":
                 # Only name=value, for the next hops of this run (a login or consent
                 # redirect); attributes are not interpreted, nothing outlives the run.
-                name, equals, value = value.split(b";", 1)[0].partition(b"=")
+                key, equals, text = value.split(";", 1)[0].partition("=")
                 if equals and self._follow:
-                    self.cookies.append((name.strip().decode(*_TEXT), value.strip().decode(*_TEXT)))
+                    self.cookies.append((key.strip(), text.strip()))
                 continue
-            field, text = key.decode("ascii"), value.strip(b" \t").decode(*_TEXT)
             known = headers.get(field)
             if known is None:
-                headers[field] = text
+                headers[field] = value
             elif field == "content-length":
-                if known != text:
-                    self._fail(f"conflicting Content-Length headers {known!r} and {text!r}")
+                if known != value:
+                    self._fail(f"conflicting Content-Length headers {known!r} and {value!r}")
                     return
             else:
-                headers[field] = f"{known}, {text}"
+                headers[field] = f"{known}, {value}"
         rest = buf[end + 4 :]
         if status < 200 and status != 101:
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
@@ -487,6 +481,15 @@ class _Exchange(asyncio.Protocol):
             self.done.set_exception(WireError(reason, detail))
         if self.transport is not None:
             self.transport.abort()
+
+
+def _malformed(head: bytes) -> str:
+    """What is wrong with a head that _HEAD_RE did not match (the failure path only)."""
+    lines = head.split(b"\r\n")
+    if not _STATUS_RE.fullmatch(lines[0]):
+        return f"malformed status line {lines[0][:100]!r}"
+    bad = next((line for line in lines[1:] if not _FIELD_RE.fullmatch(line)), b"")
+    return f"malformed header line {bad[:100]!r}"
 
 
 class Fetcher:
