@@ -32,6 +32,8 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 # Names end up as label values and URL path parts: keep them plain.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# An HTTP field name (RFC 9110 token): anything else would corrupt the request head.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def parse_duration(value: Any) -> float:
@@ -123,6 +125,16 @@ class HttpProbe(Scheduled):
     )
     tls_insecure_skip_verify: bool = False
     tls_ca_file: Path | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_fit_on_a_line(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"invalid header name {name!r}")
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name} has a line break or NUL in its value")
+        return headers
 
     @field_validator("fail_if_body_matches", "fail_if_body_not_matches", "challenge_markers")
     @classmethod

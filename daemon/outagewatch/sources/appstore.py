@@ -31,7 +31,7 @@ from defusedxml import DefusedXmlException
 from outagewatch.config import LEGACY_CHART_FEEDS, AppStoreChart, AppStoreConfig, Config
 from outagewatch.observations import CHART_FEED_KIND, ChartSnapshot, chart_feed_key
 from outagewatch.sources.base import RunContext, SourceError
-from outagewatch.sources.http import classify_client_error
+from outagewatch.sources.client import classify_client_error
 
 # Why a chart fetch failed: exactly one of these per failed run.
 FEED_FAILURE_REASONS = (

@@ -37,8 +37,7 @@ from outagewatch.observations import (
     ProbeResult,
 )
 from outagewatch.sources.base import RunContext, SourceError
-from outagewatch.sources.client import PhaseTimer
-from outagewatch.sources.http import classify_client_error
+from outagewatch.sources.client import PhaseTimer, classify_client_error
 from outagewatch.sources.sse import SSEError, SSEEvent, SSEParser
 
 _ERROR_BODY_BYTES = 64 * 1024

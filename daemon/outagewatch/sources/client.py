@@ -1,13 +1,16 @@
 """The shared HTTP clients, with per-phase timing of every request.
 
 Built once at start-up and passed in through the run context. Connections are
-not reused, so every probe sees DNS, connect and TLS as a user would.
+not reused, so every probe sees DNS, connect and TLS as a user would. Chat,
+status page and App Store sources use the aiohttp sessions; HTTP probes use the
+lean client in wire.py, which takes only the resolver from here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 
 from outagewatch import __version__
 from outagewatch.sources.tls import earliest_expiry
@@ -29,7 +33,26 @@ _FAMILIES: dict[IpProtocol, socket.AddressFamily] = {
 }
 
 
-@dataclass
+def classify_client_error(exc: BaseException) -> str:
+    """Map a client exception (aiohttp's, or the OSError under it) to one failure reason."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns"
+    if isinstance(
+        exc,
+        aiohttp.ClientConnectorCertificateError
+        | aiohttp.ClientConnectorSSLError
+        | aiohttp.ClientSSLError
+        | ssl.SSLError,
+    ):
+        return "tls"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return "http_status"
+    return "connect"
+
+
+@dataclass(slots=True)
 class PhaseTimer:
     """Monotonic marks for one logical request (all its redirect hops)."""
 
@@ -163,6 +186,19 @@ class HttpClients:
         self._resolver_factory = resolver_factory
         self._limit = limit
         self._sessions: dict[IpProtocol, aiohttp.ClientSession] = {}
+        self._resolver: AbstractResolver | None = None
+
+    async def resolve(self, host: str, port: int, ip_protocol: IpProtocol) -> list[tuple[int, str]]:
+        """(family, address) of a name, in the resolver's order: the HTTP probes' DNS phase.
+
+        The same resolver as the sessions' (so tests can inject one), shared by all probes.
+        """
+        resolver = self._resolver
+        if resolver is None:
+            factory = self._resolver_factory or DefaultResolver
+            resolver = self._resolver = factory()
+        results = await resolver.resolve(host, port, _FAMILIES[ip_protocol])
+        return [(result["family"], result["host"]) for result in results]
 
     def session(self, ip_protocol: IpProtocol = "any") -> aiohttp.ClientSession:
         """The session for that IP family, made on first use."""
@@ -187,3 +223,6 @@ class HttpClients:
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        resolver, self._resolver = self._resolver, None
+        if resolver is not None:
+            await resolver.close()

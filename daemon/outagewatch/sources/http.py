@@ -5,46 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import ssl
 from collections.abc import Sequence
 from typing import Any
-
-import aiohttp
 
 from outagewatch.config import HttpProbe
 from outagewatch.observations import ProbeResult
 from outagewatch.sources.base import RunContext, probe_source_key
-from outagewatch.sources.client import IpProtocol, PhaseTimer
-
-_CHUNK = 64 * 1024
-
-
-class ProbeFailure(Exception):
-    """Ends a probe run with one reason."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(detail or reason)
-        self.reason = reason
-        self.detail = detail
-
-
-def classify_client_error(exc: BaseException) -> str:
-    """Map a client exception to one failure reason."""
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns"
-    if isinstance(
-        exc,
-        aiohttp.ClientConnectorCertificateError
-        | aiohttp.ClientConnectorSSLError
-        | aiohttp.ClientSSLError
-        | ssl.SSLError,
-    ):
-        return "tls"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return "http_status"
-    return "connect"
+from outagewatch.sources.client import IpProtocol, PhaseTimer, classify_client_error
+from outagewatch.sources.wire import Fetcher, Request, Response, Url, WireError, ssl_context
 
 
 def json_path(document: Any, path: str) -> Any:
@@ -76,16 +44,23 @@ class HttpProbeSource:
         self._must_not = [re.compile(p.encode()) for p in config.fail_if_body_matches]
         self._must = [re.compile(p.encode()) for p in config.fail_if_body_not_matches]
         self._challenge = [re.compile(p.encode()) for p in config.challenge_markers]
-        self._ssl = self._ssl_context(config)
         self._valid = set(config.valid_status_codes)
-
-    @staticmethod
-    def _ssl_context(config: HttpProbe) -> ssl.SSLContext | bool:
-        if config.tls_insecure_skip_verify:
-            return False
-        if config.tls_ca_file is not None:
-            return ssl.create_default_context(cafile=str(config.tls_ca_file))
-        return True
+        context = ssl_context(
+            verify=not config.tls_insecure_skip_verify,
+            cafile=str(config.tls_ca_file) if config.tls_ca_file is not None else None,
+        )
+        body = config.body.encode() if config.body is not None else None
+        self._fetcher = Fetcher(
+            Request(config.method, Url(str(config.url)), config.headers, body),
+            context,
+            max_body_bytes=config.max_body_bytes,
+            # Only counted, not kept, when no check reads it.
+            keep_body=bool(
+                self._must_not or self._must or self._challenge or config.json_path_equals
+            ),
+            follow_redirects=config.follow_redirects,
+            max_redirects=config.max_redirects,
+        )
 
     def _families(self) -> list[IpProtocol]:
         preferred: IpProtocol = self.config.preferred_ip_protocol
@@ -103,11 +78,13 @@ class HttpProbeSource:
         detail: str | None = None
         try:
             async with asyncio.timeout(self.config.timeout):
-                status, expiry, body, headers = await self._fetch(ctx, timer)
-            success, reason, detail = self._judge(status, headers, body)
-        except ProbeFailure as exc:
+                response = await self._fetch(ctx, timer)
+            status, expiry = response.status, timer.tls_earliest_expiry
+            success, reason, detail = self._judge(status, response.headers, response.body)
+        except WireError as exc:
             reason, detail = exc.reason, exc.detail
-        except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
+            timer.close_open()
+        except OSError as exc:  # refused, reset, TLS (ssl.SSLError), timeout
             reason, detail = classify_client_error(exc), f"{type(exc).__name__}: {exc}"
             timer.close_open()
         return [
@@ -126,41 +103,15 @@ class HttpProbeSource:
             )
         ]
 
-    async def _fetch(
-        self, ctx: RunContext, timer: PhaseTimer
-    ) -> tuple[int, float | None, bytes, Any]:
+    async def _fetch(self, ctx: RunContext, timer: PhaseTimer) -> Response:
         families = self._families()
         for index, family in enumerate(families):
             try:
-                return await self._fetch_once(ctx, timer, family)
-            except aiohttp.ClientConnectorDNSError:
-                if index == len(families) - 1:
+                return await self._fetcher.fetch(ctx.http.resolve, family, timer)
+            except WireError as exc:
+                if exc.reason != "dns" or index == len(families) - 1:
                     raise
         raise AssertionError("unreachable")
-
-    async def _fetch_once(
-        self, ctx: RunContext, timer: PhaseTimer, family: IpProtocol
-    ) -> tuple[int, float | None, bytes, Any]:
-        cfg = self.config
-        session = ctx.http.session(family)
-        async with session.request(
-            cfg.method,
-            cfg.url,
-            headers=cfg.headers,
-            data=cfg.body.encode() if cfg.body is not None else None,
-            allow_redirects=cfg.follow_redirects,
-            max_redirects=cfg.max_redirects,
-            ssl=self._ssl,
-            trace_request_ctx=timer,
-        ) as response:
-            body = bytearray()
-            async for chunk in response.content.iter_chunked(_CHUNK):
-                body += chunk
-                if len(body) > cfg.max_body_bytes:
-                    timer.close("transfer", "headers_received")
-                    raise ProbeFailure("too_large", f"body exceeds {cfg.max_body_bytes} bytes")
-            timer.close("transfer", "headers_received")
-            return response.status, timer.tls_earliest_expiry, bytes(body), response.headers
 
     def _judge(
         self, status: int, headers: Any, body: bytes

@@ -23,7 +23,7 @@ import aiohttp
 from outagewatch.config import ComponentPage, GooglePage, IncidentIoPage, StatusPageConfig
 from outagewatch.observations import StatusSnapshot, status_source_key
 from outagewatch.sources.base import RunContext, SourceError
-from outagewatch.sources.http import classify_client_error
+from outagewatch.sources.client import classify_client_error
 from outagewatch.sources.status_formats import (
     PageReading,
     parse_google,
