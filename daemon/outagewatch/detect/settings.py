@@ -111,9 +111,10 @@ class DetectionSettings(BaseModel):
     reports_scan_window_s: float = Field(default=600.0, ge=0)
     reports_scan_max_points: int = Field(default=12, ge=1)
     # reports: on a stream whose tail factor is at least reports_confirm_tail (its
-    # ordinary bursts clearly heavier than the count model), a lone point alarm (no
-    # other test firing) alerts only if the next point, within
-    # reports_scan_window_s, still has a calibrated z of at least z_exit (0 = off).
+    # ordinary bursts clearly heavier than the count model), a point alarm alerts
+    # only if another test backs it (count scan, range break, CUSUM): a lone
+    # 5-minute burst is that stream's noise, a lasting one shows in the scan of
+    # the next point (0 = off).
     reports_confirm_tail: float = Field(default=1.5, ge=0)
     reports_min_count: float = Field(default=5.0, ge=0)
     reports_min_ratio: float = Field(default=1.5, ge=1)

@@ -10,9 +10,10 @@ bursts are wild needs a wilder burst to alert. Three tests then look for a spike
 CUSUM of capped z, and a break of the recently seen range. Report counts add a
 short scan (the exact negative-binomial tail of the counts summed over the last
 10 minutes, `counts.py`), and on a bursty report stream (tail factor at least
-`reports_confirm_tail`) a lone point alarm waits for the next point to confirm
-it; `generic` adds a contextual nearest-neighbour novelty test (`novelty.py`,
-O(novelty_window) per point, a fixed few hundred contexts) and a level-shift
+`reports_confirm_tail`) a point alarm alerts only with another test backing it
+(a burst that lasts shows in the scan); `generic` adds a contextual
+nearest-neighbour novelty test (`novelty.py`, O(novelty_window) per point, a
+fixed few hundred contexts) and a level-shift
 test (`shift.py`: the mean residual against the slow baseline over the last 6
 and 24 hours, against its usual spread).
 
@@ -39,9 +40,10 @@ SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
-# Version 4 gained the residual window and tail cluster keys (issue 7nab4), the
-# pending lone alarm (issue 7nab5) and the level shift's hourly slots (issue
-# 7gen); a version-4 state without them restores with them empty, nothing pending.
+# Version 4 gained the residual window and tail cluster keys (issue 7nab4) and
+# the level shift's hourly slots (issue 7gen); a version-4 state without them
+# restores with them empty. The pending lone alarm of issue 7nab5 is gone: its
+# keys in an older state are ignored.
 _STATE_VERSION: Final = 4
 _RESID_SLOTS: Final = 24
 
@@ -220,9 +222,6 @@ class SpikeDetector:
         self.alert_peak = 0.0
         self.cooldown_until = -math.inf
         self.last_rank = math.nan
-        # Reports: time and count of a lone point alarm waiting for the next point.
-        self.pending_ts = -math.inf
-        self.pending_count = 0.0
         self.last_verdict = SpikeVerdict(0.0, False, math.nan, False)
 
     # Signal-specific pieces: the unit the statistics run in, and the floors.
@@ -476,24 +475,11 @@ class SpikeDetector:
         )
         started = False
         count = max(value, scan_count)
-        # A lone point alarm waiting for confirmation: the spike is still there.
-        confirmed = timestamp - self.pending_ts <= s.reports_scan_window_s and sign * zt >= s.z_exit
-        if confirmed:
-            alarm = warm
-            count = max(count, value + self.pending_count)
-        self.pending_ts = -math.inf
-        if (
-            alarm
-            and not confirmed
-            and not backed
-            and self.signal == "reports"
-            and 0 < s.reports_confirm_tail <= tail
-        ):
-            # A bursty stream: one 5-minute burst is its ordinary noise, so a lone
-            # point alarm must be confirmed by the next point.
+        if alarm and not backed and self.signal == "reports" and 0 < s.reports_confirm_tail <= tail:
+            # A bursty stream: one 5-minute burst is its ordinary noise. A burst
+            # that lasts shows in the count scan of the next points (calibrated
+            # by the same tail), a new maximum in the range break.
             alarm = False
-            if not (self.active or blocked) and self._worth_alerting(count, baseline, value):
-                self.pending_ts, self.pending_count = timestamp, value
         if self.active:
             if self.alert_sign * zt <= s.z_exit:
                 self.active = False
@@ -654,8 +640,6 @@ class SpikeDetector:
             "alert_peak": self.alert_peak,
             "cooldown_until": None if math.isinf(self.cooldown_until) else self.cooldown_until,
             "last_rank": None if math.isnan(self.last_rank) else self.last_rank,
-            "pending_ts": None if math.isinf(self.pending_ts) else self.pending_ts,
-            "pending_count": self.pending_count,
             "last_verdict": {
                 "score": self.last_verdict.score,
                 "active": self.last_verdict.active,
@@ -713,9 +697,6 @@ class SpikeDetector:
         det.cooldown_until = -math.inf if cooldown is None else float(cooldown)
         rank = state["last_rank"]
         det.last_rank = math.nan if rank is None else float(rank)
-        pending = state.get("pending_ts")
-        det.pending_ts = -math.inf if pending is None else float(pending)
-        det.pending_count = float(state.get("pending_count", 0.0))
         v = state["last_verdict"]
         baseline = math.nan if v["baseline"] is None else float(v["baseline"])
         det.last_verdict = SpikeVerdict(
