@@ -503,9 +503,21 @@ class SpikeDetector:
             self.novelty.learn(x, novelty_dist, normal=not self.active)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
+        # While the last hours already depart from the slow baseline (|shift z| at
+        # least `shift_hold_z`), drift and seasons hold, so the fast baseline does
+        # not chase the departure the point and CUSUM tests should measure.
         if not self.active or timestamp - self.spike_start > s.freeze_max_s:
+            departing = self.use_shift and abs(shift_z) >= s.shift_hold_z > 0
             self._learn(
-                timestamp, dt, x, base_y, season, sigma, warm, abs(z) <= s.season_learn_max_z
+                timestamp,
+                dt,
+                x,
+                base_y,
+                season,
+                sigma,
+                warm,
+                abs(z) <= s.season_learn_max_z,
+                departing,
             )
         if self.signal == "rank":
             self.last_rank = value
@@ -569,10 +581,12 @@ class SpikeDetector:
         sigma: float,
         warm: bool,
         season_ok: bool = True,
+        departing: bool = False,
     ) -> None:
         # Points far from the baseline (|z| > season_learn_max_z) move level and
-        # drift (winsorised) but not the seasonal slots.
-        season_skip = warm and not season_ok
+        # drift (winsorised) but not the seasonal slots; during a sustained
+        # departure (`departing`) only the slow level and the spread learn.
+        season_skip = departing or (warm and not season_ok)
         s = self.settings
         resid = x - base_y
         if warm:
@@ -589,7 +603,8 @@ class SpikeDetector:
         if not season_skip:
             self.daily.update(timestamp, dt, x, self.level)
             self.weekly.update(timestamp, dt, x, self.level)
-        self.drift += a_drift * (plain - self.level - self.drift)
+        if not departing:
+            self.drift += a_drift * (plain - self.level - self.drift)
         self.level += a_level * (plain - self.level)
         self.var += a_var * (resid * resid - self.var)
         if self.signal == "reports":
