@@ -455,14 +455,15 @@ class SpikeDetector:
         point_evidence = sign * zt / s.z_alarm
         if not (point_ok or backed):
             point_evidence = min(point_evidence, 0.999)
-        evidence = max(
+        spike_evidence = max(
             point_evidence,
             cusum / s.cusum_h,
             1.0 if range_break else 0.0,
             1.0 if novel else 0.0,
-            abs(shift_z) / s.shift_z if self.use_shift else 0.0,
             scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
         )
+        shift_evidence = abs(shift_z) / s.shift_z if self.use_shift else 0.0
+        evidence = max(spike_evidence, shift_evidence)
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
 
         baseline = self._untransform(base_y)
@@ -474,7 +475,12 @@ class SpikeDetector:
             if self.alert_sign * zt <= s.z_exit:
                 self.active = False
         elif (
-            alarm and not blocked and self._worth_alerting(max(value, scan_count), baseline, value)
+            alarm
+            and not blocked
+            # The level shift does not escalate: inside the cooldown its window
+            # mean is the same departure, a point beyond the alerted one is noise.
+            and not (cooling and spike_evidence < 1.0 and self.use_shift)
+            and self._worth_alerting(max(value, scan_count), baseline, value)
         ):
             self.active = started = True
             self.alert_sign = sign
