@@ -590,9 +590,14 @@ class SpikeDetector:
         departing: bool = False,
     ) -> None:
         # Points far from the baseline (|z| > season_learn_max_z) move level and
-        # drift (winsorised) but not the seasonal slots; during a sustained
-        # departure (`departing`) only the slow level and the spread learn.
-        season_skip = departing or (warm and not season_ok)
+        # drift (winsorised) but not the seasonal slots. During a sustained
+        # departure (`departing`) the drift and the profile the baseline uses
+        # hold; the other profile, not in use yet, still learns, so a weekly
+        # pattern the daily baseline departs from is known when weekly takes over.
+        season_skip = warm and not season_ok
+        weekly_in_use = self.weekly.expected(timestamp, self.multiplicative) is not None
+        hold_weekly = departing and weekly_in_use
+        hold_daily = departing and not weekly_in_use
         s = self.settings
         resid = x - base_y
         if warm:
@@ -607,8 +612,10 @@ class SpikeDetector:
         x = base_y + resid
         plain = self._remove_season(x, season)
         if not season_skip:
-            self.daily.update(timestamp, dt, x, self.level)
-            self.weekly.update(timestamp, dt, x, self.level)
+            if not hold_daily:
+                self.daily.update(timestamp, dt, x, self.level)
+            if not hold_weekly:
+                self.weekly.update(timestamp, dt, x, self.level)
         if not departing:
             self.drift += a_drift * (plain - self.level - self.drift)
         self.level += a_level * (plain - self.level)
