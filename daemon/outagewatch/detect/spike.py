@@ -12,7 +12,8 @@ short scan (the exact negative-binomial tail of the counts summed over the last
 10 minutes, `counts.py`); `generic` adds a contextual nearest-neighbour novelty
 test (`novelty.py`, O(novelty_window) per point, a fixed few hundred contexts)
 and a level-shift test (`shift.py`: the mean residual against the slow baseline
-over the last 6 and 24 hours, against its usual spread).
+over the last 6 and 24 hours, against its usual spread; while it departs, the
+fast drift and the seasonal profile in use hold, so they do not chase it).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
