@@ -511,8 +511,9 @@ class SpikeDetector:
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
         # While the last hours already depart from the slow baseline (|shift z| at
-        # least `shift_hold_z`), drift and seasons hold, so the fast baseline does
-        # not chase the departure the point and CUSUM tests should measure.
+        # least `shift_hold_z`), the drift and the seasonal profile in use hold, so
+        # the fast baseline does not chase the departure the point and CUSUM tests
+        # should measure.
         if not self.active or timestamp - self.spike_start > s.freeze_max_s:
             departing = self.use_shift and abs(shift_z) >= s.shift_hold_z > 0
             self._learn(
@@ -596,9 +597,8 @@ class SpikeDetector:
         # hold; the other profile, not in use yet, still learns, so a weekly
         # pattern the daily baseline departs from is known when weekly takes over.
         season_skip = warm and not season_ok
-        weekly_in_use = self.weekly.expected(timestamp, self.multiplicative) is not None
-        hold_weekly = departing and weekly_in_use
-        hold_daily = departing and not weekly_in_use
+        hold_weekly = departing and self.weekly.expected(timestamp, self.multiplicative) is not None
+        hold_daily = departing and not hold_weekly
         s = self.settings
         resid = x - base_y
         if warm:
