@@ -83,6 +83,11 @@ class DetectionSettings(BaseModel):
     shift_z: float = Field(default=6.0, ge=0)
     shift_windows_s: tuple[Annotated[float, Field(gt=0)], ...] = (6 * HOUR, DAY)
     shift_half_life_s: float = Field(default=7 * DAY, gt=0)
+    # While the level shift's z is at least this (either way; 0 = off), the fast
+    # drift and the seasonal profile in use do not learn: the baseline does not
+    # follow a sustained departure away, the slow level still does (default:
+    # `tail_u`, where a z starts to count as unusual).
+    shift_hold_z: float = Field(default=2.0, ge=0)
     # A single-point z alarm that no other test backs (CUSUM, count scan, range
     # break, novelty, level shift) must also beat the largest residual (in scales, against the
     # seasonal baseline; smallest for a downward generic alarm) of the last

@@ -13,9 +13,10 @@ short scan (the exact negative-binomial tail of the counts summed over the last
 `reports_confirm_tail`) a point alarm alerts only with another test backing it
 (a burst that lasts shows in the scan); `generic` adds a contextual
 nearest-neighbour novelty test (`novelty.py`, O(novelty_window) per point, a
-fixed few hundred contexts) and a level-shift
-test (`shift.py`: the mean residual against the slow baseline over the last 6
-and 24 hours, against its usual spread).
+fixed few hundred contexts) and a level-shift test (`shift.py`: the mean
+residual against the slow baseline over the last 6 and 24 hours, against its
+usual spread; while it departs, the fast drift and the seasonal profile in use
+hold, so they do not chase it).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
@@ -459,14 +460,15 @@ class SpikeDetector:
         point_evidence = sign * zt / s.z_alarm
         if not (point_ok or backed):
             point_evidence = min(point_evidence, 0.999)
-        evidence = max(
+        spike_evidence = max(
             point_evidence,
             cusum / s.cusum_h,
             1.0 if range_break else 0.0,
             1.0 if novel else 0.0,
-            abs(shift_z) / s.shift_z if self.use_shift else 0.0,
             scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
         )
+        shift_evidence = abs(shift_z) / s.shift_z if self.use_shift else 0.0
+        evidence = max(spike_evidence, shift_evidence)
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
 
         baseline = self._untransform(base_y)
@@ -483,7 +485,14 @@ class SpikeDetector:
         if self.active:
             if self.alert_sign * zt <= s.z_exit:
                 self.active = False
-        elif alarm and not blocked and self._worth_alerting(count, baseline, value):
+        elif (
+            alarm
+            and not blocked
+            # The level shift does not escalate: inside the cooldown its window
+            # mean is the same departure, a point beyond the alerted one is noise.
+            and not (cooling and spike_evidence < 1.0 and self.use_shift)
+            and self._worth_alerting(count, baseline, value)
+        ):
             self.active = started = True
             self.alert_sign = sign
             self.alert_peak = x
@@ -511,9 +520,22 @@ class SpikeDetector:
             self.novelty.learn(x, novelty_dist, normal=not self.active)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
+        # While the last hours already depart from the slow baseline (|shift z| at
+        # least `shift_hold_z`), the drift and the seasonal profile in use hold, so
+        # the fast baseline does not chase the departure the point and CUSUM tests
+        # should measure.
         if not self.active or timestamp - self.spike_start > s.freeze_max_s:
+            departing = self.use_shift and abs(shift_z) >= s.shift_hold_z > 0
             self._learn(
-                timestamp, dt, x, base_y, season, sigma, warm, abs(z) <= s.season_learn_max_z
+                timestamp,
+                dt,
+                x,
+                base_y,
+                season,
+                sigma,
+                warm,
+                abs(z) <= s.season_learn_max_z,
+                departing,
             )
         if self.signal == "rank":
             self.last_rank = value
@@ -577,10 +599,16 @@ class SpikeDetector:
         sigma: float,
         warm: bool,
         season_ok: bool = True,
+        departing: bool = False,
     ) -> None:
         # Points far from the baseline (|z| > season_learn_max_z) move level and
-        # drift (winsorised) but not the seasonal slots.
+        # drift (winsorised) but not the seasonal slots. During a sustained
+        # departure (`departing`) the drift and the profile the baseline uses
+        # hold; the other profile, not in use yet, still learns, so a weekly
+        # pattern the daily baseline departs from is known when weekly takes over.
         season_skip = warm and not season_ok
+        hold_weekly = departing and self.weekly.expected(timestamp, self.multiplicative) is not None
+        hold_daily = departing and not hold_weekly
         s = self.settings
         resid = x - base_y
         if warm:
@@ -595,9 +623,12 @@ class SpikeDetector:
         x = base_y + resid
         plain = self._remove_season(x, season)
         if not season_skip:
-            self.daily.update(timestamp, dt, x, self.level)
-            self.weekly.update(timestamp, dt, x, self.level)
-        self.drift += a_drift * (plain - self.level - self.drift)
+            if not hold_daily:
+                self.daily.update(timestamp, dt, x, self.level)
+            if not hold_weekly:
+                self.weekly.update(timestamp, dt, x, self.level)
+        if not departing:
+            self.drift += a_drift * (plain - self.level - self.drift)
         self.level += a_level * (plain - self.level)
         self.var += a_var * (resid * resid - self.var)
         if self.signal == "reports":
