@@ -435,8 +435,12 @@ class SpikeDetector:
         cooling = timestamp < self.cooldown_until
         # A repeat is suppressed, an escalation beyond the last alert's peak is not.
         escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
-        # generic: soon after an alert, a bigger value is the same incident growing.
-        resuming = escalating and self.use_shift and timestamp - self.spike_start <= s.resume_s
+        # generic: an alarm the same way soon after an alert is the same incident.
+        resuming = (
+            sign == self.alert_sign
+            and self.use_shift
+            and timestamp - self.spike_start <= s.resume_s
+        )
         blocked = cooling and (resuming or not escalating)
         if self.active or blocked or not warm:
             self.cusum_up = self.cusum_down = 0.0
