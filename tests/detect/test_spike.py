@@ -326,3 +326,40 @@ def test_on_a_bursty_stream_a_point_alarm_needs_another_test() -> None:
     assert _lone_burst(settings, follow=[20.0], top=400.0) == [True, False]
     off = DetectionSettings(reports_confirm_tail=0.0)
     assert _lone_burst(off, follow=[20.0]) == [True, False]
+
+
+def test_generic_escalation_soon_after_the_alert_resumes_the_spike() -> None:
+    # On `generic`, an alarm the same way within resume_s of the alert is the
+    # same incident: the spike is held again, not alerted. Later, inside the
+    # cooldown, an escalation still alerts. (No last-day gate on lone points,
+    # so that a repeat below the peak alarms.)
+    rng = random.Random(14)
+    det = detector_for("generic", DetectionSettings(point_range_margin=0))
+    for i in range(600):
+        det.update(T0 + i * STEP, 50.0 + rng.gauss(0, 1.0))
+    t = T0 + 600 * STEP
+    assert det.update(t, 80.0).started
+    for i in range(1, 6):
+        assert not det.update(t + i * STEP, 50.0 + rng.gauss(0, 1.0)).active
+    resumed = det.update(t + 6 * STEP, 90.0)
+    assert resumed.active and not resumed.started
+    for i in range(7, 12):
+        assert not det.update(t + i * STEP, 50.0 + rng.gauss(0, 1.0)).active
+    # A repeat below the peak is held too, so it does not teach the tail.
+    repeat = det.update(t + 12 * STEP, 78.0)
+    assert repeat.active and not repeat.started
+    for i in range(13, 36):
+        det.update(t + i * STEP, 50.0 + rng.gauss(0, 1.0))
+    assert det.update(t + 36 * STEP, 100.0).started
+
+
+def test_resume_off_lets_generic_escalate_at_once() -> None:
+    rng = random.Random(14)
+    det = detector_for("generic", DetectionSettings(resume_s=0))
+    for i in range(600):
+        det.update(T0 + i * STEP, 50.0 + rng.gauss(0, 1.0))
+    t = T0 + 600 * STEP
+    assert det.update(t, 80.0).started
+    for i in range(1, 6):
+        det.update(t + i * STEP, 50.0 + rng.gauss(0, 1.0))
+    assert det.update(t + 6 * STEP, 90.0).started

@@ -104,6 +104,11 @@ class DetectionSettings(BaseModel):
     # After an alert, no new alert for this long unless the value goes beyond the
     # alerted spike's peak (repeats are suppressed, escalations are not).
     cooldown_s: float = Field(default=DAY, ge=0)
+    # generic: an alarm the alert's way (escalation or repeat) within this long
+    # of the last alert resumes the held spike instead of alerting again (0 =
+    # off): it is the same incident, and held, its points do not teach the tail
+    # (default: `freeze_max_s`, the time a spike is still not taken as normal).
+    resume_s: float = Field(default=2 * HOUR, ge=0)
     # Scale floors: relative to the baseline, and per signal in its own unit.
     min_relative_scale: float = Field(default=0.01, ge=0)
     # reports: negative-binomial variance lambda + phi * lambda^2, and a minimum count.

@@ -435,7 +435,13 @@ class SpikeDetector:
         cooling = timestamp < self.cooldown_until
         # A repeat is suppressed, an escalation beyond the last alert's peak is not.
         escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
-        blocked = cooling and not escalating
+        # generic: an alarm the same way soon after an alert is the same incident.
+        resuming = (
+            sign == self.alert_sign
+            and self.use_shift
+            and timestamp - self.spike_start <= s.resume_s
+        )
+        blocked = cooling and (resuming or not escalating)
         if self.active or blocked or not warm:
             self.cusum_up = self.cusum_down = 0.0
         else:
@@ -485,6 +491,9 @@ class SpikeDetector:
         if self.active:
             if self.alert_sign * zt <= s.z_exit:
                 self.active = False
+        elif alarm and resuming and spike_evidence >= 1.0:
+            # Held again, not alerted: spike_start, and so the freeze, stay the first alert's.
+            self.active = True
         elif (
             alarm
             and not blocked
