@@ -5,7 +5,8 @@ week once two weeks are seen, hour of day before that). Residuals are scaled by 
 EWMA spread floored per signal (negative-binomial variance for counts), and the
 resulting z is divided by a per-stream tail factor: a peaks-over-threshold
 (generalised Pareto) fit of the stream's own normal z, so a stream whose ordinary
-bursts are wild needs a wilder burst to alert. Three tests then look for a spike
+bursts are wild needs a wilder burst to alert (report counts fit it over two
+thresholds and take the higher alarm level). Three tests then look for a spike
 (upward for the daemon's signals, either way for `generic`): a single-point z, a
 CUSUM of capped z, and a break of the recently seen range. Report counts add a
 short scan (the exact negative-binomial tail of the counts summed over the last
