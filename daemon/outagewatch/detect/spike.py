@@ -354,7 +354,7 @@ class SpikeDetector:
         ratio = per_week / s.tail_alarms_per_week
         if abs(shape) < 1e-6:
             return u + scale * math.log(ratio)
-        return u + scale / shape * (ratio**shape - 1.0)
+        return u + scale / shape * (math.pow(ratio, shape) - 1.0)
 
     def _scan(
         self, timestamp: float, value: float, mean: float, tail: float
