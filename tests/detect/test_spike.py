@@ -363,3 +363,41 @@ def test_resume_off_lets_generic_escalate_at_once() -> None:
     for i in range(1, 6):
         det.update(t + i * STEP, 50.0 + rng.gauss(0, 1.0))
     assert det.update(t + 6 * STEP, 90.0).started
+
+
+def _tail_with_heavy_far_end(settings: DetectionSettings) -> SpikeDetector:
+    """A week of peaks: 100 small ones over tail_u, 20 far ones over tail_u_high."""
+    det = detector_for("reports", settings)
+    det.tail_time = 7 * 86400.0
+    # Exponential excesses of mean 0.5 over 2: 0.5 a week pass 2 + 0.5 ln 200 = 4.6.
+    det.tail_count, det.tail_excess, det.tail_excess_sq = 100.0, 50.0, 50.0
+    # Exponential excesses of mean 3 over 4: 0.5 a week pass 4 + 3 ln 40 = 15.1.
+    det.tail_hi_count, det.tail_hi_excess, det.tail_hi_excess_sq = 20.0, 60.0, 360.0
+    return det
+
+
+def test_a_heavy_far_tail_behind_a_light_body_raises_the_alarm_level() -> None:
+    # Over tail_u the near-Gaussian body leads the fit; over the higher
+    # threshold the far tail shows, and the higher level counts.
+    assert _tail_with_heavy_far_end(DetectionSettings())._tail_factor() == pytest.approx(
+        (4.0 + 3.0 * math.log(40.0)) / 6.0
+    )
+    off = DetectionSettings(tail_u_high=0.0)
+    assert _tail_with_heavy_far_end(off)._tail_factor() == 1.0
+    # Generic series keep the single threshold.
+    generic = detector_for("generic", DetectionSettings())
+    assert generic.use_tail_high is False
+
+
+def test_state_without_the_high_tail_still_restores() -> None:
+    settings = DetectionSettings()
+    det = detector_for("reports", settings)
+    for ts, v in _bursty_counts(3000, seed=4):
+        det.update(ts, v)
+    state = json.loads(json.dumps(det.to_state(), allow_nan=False))
+    assert state["tail_hi_count"] > 0
+    for key in [k for k in state if k.startswith("tail_hi_")]:
+        del state[key]
+    restored = SpikeDetector.from_state(state, settings)
+    assert restored.tail_hi_count == 0.0
+    assert restored.update(T0 + 3000 * STEP, 20.0).started is False

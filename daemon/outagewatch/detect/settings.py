@@ -62,6 +62,11 @@ class DetectionSettings(BaseModel):
     tail_max_shape: float = Field(default=0.45, ge=0, lt=0.5)
     # One point's contribution is capped at this many alarm levels.
     tail_cap: float = Field(default=2.0, gt=1)
+    # reports: the same tail fitted over a second, higher threshold as well; the
+    # higher alarm level of the two counts (0 = off). Over tail_u the fit is
+    # dominated by the body of the distribution; a stream whose body is near
+    # Gaussian but whose far tail is heavy shows it only over a higher threshold.
+    tail_u_high: float = Field(default=4.0, ge=0)
     # Contextual novelty (generic): the context of the last novelty_k values is
     # compared with the last novelty_window stored contexts (O(novelty_window) per
     # point); it alarms when its nearest-neighbour distance is novelty_ratio times

@@ -5,7 +5,8 @@ week once two weeks are seen, hour of day before that). Residuals are scaled by 
 EWMA spread floored per signal (negative-binomial variance for counts), and the
 resulting z is divided by a per-stream tail factor: a peaks-over-threshold
 (generalised Pareto) fit of the stream's own normal z, so a stream whose ordinary
-bursts are wild needs a wilder burst to alert. Three tests then look for a spike
+bursts are wild needs a wilder burst to alert (report counts fit it over two
+thresholds and take the higher alarm level). Three tests then look for a spike
 (upward for the daemon's signals, either way for `generic`): a single-point z, a
 CUSUM of capped z, and a break of the recently seen range. Report counts add a
 short scan (the exact negative-binomial tail of the counts summed over the last
@@ -213,6 +214,15 @@ class SpikeDetector:
         # Declustering: time of the last exceedance and its cluster's (decayed) excess.
         self.tail_last = -math.inf
         self.tail_cluster = 0.0
+        # The same peaks over the higher threshold tail_u_high (reports): the
+        # generalised Pareto is a limit for high thresholds, and over tail_u a
+        # near-Gaussian body can hide a heavy far tail.
+        self.use_tail_high = signal == "reports" and settings.tail_u_high > 0
+        self.tail_hi_count = 0.0
+        self.tail_hi_excess = 0.0
+        self.tail_hi_excess_sq = 0.0
+        self.tail_hi_last = -math.inf
+        self.tail_hi_cluster = 0.0
         # Residual extremes (in scales) per slot of the last point_range_window_s.
         self.resid_hi = [-math.inf] * _RESID_SLOTS
         self.resid_lo = [math.inf] * _RESID_SLOTS
@@ -315,22 +325,36 @@ class SpikeDetector:
         `z_alarm`, is the factor every test's z is divided by.
         """
         s = self.settings
-        if self.tail_count < s.tail_min_exceedances or self.tail_time <= 0:
-            return 1.0
-        per_week = self.tail_count / self.tail_time * WEEK
+        level = self._pot_level(s.tail_u, self.tail_count, self.tail_excess, self.tail_excess_sq)
+        if self.use_tail_high:
+            # Both fits estimate the same level; where the one over the higher
+            # threshold says higher, the low one was led by the body.
+            high = self._pot_level(
+                s.tail_u_high, self.tail_hi_count, self.tail_hi_excess, self.tail_hi_excess_sq
+            )
+            level = max(level, high)
+        return max(1.0, level / s.z_alarm)
+
+    def _pot_level(self, u: float, count: float, excess: float, excess_sq: float) -> float:
+        """The z normal points pass `tail_alarms_per_week` times a week, by a Pareto tail over u.
+
+        0 when there are too few exceedances to tell or they are rare enough already.
+        """
+        s = self.settings
+        if count < s.tail_min_exceedances or self.tail_time <= 0:
+            return 0.0
+        per_week = count / self.tail_time * WEEK
         if per_week <= s.tail_alarms_per_week:
-            return 1.0
-        m = self.tail_excess / self.tail_count
-        v = max(self.tail_excess_sq / self.tail_count - m * m, 1e-12)
+            return 0.0
+        m = excess / count
+        v = max(excess_sq / count - m * m, 1e-12)
         # Generalised Pareto by moments; shape kept where the moments exist.
         shape = min(s.tail_max_shape, 0.5 * (1.0 - m * m / v))
         scale = 0.5 * m * (m * m / v + 1.0)
         ratio = per_week / s.tail_alarms_per_week
         if abs(shape) < 1e-6:
-            level = s.tail_u + scale * math.log(ratio)
-        else:
-            level = s.tail_u + scale / shape * (ratio**shape - 1.0)
-        return max(1.0, level / s.z_alarm)
+            return u + scale * math.log(ratio)
+        return u + scale / shape * (math.pow(ratio, shape) - 1.0)
 
     def _scan(
         self, timestamp: float, value: float, mean: float, tail: float
@@ -581,9 +605,14 @@ class SpikeDetector:
         self.tail_excess *= keep
         self.tail_excess_sq *= keep
         self.tail_cluster *= keep
+        self.tail_hi_count *= keep
+        self.tail_hi_excess *= keep
+        self.tail_hi_excess_sq *= keep
+        self.tail_hi_cluster *= keep
+        # Capped so one wild point cannot lift the alarm level by much.
+        cap = s.tail_cap * tail * s.z_alarm
         if z > s.tail_u:
-            # Capped so one wild point cannot lift the alarm level by much.
-            excess = min(z, s.tail_cap * tail * s.z_alarm) - s.tail_u
+            excess = min(z, cap) - s.tail_u
             if s.tail_decluster_s > 0 and self.tail_last + s.tail_decluster_s >= self.last_ts:
                 # Same cluster: it counts once, with its largest excess.
                 if excess > self.tail_cluster:
@@ -597,6 +626,27 @@ class SpikeDetector:
                 self.tail_excess_sq += excess * excess
                 self.tail_cluster = excess
             self.tail_last = self.last_ts
+        if self.use_tail_high:
+            self._learn_tail_high(z, cap)
+
+    def _learn_tail_high(self, z: float, cap: float) -> None:
+        """The peaks over `tail_u_high`, declustered as those over `tail_u`."""
+        s = self.settings
+        if z <= s.tail_u_high:
+            return
+        excess = max(0.0, min(z, cap) - s.tail_u_high)
+        if s.tail_decluster_s > 0 and self.tail_hi_last + s.tail_decluster_s >= self.last_ts:
+            if excess > self.tail_hi_cluster:
+                old = self.tail_hi_cluster
+                self.tail_hi_excess += excess - old
+                self.tail_hi_excess_sq += excess * excess - old * old
+                self.tail_hi_cluster = excess
+        else:
+            self.tail_hi_count += 1.0
+            self.tail_hi_excess += excess
+            self.tail_hi_excess_sq += excess * excess
+            self.tail_hi_cluster = excess
+        self.tail_hi_last = self.last_ts
 
     def _learn(
         self,
@@ -671,6 +721,11 @@ class SpikeDetector:
             "tail_excess_sq": self.tail_excess_sq,
             "tail_last": None if math.isinf(self.tail_last) else self.tail_last,
             "tail_cluster": self.tail_cluster,
+            "tail_hi_count": self.tail_hi_count,
+            "tail_hi_excess": self.tail_hi_excess,
+            "tail_hi_excess_sq": self.tail_hi_excess_sq,
+            "tail_hi_last": None if math.isinf(self.tail_hi_last) else self.tail_hi_last,
+            "tail_hi_cluster": self.tail_hi_cluster,
             "resid_hi": [None if math.isinf(v) else v for v in self.resid_hi],
             "resid_lo": [None if math.isinf(v) else v for v in self.resid_lo],
             "resid_slot": self.resid_slot,
@@ -723,6 +778,12 @@ class SpikeDetector:
         last = state.get("tail_last")
         det.tail_last = -math.inf if last is None else float(last)
         det.tail_cluster = float(state.get("tail_cluster", 0.0))
+        det.tail_hi_count = float(state.get("tail_hi_count", 0.0))
+        det.tail_hi_excess = float(state.get("tail_hi_excess", 0.0))
+        det.tail_hi_excess_sq = float(state.get("tail_hi_excess_sq", 0.0))
+        last = state.get("tail_hi_last")
+        det.tail_hi_last = -math.inf if last is None else float(last)
+        det.tail_hi_cluster = float(state.get("tail_hi_cluster", 0.0))
         for key, empty in (("resid_hi", -math.inf), ("resid_lo", math.inf)):
             values = state.get(key, [None] * _RESID_SLOTS)
             if len(values) != _RESID_SLOTS:
