@@ -328,15 +328,21 @@ def test_on_a_bursty_stream_a_point_alarm_needs_another_test() -> None:
     assert _lone_burst(off, follow=[20.0]) == [True, False]
 
 
+def _warm_generic(settings: DetectionSettings, rng: random.Random) -> SpikeDetector:
+    """A `generic` detector after 600 quiet points around 50."""
+    det = detector_for("generic", settings)
+    for i in range(600):
+        det.update(T0 + i * STEP, 50.0 + rng.gauss(0, 1.0))
+    return det
+
+
 def test_generic_escalation_soon_after_the_alert_resumes_the_spike() -> None:
     # On `generic`, an alarm the same way within resume_s of the alert is the
     # same incident: the spike is held again, not alerted. Later, inside the
     # cooldown, an escalation still alerts. (No last-day gate on lone points,
     # so that a repeat below the peak alarms.)
     rng = random.Random(14)
-    det = detector_for("generic", DetectionSettings(point_range_margin=0))
-    for i in range(600):
-        det.update(T0 + i * STEP, 50.0 + rng.gauss(0, 1.0))
+    det = _warm_generic(DetectionSettings(point_range_margin=0), rng)
     t = T0 + 600 * STEP
     assert det.update(t, 80.0).started
     for i in range(1, 6):
@@ -355,9 +361,7 @@ def test_generic_escalation_soon_after_the_alert_resumes_the_spike() -> None:
 
 def test_resume_off_lets_generic_escalate_at_once() -> None:
     rng = random.Random(14)
-    det = detector_for("generic", DetectionSettings(resume_s=0))
-    for i in range(600):
-        det.update(T0 + i * STEP, 50.0 + rng.gauss(0, 1.0))
+    det = _warm_generic(DetectionSettings(resume_s=0), rng)
     t = T0 + 600 * STEP
     assert det.update(t, 80.0).started
     for i in range(1, 6):
