@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -401,10 +400,7 @@ async def test_redirect_to_a_non_http_scheme_fails(
 
 
 async def test_ipv6_literal_target(raw: Callable[..., Any], run_context: RunContext) -> None:
-    try:
-        socket.socket(socket.AF_INET6).bind(("::1", 0))
-    except OSError:
-        pytest.skip("no IPv6 loopback here")
+    # Machines of this kind have ::1; a missing one fails here rather than skip.
     server = await raw(response(b"ok", "Content-Length: 2"), host="::1")
     result = await run(probe(f"{server.url}/v6"), run_context)
     assert result.success is True, result.detail
