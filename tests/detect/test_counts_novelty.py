@@ -12,7 +12,7 @@ from outagewatch.detect import DetectionSettings, SpikeDetector, detector_for
 from outagewatch.detect.counts import betainc, count_z, nb_upper_tail, tail_z
 from outagewatch.detect.novelty import ContextNovelty
 from outagewatch.detect.shift import LevelShift
-from outagewatch.detect.synthetic import overdispersed_count
+from outagewatch.detect.synthetic import baseline_at, overdispersed_count
 
 T0 = 1_704_067_200.0
 
@@ -210,3 +210,35 @@ def test_a_lasting_step_alerts_once_a_day_not_in_a_storm(seed: int) -> None:
             alerts.append(k)
     assert alerts[0] == 0
     assert len(alerts) <= 2
+
+
+def _surge_alerts(settings: DetectionSettings, seed: int) -> list[int]:
+    """Gamma-Poisson reports (mean 20 per 5 minutes) doubling for 6 h on day 22 from 09:00.
+
+    Returns the alerts from a day before the surge, as point indexes from its start.
+    """
+    rng = random.Random(seed)
+    det = detector_for("reports", settings)
+    start = T0 + 22 * 86400 + 9 * 3600
+    alerts = []
+    for i in range(23 * 288):
+        ts = T0 + i * 300.0
+        lam = baseline_at(ts, 20.0)
+        k = round((ts - start) / 300.0)
+        if 0 <= k < 72:
+            lam *= 2.0
+        count = float(overdispersed_count(rng, lam, 5.0))
+        if det.update(ts, count).started and k >= -288:
+            alerts.append(k)
+    return alerts
+
+
+@pytest.mark.parametrize("seed", [1, 3, 4, 5])
+def test_a_report_surge_of_hours_alerts_through_the_level_shift(seed: int) -> None:
+    # Twice the usual reports for hours: no 5-minute count or 10-minute sum is
+    # extreme against the overdispersed counts, and the fast drift follows the
+    # surge; the excess over the last 3 hours against the slow baseline is not
+    # ordinary.
+    caught = _surge_alerts(DetectionSettings(), seed)
+    assert caught and all(0 <= k < 72 for k in caught)
+    assert _surge_alerts(DetectionSettings(reports_shift_windows_s=()), seed) == []

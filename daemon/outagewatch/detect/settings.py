@@ -79,7 +79,7 @@ class DetectionSettings(BaseModel):
     novelty_floor: float = Field(default=0.01, ge=0)
     novelty_ratio: float = Field(default=1.5, ge=0)
     novelty_z_min: float = Field(default=2.0)
-    # Level shift (generic): the mean residual against the slow baseline (level and
+    # Level shift (generic and reports): the mean residual against the slow baseline (level and
     # season, no drift) over each of shift_windows_s (whole hours), divided by the
     # root mean square of that window mean over normal points (EWMA, half-life
     # shift_half_life_s), alarms at shift_z (0 = off; default the point test's
@@ -87,8 +87,13 @@ class DetectionSettings(BaseModel):
     # before twice the longest window of them.
     shift_z: float = Field(default=6.0, ge=0)
     shift_windows_s: tuple[Annotated[float, Field(gt=0)], ...] = (6 * HOUR, DAY)
+    # reports: the same test, upward, on the excess count (count minus the slow
+    # baseline) over these windows (() = off on reports). The shortest is the
+    # fast drift's half-life: a surge that lasts longer is followed by the drift
+    # and no longer stands out to the point, scan and CUSUM tests.
+    reports_shift_windows_s: tuple[Annotated[float, Field(gt=0)], ...] = (3 * HOUR, DAY)
     shift_half_life_s: float = Field(default=7 * DAY, gt=0)
-    # While the level shift's z is at least this (either way; 0 = off), the fast
+    # generic: while the level shift's z is at least this (either way; 0 = off), the fast
     # drift and the seasonal profile in use do not learn: the baseline does not
     # follow a sustained departure away, the slow level still does (default:
     # `tail_u`, where a z starts to count as unusual).

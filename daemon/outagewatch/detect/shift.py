@@ -1,4 +1,4 @@
-"""Sustained level shifts (generic signal): the mean residual over the last hours, O(1) per point.
+"""Sustained level shifts (generic, reports): the mean residual over the last hours, O(1) a point.
 
 A holiday in a taxi series, or a machine running a few degrees off for a day,
 moves every point a little: each residual is ordinary, and the fast drift of the
@@ -6,6 +6,8 @@ baseline follows them. Their mean over a few hours, against the slow baseline
 (level plus season, no drift), is not ordinary. Each window's mean is divided by
 the root mean square of that same window mean in normal times (an EWMA), so the
 series' own autocorrelation sets the spread, whatever the sampling interval.
+Report counts doubling for a few hours are the same case: no 5-minute count is
+extreme, and their excess over the last hours is.
 
 Residuals are kept in hourly slots (sum and count), so the windows are whole
 hours: the current, partial hour and the hours before it.

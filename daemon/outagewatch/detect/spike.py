@@ -12,12 +12,13 @@ CUSUM of capped z, and a break of the recently seen range. Report counts add a
 short scan (the exact negative-binomial tail of the counts summed over the last
 10 minutes, `counts.py`), and on a bursty report stream (tail factor at least
 `reports_confirm_tail`) a point alarm alerts only with another test backing it
-(a burst that lasts shows in the scan); `generic` adds a contextual
-nearest-neighbour novelty test (`novelty.py`, O(novelty_window) per point, a
-fixed few hundred contexts) and a level-shift test (`shift.py`: the mean
-residual against the slow baseline over the last 6 and 24 hours, against its
-usual spread; while it departs, the fast drift and the seasonal profile in use
-hold, so they do not chase it).
+(a burst that lasts shows in the scan), and a level-shift test (`shift.py`:
+the excess count against the slow baseline over the last 3 and 24 hours,
+against its usual spread); `generic` adds a contextual nearest-neighbour
+novelty test (`novelty.py`, O(novelty_window) per point, a fixed few hundred
+contexts) and the level-shift test either way over 6 and 24 hours (while it
+departs, the fast drift and the seasonal profile in use hold, so they do not
+chase it).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
@@ -200,9 +201,16 @@ class SpikeDetector:
             settings.novelty_history,
             settings.novelty_floor,
         )
-        # Level shift: generic only (a sustained change either way is news there).
-        self.use_shift = signal == "generic" and settings.shift_z > 0
-        self.shift = LevelShift(settings.shift_windows_s, settings.winsor_z)
+        # Level shift: on generic a sustained change either way is news; on
+        # reports a surge of hours (a news event, a slow outage) that no single
+        # 5-minute count shows.
+        windows = settings.shift_windows_s
+        if signal == "reports":
+            windows = settings.reports_shift_windows_s
+        self.use_shift = signal in ("generic", "reports") and settings.shift_z > 0 and bool(windows)
+        # The hold of the drift and season during a shift (issue 7gen2) is generic's.
+        self.shift_holds = signal == "generic"
+        self.shift = LevelShift(windows, settings.winsor_z)
         # Lag-1 autocorrelation of normal z: EWMAs of z_t * z_(t-1) and z_t^2 (winsorised).
         self.z_prev = 0.0
         self.z_lag = 0.0
@@ -442,11 +450,16 @@ class SpikeDetector:
             novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
 
         # Against the slow baseline, once a season is known (before, the
-        # residuals would carry the daily cycle and inflate the spread).
+        # residuals would carry the daily cycle and inflate the spread). For
+        # counts the residual is the excess count itself, whose window mean is
+        # the excess of reports over the window: scaling it by a dispersion
+        # estimated from the same bursts would hide them (issue 7nab11).
         shift_z = 0.0
         seasoned = self.use_shift and self._season_known(timestamp)
         if seasoned:
             shift_z = self.shift.observe(timestamp, x - self._apply_season(self.level, season))
+        # generic: either way; reports: upward only.
+        shift_size = abs(shift_z) if self.two_sided else max(0.0, shift_z)
 
         # The point test alone must also beat the last day's largest residual.
         resid_top = self._resid_extreme(timestamp, sign)
@@ -462,7 +475,7 @@ class SpikeDetector:
         # generic: an alarm the same way soon after an alert is the same incident.
         resuming = (
             sign == self.alert_sign
-            and self.use_shift
+            and self.two_sided
             and timestamp - self.spike_start <= s.resume_s
         )
         blocked = cooling and (resuming or not escalating)
@@ -484,7 +497,7 @@ class SpikeDetector:
             cusum >= s.cusum_h
             or range_break
             or novel
-            or abs(shift_z) >= s.shift_z > 0
+            or (self.use_shift and shift_size >= s.shift_z)
             or (s.reports_scan_z > 0 and scan_z >= s.reports_scan_z)
         )
         point_evidence = sign * zt / s.z_alarm
@@ -497,7 +510,7 @@ class SpikeDetector:
             1.0 if novel else 0.0,
             scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
         )
-        shift_evidence = abs(shift_z) / s.shift_z if self.use_shift else 0.0
+        shift_evidence = shift_size / s.shift_z if self.use_shift else 0.0
         evidence = max(spike_evidence, shift_evidence)
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
 
@@ -558,7 +571,7 @@ class SpikeDetector:
         # the fast baseline does not chase the departure the point and CUSUM tests
         # should measure.
         if not self.active or timestamp - self.spike_start > s.freeze_max_s:
-            departing = self.use_shift and abs(shift_z) >= s.shift_hold_z > 0
+            departing = self.shift_holds and abs(shift_z) >= s.shift_hold_z > 0
             self._learn(
                 timestamp,
                 dt,
