@@ -42,10 +42,11 @@ SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
-# Version 4 gained the residual window and tail cluster keys (issue 7nab4) and
-# the level shift's hourly slots (issue 7gen); a version-4 state without them
-# restores with them empty. The pending lone alarm of issue 7nab5 is gone: its
-# keys in an older state are ignored.
+# Version 4 gained the residual window and tail cluster keys (issue 7nab4),
+# the level shift's hourly slots (issue 7gen) and the novelty run (issue
+# 7gen4); a version-4 state without them restores with them empty. The
+# pending lone alarm of issue 7nab5 is gone: its keys in an older state are
+# ignored.
 _STATE_VERSION: Final = 4
 _RESID_SLOTS: Final = 24
 
