@@ -102,6 +102,34 @@ def test_generic_detector_alerts_on_a_pattern_break_inside_the_seen_range() -> N
     assert any(v.started for v in got)
 
 
+def _burst_shape_alerts(settings: DetectionSettings, seed: int) -> list[tuple[int, int]]:
+    """Five-minute series near 30 with a burst to 100 every 8 h; from day 9 each burst starts at 72.
+
+    Returns (day, point of the burst) of every alert.
+    """
+    rng = random.Random(seed)
+    det = detector_for("generic", settings)
+    alerts = []
+    for i in range(12 * 288):
+        day, phase = i // 288, i % 96
+        shape = (72.0, 100.0, 100.0) if day >= 9 else (100.0, 100.0)
+        value = shape[phase] if phase < len(shape) else 30.0 + rng.gauss(0.0, 1.0)
+        if det.update(T0 + i * 300.0, value).started:
+            alerts.append((day, phase))
+    return alerts
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_new_burst_shape_no_taller_than_the_days_bursts_does_not_alert(seed: int) -> None:
+    # The first point at 72 is a context never seen, but no farther from the
+    # baseline than the bursts of the last day; the next contexts carry the
+    # same novel value, so they are the same run, not new news.
+    gated = _burst_shape_alerts(DetectionSettings(), seed)
+    assert not any(day >= 9 for day, _ in gated)
+    ungated = _burst_shape_alerts(DetectionSettings(novelty_lone_gate=False), seed)
+    assert (9, 0) in ungated
+
+
 def test_state_with_scan_and_novelty_round_trips_as_json() -> None:
     settings = DetectionSettings()
     for signal in ("reports", "generic"):

@@ -79,6 +79,13 @@ class DetectionSettings(BaseModel):
     novelty_floor: float = Field(default=0.01, ge=0)
     novelty_ratio: float = Field(default=1.5, ge=0)
     novelty_z_min: float = Field(default=2.0)
+    # generic: a novelty alarm that no other test backs (CUSUM, range break,
+    # level shift, point z at z_alarm) counts only on the first novel context of
+    # a run (the next contexts overlap it and carry the same novel value) and
+    # only if the point is farther from the seasonal baseline than every point
+    # of the last point_range_window_s: a burst no taller than one within the
+    # day is not news, whatever its shape.
+    novelty_lone_gate: bool = True
     # Level shift (generic and reports): the mean residual against the slow baseline (level and
     # season, no drift) over each of shift_windows_s (whole hours), divided by the
     # root mean square of that window mean over normal points (EWMA, half-life

@@ -43,10 +43,11 @@ SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
 # Accepted by `backtest --signal` as well: any metric, a change either way is news.
 BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
 WEEK: Final = 7 * DAY
-# Version 4 gained the residual window and tail cluster keys (issue 7nab4) and
-# the level shift's hourly slots (issue 7gen); a version-4 state without them
-# restores with them empty. The pending lone alarm of issue 7nab5 is gone: its
-# keys in an older state are ignored.
+# Version 4 gained the residual window and tail cluster keys (issue 7nab4),
+# the level shift's hourly slots (issue 7gen) and the novelty run (issue
+# 7gen4); a version-4 state without them restores with them empty. The
+# pending lone alarm of issue 7nab5 is gone: its keys in an older state are
+# ignored.
 _STATE_VERSION: Final = 4
 _RESID_SLOTS: Final = 24
 
@@ -195,6 +196,9 @@ class SpikeDetector:
         self.recent: list[tuple[float, float, float]] = []
         # Contextual novelty: generic only (on Twitter counts it adds false alarms).
         self.use_novelty = signal == "generic"
+        # Direction of the previous point's novelty alarm (0: none), so a run of
+        # novel contexts is judged once, at its first.
+        self.novel_run = 0.0
         self.novelty = ContextNovelty(
             settings.novelty_k,
             settings.novelty_window,
@@ -493,6 +497,18 @@ class SpikeDetector:
                 self.recent.clear()
             else:
                 scan_z, scan_count = self._scan(timestamp, value, max(base_y, 0.0), tail)
+        if self.use_novelty:
+            run, self.novel_run = self.novel_run, sign if novel else 0.0
+            lone = not (
+                cusum >= s.cusum_h
+                or range_break
+                or (self.use_shift and shift_size >= s.shift_z)
+                or sign * zt >= s.z_alarm
+            )
+            if novel and lone and s.novelty_lone_gate:
+                # Alone, novelty must start its run and beat the day's largest residual.
+                taller = resid_top is None or sign * z > resid_top
+                novel = run != sign and taller
         backed = (
             cusum >= s.cusum_h
             or range_break
@@ -725,6 +741,7 @@ class SpikeDetector:
             "lo": self.lo,
             "cusum_up": self.cusum_up,
             "cusum_down": self.cusum_down,
+            "novel_run": self.novel_run,
             "z_prev": self.z_prev,
             "z_lag": self.z_lag,
             "z_sq": self.z_sq,
@@ -781,6 +798,7 @@ class SpikeDetector:
         det.lo = float(state["lo"])
         det.cusum_up = float(state["cusum_up"])
         det.cusum_down = float(state["cusum_down"])
+        det.novel_run = float(state.get("novel_run", 0.0))
         det.z_prev = float(state["z_prev"])
         det.z_lag = float(state["z_lag"])
         det.z_sq = float(state["z_sq"])
