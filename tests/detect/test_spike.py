@@ -327,7 +327,11 @@ def test_state_without_the_residual_window_still_restores() -> None:
         del state[key]
     # Issue 7nab5's pending lone alarm is no longer kept: its keys are ignored.
     state["pending_ts"], state["pending_count"] = T0, 150.0
+    # Before issue 7nab13 the alerted peak was a raw value: ignored, the peak is 0.
+    del state["alert_peak_z"]
+    state["alert_peak"] = 150.0
     restored = SpikeDetector.from_state(state, settings)
+    assert restored.alert_peak_z == 0.0
     assert restored.update(T0 + 400 * STEP, 20.0).started is False
 
 
