@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from outagewatch.detect import DetectionSettings, SpikeDetector, SpikeVerdict, detector_for
 from outagewatch.detect.backtest import backtest_main, parse_timestamp, read_series, run_backtest
-from outagewatch.detect.synthetic import simulate
+from outagewatch.detect.synthetic import baseline_at, simulate
 
 STEP = 300.0
 T0 = 1_704_067_200.0
@@ -201,6 +201,41 @@ def test_escalation_beyond_the_alerted_peak_alerts_inside_the_cooldown() -> None
     assert det.update(t + 12 * STEP, 600.0).started
 
 
+def test_a_night_outage_escalates_past_a_daytime_alert_with_a_higher_raw_peak() -> None:
+    # Escalation is measured in calibrated z against the baseline of its own
+    # time: 80 reports against a night baseline near 7 go further beyond it
+    # than the 100 of an afternoon alert against about 24, though 80 < 100.
+    rng = random.Random(21)
+    det = detector_for("reports", DetectionSettings())
+    day = T0 + 7 * 86400.0
+    for i in range(int((7 * 86400 + 15 * HOUR) / STEP)):
+        ts = T0 + i * STEP
+        lam = baseline_at(ts, 20.0)
+        det.update(ts, float(max(0, round(rng.gauss(lam, math.sqrt(lam))))))
+    assert det.update(day + 15 * HOUR, 100.0).started
+    for i in range(1, 12 * 12):
+        ts = day + 15 * HOUR + i * STEP
+        lam = baseline_at(ts, 20.0)
+        det.update(ts, float(max(0, round(rng.gauss(lam, math.sqrt(lam))))))
+    night = det.update(day + 27 * HOUR, 80.0)
+    assert night.started and night.baseline < 10.0
+
+
+def test_a_repeat_the_cooldown_suppresses_does_not_teach_the_tail() -> None:
+    # No last-day gate on lone points, so that the repeat below the peak alarms.
+    det = detector_for("reports", DetectionSettings(point_range_margin=0))
+    for ts, v in steady_counts(600, 20.0, seed=10):
+        det.update(ts, v)
+    t = T0 + 600 * STEP
+    assert det.update(t, 150.0).started
+    for i in range(1, 6):
+        det.update(t + i * STEP, 20.0)
+    before = (det.tail_count, det.tail_excess, det.tail_time)
+    repeat = det.update(t + 6 * STEP, 120.0)
+    assert not repeat.started and not repeat.active
+    assert (det.tail_count, det.tail_excess, det.tail_time) == before
+
+
 def test_a_stream_with_wild_ordinary_bursts_raises_its_own_alarm_level() -> None:
     rng = random.Random(12)
     settings = DetectionSettings()
@@ -292,7 +327,11 @@ def test_state_without_the_residual_window_still_restores() -> None:
         del state[key]
     # Issue 7nab5's pending lone alarm is no longer kept: its keys are ignored.
     state["pending_ts"], state["pending_count"] = T0, 150.0
+    # Before issue 7nab13 the alerted peak was a raw value: ignored, the peak is 0.
+    del state["alert_peak_z"]
+    state["alert_peak"] = 150.0
     restored = SpikeDetector.from_state(state, settings)
+    assert restored.alert_peak_z == 0.0
     assert restored.update(T0 + 400 * STEP, 20.0).started is False
 
 

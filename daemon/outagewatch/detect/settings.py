@@ -118,8 +118,8 @@ class DetectionSettings(BaseModel):
     tail_decluster_s: float = Field(default=900.0, ge=0)
     # The baseline does not learn from a spike for this long, then takes it as normal.
     freeze_max_s: float = Field(default=2 * HOUR, ge=0)
-    # After an alert, no new alert for this long unless the value goes beyond the
-    # alerted spike's peak (repeats are suppressed, escalations are not).
+    # After an alert, no new alert for this long unless the calibrated z goes
+    # beyond the alerted spike's largest (repeats are suppressed, escalations are not).
     cooldown_s: float = Field(default=DAY, ge=0)
     # generic: an alarm the alert's way (escalation or repeat) within this long
     # of the last alert resumes the held spike instead of alerting again (0 =

@@ -22,10 +22,11 @@ chase it).
 
 An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
 no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
-alert; only an escalation beyond the alerted spike's peak may alert again inside
-it. `active` is the held state (the gauge): from the alert until z falls back to
-`z_exit`. Time comes only from the observation timestamps, so spacing may be
-arbitrary.
+alert; only an escalation beyond the alerted spike's peak (in calibrated z,
+against the baseline of its own time) may alert again inside it; the alarms it
+suppresses do not teach the tail. `active` is the held state (the gauge): from
+the alert until z falls back to `z_exit`. Time comes only from the observation
+timestamps, so spacing may be arbitrary.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ WEEK: Final = 7 * DAY
 # Version 4 gained the residual window and tail cluster keys (issue 7nab4),
 # the level shift's hourly slots (issue 7gen) and the novelty run (issue
 # 7gen4); a version-4 state without them restores with them empty. The
-# pending lone alarm of issue 7nab5 is gone: its keys in an older state are
-# ignored.
+# alerted peak is a calibrated z since issue 7nab13 (`alert_peak_z`); an older
+# state's raw `alert_peak` is ignored and the peak restores as 0, so an alarm
+# inside that cooldown may alert once more. The pending lone alarm of issue
+# 7nab5 is gone: its keys in an older state are ignored.
 _STATE_VERSION: Final = 4
 _RESID_SLOTS: Final = 24
 
@@ -242,7 +245,8 @@ class SpikeDetector:
         self.active = False
         self.spike_start = 0.0
         self.alert_sign = 0.0
-        self.alert_peak = 0.0
+        # The alerted spike's largest calibrated z, in the alert's direction.
+        self.alert_peak_z = 0.0
         self.cooldown_until = -math.inf
         self.last_rank = math.nan
         self.last_verdict = SpikeVerdict(0.0, False, math.nan, False)
@@ -474,8 +478,11 @@ class SpikeDetector:
         )
 
         cooling = timestamp < self.cooldown_until
-        # A repeat is suppressed, an escalation beyond the last alert's peak is not.
-        escalating = sign == self.alert_sign and sign * (x - self.alert_peak) > 0
+        # A repeat is suppressed, an escalation beyond the alerted spike's peak is
+        # not. Both are measured against the baseline of their own time, in
+        # calibrated scales: on a daily cycle raw values are not comparable, and
+        # a night outage must escalate past a daytime false alarm's peak.
+        escalating = sign == self.alert_sign and sign * zt > self.alert_peak_z
         # generic: an alarm the same way soon after an alert is the same incident.
         resuming = (
             sign == self.alert_sign
@@ -541,6 +548,9 @@ class SpikeDetector:
             # that lasts shows in the count scan of the next points (calibrated
             # by the same tail), a new maximum in the range break.
             alarm = False
+        # An alarm the cooldown suppresses is a repeat of the alerted incident,
+        # not a normal point: like the alert's own points, it does not teach the tail.
+        suppressed = alarm and blocked and not self.active
         if self.active:
             if self.alert_sign * zt <= s.z_exit:
                 self.active = False
@@ -557,7 +567,7 @@ class SpikeDetector:
         ):
             self.active = started = True
             self.alert_sign = sign
-            self.alert_peak = x
+            self.alert_peak_z = sign * zt
             self.spike_start = timestamp
             self.cooldown_until = timestamp + s.cooldown_s
             self.cusum_up = self.cusum_down = 0.0
@@ -565,11 +575,10 @@ class SpikeDetector:
         self.n += 1
         self.last_ts = timestamp
         if self.active:
-            if self.alert_sign * (x - self.alert_peak) > 0:
-                self.alert_peak = x
+            self.alert_peak_z = max(self.alert_peak_z, self.alert_sign * zt)
         else:
             self._learn_autocorr(dt, z)
-            if warm:
+            if warm and not suppressed:
                 self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
         self.hi = max(self.hi, x)
         self.lo = min(self.lo, x)
@@ -762,7 +771,7 @@ class SpikeDetector:
             "active": self.active,
             "spike_start": self.spike_start,
             "alert_sign": self.alert_sign,
-            "alert_peak": self.alert_peak,
+            "alert_peak_z": self.alert_peak_z,
             "cooldown_until": None if math.isinf(self.cooldown_until) else self.cooldown_until,
             "last_rank": None if math.isnan(self.last_rank) else self.last_rank,
             "last_verdict": {
@@ -824,7 +833,7 @@ class SpikeDetector:
         det.active = bool(state["active"])
         det.spike_start = float(state["spike_start"])
         det.alert_sign = float(state["alert_sign"])
-        det.alert_peak = float(state["alert_peak"])
+        det.alert_peak_z = float(state.get("alert_peak_z", 0.0))
         cooldown = state["cooldown_until"]
         det.cooldown_until = -math.inf if cooldown is None else float(cooldown)
         rank = state["last_rank"]
