@@ -187,14 +187,20 @@ def test_generic_signal_is_two_sided() -> None:
     assert drop.started and drop.baseline > 45
 
 
-def test_escalation_beyond_the_alerted_peak_alerts_inside_the_cooldown() -> None:
-    det = detector_for("reports", DetectionSettings())
+def alert_then_settle(det: SpikeDetector) -> float:
+    """Warm a report detector on 20 a point, alert on 150, settle 5 points; the alert's time."""
     for ts, v in steady_counts(600, 20.0, seed=10):
         det.update(ts, v)
     t = T0 + 600 * STEP
     assert det.update(t, 150.0).started
     for i in range(1, 6):
         det.update(t + i * STEP, 20.0)
+    return t
+
+
+def test_escalation_beyond_the_alerted_peak_alerts_inside_the_cooldown() -> None:
+    det = detector_for("reports", DetectionSettings())
+    t = alert_then_settle(det)
     assert not det.update(t + 6 * STEP, 120.0).started
     for i in range(7, 12):
         det.update(t + i * STEP, 20.0)
@@ -224,12 +230,7 @@ def test_a_night_outage_escalates_past_a_daytime_alert_with_a_higher_raw_peak() 
 def test_a_repeat_the_cooldown_suppresses_does_not_teach_the_tail() -> None:
     # No last-day gate on lone points, so that the repeat below the peak alarms.
     det = detector_for("reports", DetectionSettings(point_range_margin=0))
-    for ts, v in steady_counts(600, 20.0, seed=10):
-        det.update(ts, v)
-    t = T0 + 600 * STEP
-    assert det.update(t, 150.0).started
-    for i in range(1, 6):
-        det.update(t + i * STEP, 20.0)
+    t = alert_then_settle(det)
     before = (det.tail_count, det.tail_excess, det.tail_time)
     repeat = det.update(t + 6 * STEP, 120.0)
     assert not repeat.started and not repeat.active
