@@ -93,17 +93,26 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_report(tmp_path: Path) -> 
 
             tasks = []
             # Four requests a millisecond (more than it answers, so requests queue in the
-            # daemon), for at most 30 s; kill -9 once 1,000 were acknowledged (or at the
-            # end, on a machine too busy to get there).
+            # daemon), for at most 30 s, until 1,000 were acknowledged (or the deadline, on
+            # a machine too busy to get there).
             deadline = time.monotonic() + 30
             for n in range(0, 200_000, 4):
                 tasks.extend(asyncio.create_task(post(f"user-{n + i}")) for i in range(4))
                 await asyncio.sleep(0.001)
                 if len(acked) >= 1000 or (time.monotonic() > deadline and acked):
-                    in_flight_at_kill = in_flight
-                    daemon.send_signal(signal.SIGKILL)
-                    daemon.wait(timeout=5)
                     break
+            # kill -9 with requests outstanding: on a busy machine this client can be the
+            # slow side, and the daemon may have answered all it was sent by now. A volley
+            # of 50, given a moment to reach the daemon, leaves some unanswered.
+            for volley in range(100):
+                first = 1_000_000 + 50 * volley
+                tasks.extend(asyncio.create_task(post(f"user-{first + i}")) for i in range(50))
+                await asyncio.sleep(0.002)
+                if in_flight:
+                    break
+            in_flight_at_kill = in_flight
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait(timeout=5)
             await asyncio.gather(*tasks)
         finally:
             if daemon.poll() is None:
