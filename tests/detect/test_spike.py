@@ -231,10 +231,10 @@ def test_a_repeat_the_cooldown_suppresses_does_not_teach_the_tail() -> None:
     # No last-day gate on lone points, so that the repeat below the peak alarms.
     det = detector_for("reports", DetectionSettings(point_range_margin=0))
     t = alert_then_settle(det)
-    before = (det.tail_count, det.tail_excess, det.tail_time)
+    before = (det.peaks.count, det.peaks.excess, det.tail_time)
     repeat = det.update(t + 6 * STEP, 120.0)
     assert not repeat.started and not repeat.active
-    assert (det.tail_count, det.tail_excess, det.tail_time) == before
+    assert (det.peaks.count, det.peaks.excess, det.tail_time) == before
 
 
 def test_a_stream_with_wild_ordinary_bursts_raises_its_own_alarm_level() -> None:
@@ -414,9 +414,9 @@ def _tail_with_heavy_far_end(settings: DetectionSettings) -> SpikeDetector:
     det = detector_for("reports", settings)
     det.tail_time = 7 * 86400.0
     # Exponential excesses of mean 0.5 over 2: 0.5 a week pass 2 + 0.5 ln 200 = 4.6.
-    det.tail_count, det.tail_excess, det.tail_excess_sq = 100.0, 50.0, 50.0
+    det.peaks.count, det.peaks.excess, det.peaks.excess_sq = 100.0, 50.0, 50.0
     # Exponential excesses of mean 3 over 4: 0.5 a week pass 4 + 3 ln 40 = 15.1.
-    det.tail_hi_count, det.tail_hi_excess, det.tail_hi_excess_sq = 20.0, 60.0, 360.0
+    det.peaks_high.count, det.peaks_high.excess, det.peaks_high.excess_sq = 20.0, 60.0, 360.0
     return det
 
 
@@ -443,5 +443,5 @@ def test_state_without_the_high_tail_still_restores() -> None:
     for key in [k for k in state if k.startswith("tail_hi_")]:
         del state[key]
     restored = SpikeDetector.from_state(state, settings)
-    assert restored.tail_hi_count == 0.0
+    assert restored.peaks_high.count == 0.0
     assert restored.update(T0 + 3000 * STEP, 20.0).started is False

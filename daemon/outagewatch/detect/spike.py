@@ -72,6 +72,66 @@ class SpikeVerdict:
     started: bool
 
 
+class _Peaks:
+    """Normal z's exceedances of one threshold: decayed count, sum and sum of squares of
+    the excesses, declustered (exceedances close together count once, with the
+    cluster's largest excess)."""
+
+    __slots__ = ("cluster", "count", "excess", "excess_sq", "last", "u")
+
+    def __init__(self, u: float) -> None:
+        self.u = u
+        self.count = 0.0
+        self.excess = 0.0
+        self.excess_sq = 0.0
+        # Declustering: time of the last exceedance and its cluster's (decayed) excess.
+        self.last = -math.inf
+        self.cluster = 0.0
+
+    def decay(self, keep: float) -> None:
+        self.count *= keep
+        self.excess *= keep
+        self.excess_sq *= keep
+        self.cluster *= keep
+
+    def add(self, z: float, cap: float, timestamp: float, decluster_s: float) -> None:
+        """Count z if it exceeds the threshold (its excess capped at `cap`)."""
+        if z <= self.u:
+            return
+        excess = max(0.0, min(z, cap) - self.u)
+        if decluster_s > 0 and self.last + decluster_s >= timestamp:
+            # Same cluster: it counts once, with its largest excess.
+            if excess > self.cluster:
+                old = self.cluster
+                self.excess += excess - old
+                self.excess_sq += excess * excess - old * old
+                self.cluster = excess
+        else:
+            self.count += 1.0
+            self.excess += excess
+            self.excess_sq += excess * excess
+            self.cluster = excess
+        self.last = timestamp
+
+    def to_state(self, prefix: str) -> dict[str, Any]:
+        return {
+            f"{prefix}count": self.count,
+            f"{prefix}excess": self.excess,
+            f"{prefix}excess_sq": self.excess_sq,
+            f"{prefix}last": None if math.isinf(self.last) else self.last,
+            f"{prefix}cluster": self.cluster,
+        }
+
+    def load_state(self, state: dict[str, Any], prefix: str) -> None:
+        """Restore `to_state` keys; missing ones (an older state) restore empty."""
+        self.count = float(state.get(f"{prefix}count", 0.0))
+        self.excess = float(state.get(f"{prefix}excess", 0.0))
+        self.excess_sq = float(state.get(f"{prefix}excess_sq", 0.0))
+        last = state.get(f"{prefix}last")
+        self.last = -math.inf if last is None else float(last)
+        self.cluster = float(state.get(f"{prefix}cluster", 0.0))
+
+
 def _decay(dt: float, half_life: float) -> float:
     """Weight left on the past after `dt` seconds for an EWMA of this half-life."""
     return math.exp(-math.log(2.0) * dt / half_life)
@@ -222,22 +282,14 @@ class SpikeDetector:
         self.z_prev = 0.0
         self.z_lag = 0.0
         self.z_sq = 0.0
+        # Tail calibration: the (decayed) time normal points covered, their peaks over tail_u.
         self.tail_time = 0.0
-        self.tail_count = 0.0
-        self.tail_excess = 0.0
-        self.tail_excess_sq = 0.0
-        # Declustering: time of the last exceedance and its cluster's (decayed) excess.
-        self.tail_last = -math.inf
-        self.tail_cluster = 0.0
+        self.peaks = _Peaks(settings.tail_u)
         # The same peaks over the higher threshold tail_u_high (reports): the
         # generalised Pareto is a limit for high thresholds, and over tail_u a
         # near-Gaussian body can hide a heavy far tail.
         self.use_tail_high = signal == "reports" and settings.tail_u_high > 0
-        self.tail_hi_count = 0.0
-        self.tail_hi_excess = 0.0
-        self.tail_hi_excess_sq = 0.0
-        self.tail_hi_last = -math.inf
-        self.tail_hi_cluster = 0.0
+        self.peaks_high = _Peaks(settings.tail_u_high)
         # Residual extremes (in scales) per slot of the last point_range_window_s.
         self.resid_hi = [-math.inf] * _RESID_SLOTS
         self.resid_lo = [math.inf] * _RESID_SLOTS
@@ -340,37 +392,34 @@ class SpikeDetector:
         times a week. The level reached `tail_alarms_per_week` times a week, over
         `z_alarm`, is the factor every test's z is divided by.
         """
-        s = self.settings
-        level = self._pot_level(s.tail_u, self.tail_count, self.tail_excess, self.tail_excess_sq)
+        level = self._pot_level(self.peaks)
         if self.use_tail_high:
             # Both fits estimate the same level; where the one over the higher
             # threshold says higher, the low one was led by the body.
-            high = self._pot_level(
-                s.tail_u_high, self.tail_hi_count, self.tail_hi_excess, self.tail_hi_excess_sq
-            )
-            level = max(level, high)
-        return max(1.0, level / s.z_alarm)
+            level = max(level, self._pot_level(self.peaks_high))
+        return max(1.0, level / self.settings.z_alarm)
 
-    def _pot_level(self, u: float, count: float, excess: float, excess_sq: float) -> float:
-        """The z normal points pass `tail_alarms_per_week` times a week, by a Pareto tail over u.
+    def _pot_level(self, peaks: _Peaks) -> float:
+        """The z normal points pass `tail_alarms_per_week` times a week, by a Pareto tail.
 
         0 when there are too few exceedances to tell or they are rare enough already.
         """
         s = self.settings
+        count = peaks.count
         if count < s.tail_min_exceedances or self.tail_time <= 0:
             return 0.0
         per_week = count / self.tail_time * WEEK
         if per_week <= s.tail_alarms_per_week:
             return 0.0
-        m = excess / count
-        v = max(excess_sq / count - m * m, 1e-12)
+        m = peaks.excess / count
+        v = max(peaks.excess_sq / count - m * m, 1e-12)
         # Generalised Pareto by moments; shape kept where the moments exist.
         shape = min(s.tail_max_shape, 0.5 * (1.0 - m * m / v))
         scale = 0.5 * m * (m * m / v + 1.0)
         ratio = per_week / s.tail_alarms_per_week
         if abs(shape) < 1e-6:
-            return u + scale * math.log(ratio)
-        return u + scale / shape * (math.pow(ratio, shape) - 1.0)
+            return peaks.u + scale * math.log(ratio)
+        return peaks.u + scale / shape * (math.pow(ratio, shape) - 1.0)
 
     def _scan(
         self, timestamp: float, value: float, mean: float, tail: float
@@ -639,52 +688,13 @@ class SpikeDetector:
         s = self.settings
         keep = _decay(dt, s.tail_half_life_s)
         self.tail_time = self.tail_time * keep + dt
-        self.tail_count *= keep
-        self.tail_excess *= keep
-        self.tail_excess_sq *= keep
-        self.tail_cluster *= keep
-        self.tail_hi_count *= keep
-        self.tail_hi_excess *= keep
-        self.tail_hi_excess_sq *= keep
-        self.tail_hi_cluster *= keep
+        self.peaks.decay(keep)
+        self.peaks_high.decay(keep)
         # Capped so one wild point cannot lift the alarm level by much.
         cap = s.tail_cap * tail * s.z_alarm
-        if z > s.tail_u:
-            excess = min(z, cap) - s.tail_u
-            if s.tail_decluster_s > 0 and self.tail_last + s.tail_decluster_s >= self.last_ts:
-                # Same cluster: it counts once, with its largest excess.
-                if excess > self.tail_cluster:
-                    old = self.tail_cluster
-                    self.tail_excess += excess - old
-                    self.tail_excess_sq += excess * excess - old * old
-                    self.tail_cluster = excess
-            else:
-                self.tail_count += 1.0
-                self.tail_excess += excess
-                self.tail_excess_sq += excess * excess
-                self.tail_cluster = excess
-            self.tail_last = self.last_ts
+        self.peaks.add(z, cap, self.last_ts, s.tail_decluster_s)
         if self.use_tail_high:
-            self._learn_tail_high(z, cap)
-
-    def _learn_tail_high(self, z: float, cap: float) -> None:
-        """The peaks over `tail_u_high`, declustered as those over `tail_u`."""
-        s = self.settings
-        if z <= s.tail_u_high:
-            return
-        excess = max(0.0, min(z, cap) - s.tail_u_high)
-        if s.tail_decluster_s > 0 and self.tail_hi_last + s.tail_decluster_s >= self.last_ts:
-            if excess > self.tail_hi_cluster:
-                old = self.tail_hi_cluster
-                self.tail_hi_excess += excess - old
-                self.tail_hi_excess_sq += excess * excess - old * old
-                self.tail_hi_cluster = excess
-        else:
-            self.tail_hi_count += 1.0
-            self.tail_hi_excess += excess
-            self.tail_hi_excess_sq += excess * excess
-            self.tail_hi_cluster = excess
-        self.tail_hi_last = self.last_ts
+            self.peaks_high.add(z, cap, self.last_ts, s.tail_decluster_s)
 
     def _learn(
         self,
@@ -755,16 +765,8 @@ class SpikeDetector:
             "z_lag": self.z_lag,
             "z_sq": self.z_sq,
             "tail_time": self.tail_time,
-            "tail_count": self.tail_count,
-            "tail_excess": self.tail_excess,
-            "tail_excess_sq": self.tail_excess_sq,
-            "tail_last": None if math.isinf(self.tail_last) else self.tail_last,
-            "tail_cluster": self.tail_cluster,
-            "tail_hi_count": self.tail_hi_count,
-            "tail_hi_excess": self.tail_hi_excess,
-            "tail_hi_excess_sq": self.tail_hi_excess_sq,
-            "tail_hi_last": None if math.isinf(self.tail_hi_last) else self.tail_hi_last,
-            "tail_hi_cluster": self.tail_hi_cluster,
+            **self.peaks.to_state("tail_"),
+            **self.peaks_high.to_state("tail_hi_"),
             "resid_hi": [None if math.isinf(v) else v for v in self.resid_hi],
             "resid_lo": [None if math.isinf(v) else v for v in self.resid_lo],
             "resid_slot": self.resid_slot,
@@ -812,18 +814,8 @@ class SpikeDetector:
         det.z_lag = float(state["z_lag"])
         det.z_sq = float(state["z_sq"])
         det.tail_time = float(state["tail_time"])
-        det.tail_count = float(state["tail_count"])
-        det.tail_excess = float(state["tail_excess"])
-        det.tail_excess_sq = float(state["tail_excess_sq"])
-        last = state.get("tail_last")
-        det.tail_last = -math.inf if last is None else float(last)
-        det.tail_cluster = float(state.get("tail_cluster", 0.0))
-        det.tail_hi_count = float(state.get("tail_hi_count", 0.0))
-        det.tail_hi_excess = float(state.get("tail_hi_excess", 0.0))
-        det.tail_hi_excess_sq = float(state.get("tail_hi_excess_sq", 0.0))
-        last = state.get("tail_hi_last")
-        det.tail_hi_last = -math.inf if last is None else float(last)
-        det.tail_hi_cluster = float(state.get("tail_hi_cluster", 0.0))
+        det.peaks.load_state(state, "tail_")
+        det.peaks_high.load_state(state, "tail_hi_")
         for key, empty in (("resid_hi", -math.inf), ("resid_lo", math.inf)):
             values = state.get(key, [None] * _RESID_SLOTS)
             if len(values) != _RESID_SLOTS:
