@@ -127,6 +127,30 @@ async def test_sync_keeps_unchanged_sources_and_replaces_changed_ones() -> None:
     await scheduler.shutdown(1.0)
 
 
+async def test_sync_cancels_the_run_in_flight_of_a_source_it_removes_or_replaces() -> None:
+    # A run that finished after a reload would record a source the pipeline has
+    # forgotten: its series would come back to /metrics and stay there.
+    pipeline = Pipeline(SystemClock())
+    scheduler = make_scheduler(pipeline)
+    removed = FakeSource("removed", "hang", interval=0.1, timeout=50)
+    changed = FakeSource("changed", "hang", config="v1", interval=0.1, timeout=50)
+    scheduler.start([removed, changed])
+    for _ in range(100):
+        if removed.running and changed.running:
+            break
+        await asyncio.sleep(0.02)
+    assert removed.running and changed.running
+    replacement = FakeSource("changed", config="v2", interval=0.1)
+    scheduler.sync([replacement])
+    await asyncio.sleep(0.5)
+    assert removed.running == 0 and changed.running == 0
+    assert "removed" not in pipeline.state.runs
+    # The replacement is not held back by the cancelled run: it starts on its own grid.
+    assert replacement.runs >= 2
+    assert pipeline.state.runs["changed"].runs == replacement.runs
+    await scheduler.shutdown(1.0)
+
+
 def test_phase_offsets_are_stable_and_spread() -> None:
     fractions = [phase_fraction(f"svc/probe/{i}") for i in range(1000)]
     assert fractions[0] == phase_fraction("svc/probe/0")

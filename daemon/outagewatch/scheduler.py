@@ -8,7 +8,8 @@ run); per cohort that cost is shared by every member.
 
 The framework, not the source, records each run: duration, success, failure
 reason. APScheduler 3 does not cancel running jobs on shutdown, so in-flight
-runs are tracked here and cancelled by ``shutdown``.
+runs are tracked here and cancelled by ``shutdown``, and by ``sync`` for the
+sources it removes or replaces.
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ class Scheduler:
         self._start_at(source, first_run + self._jitter(interval))
 
     def _remove(self, key: str) -> None:
+        # A run in flight is cancelled: it would finish after the pipeline forgot the
+        # source and bring its series back to /metrics until the next reload.
+        running = self._running.pop(key, None)
+        if running is not None:
+            running.cancel()
         del self._sources[key]
         del self._first_run[key]
         cohort = self._cohort.pop(key)
