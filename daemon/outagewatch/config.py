@@ -240,11 +240,13 @@ class ChatProbeBase(Scheduled):
     )
     api_key_file: Path | None = Field(
         default=None,
-        description="A file holding the API key (one of this or api_key_credential when auth is key).",
+        description="A file holding the API key (one of this or api_key_credential when auth is "
+        "key).",
     )
     api_key_credential: str | None = Field(
         default=None,
-        description="The systemd credential holding the API key: the name given to LoadCredential=, read from $CREDENTIALS_DIRECTORY.",
+        description="The systemd credential holding the API key: the name given to "
+        "LoadCredential=, read from $CREDENTIALS_DIRECTORY.",
     )
     budget: ChatProbeBudget = Field(
         default=ChatProbeBudget(),
