@@ -1,0 +1,146 @@
+"""The configs in the docs are configs: every YAML snippet and example file passes
+``outagewatch check-config``, and deploy/config/example.yml uses every key."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from outagewatch.config import Config, load_config
+from outagewatch.config_reference import sections
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTAGEWATCH = Path(sys.executable).parent / "outagewatch"
+DOCS = [ROOT / "README.md", ROOT / "deploy" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+EXAMPLE = ROOT / "deploy" / "config" / "example.yml"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+
+
+def yaml_blocks(page: Path) -> Iterator[tuple[int, str]]:
+    """Fenced ```yaml blocks of a page, with the line each starts on."""
+    text = page.read_text(encoding="utf-8")
+    for match in FENCE.finditer(text):
+        if match.group(1) in ("yaml", "yml"):
+            yield text.count("\n", 0, match.start()) + 1, match.group(2)
+
+
+def is_outagewatch_config(body: str) -> bool:
+    """By shape: a mapping with at least one of the config's top-level keys."""
+    data = yaml.safe_load(body)
+    return isinstance(data, dict) and any(key in Config.model_fields for key in data)
+
+
+def config_snippets() -> list[tuple[str, str]]:
+    found = []
+    for page in DOCS:
+        for line, body in yaml_blocks(page):
+            if is_outagewatch_config(body):
+                found.append((f"{page.relative_to(ROOT)}:{line}", body))
+    return found
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(OUTAGEWATCH), "check-config", "--config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_docs_hold_config_snippets() -> None:
+    where = {name.split(":")[0] for name, _ in config_snippets()}
+    assert {"docs/reports.md", "docs/appstore.md", "docs/status-pages.md"} <= where
+
+
+@pytest.mark.parametrize(("where", "body"), config_snippets(), ids=lambda v: str(v)[:40])
+def test_every_config_snippet_in_the_docs_passes_check_config(
+    where: str, body: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "snippet.yml"
+    path.write_text(body, encoding="utf-8")
+    result = check_config(path)
+    assert result.returncode == 0, f"{where}: {result.stderr}"
+
+
+@pytest.mark.parametrize("name", ["example.yml", "outagewatch.yml"])
+def test_shipped_configs_pass_check_config(name: str) -> None:
+    result = check_config(ROOT / "deploy" / "config" / name)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_check_config_catches_a_wrong_key_in_a_snippet(tmp_path: Path) -> None:
+    # The issue 15 mistake: `credential:` is not a key.
+    path = tmp_path / "snippet.yml"
+    path.write_text(
+        "services:\n  claude:\n    probes:\n      chat:\n        kind: anthropic\n"
+        "        model: m\n        credential: anthropic-api-key\n",
+        encoding="utf-8",
+    )
+    result = check_config(path)
+    assert result.returncode == 78
+    assert "services -> claude -> probes -> chat -> credential: unknown key" in result.stderr
+
+
+def keys_set(model: BaseModel) -> Iterator[tuple[type[BaseModel], str]]:
+    """(model class, key) for every key written in the file, at any depth."""
+    for key in model.model_fields_set:
+        yield type(model), key
+    for key in type(model).model_fields:
+        yield from _keys_below(getattr(model, key))
+
+
+def _keys_below(value: object) -> Iterator[tuple[type[BaseModel], str]]:
+    if isinstance(value, BaseModel):
+        yield from keys_set(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _keys_below(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _keys_below(item)
+
+
+def declared_by(model: type[BaseModel], key: str) -> type[BaseModel]:
+    """The class that declares a key: a key shared by kinds counts once."""
+    for cls in model.__mro__:
+        if key in getattr(cls, "__annotations__", {}):
+            return cls  # type: ignore[no-any-return]
+    return model
+
+
+def test_example_uses_every_key_and_every_kind() -> None:
+    config = load_config(EXAMPLE)
+    written_keys = {(declared_by(model, key), key) for model, key in keys_set(config)}
+    kinds = {section.kind for section in sections() if section.kind}
+    assert kinds <= {getattr(model, "kind", None) for model in _models(config)}
+    # Keys that exclude another (api_key_file or api_key_credential, …) are shown
+    # commented out: `# key: value`.
+    commented = set(re.findall(r"^\s*#\s*(\w+):", EXAMPLE.read_text(encoding="utf-8"), re.M))
+    missing = []
+    for section in sections():
+        for key in section.model.model_fields:
+            if (declared_by(section.model, key), key) not in written_keys and key not in commented:
+                missing.append(f"{section.title}: {key}")
+    assert not missing, "deploy/config/example.yml lacks:\n" + "\n".join(sorted(set(missing)))
+
+
+def _models(value: object) -> Iterator[BaseModel]:
+    if isinstance(value, BaseModel):
+        yield value
+        for key in type(value).model_fields:
+            yield from _models(getattr(value, key))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _models(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _models(item)
