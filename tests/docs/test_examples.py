@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTAGEWATCH = Path(sys.executable).parent / "outagewatch"
 DOCS = [ROOT / "README.md", ROOT / "deploy" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EXAMPLE = ROOT / "deploy" / "config" / "example.yml"
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+# A fence may be indented (inside a list item); its body is, by as much.
+FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.M | re.S)
 
 
 def yaml_blocks(page: Path) -> Iterator[tuple[int, str]]:
     """Fenced ```yaml blocks of a page, with the line each starts on."""
     text = page.read_text(encoding="utf-8")
     for match in FENCE.finditer(text):
-        if match.group(1) in ("yaml", "yml"):
-            yield text.count("\n", 0, match.start()) + 1, match.group(2)
+        if match.group(2) in ("yaml", "yml"):
+            yield text.count("\n", 0, match.start()) + 1, textwrap.dedent(match.group(3))
 
 
 def is_outagewatch_config(body: str) -> bool:
