@@ -146,3 +146,23 @@ def _models(value: object) -> Iterator[BaseModel]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _models(item)
+
+
+def test_one_way_to_give_secrets_in_every_doc_and_the_unit() -> None:
+    """Every credential a doc or the example names is one the unit loads, under the
+    key the config takes; no doc teaches another way (issue 15)."""
+    unit = (ROOT / "deploy" / "systemd" / "outagewatch.service").read_text(encoding="utf-8")
+    loaded = set(re.findall(r"^LoadCredential=([^:\s]+)$", unit, re.M))
+    assert {"anthropic-api-key", "report-tokens", "report-hash-secret"} <= loaded
+    pages = [*DOCS, EXAMPLE, ROOT / "deploy" / "systemd" / "outagewatch.service"]
+    for page in pages:
+        if page.name == "configuration.md":
+            continue
+        text = page.read_text(encoding="utf-8")
+        named = re.findall(r"(?:api_key|tokens|hash_secret)_credential: ([\w.:-]+)", text)
+        assert set(named) <= loaded, (page.name, set(named) - loaded)
+        # `credential:` is no key (issue 15): neither as YAML nor quoted in prose.
+        assert not re.search(r"(^\s*#?\s*|`)credential:", text, re.M), page.name
+        assert "report-hash-key" not in text, page.name
+        # A credential's file lives in /etc/credstore, not behind a path in the unit.
+        assert not re.search(r"LoadCredential=[\w.-]+:/", text), page.name
