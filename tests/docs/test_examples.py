@@ -166,3 +166,24 @@ def test_one_way_to_give_secrets_in_every_doc_and_the_unit() -> None:
         assert "report-hash-key" not in text, page.name
         # A credential's file lives in /etc/credstore, not behind a path in the unit.
         assert not re.search(r"LoadCredential=[\w.-]+:/", text), page.name
+
+
+def test_key_paths_named_in_the_docs_exist() -> None:
+    """`reports.hash_secret_credential`, `services.<service>.chat_budget`, …: each a key."""
+
+    def normal(path: str) -> str:
+        return re.sub(r"<[^>]*>", "<>", path).replace("[]", "")
+
+    known = set()
+    for section in sections():
+        known.add(normal(section.path))
+        known.update(normal(f"{section.path}.{key}") for key in section.model.model_fields)
+    tops = "|".join(Config.model_fields)
+    pattern = re.compile(rf"`((?:{tops})\.[\w<>.]+)`")
+    for page in [*DOCS, ROOT / "deploy" / "fleet" / "README.md"]:
+        if page.name == "configuration.md":
+            continue
+        for path in pattern.findall(page.read_text(encoding="utf-8")):
+            if path.endswith(".py"):
+                continue
+            assert normal(path) in known, f"{page.relative_to(ROOT)}: `{path}` is not a key"
