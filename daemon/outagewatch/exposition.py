@@ -23,10 +23,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.openmetrics.exposition import (
-    CONTENT_TYPE_LATEST as CONTENT_TYPE_OPENMETRICS,
-)
 from prometheus_client.openmetrics.exposition import generate_latest as _generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
@@ -39,6 +35,11 @@ from outagewatch.metrics import (
 )
 from outagewatch.observations import PHASES
 from outagewatch.pipeline import ProbeState, SourceRunState, State
+
+# What the page is, named here rather than taken from the library, whose "latest"
+# constants move with its releases while these bytes do not.
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 # Targets rendered between two yields to the event loop (a few milliseconds).
 _TARGETS_PER_SLICE = 500
@@ -265,7 +266,7 @@ class MetricsPage:
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler; gzip when the scraper accepts it (compressed off the loop)."""
         openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-        content_type = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_PLAIN_0_0_4
+        content_type = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
         response = web.Response(
             body=await self.render(openmetrics), headers={"Content-Type": content_type}
         )
