@@ -187,3 +187,22 @@ def test_key_paths_named_in_the_docs_exist() -> None:
             if path.endswith(".py"):
                 continue
             assert normal(path) in known, f"{page.relative_to(ROOT)}: `{path}` is not a key"
+
+
+def test_keys_in_the_docs_key_tables_exist() -> None:
+    """Tables of keys and defaults (`| key | … default |`) list config keys: real ones."""
+    fields = {key for section in sections() for key in section.model.model_fields}
+    for page in DOCS:
+        if page.name == "configuration.md":
+            continue
+        in_table = False
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if re.match(r"\|\s*(key|field)\b", line) and "default" in line:
+                in_table = True
+                continue
+            if not line.startswith("|"):
+                in_table = False
+            elif in_table and not line.startswith("|-"):
+                first = line.split("|")[1]
+                for key in re.findall(r"`([a-z_]+)`", first):
+                    assert key in fields, f"{page.relative_to(ROOT)}: `{key}` is not a key"
