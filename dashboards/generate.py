@@ -63,10 +63,21 @@ def _targets(panel: PanelBuilder, queries: Sequence[Query]) -> None:
 
 
 def series(
-    title: str, unit: str, *queries: Query, width: int = 12, runbook: str | None = None
+    title: str,
+    unit: str,
+    *queries: Query,
+    width: int = 12,
+    runbook: str | None = None,
+    none_is_zero: bool = False,
 ) -> timeseries.Panel:
-    """A time series panel over the datasource variable."""
+    """A time series panel over the datasource variable.
+
+    ``none_is_zero``: for counters of events that may never have happened (a failure
+    counter exists from its first failure), "No data" means 0 and is shown so.
+    """
     panel = timeseries.Panel().title(title).unit(unit).datasource(DATASOURCE).span(width).height(8)
+    if none_is_zero:
+        panel.no_value("0")
     _targets(panel, queries)
     if runbook:
         panel.links([db.DashboardLink("Runbook").url(f"{RUNBOOKS}#{runbook}").target_blank(True)])
@@ -184,14 +195,16 @@ def overview() -> db.Dashboard:
             series(
                 "Time to first token p50 / p95",
                 "s",
+                # A chat probe runs every 5 minutes: a $__rate_interval window mostly
+                # holds no observation. The recording rules' 15-minute window always does.
                 (
-                    "histogram_quantile(0.5, sum by (service, le) "
-                    f"(rate(outagewatch_chat_ttft_seconds_bucket{{{SERVICE}}}{rate})))",
+                    "max by (service) "
+                    f"(service:outagewatch_chat_ttft_seconds:p50_rate15m{{{SERVICE}}})",
                     "{{service}} p50",
                 ),
                 (
-                    "histogram_quantile(0.95, sum by (service, le) "
-                    f"(rate(outagewatch_chat_ttft_seconds_bucket{{{SERVICE}}}{rate})))",
+                    "max by (service) "
+                    f"(service:outagewatch_chat_ttft_seconds:p95_rate15m{{{SERVICE}}})",
                     "{{service}} p95",
                 ),
             )
@@ -295,6 +308,7 @@ def service() -> db.Dashboard:
                     f"(rate(outagewatch_probe_failures_total{{{sel}}}{rate}))",
                     "{{probe}} {{reason}}",
                 ),
+                none_is_zero=True,
             )
         )
         .with_panel(
@@ -331,14 +345,15 @@ def service() -> db.Dashboard:
             series(
                 "Time to first token p50 / p95",
                 "s",
+                # 15-minute windows (recording rules): the probe runs every 5 minutes.
                 (
-                    "histogram_quantile(0.5, sum by (probe, le) "
-                    f"(rate(outagewatch_chat_ttft_seconds_bucket{{{sel}}}{rate})))",
+                    "max by (probe) "
+                    f"(service_probe:outagewatch_chat_ttft_seconds:p50_rate15m{{{sel}}})",
                     "{{probe}} p50",
                 ),
                 (
-                    "histogram_quantile(0.95, sum by (probe, le) "
-                    f"(rate(outagewatch_chat_ttft_seconds_bucket{{{sel}}}{rate})))",
+                    "max by (probe) "
+                    f"(service_probe:outagewatch_chat_ttft_seconds:p95_rate15m{{{sel}}})",
                     "{{probe}} p95",
                 ),
             )
@@ -569,6 +584,7 @@ def health() -> db.Dashboard:
                     f"(rate(outagewatch_source_failures_total{{{job}}}{rate}))",
                     "{{kind}} {{reason}}",
                 ),
+                none_is_zero=True,
             )
         )
         .with_panel(
@@ -597,6 +613,7 @@ def health() -> db.Dashboard:
                     f"(rate(outagewatch_appstore_feed_failures_total{{{job}}}{rate}))",
                     "{{country}} {{chart}} {{reason}}",
                 ),
+                none_is_zero=True,
             )
         )
         .with_row(db.Row("Store, reports and budgets"))
@@ -627,6 +644,7 @@ def health() -> db.Dashboard:
                     f"(rate(outagewatch_store_commit_failures_total{{{job}}}{rate}))",
                     "{{instance}}",
                 ),
+                none_is_zero=True,
             )
         )
         .with_panel(
@@ -637,6 +655,7 @@ def health() -> db.Dashboard:
                     f"sum by (reason) (rate(outagewatch_reports_rejected_total{{{job}}}{rate}))",
                     "{{reason}}",
                 ),
+                none_is_zero=True,
             )
         )
         .with_panel(

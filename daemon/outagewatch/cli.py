@@ -28,7 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("--config.file", dest="config_file", required=True, metavar="FILE")
+    run.add_argument(
+        "--config.file",
+        dest="config_file",
+        required=True,
+        metavar="FILE",
+        help="the YAML config (every key: docs/configuration.md)",
+    )
     run.add_argument(
         "--web.listen-address",
         dest="listen",
@@ -36,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"address for /metrics, pages and the API (default {DEFAULT_LISTEN})",
     )
-    run.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info")
+    run.add_argument(
+        "--log.level", dest="log_level", choices=LEVELS, default="info", help="default: info"
+    )
     run.add_argument(
         "--log.format",
         dest="log_format",
@@ -69,7 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("--config.file", dest="config_file", required=True, metavar="FILE")
+    check.add_argument(
+        "--config.file",
+        dest="config_file",
+        required=True,
+        metavar="FILE",
+        help="the YAML config (every key: docs/configuration.md)",
+    )
     reports_cli.add_commands(commands)
 
     demo = commands.add_parser(
@@ -89,7 +103,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="the daemon's address (default 127.0.0.1:10060)",
     )
-    demo.add_argument("--log.level", dest="log_level", choices=LEVELS, default="error")
+    demo.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=LEVELS,
+        default="error",
+        help="the daemon's log level (default: error, so the story stays readable)",
+    )
     demo.add_argument(
         "--exit-when-done",
         action="store_true",
@@ -102,8 +122,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Reads timestamp,value rows and writes timestamp,value,score,alert "
         "(alert 1 where a spike starts) with the daemon's detector and default parameters.",
     )
-    backtest.add_argument("--signal", required=True, choices=BACKTEST_SIGNALS)
-    backtest.add_argument("file", metavar="FILE.csv")
+    backtest.add_argument(
+        "--signal",
+        required=True,
+        choices=BACKTEST_SIGNALS,
+        help="which detector: the kind of series the file holds",
+    )
+    backtest.add_argument("file", metavar="FILE.csv", help="timestamp,value rows")
     backtest.add_argument(
         "-o", "--output", metavar="OUT", help="write the results here (default: stdout)"
     )

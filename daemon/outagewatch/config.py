@@ -78,8 +78,8 @@ class Model(BaseModel):
 class Scheduled(Model):
     """A source run every ``interval``, each run bounded by a ``timeout`` within it."""
 
-    interval: Duration
-    timeout: Duration
+    interval: Duration = Field(description="How often the source runs.")
+    timeout: Duration = Field(description="Longest a run may take; at most the interval.")
 
     @model_validator(mode="after")
     def _timeout_within_interval(self) -> Self:
@@ -94,37 +94,69 @@ class JsonPathCheck(Model):
     """Assert that a value in a JSON body equals an expected value."""
 
     path: str = Field(description="Dotted path: `status.indicator`, `items.0.name`.")
-    equals: str | int | float | bool | None
+    equals: str | int | float | bool | None = Field(
+        description="The value expected there (`null` matches a JSON null)."
+    )
 
 
 class HttpProbe(Scheduled):
     """An HTTP(S) endpoint probe: an API edge or a web app."""
 
-    kind: Literal["http"] = "http"
-    enabled: bool = True
-    url: HttpUrl
-    method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: str | None = None
-    interval: Duration = 30.0
-    timeout: Duration = 10.0
+    kind: Literal["http"] = Field(
+        default="http", description="The probe kind: one HTTP(S) request per run."
+    )
+    enabled: bool = Field(default=True, description="Disabled probes are validated but not run.")
+    url: HttpUrl = Field(description="The endpoint to request.")
+    method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = Field(
+        default="GET", description="The request method."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Request headers (no line breaks in values)."
+    )
+    body: str | None = Field(default=None, description="Request body, for POST and PUT.")
+    interval: Duration = Field(default=30.0, description="How often the probe runs.")
+    timeout: Duration = Field(
+        default=10.0, description="Longest a run may take; at most the interval."
+    )
     valid_status_codes: list[Annotated[int, Field(ge=100, le=599)]] = Field(
         default_factory=list, description="Empty means any 2xx."
     )
-    fail_if_body_matches: list[str] = Field(default_factory=list)
-    fail_if_body_not_matches: list[str] = Field(default_factory=list)
-    json_path_equals: list[JsonPathCheck] = Field(default_factory=list)
-    follow_redirects: bool = True
-    max_redirects: int = Field(default=10, ge=0, le=50)
-    preferred_ip_protocol: Literal["any", "ip4", "ip6"] = "any"
-    ip_protocol_fallback: bool = True
-    max_body_bytes: int = Field(default=1 << 20, gt=0)
+    fail_if_body_matches: list[str] = Field(
+        default_factory=list, description="Regexes: the probe fails if the body matches any."
+    )
+    fail_if_body_not_matches: list[str] = Field(
+        default_factory=list, description="Regexes: the probe fails unless the body matches each."
+    )
+    json_path_equals: list[JsonPathCheck] = Field(
+        default_factory=list, description="Values the JSON body must hold; any other is a failure."
+    )
+    follow_redirects: bool = Field(
+        default=True, description="Follow 3xx answers (else a 3xx is the answer judged)."
+    )
+    max_redirects: int = Field(
+        default=10, ge=0, le=50, description="More redirects than this is a failure."
+    )
+    preferred_ip_protocol: Literal["any", "ip4", "ip6"] = Field(
+        default="any", description="The address family to connect over."
+    )
+    ip_protocol_fallback: bool = Field(
+        default=True,
+        description="Fall back to the other family when the preferred one has no address.",
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, gt=0, description="Read at most this much of the body."
+    )
     challenge_markers: list[str] = Field(
         default_factory=list,
         description="Regexes that mark a bot-protection page (besides `cf-mitigated: challenge`).",
     )
-    tls_insecure_skip_verify: bool = False
-    tls_ca_file: Path | None = None
+    tls_insecure_skip_verify: bool = Field(
+        default=False, description="Do not verify the certificate (its expiry is still read)."
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of CA certificates to verify against, instead of the system's.",
+    )
 
     @field_validator("headers")
     @classmethod
@@ -150,7 +182,7 @@ class HttpProbe(Scheduled):
 class ChatBudgetCaps(Model):
     """Daily caps on what chat probes spend; a cap left out is no cap. Days are UTC."""
 
-    requests_per_day: int | None = Field(default=None, ge=1)
+    requests_per_day: int | None = Field(default=None, ge=1, description="Chat requests a day.")
     tokens_per_day: int | None = Field(default=None, ge=1, description="Input plus output.")
     cost_per_day: float | None = Field(
         default=None, gt=0, description="In the currency of the probes' `price`."
@@ -160,15 +192,15 @@ class ChatBudgetCaps(Model):
 class ChatProbeBudget(ChatBudgetCaps):
     """A chat probe's own caps: on by default (a probe every 5 minutes is 288 a day)."""
 
-    requests_per_day: int | None = Field(default=500, ge=1)
+    requests_per_day: int | None = Field(default=500, ge=1, description="Chat requests a day.")
     tokens_per_day: int | None = Field(default=50_000, ge=1, description="Input plus output.")
 
 
 class ChatPrice(Model):
     """What the provider charges, per million tokens (for the estimated cost)."""
 
-    input_per_million_tokens: float = Field(ge=0)
-    output_per_million_tokens: float = Field(ge=0)
+    input_per_million_tokens: float = Field(ge=0, description="Price of a million input tokens.")
+    output_per_million_tokens: float = Field(ge=0, description="Price of a million output tokens.")
 
 
 # A systemd credential name: a file name inside $CREDENTIALS_DIRECTORY.
@@ -181,25 +213,48 @@ class ChatProbeBase(Scheduled):
     The key itself is never in the config: only where to read it at run time.
     """
 
-    enabled: bool = True
-    base_url: HttpUrl
-    model: str = Field(min_length=1)
-    prompt: str = Field(default="Reply with one word: ok", min_length=1)
-    max_tokens: int = Field(default=16, ge=1, le=4096)
-    interval: Duration = 300.0
-    timeout: Duration = 60.0
+    enabled: bool = Field(default=True, description="Disabled probes are validated but not run.")
+    base_url: HttpUrl = Field(description="The API's base address; any compatible endpoint.")
+    model: str = Field(min_length=1, description="The model to ask, e.g. the provider's smallest.")
+    prompt: str = Field(
+        default="Reply with one word: ok", min_length=1, description="The prompt sent each run."
+    )
+    max_tokens: int = Field(
+        default=16, ge=1, le=4096, description="Output tokens asked for at most."
+    )
+    interval: Duration = Field(
+        default=300.0, description="How often the probe runs (each run is a paid request)."
+    )
+    timeout: Duration = Field(
+        default=60.0, description="Longest a run may take; at most the interval."
+    )
     max_chunk_gap: Duration = Field(
         default=30.0, description="No data for longer than this: the stream has stalled."
     )
-    max_stream_bytes: int = Field(default=1 << 20, gt=0)
+    max_stream_bytes: int = Field(
+        default=1 << 20, gt=0, description="Read at most this much of the stream."
+    )
     auth: Literal["key", "none"] = Field(
         default="key",
         description="`none`: keyless edge check; the provider's own JSON 401/403 is success.",
     )
-    api_key_file: Path | None = None
-    api_key_credential: str | None = None
-    budget: ChatProbeBudget = ChatProbeBudget()
-    price: ChatPrice | None = None
+    api_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the API key (one of this or api_key_credential when auth is "
+        "key).",
+    )
+    api_key_credential: str | None = Field(
+        default=None,
+        description="The systemd credential holding the API key: the name given to "
+        "LoadCredential=, read from $CREDENTIALS_DIRECTORY.",
+    )
+    budget: ChatProbeBudget = Field(
+        default=ChatProbeBudget(),
+        description="This probe's daily caps; the probe pauses when one is spent.",
+    )
+    price: ChatPrice | None = Field(
+        default=None, description="The provider's prices, for the estimated cost and cost caps."
+    )
 
     @field_validator("api_key_credential")
     @classmethod
@@ -231,16 +286,27 @@ class ChatProbeBase(Scheduled):
 class AnthropicProbe(ChatProbeBase):
     """Anthropic Messages API, streamed."""
 
-    kind: Literal["anthropic"] = "anthropic"
-    base_url: HttpUrl = "https://api.anthropic.com/v1"
-    anthropic_version: str = "2023-06-01"
+    kind: Literal["anthropic"] = Field(
+        default="anthropic", description="The probe kind: Anthropic's streamed Messages API."
+    )
+    base_url: HttpUrl = Field(
+        default="https://api.anthropic.com/v1", description="The API's base address."
+    )
+    anthropic_version: str = Field(
+        default="2023-06-01", description="The anthropic-version header sent."
+    )
 
 
 class OpenAIProbe(ChatProbeBase):
     """OpenAI chat completions, streamed; any OpenAI-compatible endpoint by base_url."""
 
-    kind: Literal["openai"] = "openai"
-    base_url: HttpUrl = "https://api.openai.com/v1"
+    kind: Literal["openai"] = Field(
+        default="openai", description="The probe kind: OpenAI-style streamed chat completions."
+    )
+    base_url: HttpUrl = Field(
+        default="https://api.openai.com/v1",
+        description="The API's base address; any OpenAI-compatible endpoint.",
+    )
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
         default="max_tokens", description="Newer OpenAI models take max_completion_tokens."
     )
@@ -267,7 +333,7 @@ AppId = Annotated[str, BeforeValidator(_app_id)]
 class AppStoreApp(Model):
     """An app on the App Store, by its numeric id (names change, ids do not)."""
 
-    app_id: AppId
+    app_id: AppId = Field(description="The app's numeric App Store id (quote it or not).")
 
 
 # Chart names as exported in the `chart` label, and the legacy feed each one reads.
@@ -292,7 +358,7 @@ AppStoreChartName = Literal[
 class AppStoreChart(Model):
     """One chart, read from one feed flavour, in every configured country."""
 
-    chart: AppStoreChartName
+    chart: AppStoreChartName = Field(description="Which chart.")
     feed: Literal["v2", "legacy-json", "legacy-xml"] = Field(
         default="v2",
         description="v2: the RSS feed generator (top-free, top-paid only); "
@@ -339,19 +405,34 @@ CountryCode = Annotated[str, BeforeValidator(_country_code)]
 class AppStoreConfig(Scheduled):
     """App Store chart ranks: every country x chart is one feed, fetched once per interval."""
 
-    countries: list[CountryCode] = Field(default_factory=lambda: ["us"])
-    charts: list[AppStoreChart] = Field(default_factory=lambda: [AppStoreChart(chart="top-free")])
+    countries: list[CountryCode] = Field(
+        default_factory=lambda: ["us"], description="Storefronts, as two-letter country codes."
+    )
+    charts: list[AppStoreChart] = Field(
+        default_factory=lambda: [AppStoreChart(chart="top-free")],
+        description="The charts read in every country.",
+    )
     limit: int = Field(
         default=100, description="Chart depth to fetch: 1..100 (v2: 10, 25, 50 or 100)."
     )
-    interval: Duration = 900.0
-    timeout: Duration = 30.0
+    interval: Duration = Field(default=900.0, description="How often every feed is fetched.")
+    timeout: Duration = Field(
+        default=30.0, description="Longest a run may take; at most the interval."
+    )
     backoff_max: Duration = Field(
         default=21600.0, description="Longest pause after 403/429/5xx or a throttled feed."
     )
-    max_body_bytes: int = Field(default=8 << 20, gt=0)
-    v2_base_url: HttpUrl = "https://rss.marketingtools.apple.com/api/v2"
-    legacy_base_url: HttpUrl = "https://itunes.apple.com"
+    max_body_bytes: int = Field(
+        default=8 << 20, gt=0, description="Read at most this much of a feed."
+    )
+    v2_base_url: HttpUrl = Field(
+        default="https://rss.marketingtools.apple.com/api/v2",
+        description="Base address of the v2 feeds.",
+    )
+    legacy_base_url: HttpUrl = Field(
+        default="https://itunes.apple.com",
+        description="Base address of the legacy iTunes RSS feeds.",
+    )
     apps: dict[Name, AppStoreApp] = Field(
         default_factory=dict,
         description="Apps tracked without a service; the key is their `service` label.",
@@ -412,12 +493,18 @@ class AppStoreConfig(Scheduled):
 class StatusPageBase(Scheduled):
     """What every official status page source shares."""
 
-    enabled: bool = True
-    url: HttpUrl
-    interval: Duration = 60.0
-    timeout: Duration = 15.0
-    max_body_bytes: int = Field(default=4 << 20, gt=0)
-    max_redirects: int = Field(default=5, ge=0, le=20)
+    enabled: bool = Field(default=True, description="Disabled pages are validated but not read.")
+    url: HttpUrl = Field(description="The page's address.")
+    interval: Duration = Field(default=60.0, description="How often the page is read.")
+    timeout: Duration = Field(
+        default=15.0, description="Longest a run may take; at most the interval."
+    )
+    max_body_bytes: int = Field(
+        default=4 << 20, gt=0, description="Read at most this much of the JSON."
+    )
+    max_redirects: int = Field(
+        default=5, ge=0, le=20, description="More redirects than this is a failure."
+    )
     max_backoff: Duration = Field(
         default=900.0, description="Longest wait after repeated 429/5xx answers."
     )
@@ -458,13 +545,13 @@ class ComponentPage(StatusPageBase):
 class StatuspagePage(ComponentPage):
     """An Atlassian Statuspage v2 page, read from /api/v2/summary.json."""
 
-    kind: Literal["statuspage"]
+    kind: Literal["statuspage"] = Field(description="An Atlassian Statuspage v2 page.")
 
 
 class IncidentIoPage(ComponentPage):
     """An incident.io page, read through its Statuspage-compatible JSON."""
 
-    kind: Literal["incidentio"]
+    kind: Literal["incidentio"] = Field(description="An incident.io page.")
     native_fallback: bool = Field(
         default=True, description="Read /proxy/<host> when the compatible JSON fails."
     )
@@ -473,8 +560,12 @@ class IncidentIoPage(ComponentPage):
 class GooglePage(StatusPageBase):
     """A Google Cloud or Workspace dashboard's incidents.json, filtered by product."""
 
-    kind: Literal["google"]
-    max_body_bytes: int = Field(default=32 << 20, gt=0)  # the whole incident history
+    kind: Literal["google"] = Field(description="A Google Cloud or Workspace status dashboard.")
+    max_body_bytes: int = Field(
+        default=32 << 20,
+        gt=0,
+        description="Read at most this much of incidents.json (the whole history).",
+    )  # the whole incident history
     products: list[str] = Field(
         min_length=1,
         description="Product titles or service names, matched case-insensitively.",
@@ -502,14 +593,18 @@ class ServiceReports(Model):
     rate_limit: int = Field(
         default=5, ge=1, le=100_000, description="Reports per client address per period."
     )
-    rate_limit_period: Duration = 60.0
+    rate_limit_period: Duration = Field(default=60.0, description="The period of rate_limit.")
 
 
 class ServiceConfig(Model):
     """A watched chatbot service; everything we know about it hangs under it."""
 
-    display_name: str | None = None
-    probes: dict[Name, ProbeConfig] = Field(default_factory=dict)
+    display_name: str | None = Field(
+        default=None, description="Shown on pages; the key is used when absent."
+    )
+    probes: dict[Name, ProbeConfig] = Field(
+        default_factory=dict, description="Probes by name (the `probe` label), each of a kind."
+    )
     chat_budget: ChatBudgetCaps = Field(
         default=ChatBudgetCaps(), description="Caps over all of the service's chat probes."
     )
@@ -525,22 +620,33 @@ class ServiceConfig(Model):
     appstore: AppStoreApp | None = Field(
         default=None, description="The service's App Store app, for chart ranks."
     )
-    status_pages: dict[Name, StatusPageConfig] = Field(default_factory=dict)
-    reports: ServiceReports = ServiceReports()
+    status_pages: dict[Name, StatusPageConfig] = Field(
+        default_factory=dict, description="Official status pages by name, each of a kind."
+    )
+    reports: ServiceReports = Field(
+        default=ServiceReports(), description="How the service takes users' reports."
+    )
 
     def title(self, key: str) -> str:
         return self.display_name or key
 
 
 class SchedulerConfig(Model):
-    max_concurrency: int = Field(default=256, ge=1, le=100_000)
+    max_concurrency: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Source runs in flight at once, across all services.",
+    )
     jitter_ratio: float = Field(
         default=0.05,
         ge=0.0,
         le=0.5,
         description="Each run waits a random 0..ratio x interval, without drifting the grid.",
     )
-    shutdown_grace: Duration = 5.0
+    shutdown_grace: Duration = Field(
+        default=5.0, description="On SIGTERM, runs in flight get this long after being cancelled."
+    )
 
 
 class ShardConfig(Model):
@@ -550,8 +656,12 @@ class ShardConfig(Model):
     ``hashmod`` relabelling uses, so daemon-side and Prometheus-side shards agree.
     """
 
-    index: int = Field(default=0, ge=0)
-    count: int = Field(default=1, ge=1, le=1000)
+    index: int = Field(
+        default=0, ge=0, description="This instance's shard, 0..count-1 (or --shard.index)."
+    )
+    count: int = Field(
+        default=1, ge=1, le=1000, description="Instances splitting the probes (or --shard.count)."
+    )
     shard_all_sources: bool = Field(
         default=False,
         description="Also split status pages, App Store feeds and the like; by default "
@@ -571,13 +681,26 @@ DEFAULT_PROBLEMS = ("app", "website", "login", "api", "slow", "other")
 class ReportsConfig(Model):
     """Users' outage reports: intake limits, secrets, baseline and retention."""
 
-    problems: list[Name] = Field(default_factory=lambda: list(DEFAULT_PROBLEMS), min_length=1)
+    problems: list[Name] = Field(
+        default_factory=lambda: list(DEFAULT_PROBLEMS),
+        min_length=1,
+        description="Problems a report may name (the `problem` label).",
+    )
     window: Duration = Field(
         default=3600.0, description="One report per reporter per service per window counts."
     )
-    max_body_bytes: int = Field(default=64 * 1024, ge=256, le=1 << 20)
-    max_batch: int = Field(default=100, ge=1, le=10_000)
-    max_comment_chars: int = Field(default=500, ge=0, le=10_000)
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=256,
+        le=1 << 20,
+        description="Larger request bodies are refused (413).",
+    )
+    max_batch: int = Field(
+        default=100, ge=1, le=10_000, description="Reports in one request at most."
+    )
+    max_comment_chars: int = Field(
+        default=500, ge=0, le=10_000, description="Longer comments are refused."
+    )
     tokens_file: Path | None = Field(
         default=None, description="Bearer tokens for machine clients, one per line."
     )
@@ -588,9 +711,13 @@ class ReportsConfig(Model):
         default=None,
         description="Key for hashing reporter ids; without one a key is generated and stored.",
     )
-    hash_secret_credential: str | None = None
+    hash_secret_credential: str | None = Field(
+        default=None, description="Name of a systemd credential holding the reporter hash key."
+    )
     retention: Duration = Field(default=90 * 86400.0, description="Reports older are pruned.")
-    baseline_weeks: int = Field(default=4, ge=1, le=52)
+    baseline_weeks: int = Field(
+        default=4, ge=1, le=52, description="Weeks of history the usual level is taken from."
+    )
     baseline_min_weeks: int = Field(
         default=2, ge=1, le=52, description="Fewer weeks of history: use the recent level."
     )
@@ -628,7 +755,9 @@ class StorageConfig(Model):
         description="full: an acknowledged report survives power loss; "
         "normal: it survives a process crash only.",
     )
-    prune_interval: Duration = 3600.0
+    prune_interval: Duration = Field(
+        default=3600.0, description="How often reports past retention are deleted."
+    )
     state_save_interval: Duration = Field(
         default=30.0,
         description="How often detector, disruption, budget, incident and rank state is "
@@ -687,10 +816,19 @@ class DisruptionConfig(Model):
 
 
 class Config(Model):
-    scheduler: SchedulerConfig = SchedulerConfig()
-    shard: ShardConfig = ShardConfig()
-    services: dict[Name, ServiceConfig] = Field(default_factory=dict)
-    appstore: AppStoreConfig = AppStoreConfig()
+    scheduler: SchedulerConfig = Field(
+        default=SchedulerConfig(), description="How sources are run."
+    )
+    shard: ShardConfig = Field(
+        default=ShardConfig(),
+        description="This instance's share when several daemons split the probes.",
+    )
+    services: dict[Name, ServiceConfig] = Field(
+        default_factory=dict, description="Watched services by name (the `service` label)."
+    )
+    appstore: AppStoreConfig = Field(
+        default=AppStoreConfig(), description="App Store chart ranks: countries, charts, feeds."
+    )
 
     @model_validator(mode="after")
     def _appstore_apps_not_services(self) -> Config:
@@ -702,10 +840,16 @@ class Config(Model):
                 )
         return self
 
-    reports: ReportsConfig = ReportsConfig()
-    storage: StorageConfig = StorageConfig()
-    detection: DetectionSettings = DetectionSettings()
-    disruption: DisruptionConfig = DisruptionConfig()
+    reports: ReportsConfig = Field(default=ReportsConfig(), description="Users' outage reports.")
+    storage: StorageConfig = Field(default=StorageConfig(), description="The SQLite store.")
+    detection: DetectionSettings = Field(
+        default=DetectionSettings(),
+        description="Spike detector parameters (see docs/detection.md).",
+    )
+    disruption: DisruptionConfig = Field(
+        default=DisruptionConfig(),
+        description="Thresholds that judge each service's disruption state.",
+    )
 
 
 class ConfigError(Exception):

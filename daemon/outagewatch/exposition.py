@@ -7,10 +7,12 @@ are rendered here straight from ``State``, each target's lines kept until its
 run count moves; the few process-wide families still come from the registry
 (``GlobalStateCollector`` is ``StateCollector`` less those two sections).
 
-The page is Prometheus text format 0.0.4 whatever the Accept header asks:
-Prometheus reads it, and OpenMetrics would add nothing these metrics use.
-Rendering yields to the event loop every few hundred targets, so a scrape does
-not hold up scheduled runs.
+The page is Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when the
+scraper's Accept header prefers it (Prometheus does by default). The two differ
+only in the metadata (a counter family is named without ``_total``) and the
+closing ``# EOF``, so the per-target lines are cached once for both; only the
+headers come in two versions. Rendering yields to the event loop every few
+hundred targets, so a scrape does not hold up scheduled runs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as _generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
 from outagewatch.metrics import (
@@ -33,6 +36,11 @@ from outagewatch.metrics import (
 from outagewatch.observations import PHASES
 from outagewatch.pipeline import ProbeState, SourceRunState, State
 
+# What the page is, named here rather than taken from the library, whose "latest"
+# constants move with its releases while these bytes do not.
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
 # Targets rendered between two yields to the event loop (a few milliseconds).
 _TARGETS_PER_SLICE = 500
 
@@ -40,6 +48,7 @@ Entry = TypeVar("Entry", ProbeState, SourceRunState)
 Chunks = tuple[bytes, ...]
 # Go's float formatting, as generate_latest writes values (typed here: the library's is not).
 _fmt: Callable[[float], str] = floatToGoString
+generate_openmetrics: Callable[[CollectorRegistry], bytes] = _generate_openmetrics
 
 
 class GlobalStateCollector(StateCollector):
@@ -56,10 +65,35 @@ def _label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _header(name: str) -> bytes:
+def _header(name: str, openmetrics: bool) -> bytes:
     spec = CATALOGUE[name]
     text = spec.help.replace("\\", r"\\").replace("\n", r"\n")
+    if openmetrics:
+        # OpenMetrics names a counter family without its samples' _total suffix.
+        text = text.replace('"', r"\"")
+        if spec.type == "counter":
+            name = name.removesuffix("_total")
     return f"# HELP {name} {text}\n# TYPE {name} {spec.type}\n".encode()
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an Accept header ranks OpenMetrics text above the 0.0.4 text format."""
+    best = {"openmetrics": 0.0, "text": 0.0}
+    for media_range in accept.split(","):
+        media_type, *params = (part.strip() for part in media_range.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media_type == "application/openmetrics-text":
+            best["openmetrics"] = max(best["openmetrics"], q)
+        elif media_type in ("text/plain", "text/*", "*/*"):
+            best["text"] = max(best["text"], q)
+    return best["openmetrics"] > 0 and best["openmetrics"] >= best["text"]
 
 
 def _number(value: float) -> str:
@@ -169,17 +203,18 @@ class _TargetCache:
     """Rendered chunks per target, valid while the target's run count stays the same."""
 
     def __init__(self, families: tuple[str, ...]) -> None:
-        self.headers = [_header(name) for name in families]
+        self.headers = {om: [_header(name, om) for name in families] for om in (False, True)}
         self._entries: dict[Any, _Cached] = {}
 
     async def render(
         self,
         items: Iterable[tuple[Any, Entry]],
         new_lines: Callable[[Any, Entry], _ProbeLines | _RunLines],
+        openmetrics: bool = False,
     ) -> list[bytes]:
         """One block per family: its header then every target's lines."""
         fresh: dict[Any, _Cached] = {}
-        columns: list[list[bytes]] = [[header] for header in self.headers]
+        columns: list[list[bytes]] = [[header] for header in self.headers[openmetrics]]
         for count, (key, entry) in enumerate(items, 1):
             cached = self._entries.get(key)
             if cached is None or cached.entry is not entry:
@@ -211,23 +246,29 @@ class MetricsPage:
         self._probes = _TargetCache(PROBE_FAMILIES)
         self._runs = _TargetCache(RUN_FAMILIES)
 
-    async def render(self) -> bytes:
-        """The whole page in text format 0.0.4."""
+    async def render(self, openmetrics: bool = False) -> bytes:
+        """The whole page in text format 0.0.4, or in OpenMetrics 1.0.0."""
         state = self._state
         # Snapshots: runs finishing while a scrape yields must not resize what it walks.
         probes = await self._probes.render(
             list(state.probes.items()),
             lambda key, probe: _ProbeLines(key[0], key[1]),
+            openmetrics,
         )
         runs = await self._runs.render(
-            list(state.runs.items()), lambda key, run: _RunLines(key, run.kind)
+            list(state.runs.items()), lambda key, run: _RunLines(key, run.kind), openmetrics
         )
-        return b"".join([generate_latest(self._registry), *probes, *runs])  # one copy
+        if not openmetrics:
+            return b"".join([generate_latest(self._registry), *probes, *runs])  # one copy
+        rest = generate_openmetrics(self._registry).removesuffix(b"# EOF\n")
+        return b"".join([rest, *probes, *runs, b"# EOF\n"])
 
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler; gzip when the scraper accepts it (compressed off the loop)."""
+        openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
+        content_type = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
         response = web.Response(
-            body=await self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            body=await self.render(openmetrics), headers={"Content-Type": content_type}
         )
         response.enable_compression()
         return response

@@ -37,7 +37,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         ("export", "write stored reports as CSV to stdout"),
     ):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument("--config.file", dest="config_file", required=True, metavar="FILE")
+        action.add_argument(
+            "--config.file",
+            dest="config_file",
+            required=True,
+            metavar="FILE",
+            help="the daemon's config (services, problems and the store)",
+        )
         action.add_argument(
             "--storage.path",
             dest="storage_path",
@@ -46,7 +52,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             help="the database (default: storage.path from the config)",
         )
         if name == "import":
-            action.add_argument("file", metavar="FILE.csv")
+            action.add_argument(
+                "file", metavar="FILE.csv", help="rows of timestamp,service,problem[,country]"
+            )
         else:
             action.add_argument(
                 "--since", default=None, help="only reports at or after this ISO 8601 time"
