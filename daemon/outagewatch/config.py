@@ -350,6 +350,11 @@ class AppStoreConfig(Scheduled):
         default=21600.0, description="Longest pause after 403/429/5xx or a throttled feed."
     )
     max_body_bytes: int = Field(default=8 << 20, gt=0)
+    redirect_to_other_hosts: bool = Field(
+        default=False,
+        description="Follow redirects to a host other than the feed's; off: such a "
+        "redirect fails the run with reason redirect.",
+    )
     v2_base_url: HttpUrl = "https://rss.marketingtools.apple.com/api/v2"
     legacy_base_url: HttpUrl = "https://itunes.apple.com"
     apps: dict[Name, AppStoreApp] = Field(
@@ -418,6 +423,11 @@ class StatusPageBase(Scheduled):
     timeout: Duration = 15.0
     max_body_bytes: int = Field(default=4 << 20, gt=0)
     max_redirects: int = Field(default=5, ge=0, le=20)
+    redirect_to_other_hosts: bool = Field(
+        default=False,
+        description="Follow redirects to a host other than the page's; off: such a "
+        "redirect fails the run with reason redirect.",
+    )
     max_backoff: Duration = Field(
         default=900.0, description="Longest wait after repeated 429/5xx answers."
     )

@@ -14,7 +14,6 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +23,8 @@ from outagewatch.config import ComponentPage, GooglePage, IncidentIoPage, Status
 from outagewatch.observations import StatusSnapshot, status_source_key
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import classify_client_error
+from outagewatch.sources.redirects import get_following_redirects
+from outagewatch.sources.retry_after import retry_after_seconds
 from outagewatch.sources.status_formats import (
     PageReading,
     parse_google,
@@ -45,6 +46,7 @@ FAILURE_REASONS = (
     "html",  # an HTML page where JSON was expected (often a 200 error page)
     "invalid_json",
     "bad_format",  # JSON, but not the page format
+    "redirect",  # a redirect to another host (not allowed), or too many
 )
 _CHUNK = 64 * 1024
 _SUMMARY_PATH = "/api/v2/summary.json"
@@ -66,19 +68,6 @@ class _Cached:
     etag: str | None
     last_modified: str | None
     reading: PageReading
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
 
 
 def _looks_like_html(content_type: str, body: bytes) -> bool:
@@ -135,6 +124,13 @@ class StatusPageSource:
             if selector not in self._warned_missing:
                 self._warned_missing.add(selector)
                 ctx.log.warning("status_component_not_on_page", component=selector)
+        if reading.open_incidents_dropped:
+            # One line per fetch, never one per incident.
+            ctx.log.warning(
+                "status_open_incidents_capped",
+                kept=sum(1 for i in reading.incidents if i.open),
+                dropped=reading.open_incidents_dropped,
+            )
         return [
             StatusSnapshot(
                 service=self.service,
@@ -145,6 +141,8 @@ class StatusPageSource:
                 components=dict(reading.components),
                 incidents=reading.incidents,
                 maintenance_active=reading.maintenance_active,
+                component_names=dict(reading.component_names),
+                open_incidents_dropped=reading.open_incidents_dropped,
             )
         ]
 
@@ -168,8 +166,8 @@ class StatusPageSource:
         if cached is not None and cached.last_modified:
             headers["If-Modified-Since"] = cached.last_modified
         try:
-            async with ctx.http.session().get(
-                url, headers=headers, allow_redirects=True, max_redirects=cfg.max_redirects
+            async with get_following_redirects(
+                ctx.http.session(), url, headers, cfg.max_redirects, cfg.redirect_to_other_hosts
             ) as response:
                 body = await self._body(response)
                 status, answer_headers = response.status, response.headers
@@ -214,8 +212,10 @@ class StatusPageSource:
         """Decode and parse off the event loop: Google's history runs to megabytes."""
         try:
             document = json.loads(body)
-        except ValueError as exc:
-            raise SourceError("invalid_json", f"{exc} ({len(body)} bytes)") from None
+        except RecursionError:
+            raise SourceError("invalid_json", f"nested too deep ({len(body)} bytes)") from None
+        except ValueError as exc:  # also a number past Python's 4300-digit limit
+            raise SourceError("invalid_json", f"{str(exc)[:200]} ({len(body)} bytes)") from None
         try:
             return parser(document)
         except ValueError as exc:
