@@ -35,6 +35,7 @@ from outagewatch.config import (
     Config,
 )
 from outagewatch.observations import CHART_FEED_KIND, ChartSnapshot, chart_feed_key
+from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import classify_client_error
 from outagewatch.sources.redirects import get_following_redirects
@@ -125,16 +126,16 @@ def _load_json(body: bytes) -> Any:
     if not body.strip():
         raise FeedError("invalid", "empty body")
     try:
-        return json.loads(body)
+        return bounded_json.loads(body, bounded_json.FAST_VALUES)
+    except bounded_json.JsonTooLarge as exc:
+        raise FeedError("too_large", str(exc)) from None
     except UnicodeDecodeError as exc:
         raise FeedError("invalid", f"not UTF-8: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         text = body.decode("utf-8", errors="replace")
         reason = "truncated" if _unclosed_json(text) else "invalid"
         raise FeedError(reason, f"JSON: {exc.msg} at offset {exc.pos}") from None
-    except RecursionError:
-        raise FeedError("invalid", "JSON nested too deep") from None
-    except ValueError as exc:  # a number past Python's 4300-digit limit
+    except ValueError as exc:  # nested too deep, or a number past 4300 digits
         raise FeedError("invalid", f"JSON: {str(exc)[:120]}") from None
 
 
@@ -406,9 +407,7 @@ class ChartFeedSource:
             raise SourceError("html", "an HTML page, not a feed (HTTP 200)")
         try:
             # Off the event loop: a body may be megabytes of JSON or XML.
-            entries = await asyncio.to_thread(
-                PARSERS[self.config.flavour], body, self.config.limit
-            )
+            entries = await asyncio.to_thread(PARSERS[self.config.flavour], body, self.config.limit)
         except FeedError as exc:
             if exc.reason == "throttled":
                 self._back_off(now, None)

@@ -9,7 +9,6 @@ reads nothing usable raises ``SourceError`` with one reason (see
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ import aiohttp
 
 from outagewatch.config import ComponentPage, GooglePage, IncidentIoPage, StatusPageConfig
 from outagewatch.observations import StatusSnapshot, status_source_key
+from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import classify_client_error
 from outagewatch.sources.redirects import get_following_redirects
@@ -57,6 +57,10 @@ _CHALLENGE_MARKERS = re.compile(
 # Failures the native incident.io summary may get around; an overloaded or
 # protected host would answer the second URL the same way.
 _FALLBACK_REASONS = {"http_status", "html", "invalid_json", "bad_format"}
+
+# JSON values decoded per body (see bounded_json): a Statuspage or incident.io
+# summary has a few thousand; Google's whole incident history some hundred thousand.
+_GOOGLE_MAX_JSON_VALUES = 2_000_000
 
 Parser = Callable[[Any], PageReading]
 
@@ -190,7 +194,8 @@ class StatusPageSource:
             raise SourceError("http_status", f"HTTP {status}")
         if _looks_like_html(content_type, body):
             raise SourceError("html", f"an HTML page instead of JSON (HTTP {status})")
-        reading = await asyncio.to_thread(self._parse, body, parser)
+        max_values = _GOOGLE_MAX_JSON_VALUES if self.kind == "google" else bounded_json.FAST_VALUES
+        reading = await asyncio.to_thread(self._parse, body, parser, max_values)
         self._cache[url] = _Cached(
             answer_headers.get("ETag"), answer_headers.get("Last-Modified"), reading
         )
@@ -208,13 +213,13 @@ class StatusPageSource:
         return bytes(body)
 
     @staticmethod
-    def _parse(body: bytes, parser: Parser) -> PageReading:
+    def _parse(body: bytes, parser: Parser, max_values: int) -> PageReading:
         """Decode and parse off the event loop: Google's history runs to megabytes."""
         try:
-            document = json.loads(body)
-        except RecursionError:
-            raise SourceError("invalid_json", f"nested too deep ({len(body)} bytes)") from None
-        except ValueError as exc:  # also a number past Python's 4300-digit limit
+            document = bounded_json.loads(body, max_values)
+        except bounded_json.JsonTooLarge as exc:
+            raise SourceError("too_large", f"{exc} ({len(body)} bytes)") from None
+        except ValueError as exc:  # also too deep, or a number past 4300 digits
             raise SourceError("invalid_json", f"{str(exc)[:200]} ({len(body)} bytes)") from None
         try:
             return parser(document)
