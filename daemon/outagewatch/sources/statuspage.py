@@ -59,8 +59,9 @@ _CHALLENGE_MARKERS = re.compile(
 _FALLBACK_REASONS = {"http_status", "html", "invalid_json", "bad_format"}
 
 # JSON values decoded per body (see bounded_json): a Statuspage or incident.io
-# summary has a few thousand; Google's whole incident history some hundred thousand.
-_GOOGLE_MAX_JSON_VALUES = 2_000_000
+# summary has a few thousand, Google's whole incident history some hundred thousand.
+# Past 200,000 the decoding yields to the loop; past these it is refused.
+_MAX_JSON_VALUES = {"statuspage": 1_000_000, "incidentio": 1_000_000, "google": 2_000_000}
 
 Parser = Callable[[Any], PageReading]
 
@@ -194,7 +195,7 @@ class StatusPageSource:
             raise SourceError("http_status", f"HTTP {status}")
         if _looks_like_html(content_type, body):
             raise SourceError("html", f"an HTML page instead of JSON (HTTP {status})")
-        max_values = _GOOGLE_MAX_JSON_VALUES if self.kind == "google" else bounded_json.FAST_VALUES
+        max_values = _MAX_JSON_VALUES[self.kind]
         reading = await asyncio.to_thread(self._parse, body, parser, max_values)
         self._cache[url] = _Cached(
             answer_headers.get("ETag"), answer_headers.get("Last-Modified"), reading
