@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import json
 import random
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
 import structlog
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -101,8 +103,6 @@ async def other_server() -> AsyncIterator[StatusServer]:
 
 @pytest.fixture
 async def feeds() -> AsyncIterator[FeedServer]:
-    from aiohttp import web
-
     srv = FeedServer()
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", srv.handle)
@@ -248,6 +248,36 @@ async def test_thirteen_thousand_open_incidents_are_capped_and_logged_once(
     assert len(page) < 100_000  # it was 2.5 MB
 
 
+async def longest_loop_gap(work: Callable[[], Awaitable[Any]]) -> float:
+    """The longest the event loop went without running a 5 ms ticker while ``work`` ran."""
+    gaps = [0.0]
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last - 0.005)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await work()
+    finally:
+        done.set()
+        await ticking
+    return max(gaps)
+
+
+def held_for(work: Callable[[], Any]) -> float:
+    """How long ``work`` holds the thread that runs it (on the loop: the loop)."""
+    gc.collect()
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
 # --- row 11: an 8 MB nested XML App Store feed
 
 
@@ -291,33 +321,23 @@ async def test_an_eight_megabyte_feed_is_parsed_off_the_event_loop(
     feeds: FeedServer, ctx: RunContext
 ) -> None:
     body = padded_xml(8_000_000)
-    started = time.perf_counter()
-    assert len(parse_legacy_xml(body)) == 100
-    parse_time = time.perf_counter() - started
-    assert parse_time > 0.2  # else this test could not tell on-loop from off-loop
     feeds.serve(LEGACY_XML_US, FeedReply(body, content_type="application/xml"))
     source = chart_source(feeds, chart={"feed": "legacy-xml"})
-    gaps = [0.0]
-    fetched = asyncio.Event()
-
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while not fetched.is_set():
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            gaps.append(now - last - 0.005)
-            last = now
-
-    ticking = asyncio.create_task(ticker())
-    try:
-        [snapshot] = await source.collect(ctx)
-    finally:
-        fetched.set()
-        await ticking
-    assert snapshot.depth == 100
     # On the loop the longest gap would be the whole parse; off it, a few GIL
-    # switch intervals. Relative, so a loaded machine slows both sides.
-    assert max(gaps) < max(0.05, parse_time / 4)
+    # switch intervals. Relative, and the best of three, so a loaded machine
+    # (which slows both sides) does not decide it.
+    trials = []
+    for _ in range(3):
+        parse_time = held_for(lambda: parse_legacy_xml(body))
+        assert parse_time > 0.2  # else this could not tell on-loop from off-loop
+        gc.collect()
+        gap = await longest_loop_gap(lambda: source.collect(ctx))
+        trials.append((gap, parse_time))
+        if gap < max(0.05, parse_time / 4):
+            break
+    else:
+        pytest.fail(f"(longest loop gap, parse time) of each trial: {trials}")
+    assert source._last is not None and source._last.depth == 100
 
 
 async def test_json_bodies_with_too_many_values_are_too_large_before_parsing(
@@ -333,31 +353,31 @@ async def test_json_bodies_with_too_many_values_are_too_large_before_parsing(
 
 async def test_a_large_google_history_is_decoded_with_the_loop_running() -> None:
     history = fixture_json("gcp-incidents-2026-07.json")
-    body = json.dumps(history * 1500).encode()  # ~2.7 MB, past the fast path's values
+    body = json.dumps(history * 750).encode()  # ~3.6 MB, past the fast path's values
     assert bounded_json.value_bound(body) > bounded_json.FAST_VALUES
-    gaps = [0.0]
-    done = asyncio.Event()
+    readings: list[PageReading] = []
 
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            gaps.append(now - last - 0.005)
-            last = now
-
-    ticking = asyncio.create_task(ticker())
-    started = time.perf_counter()
-    try:
-        reading = await asyncio.to_thread(
-            StatusPageSource._parse, body, lambda doc: parse_google(doc, ["Media CDN"]), 2_000_000
+    async def read() -> None:
+        readings.append(
+            await asyncio.to_thread(
+                StatusPageSource._parse,
+                body,
+                lambda doc: parse_google(doc, ["Media CDN"]),
+                2_000_000,
+            )
         )
-    finally:
-        elapsed = time.perf_counter() - started
-        done.set()
-        await ticking
-    assert reading.components == {"Media CDN": "operational"}
-    assert max(gaps) < max(0.05, elapsed / 3)
+
+    trials = []
+    for _ in range(3):
+        held = held_for(lambda: json.loads(body))  # what json.loads holds, thread or not
+        gc.collect()
+        gap = await longest_loop_gap(read)
+        trials.append((gap, held))
+        if gap < max(0.05, held * 0.6):
+            break
+    else:
+        pytest.fail(f"(longest loop gap, json.loads time) of each trial: {trials}")
+    assert readings[0].components == {"Media CDN": "operational"}
 
 
 # --- row 12: deep JSON, huge numbers, odd Retry-After, wrong field types
