@@ -28,7 +28,9 @@ from structlog.testing import capture_logs
 
 from outagewatch.clock import FakeClock
 from outagewatch.config import StatuspagePage, parse_config
+from outagewatch.incidents import IncidentLog
 from outagewatch.metrics import StateCollector
+from outagewatch.observations import StatusIncident, StatusSnapshot
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sources import bounded_json
@@ -246,6 +248,30 @@ async def test_thirteen_thousand_open_incidents_are_capped_and_logged_once(
     )
     page = render_status_page(status_document(config, harness.pipeline.state, 0.0), 0.0, 60)
     assert len(page) < 100_000  # it was 2.5 MB
+
+
+def capped_snapshot(time_: float, ids: Sequence[str], dropped: int) -> StatusSnapshot:
+    incidents = tuple(StatusIncident(i, i, "minor", time_, time_) for i in ids)
+    return StatusSnapshot(
+        "claude", "main", "statuspage", time_, "minor", {}, incidents, False, {}, dropped
+    )
+
+
+def test_an_incident_pushed_past_the_cap_is_not_resolved_and_the_log_stays_bounded() -> None:
+    log = IncidentLog(limit=100)
+    log.observe(capped_snapshot(1.0, ["a", "b"], dropped=7))
+    # "a" left the kept set of a capped reading: it may still be open on the page.
+    opened, resolved = log.observe(capped_snapshot(2.0, ["b", "c"], dropped=8))
+    assert ([r.id for r in opened], resolved) == (["c"], [])
+    # A complete reading settles it.
+    _, resolved = log.observe(capped_snapshot(3.0, ["c"], dropped=0))
+    assert sorted(r.id for r in resolved) == ["a", "b"]
+    # A capped page rotating its ids leaves records open; the log keeps its limit.
+    for fetch in range(10):
+        ids = [f"r{fetch}-{n}" for n in range(MAX_OPEN_INCIDENTS)]
+        log.observe(capped_snapshot(10.0 + fetch, ids, dropped=1000))
+    assert len(log) == 100
+    assert {r.id for r in log.records()} == {f"r{f}-{n}" for f in (8, 9) for n in range(50)}
 
 
 async def longest_loop_gap(work: Callable[[], Awaitable[Any]]) -> float:
