@@ -425,6 +425,11 @@ class AppStoreConfig(Scheduled):
     max_body_bytes: int = Field(
         default=8 << 20, gt=0, description="Read at most this much of a feed."
     )
+    redirect_to_other_hosts: bool = Field(
+        default=False,
+        description="Follow redirects to a host other than the feed's; off: such a "
+        "redirect fails the run with reason redirect.",
+    )
     v2_base_url: HttpUrl = Field(
         default="https://rss.marketingtools.apple.com/api/v2",
         description="Base address of the v2 feeds.",
@@ -504,6 +509,11 @@ class StatusPageBase(Scheduled):
     )
     max_redirects: int = Field(
         default=5, ge=0, le=20, description="More redirects than this is a failure."
+    )
+    redirect_to_other_hosts: bool = Field(
+        default=False,
+        description="Follow redirects to a host other than the page's; off: such a "
+        "redirect fails the run with reason redirect.",
     )
     max_backoff: Duration = Field(
         default=900.0, description="Longest wait after repeated 429/5xx answers."

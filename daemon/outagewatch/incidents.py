@@ -36,7 +36,7 @@ _TIMES = ("start", "created", "resolved")
 
 
 class IncidentLog:
-    """Incidents by (service, page, id); the oldest resolved ones go past ``limit``."""
+    """Incidents by (service, page, id), at most ``limit``: the oldest resolved go first."""
 
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit
@@ -59,7 +59,8 @@ class IncidentLog:
 
         An incident is resolved when the page marks it so (at the page's resolve
         time when it gives one) or when it leaves the page's open set (at the
-        snapshot's time). The impact kept is the worst seen.
+        snapshot's time), unless the reading dropped open incidents past its cap:
+        then leaving the kept set says nothing. The impact kept is the worst seen.
         """
         opened: list[IncidentRecord] = []
         resolved: list[IncidentRecord] = []
@@ -90,9 +91,11 @@ class IncidentLog:
             elif record is not None and record.resolved is None:
                 record.resolved = incident.resolved or snapshot.time
                 resolved.append(record)
+        complete = snapshot.open_incidents_dropped == 0
         for record in self._records.values():
             if (
-                record.service == snapshot.service
+                complete
+                and record.service == snapshot.service
                 and record.page == snapshot.page
                 and record.resolved is None
                 and record.id not in open_ids
@@ -103,14 +106,13 @@ class IncidentLog:
         return opened, resolved
 
     def _trim(self) -> None:
+        """Past ``limit``, drop the oldest resolved records, then the oldest open ones
+        (a page listing more open incidents than its cap keeps can leave many open)."""
         excess = len(self._records) - self.limit
         if excess <= 0:
             return
-        done = sorted(
-            (r for r in self._records.values() if r.resolved is not None),
-            key=lambda r: r.first_seen,
-        )
-        for record in done[:excess]:
+        oldest = sorted(self._records.values(), key=lambda r: (r.resolved is None, r.first_seen))
+        for record in oldest[:excess]:
             del self._records[(record.service, record.page, record.id)]
 
     def snapshot(self) -> list[dict[str, Any]]:

@@ -189,6 +189,19 @@ CATALOGUE: dict[str, MetricSpec] = {
             ("service", "component", "status"),
         ),
         MetricSpec(
+            "outagewatch_status_component_info",
+            "gauge",
+            "The page's current name of each configured component (replaced on a rename).",
+            ("service", "component", "name"),
+        ),
+        MetricSpec(
+            "outagewatch_status_open_incidents_dropped",
+            "gauge",
+            "Open official incidents the pages listed beyond the cap kept per page "
+            "(50, the most severe then most recent): not counted elsewhere.",
+            ("service",),
+        ),
+        MetricSpec(
             "outagewatch_status_level",
             "gauge",
             "Official level: 0 none, 1 minor, 2 major, 3 critical; the worst of the page "
@@ -588,6 +601,8 @@ class StateCollector(Collector):
         """Per service, over its pages' last good readings (see docs/status-pages.md)."""
         fams = Families(
             "outagewatch_status_component",
+            "outagewatch_status_component_info",
+            "outagewatch_status_open_incidents_dropped",
             "outagewatch_status_level",
             "outagewatch_status_open_incidents",
             "outagewatch_status_incident_start_timestamp_seconds",
@@ -600,9 +615,12 @@ class StateCollector(Collector):
                 page.last for (svc, _), page in sorted(state.status_pages.items()) if svc == service
             ]
             components: dict[str, list[str]] = {}
+            names: dict[str, str] = {}
             for reading in readings:
                 for component, status in reading.components.items():
                     components.setdefault(component, []).append(status)
+                for component, name in reading.component_names.items():
+                    names.setdefault(component, name)
             for component, statuses in components.items():
                 current = worst_status(statuses)
                 for status in COMPONENT_STATUSES:
@@ -611,6 +629,17 @@ class StateCollector(Collector):
                         [service, component, status],
                         int(status == current),
                     )
+                if component in names:
+                    fams.add(
+                        "outagewatch_status_component_info",
+                        [service, component, names[component]],
+                        1,
+                    )
+            fams.add(
+                "outagewatch_status_open_incidents_dropped",
+                [service],
+                sum(r.open_incidents_dropped for r in readings),
+            )
             fams.add("outagewatch_status_level", [service], max(r.level for r in readings))
             open_incidents = [i for r in readings for i in r.open_incidents]
             for impact in IMPACT_LEVELS:

@@ -185,9 +185,11 @@ class StatusIncident:
 class StatusSnapshot:
     """One reading of one official status page of a service.
 
-    ``components`` maps the configured components (by their name on the page)
-    to one of COMPONENT_STATUSES. ``incidents`` holds the open incidents and any
-    the page lists as resolved.
+    ``components`` maps the configured components (by their selector in the
+    config, which a rename on the page does not change) to one of
+    COMPONENT_STATUSES; ``component_names`` gives their names on the page now.
+    ``incidents`` holds the open incidents and any the page lists as resolved,
+    capped; ``open_incidents_dropped`` counts the open ones beyond the cap.
     """
 
     service: str
@@ -198,6 +200,8 @@ class StatusSnapshot:
     components: dict[str, str]
     incidents: tuple[StatusIncident, ...]
     maintenance_active: bool
+    component_names: dict[str, str] = field(default_factory=dict)
+    open_incidents_dropped: int = 0
 
     @property
     def open_incidents(self) -> tuple[StatusIncident, ...]:

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Time to first token: a healthy chatbot answers in well under a few seconds.
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+# Incident changes in one fetch logged one by one; more make one line with counts.
+_INCIDENT_LINES_PER_FETCH = 5
 # Scheduler lateness: a healthy event loop starts runs within a few milliseconds.
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -237,15 +239,28 @@ class Pipeline:
         key = (snapshot.service, snapshot.page)
         self.state.status_pages[key] = StatusPageState(snapshot.kind, snapshot)
         opened, resolved = self.state.incidents.observe(snapshot)
-        for record in opened:
+        # A line per incident for the usual one or two; past that, one line per
+        # fetch with counts, so a page listing thousands cannot flood the log.
+        per_incident = len(opened) + len(resolved) <= _INCIDENT_LINES_PER_FETCH
+        if not per_incident:
             self.log.warning(
-                "status_incident_opened",
-                service=record.service,
-                page=record.page,
-                incident=record.id,
-                impact=record.impact,
-                title=record.name,
+                "status_incidents_changed",
+                service=snapshot.service,
+                page=snapshot.page,
+                opened=len(opened),
+                resolved=len(resolved),
+                open_dropped=snapshot.open_incidents_dropped,
             )
+        for record in opened:
+            if per_incident:
+                self.log.warning(
+                    "status_incident_opened",
+                    service=record.service,
+                    page=record.page,
+                    incident=record.id,
+                    impact=record.impact,
+                    title=record.name,
+                )
             self.state.history.event(
                 snapshot.time,
                 record.service,
@@ -253,12 +268,13 @@ class Pipeline:
                 f"official page: {record.impact} incident opened: {record.name}",
             )
         for record in resolved:
-            self.log.info(
-                "status_incident_resolved",
-                service=record.service,
-                page=record.page,
-                incident=record.id,
-            )
+            if per_incident:
+                self.log.info(
+                    "status_incident_resolved",
+                    service=record.service,
+                    page=record.page,
+                    incident=record.id,
+                )
             self.state.history.event(
                 snapshot.time,
                 record.service,

@@ -40,9 +40,14 @@ def snapshot(reading: PageReading) -> StatusSnapshot:
 
 def test_real_summary_reads_chosen_components_by_id_and_name() -> None:
     reading = parse_statuspage(summary_fixture(), ["2htqrtyxmmtr", "baghdad, iraq - (bgw)"])
+    # Keyed by the configured selector; the page's current name rides along.
     assert reading.components == {
-        "Arica, Chile - (ARI)": "partial_outage",
-        "Baghdad, Iraq - (BGW)": "under_maintenance",
+        "2htqrtyxmmtr": "partial_outage",
+        "baghdad, iraq - (bgw)": "under_maintenance",
+    }
+    assert reading.component_names == {
+        "2htqrtyxmmtr": "Arica, Chile - (ARI)",
+        "baghdad, iraq - (bgw)": "Baghdad, Iraq - (BGW)",
     }
     assert reading.indicator == "minor"
     assert reading.incidents == ()
@@ -96,8 +101,8 @@ def test_maintenance_in_progress_is_apart_from_the_level() -> None:
 def test_incidentio_compatible_summary_without_incidents(incidents: object) -> None:
     reading = parse_statuspage(incidentio_summary(incidents), ["chat completions", "LOGIN"])
     assert reading.components == {
-        "Chat Completions": "operational",
-        "Login": "degraded_performance",
+        "chat completions": "operational",
+        "LOGIN": "degraded_performance",
     }
     assert reading.incidents == ()
     assert reading.maintenance_active is False

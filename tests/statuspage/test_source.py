@@ -10,7 +10,8 @@ from aiohttp import web
 
 from outagewatch.config import GooglePage, IncidentIoPage, StatuspagePage
 from outagewatch.sources.base import RunContext, SourceError
-from outagewatch.sources.statuspage import StatusPageSource, retry_after_seconds
+from outagewatch.sources.retry_after import retry_after_seconds
+from outagewatch.sources.statuspage import StatusPageSource
 from tests.statuspage.conftest import (
     FIXTURES,
     Reply,
@@ -44,7 +45,8 @@ async def test_real_summary_capture_becomes_a_snapshot(
     )
     config = StatuspagePage(kind="statuspage", url=server.url(), components=["2htqrtyxmmtr"])
     [snap] = await StatusPageSource("cloudflare", "main", config).collect(ctx)
-    assert snap.components == {"Arica, Chile - (ARI)": "partial_outage"}
+    assert snap.components == {"2htqrtyxmmtr": "partial_outage"}
+    assert snap.component_names == {"2htqrtyxmmtr": "Arica, Chile - (ARI)"}
     assert (snap.service, snap.page, snap.kind, snap.time) == (
         "cloudflare",
         "main",
@@ -106,8 +108,9 @@ async def test_old_anthropic_host_redirects_to_the_new_one(
     new = second_server.url(host="status.claude.com")
     server.replies[SUMMARY] = Reply(b"", 301, {"Location": new + SUMMARY})
     second_server.replies[SUMMARY] = Reply(claude_summary(status="major_outage"))
-    [snap] = await statuspage(server.url(host="status.anthropic.com")).collect(ctx)
-    assert snap.components["claude.ai"] == "major_outage"
+    source = statuspage(server.url(host="status.anthropic.com"), redirect_to_other_hosts=True)
+    [snap] = await source.collect(ctx)
+    assert snap.components["rwppv331jlwc"] == "major_outage"
     assert [r.host for r in server.requests] == [f"status.anthropic.com:{server.port}"]
     assert [r.host for r in second_server.requests] == [f"status.claude.com:{second_server.port}"]
 
@@ -145,7 +148,7 @@ async def test_conditional_request_reuses_the_last_reading_on_304(
     server.replies[SUMMARY] = Reply(b"", 304)
     ctx.clock.advance(60)  # type: ignore[attr-defined]
     [snap] = await source.collect(ctx)
-    assert snap.components["claude.ai"] == "partial_outage"
+    assert snap.components["rwppv331jlwc"] == "partial_outage"
     assert snap.time == ctx.clock.time()
     assert server.requests[1].headers["If-None-Match"] == '"v1"'
     assert server.requests[1].headers["If-Modified-Since"] == "Fri, 07 Aug 2026 02:48:45 GMT"
@@ -162,7 +165,7 @@ async def test_rate_limit_backs_off_for_retry_after_then_recovers(
     assert len(server.requests) == 1
     server.replies[SUMMARY] = Reply(claude_summary())
     [snap] = await source.collect(ctx)
-    assert snap.components["claude.ai"] == "operational"
+    assert snap.components["rwppv331jlwc"] == "operational"
 
 
 async def test_server_errors_back_off_doubling(server: StatusServer, ctx: RunContext) -> None:

@@ -20,18 +20,26 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from email.utils import parsedate_to_datetime
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import ParseError
 
 import aiohttp
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from outagewatch.config import LEGACY_CHART_FEEDS, AppStoreChart, AppStoreConfig, Config
+from outagewatch.config import (
+    APPSTORE_MAX_LIMIT,
+    LEGACY_CHART_FEEDS,
+    AppStoreChart,
+    AppStoreConfig,
+    Config,
+)
 from outagewatch.observations import CHART_FEED_KIND, ChartSnapshot, chart_feed_key
+from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import classify_client_error
+from outagewatch.sources.redirects import get_following_redirects
+from outagewatch.sources.retry_after import retry_after_seconds
 
 # Why a chart fetch failed: exactly one of these per failed run.
 FEED_FAILURE_REASONS = (
@@ -48,6 +56,7 @@ FEED_FAILURE_REASONS = (
     "dns",
     "connect",
     "tls",
+    "redirect",  # a redirect to another host (not allowed), or too many
 )
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
@@ -58,6 +67,13 @@ _ACCEPT = {
     "legacy-xml": "application/atom+xml, application/xml;q=0.9",
 }
 _CHUNK = 64 * 1024
+# Bounds on what one body may cost (see docs/appstore.md).
+MAX_XML_DEPTH = 32  # an Atom chart is 4 deep; deeper nesting is not a chart
+_NAME_LIMIT = 200  # app names kept per entry
+# A throttled legacy feed is its header alone (a few kB); a big body without
+# entries is something else.
+_THROTTLED_MAX_BYTES = 64 * 1024
+_MAX_REDIRECTS = 5
 _APP_ID = re.compile(r"[0-9]{1,15}")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
 
@@ -110,13 +126,24 @@ def _load_json(body: bytes) -> Any:
     if not body.strip():
         raise FeedError("invalid", "empty body")
     try:
-        return json.loads(body)
+        return bounded_json.loads(body, bounded_json.FAST_VALUES)
+    except bounded_json.JsonTooLarge as exc:
+        raise FeedError("too_large", str(exc)) from None
     except UnicodeDecodeError as exc:
         raise FeedError("invalid", f"not UTF-8: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         text = body.decode("utf-8", errors="replace")
         reason = "truncated" if _unclosed_json(text) else "invalid"
         raise FeedError(reason, f"JSON: {exc.msg} at offset {exc.pos}") from None
+    except ValueError as exc:  # nested too deep, or a number past 4300 digits
+        raise FeedError("invalid", f"JSON: {str(exc)[:120]}") from None
+
+
+def _no_entries(body: bytes) -> FeedError:
+    """A feed without entries: throttled when it is small, as Apple's throttle answer is."""
+    if len(body) > _THROTTLED_MAX_BYTES:
+        return FeedError("invalid", f"no entry in a feed of {len(body)} bytes")
+    return FeedError("throttled", "the feed has no entry (throttled)")
 
 
 def _feed_object(document: Any) -> dict[str, Any]:
@@ -133,41 +160,45 @@ def _app_id(value: Any, where: str) -> str:
     return text
 
 
-def parse_v2_json(body: bytes) -> list[ChartEntry]:
-    """Entries of an RSS feed generator v2 chart, in rank order."""
+def _text(value: Any) -> str:
+    return value[:_NAME_LIMIT] if isinstance(value, str) else ""
+
+
+def parse_v2_json(body: bytes, max_entries: int = APPSTORE_MAX_LIMIT) -> list[ChartEntry]:
+    """Entries of an RSS feed generator v2 chart, in rank order, at most ``max_entries``."""
     results = _feed_object(_load_json(body)).get("results")
     if isinstance(results, dict):
         results = [results]
     if not isinstance(results, list):
         raise FeedError("invalid", "no results list")
     entries = []
-    for position, result in enumerate(results, start=1):
+    for position, result in enumerate(results[:max_entries], start=1):
         if not isinstance(result, dict):
             raise FeedError("invalid", f"result {position} is not an object")
         app_id = _app_id(result.get("id"), f"result {position}")
-        entries.append(ChartEntry(app_id, str(result.get("name", ""))))
+        entries.append(ChartEntry(app_id, _text(result.get("name"))))
     return entries
 
 
 def _label(node: Any) -> str:
-    return str(node.get("label", "")) if isinstance(node, dict) else ""
+    return _text(node.get("label")) if isinstance(node, dict) else ""
 
 
-def parse_legacy_json(body: bytes) -> list[ChartEntry]:
-    """Entries of a legacy iTunes RSS JSON chart, in rank order.
+def parse_legacy_json(body: bytes, max_entries: int = APPSTORE_MAX_LIMIT) -> list[ChartEntry]:
+    """Entries of a legacy iTunes RSS JSON chart, in rank order, at most ``max_entries``.
 
     Without ``entry`` the feed is throttled: an error, never an empty chart.
     """
     feed = _feed_object(_load_json(body))
     if "entry" not in feed:
-        raise FeedError("throttled", "the feed has no entry (throttled)")
+        raise _no_entries(body)
     raw = feed["entry"]
     if isinstance(raw, dict):
         raw = [raw]  # one result comes as an object, not a list
     if not isinstance(raw, list):
         raise FeedError("invalid", "entry is neither a list nor an object")
     entries = []
-    for position, entry in enumerate(raw, start=1):
+    for position, entry in enumerate(raw[:max_entries], start=1):
         where = f"entry {position}"
         if not isinstance(entry, dict):
             raise FeedError("invalid", f"{where} is not an object")
@@ -184,7 +215,65 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def parse_legacy_xml(body: bytes) -> list[ChartEntry]:
+class _AtomChart:
+    """An XML parser target that keeps only each entry's app id and name.
+
+    Streaming, so an 8 MB body never becomes a tree; nesting past
+    MAX_XML_DEPTH stops the parse, as no chart is that deep.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self.root: str | None = None
+        self.entries: list[ChartEntry] = []
+        self.entry_count = 0
+        self._depth = 0
+        self._ids: dict[str, str | None] = {}  # "atom" / "plain" -> im:id of this entry
+        self._name: list[str] | None = None  # text of this entry's first im:name
+        self._in_name = False
+        self._in_entry = False
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self._depth += 1
+        self._in_name = False  # findtext semantics: only the text before a child
+        if self._depth > MAX_XML_DEPTH:
+            raise FeedError("invalid", f"XML nested deeper than {MAX_XML_DEPTH} elements")
+        if self._depth == 1:
+            self.root = _local(tag)
+            if self.root == "html":
+                raise FeedError("html", "an HTML page, not a feed")
+            if self.root != "feed":
+                raise FeedError("invalid", f"root element is <{self.root[:40]}>, not <feed>")
+        elif self._depth == 2:
+            self._in_entry = _local(tag) == "entry"
+            if self._in_entry:
+                self.entry_count += 1
+                self._ids, self._name = {}, None
+        elif self._depth == 3 and self._in_entry:
+            if tag in (f"{_ATOM}id", "id"):
+                self._ids.setdefault("plain" if tag == "id" else "atom", attrib.get(f"{_ITUNES}id"))
+            elif tag == f"{_ITUNES}name" and self._name is None:
+                self._name, self._in_name = [], True
+
+    def data(self, text: str) -> None:
+        if self._in_name and self._name is not None and sum(map(len, self._name)) < _NAME_LIMIT:
+            self._name.append(text)
+
+    def end(self, tag: str) -> None:
+        self._in_name = False
+        if self._depth == 2 and self._in_entry and len(self.entries) < self.max_entries:
+            ids = self._ids
+            found = ids.get("atom") if "atom" in ids else ids.get("plain")
+            app_id = _app_id(found, f"entry {self.entry_count}")
+            name = "".join(self._name or [])[:_NAME_LIMIT].strip()
+            self.entries.append(ChartEntry(app_id, name))
+        self._depth -= 1
+
+    def close(self) -> None:
+        return None
+
+
+def parse_legacy_xml(body: bytes, max_entries: int = APPSTORE_MAX_LIMIT) -> list[ChartEntry]:
     """Entries of a legacy iTunes RSS Atom chart (``im:`` namespace), in rank order.
 
     A feed without any entry is throttled, as in the JSON flavour.
@@ -193,35 +282,23 @@ def parse_legacy_xml(body: bytes) -> list[ChartEntry]:
         raise FeedError("html", "an HTML page, not a feed")
     if not body.strip():
         raise FeedError("invalid", "empty body")
+    chart = _AtomChart(max_entries)
+    parser = SafeET.DefusedXMLParser(target=chart)
     try:
-        root: Element = SafeET.fromstring(body)
+        parser.feed(body)
+        parser.close()
     except ParseError as exc:
         # expat 3 "no element found", 5 "unclosed token": the text stopped early.
         reason = "truncated" if getattr(exc, "code", None) in (3, 5) else "invalid"
         raise FeedError(reason, f"XML: {exc}") from None
     except DefusedXmlException as exc:
         raise FeedError("invalid", f"XML: forbidden construct {type(exc).__name__}") from None
-    if _local(root.tag) == "html":
-        raise FeedError("html", "an HTML page, not a feed")
-    if _local(root.tag) != "feed":
-        raise FeedError("invalid", f"root element is <{_local(root.tag)}>, not <feed>")
-    raw = [child for child in root if _local(child.tag) == "entry"]
-    if not raw:
-        raise FeedError("throttled", "the feed has no entry (throttled)")
-    entries = []
-    for position, entry in enumerate(raw, start=1):
-        id_node = entry.find(f"{_ATOM}id")
-        if id_node is None:
-            id_node = entry.find("id")
-        app_id = _app_id(
-            None if id_node is None else id_node.get(f"{_ITUNES}id"), f"entry {position}"
-        )
-        name = entry.findtext(f"{_ITUNES}name") or ""
-        entries.append(ChartEntry(app_id, name.strip()))
-    return entries
+    if not chart.entry_count:
+        raise _no_entries(body)
+    return chart.entries
 
 
-PARSERS: dict[str, Callable[[bytes], list[ChartEntry]]] = {
+PARSERS: dict[str, Callable[[bytes, int], list[ChartEntry]]] = {
     "v2": parse_v2_json,
     "legacy-json": parse_legacy_json,
     "legacy-xml": parse_legacy_xml,
@@ -272,19 +349,8 @@ class ChartFeed:
     backoff_max: float
     max_body_bytes: int
     apps: tuple[tuple[str, str], ...]
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+    limit: int = APPSTORE_MAX_LIMIT  # entries kept; the URL asks for as many
+    redirect_to_other_hosts: bool = False
 
 
 class ChartFeedSource:
@@ -340,7 +406,8 @@ class ChartFeedSource:
         if "html" in headers.get("Content-Type", "").lower():
             raise SourceError("html", "an HTML page, not a feed (HTTP 200)")
         try:
-            entries = PARSERS[self.config.flavour](body)
+            # Off the event loop: a body may be megabytes of JSON or XML.
+            entries = await asyncio.to_thread(PARSERS[self.config.flavour], body, self.config.limit)
         except FeedError as exc:
             if exc.reason == "throttled":
                 self._back_off(now, None)
@@ -369,7 +436,13 @@ class ChartFeedSource:
                 headers["If-None-Match"] = self._etag
             if self._last_modified:
                 headers["If-Modified-Since"] = self._last_modified
-        async with ctx.http.session().get(self.config.url, headers=headers) as response:
+        async with get_following_redirects(
+            ctx.http.session(),
+            self.config.url,
+            headers,
+            _MAX_REDIRECTS,
+            self.config.redirect_to_other_hosts,
+        ) as response:
             body = bytearray()
             async for chunk in response.content.iter_chunked(_CHUNK):
                 body += chunk
@@ -405,6 +478,8 @@ def build_chart_sources(config: Config, rng: random.Random | None = None) -> lis
                 backoff_max=store.backoff_max,
                 max_body_bytes=store.max_body_bytes,
                 apps=apps,
+                limit=store.limit,
+                redirect_to_other_hosts=store.redirect_to_other_hosts,
             ),
             rng,
         )

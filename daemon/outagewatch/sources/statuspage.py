@@ -9,12 +9,10 @@ reads nothing usable raises ``SourceError`` with one reason (see
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,8 +20,11 @@ import aiohttp
 
 from outagewatch.config import ComponentPage, GooglePage, IncidentIoPage, StatusPageConfig
 from outagewatch.observations import StatusSnapshot, status_source_key
+from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import classify_client_error
+from outagewatch.sources.redirects import get_following_redirects
+from outagewatch.sources.retry_after import retry_after_seconds
 from outagewatch.sources.status_formats import (
     PageReading,
     parse_google,
@@ -45,6 +46,7 @@ FAILURE_REASONS = (
     "html",  # an HTML page where JSON was expected (often a 200 error page)
     "invalid_json",
     "bad_format",  # JSON, but not the page format
+    "redirect",  # a redirect to another host (not allowed), or too many
 )
 _CHUNK = 64 * 1024
 _SUMMARY_PATH = "/api/v2/summary.json"
@@ -56,6 +58,11 @@ _CHALLENGE_MARKERS = re.compile(
 # protected host would answer the second URL the same way.
 _FALLBACK_REASONS = {"http_status", "html", "invalid_json", "bad_format"}
 
+# JSON values decoded per body (see bounded_json): a Statuspage or incident.io
+# summary has a few thousand, Google's whole incident history some hundred thousand.
+# Past 200,000 the decoding yields to the loop; past these it is refused.
+_MAX_JSON_VALUES = {"statuspage": 1_000_000, "incidentio": 1_000_000, "google": 2_000_000}
+
 Parser = Callable[[Any], PageReading]
 
 
@@ -66,19 +73,6 @@ class _Cached:
     etag: str | None
     last_modified: str | None
     reading: PageReading
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
 
 
 def _looks_like_html(content_type: str, body: bytes) -> bool:
@@ -135,6 +129,13 @@ class StatusPageSource:
             if selector not in self._warned_missing:
                 self._warned_missing.add(selector)
                 ctx.log.warning("status_component_not_on_page", component=selector)
+        if reading.open_incidents_dropped:
+            # One line per fetch, never one per incident.
+            ctx.log.warning(
+                "status_open_incidents_capped",
+                kept=sum(1 for i in reading.incidents if i.open),
+                dropped=reading.open_incidents_dropped,
+            )
         return [
             StatusSnapshot(
                 service=self.service,
@@ -145,6 +146,8 @@ class StatusPageSource:
                 components=dict(reading.components),
                 incidents=reading.incidents,
                 maintenance_active=reading.maintenance_active,
+                component_names=dict(reading.component_names),
+                open_incidents_dropped=reading.open_incidents_dropped,
             )
         ]
 
@@ -168,8 +171,8 @@ class StatusPageSource:
         if cached is not None and cached.last_modified:
             headers["If-Modified-Since"] = cached.last_modified
         try:
-            async with ctx.http.session().get(
-                url, headers=headers, allow_redirects=True, max_redirects=cfg.max_redirects
+            async with get_following_redirects(
+                ctx.http.session(), url, headers, cfg.max_redirects, cfg.redirect_to_other_hosts
             ) as response:
                 body = await self._body(response)
                 status, answer_headers = response.status, response.headers
@@ -192,7 +195,8 @@ class StatusPageSource:
             raise SourceError("http_status", f"HTTP {status}")
         if _looks_like_html(content_type, body):
             raise SourceError("html", f"an HTML page instead of JSON (HTTP {status})")
-        reading = await asyncio.to_thread(self._parse, body, parser)
+        max_values = _MAX_JSON_VALUES[self.kind]
+        reading = await asyncio.to_thread(self._parse, body, parser, max_values)
         self._cache[url] = _Cached(
             answer_headers.get("ETag"), answer_headers.get("Last-Modified"), reading
         )
@@ -210,12 +214,14 @@ class StatusPageSource:
         return bytes(body)
 
     @staticmethod
-    def _parse(body: bytes, parser: Parser) -> PageReading:
+    def _parse(body: bytes, parser: Parser, max_values: int) -> PageReading:
         """Decode and parse off the event loop: Google's history runs to megabytes."""
         try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise SourceError("invalid_json", f"{exc} ({len(body)} bytes)") from None
+            document = bounded_json.loads(body, max_values)
+        except bounded_json.JsonTooLarge as exc:
+            raise SourceError("too_large", f"{exc} ({len(body)} bytes)") from None
+        except ValueError as exc:  # also too deep, or a number past 4300 digits
+            raise SourceError("invalid_json", f"{str(exc)[:200]} ({len(body)} bytes)") from None
         try:
             return parser(document)
         except ValueError as exc:
