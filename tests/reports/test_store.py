@@ -118,7 +118,7 @@ async def test_prune_deletes_only_reports_past_retention(store: Store) -> None:
     await store.import_reports([*old, report(None, t), report(None, t + 1)])
     assert await store.prune_reports(t) == 12_000
     exported = list(store.iter_reports())
-    assert [row[0] for row in exported] == [t, t + 1]
+    assert [row[1] for row in exported] == [t, t + 1]
 
 
 async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
