@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import io
 import json
 import logging
@@ -27,7 +28,6 @@ from hypothesis import strategies as st
 
 from outagewatch.cli import _parser, main
 from outagewatch.reports_cli import run as run_reports
-from outagewatch.web.reports import FormTokens
 from tests.reports.conftest import TOKEN, Running, Starter
 from tests.reports.conftest import start_daemon as start_daemon  # the fixture
 
@@ -130,7 +130,9 @@ async def test_missing_expired_and_forged_form_tokens_are_refused(start_daemon: 
     run = await start_daemon()
     token = await form_token(run)
     stamp, _, mac = token.partition(".")
-    other_secret = FormTokens(b"not the daemon's secret", run.clock).issue("claude")
+    # The daemon's format (bucket.hmac of service and bucket) under another key.
+    other_mac = hmac.new(b"not the daemon's secret", f"claude\n{stamp}".encode(), "sha256")
+    other_secret = f"{stamp}.{other_mac.hexdigest()[:32]}"
     forged = {
         "missing": None,
         "empty": "",
@@ -454,20 +456,37 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=12,
 )
-REPORTS = st.fixed_dictionaries(
-    {},
-    optional={
-        "service": st.sampled_from(["claude", "chatgpt", "", "claude\n"]) | JSON_SCALARS,
-        "problem": st.sampled_from(["app", "login", "x"]) | JSON_SCALARS,
-        "reporter": JSON_SCALARS,
-        "country": st.sampled_from(["de", "DE\n", "D"]) | JSON_SCALARS,
-        "comment": JSON_SCALARS,
-    },
+NASTY = st.sampled_from(["\ud800", "a\udfffb", "DE\n", "\x00", "\u2028", "x" * 600, ""])
+VALID_REPORTS = [
+    {"service": "claude", "problem": "app", "reporter": "someone"},
+    {"service": "chatgpt", "problem": "login", "reporter": "user-1", "country": "de"},
+    {"service": "claude", "problem": "slow", "reporter": "x", "comment": "down again"},
+]
+
+
+def _spoiled(base: dict[str, str], changes: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in {**base, **changes}.items() if v is not _DROP}
+
+
+_DROP = object()
+# A valid report with one or two fields replaced (by something nasty, any JSON
+# scalar, or nothing): each such body reaches the check of the field it spoils.
+REPORTS = st.builds(
+    _spoiled,
+    st.sampled_from(VALID_REPORTS),
+    st.dictionaries(
+        st.sampled_from(["service", "problem", "reporter", "country", "comment", "mood"]),
+        st.one_of(NASTY, JSON_SCALARS, st.just(_DROP)),
+        max_size=2,
+    ),
 )
+
+# Mostly near-valid reports: those reach the deepest checks.
 BODIES = st.one_of(
-    JSON_VALUES.map(lambda v: json.dumps(v).encode()),
     REPORTS.map(lambda v: json.dumps(v).encode()),
-    st.lists(REPORTS, max_size=6).map(lambda v: json.dumps(v).encode()),
+    REPORTS.map(lambda v: json.dumps(v).encode()),
+    st.lists(REPORTS, min_size=1, max_size=6).map(lambda v: json.dumps(v).encode()),
+    JSON_VALUES.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=64),
 )
 
@@ -478,7 +497,7 @@ def _refusal_ok(status: int, body: dict[str, Any]) -> bool:
 
 @settings(
     derandomize=True,
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
