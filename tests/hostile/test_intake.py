@@ -38,7 +38,7 @@ PUBLIC = {"service": "claude", "problem": "app", "reporter": "someone"}
 async def form_token(run: Running) -> str:
     async with run.http.get(f"{run.base}/report/claude") as page:
         (token,) = re.findall(r'name=token value="([^"]+)"', await page.text())
-    return token
+    return str(token)
 
 
 async def post_form(
