@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import queue
 import sqlite3
 import threading
@@ -47,6 +48,8 @@ MAX_JOBS_PER_COMMIT = 2000
 PRUNE_CHUNK = 5000
 # While writes keep failing, at most one log line per this many seconds.
 FAILURE_LOG_INTERVAL = 60.0
+# While writes fail, readiness checks try a small write at most this often.
+WRITE_PROBE_INTERVAL = 5.0
 
 # Each entry moves the schema one version up; user_version records where a file is.
 MIGRATIONS: tuple[str, ...] = (
@@ -143,6 +146,8 @@ class Store:
         self._failed_writes = 0
         self._unlogged_failures = 0
         self._failure_logged_at = 0.0
+        self._probing = False
+        self._probed_at = -math.inf
 
     # -- lifecycle -------------------------------------------------------
 
@@ -316,6 +321,37 @@ class Store:
             )
             self._failure_logged_at = now
             self._unlogged_failures = 0
+
+    def probe_writes(self) -> None:
+        """While writes fail, queue one small write (at most every WRITE_PROBE_INTERVAL).
+
+        Readiness calls this, so a freed disk is noticed without waiting for a report.
+        """
+        now = self._clock.monotonic()
+        if self.write_problem is None or self._probing:
+            return
+        if now - self._probed_at < WRITE_PROBE_INTERVAL:
+            return
+        stamp = self._clock.time()
+
+        def probe(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO state VALUES ('store', 'write_probe', ?, ?) ON CONFLICT "
+                "(namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                (json.dumps(stamp), stamp),
+            )
+
+        try:
+            future = self._submit(probe)
+        except StoreClosed:
+            return
+        self._probing, self._probed_at = True, now
+        future.add_done_callback(self._probed)
+
+    def _probed(self, future: asyncio.Future[None]) -> None:
+        self._probing = False
+        if not future.cancelled():
+            future.exception()  # retrieved: the failure is already counted and logged
 
     def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         if self._closed or self._thread is None:

@@ -228,7 +228,10 @@ class ReportIntake:
     def unready_reason(self) -> str | None:
         """Why reports cannot be taken now (the store fails to write), or None."""
         store = self.pipeline.store
-        return None if store is None else store.write_problem
+        if store is None:
+            return None
+        store.probe_writes()  # while failing: has the disk been freed meanwhile?
+        return store.write_problem
 
     def set_tokens(self, tokens: Sequence[str]) -> None:
         self.token_digests = frozenset(_token_digest(t) for t in tokens)
