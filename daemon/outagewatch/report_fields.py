@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,8 @@ from outagewatch.config import Config
 FIELDS = ("service", "problem", "reporter", "country", "comment")
 MAX_CHARS = {"service": 128, "problem": 64, "reporter": 256, "country": 2}
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
+# Control characters (Unicode category Cc), line and paragraph separators, surrogates.
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # Imported history may come from a machine whose clock runs a little ahead.
 FUTURE_TOLERANCE = 300.0
 
@@ -45,13 +46,13 @@ class ReportFields:
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be stored as text, or None when it can."""
-    for char in value:
-        code = ord(char)
-        if 0xD800 <= code <= 0xDFFF:
-            return "holds a lone surrogate (not valid Unicode)"
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
-            return f"holds a control character (U+{code:04X})"
-    return None
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if 0xD800 <= code <= 0xDFFF:
+        return "holds a lone surrogate (not valid Unicode)"
+    return f"holds a control character (U+{code:04X})"
 
 
 def check_text(name: str, value: Any, max_chars: int) -> str:

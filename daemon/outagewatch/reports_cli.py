@@ -29,7 +29,6 @@ from outagewatch.report_fields import MAX_CHARS, FieldError, check_fields, check
 from outagewatch.store import Store, StoreError
 
 HEADER = ("timestamp", "service", "problem", "country")
-MAX_ERRORS_SHOWN = 20
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,11 +116,9 @@ def _import(args: argparse.Namespace, config: Config) -> int:
         print(f"outagewatch: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
     if errors:
-        for error in errors[:MAX_ERRORS_SHOWN]:
+        for error in errors:  # every one: the file is fixed in one go
             print(error, file=sys.stderr)
-        if len(errors) > MAX_ERRORS_SHOWN:
-            print(f"... and {len(errors) - MAX_ERRORS_SHOWN} more", file=sys.stderr)
-        print("outagewatch: nothing imported", file=sys.stderr)
+        print(f"outagewatch: {len(errors)} bad rows: nothing imported", file=sys.stderr)
         return 1
     store = _store(args, config)
     store.open()
