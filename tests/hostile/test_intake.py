@@ -552,7 +552,7 @@ async def test_fuzzed_form_bodies_get_an_answer_never_a_500(
         runs = start_daemon.runs = [await start_daemon()]  # type: ignore[attr-defined]
     run = runs[0]
     run.clock.advance(60)
-    assert run.daemon.intake is not None and run.daemon.intake.form_tokens is not None
+    assert run.daemon.intake is not None
     valid = run.daemon.intake.form_tokens.issue("claude")
     fields = {k: valid if v == "VALID" else v for k, v in fields.items()}
     if raw is None:

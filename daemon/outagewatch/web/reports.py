@@ -15,7 +15,7 @@ import json
 import math
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -132,7 +132,7 @@ class FormTokens:
 
     The page carries one; a form post without a valid, unexpired one is
     refused, so a form on another site cannot post reports. The secret is made
-    at start, so a restart invalidates pages open from before (a reload fixes it).
+    at start, so a restart invalidates pages open from before (reloading the page fixes it).
     """
 
     BUCKET_SECONDS = 300
@@ -218,12 +218,12 @@ class ReportIntake:
     hasher: ReporterHasher
     limiter: RateLimiter
     token_digests: frozenset[bytes] = field(default_factory=frozenset)
-    # Made at start with a fresh secret unless given (tests give their own).
-    form_tokens: FormTokens | None = None
+    # The form tokens' key: made here, at start, unless given.
+    form_secret: InitVar[bytes | None] = None
+    form_tokens: FormTokens = field(init=False)
 
-    def __post_init__(self) -> None:
-        if self.form_tokens is None:
-            self.form_tokens = FormTokens(secrets.token_bytes(32), self.clock)
+    def __post_init__(self, form_secret: bytes | None) -> None:
+        self.form_tokens = FormTokens(form_secret or secrets.token_bytes(32), self.clock)
 
     def unready_reason(self) -> str | None:
         """Why reports cannot be taken now (the store fails to write), or None."""
@@ -420,7 +420,6 @@ async def report_page(request: web.Request) -> web.Response:
     intake = request.app[INTAKE]
     config = intake.config()
     key, service = _public_service(request, config)
-    assert intake.form_tokens is not None
     token = intake.form_tokens.issue(key)
     buttons = "".join(
         f'<button type=submit name=problem value="{escape(p)}">'
@@ -448,7 +447,6 @@ async def post_report_page(request: web.Request) -> web.Response:
             raise Rejection(415, "content_type", "content-type", "send the form as it is")
         body = await _read_body(request, config.reports.max_body_bytes)
         form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-        assert intake.form_tokens is not None
         refused = intake.form_tokens.problem(key, form.get("token", [None])[0])
         if refused is not None:
             raise Rejection(403, "form_token", "token", refused)
