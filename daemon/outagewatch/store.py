@@ -141,7 +141,8 @@ class Store:
         # Updated on the event loop (in _settle), read there by the collector.
         self.commit_durations = Histogram(COMMIT_BUCKETS)
         self.commit_failures = 0
-        # Why writes fail now (None while they work); failures since the last log line.
+        # Why writes fail now (None while they work); refused writes in all, and
+        # since the last log line.
         self.write_problem: str | None = None
         self._failed_writes = 0
         self._unlogged_failures = 0
@@ -292,9 +293,10 @@ class Store:
         else:
             self.commit_durations.observe(duration)
         if write_error is not None:
-            self._write_failed(write_error)
+            failed = sum(isinstance(error, StoreError) for _future, _result, error in outcomes)
+            self._write_failed(write_error, failed)
         elif wrote and self.write_problem is not None:
-            self._log.warning("store_writes_recovered", failed_writes=self._failed_writes)
+            self._log.info("store_writes_recovered", failed_writes=self._failed_writes)
             self.write_problem = None
             self._failed_writes = self._unlogged_failures = 0
         for future, result, error in outcomes:
@@ -305,11 +307,12 @@ class Store:
             else:
                 future.set_result(result)
 
-    def _write_failed(self, error: str) -> None:
-        """Remember why writes fail; log the first failure, then one line per interval."""
+    def _write_failed(self, error: str, count: int) -> None:
+        """Remember why writes fail; log the first failure, then one line per interval
+        with the count of writes (jobs, requests) refused since the last line."""
         now = self._clock.monotonic()
-        self._failed_writes += 1
-        self._unlogged_failures += 1
+        self._failed_writes += count
+        self._unlogged_failures += count
         first = self.write_problem is None
         self.write_problem = f"store writes fail: {error}"
         if first or now - self._failure_logged_at >= FAILURE_LOG_INTERVAL:
