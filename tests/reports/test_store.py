@@ -89,6 +89,7 @@ async def test_a_failing_job_rolls_back_only_itself(store: Store) -> None:
     )
     assert results[0] == [True]
     assert isinstance(results[1], sqlite3.OperationalError)
+    assert store.write_problem is None  # a job's own mistake says nothing about the disk
     assert await store.get_state("x") == {}
     assert await store.get_state("detector") == {"claude": {"level": 2}}
 
