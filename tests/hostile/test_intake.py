@@ -322,7 +322,7 @@ async def test_aborted_request_bodies_are_counted_not_logged_as_errors(
             )
         )
     aborted = 0.0
-    for _ in range(200):  # the handlers notice the lost connections a moment later
+    for _ in range(500):  # the handlers notice the lost connections a moment later
         aborted = run.sample("outagewatch_reports_rejected_total", reason="aborted") or 0.0
         if aborted == clients:
             break
