@@ -98,10 +98,15 @@ def check_fields(
         )
     country = checked["country"]
     if country is not None:
-        if not _COUNTRY.fullmatch(country):
-            raise FieldError("invalid_field", "country", "country must be a 2-letter code")
-        country = country.upper()
+        country = check_country(country)
     return ReportFields(service, problem, checked["reporter"], country, checked["comment"])
+
+
+def check_country(value: str) -> str:
+    """An ISO 3166 alpha-2 shaped code, upper case; FieldError if not."""
+    if not _COUNTRY.fullmatch(value):  # fullmatch: "DE\n" is not "DE"
+        raise FieldError("invalid_field", "country", "country must be a 2-letter code")
+    return value.upper()
 
 
 def check_time(when: float, now: float) -> float:

@@ -25,7 +25,14 @@ from typing import Any, TextIO
 from outagewatch.clock import Clock, SystemClock, parse_timestamp
 from outagewatch.config import EX_CONFIG, Config, ConfigError, load_config
 from outagewatch.observations import Report
-from outagewatch.report_fields import MAX_CHARS, FieldError, check_fields, check_text, check_time
+from outagewatch.report_fields import (
+    MAX_CHARS,
+    FieldError,
+    check_country,
+    check_fields,
+    check_text,
+    check_time,
+)
 from outagewatch.store import Store, StoreError
 
 HEADER = ("timestamp", "service", "problem", "country")
@@ -160,8 +167,10 @@ def _export(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
 
 def export_row(stored: list[Any], clock: Clock) -> tuple[str, str, str, str]:
-    """One stored (time, service, problem, country) as CSV cells; FieldError if it would not
-    import again (the rules of ``read_csv``, except that the services may have changed)."""
+    """One stored (time, service, problem, country) as CSV cells; FieldError if not importable.
+
+    The rules of ``read_csv``, except the config's: its services may have changed since.
+    """
     when, service, problem, country = stored
     if isinstance(when, bool) or not isinstance(when, int | float):
         raise FieldError("invalid_field", "timestamp", "timestamp is not a number")
@@ -169,9 +178,7 @@ def export_row(stored: list[Any], clock: Clock) -> tuple[str, str, str, str]:
     check_text("service", service, MAX_CHARS["service"])
     check_text("problem", problem, MAX_CHARS["problem"])
     if country is not None:
-        check_text("country", country, MAX_CHARS["country"])
-        if not (country.isascii() and country.isalpha() and country.isupper()):
-            raise FieldError("invalid_field", "country", "country must be a 2-letter code")
+        country = check_country(check_text("country", country, MAX_CHARS["country"]))
     stamp = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z"), service, problem, country or ""
 

@@ -270,7 +270,7 @@ def test_export_skips_rows_older_versions_stored_and_names_them(
         conn.execute(insert + "(103, 1e300, 'claude', 'app', NULL, 'import')")
         conn.execute(insert + "(104, 'yesterday', 'claude', 'app', NULL, 'api')")
         conn.execute(insert + "(105, 1761991200, CAST(X'ff41' AS TEXT), 'app', NULL, 'api')")
-        conn.execute(insert + "(106, 1761991200, 'claude', 'app', 'Germany', 'api')")
+        conn.execute(insert + "(106, 1761991200, 'claude', 'app', 'D', 'api')")
         conn.execute(insert + "(107, 4102444800, 'claude', 'app', NULL, 'api')")  # 2100
     capsys.readouterr()
     out = io.StringIO()
