@@ -74,7 +74,16 @@ def read_csv(
     reports: list[Report] = []
     errors: list[str] = []
     rows = csv.reader(lines)
-    for number, row in enumerate(rows, start=1):
+    number = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a cell over the csv module's size limit
+            errors.append(f"{source}:{rows.line_num}: {exc}; the rest is not read")
+            break
+        number += 1
         line = rows.line_num  # a quoted cell may span lines: the line the row ends on
         if not row or (number == 1 and row[0].strip().lower() == "timestamp"):
             continue

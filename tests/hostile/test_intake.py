@@ -255,6 +255,20 @@ def test_import_refuses_every_bad_row_with_its_line_and_imports_nothing(
     assert not (tmp_path / "o.db").exists()
 
 
+def test_import_names_the_line_of_a_row_the_csv_reader_cannot_read(
+    cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = tmp_path / "history.csv"
+    history.write_text(
+        "2026-11-01T10:00:00Z,claude,app\n" + "2026-11-01T10:00:00Z,claude," + "x" * 200_000 + "\n"
+    )
+    assert main(["reports", "import", "--config.file", str(cli_config), str(history)]) == 1
+    err = capsys.readouterr().err
+    assert f"{history}:2: field larger than field limit" in err
+    assert "nothing imported" in err
+    assert not (tmp_path / "o.db").exists()
+
+
 def test_export_skips_rows_older_versions_stored_and_names_them(
     cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
