@@ -2,8 +2,11 @@
 
 Import seeds history so the baseline is right from day one: rows of
 ``timestamp,service,problem[,country]`` (timestamp as ISO 8601 or epoch
-seconds; a header row is skipped). Every row is checked first; one bad row
-imports nothing. Export writes the same columns, so an export imports again.
+seconds; a header row is skipped). Every row is checked first, by the same
+check as the intake API; one bad row imports nothing, and every bad row is
+reported with its line. Export writes the same columns, so an export imports
+again; a stored row that would not import (written by an older version or
+another tool) is skipped with a warning naming its id, never a crash.
 """
 
 from __future__ import annotations
@@ -17,15 +20,22 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from outagewatch.clock import SystemClock, parse_timestamp
+from outagewatch.clock import Clock, SystemClock, parse_timestamp
 from outagewatch.config import EX_CONFIG, Config, ConfigError, load_config
 from outagewatch.observations import Report
+from outagewatch.report_fields import (
+    MAX_CHARS,
+    FieldError,
+    check_country,
+    check_fields,
+    check_text,
+    check_time,
+)
 from outagewatch.store import Store, StoreError
 
 HEADER = ("timestamp", "service", "problem", "country")
-MAX_ERRORS_SHOWN = 20
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,13 +72,28 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def read_csv(
-    rows: Iterable[list[str]], config: Config, source: str
+    lines: Iterable[str], config: Config, source: str, now: float
 ) -> tuple[list[Report], list[str]]:
-    """Reports from CSV rows, or the errors (``file:line: message``) that stop the import."""
+    """Reports from CSV text, or the errors (``file:line: message``) that stop the import.
+
+    Each row goes through the intake's own field check; times must be finite,
+    after 1970 and not in the future (beyond a few minutes of clock skew).
+    """
     reports: list[Report] = []
     errors: list[str] = []
-    for line, row in enumerate(rows, start=1):
-        if not row or (line == 1 and row[0].strip().lower() == "timestamp"):
+    rows = csv.reader(lines)
+    number = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a cell over the csv module's size limit
+            errors.append(f"{source}:{rows.line_num}: {exc}; the rest is not read")
+            break
+        number += 1
+        line = rows.line_num  # a quoted cell may span lines: the line the row ends on
+        if not row or (number == 1 and row[0].strip().lower() == "timestamp"):
             continue
         where = f"{source}:{line}"
         if len(row) not in (3, 4):
@@ -76,19 +101,26 @@ def read_csv(
                 f"{where}: want timestamp,service,problem[,country], got {len(row)} columns"
             )
             continue
-        service, problem = row[1].strip(), row[2].strip()
-        country = row[3].strip().upper() if len(row) == 4 and row[3].strip() else None
+        values = dict(zip(("service", "problem", "country"), row[1:], strict=False))
         try:
-            when = parse_timestamp(row[0])
-        except ValueError:
-            errors.append(f"{where}: timestamp {row[0]!r} is neither ISO 8601 nor epoch seconds")
+            stamp = check_text("timestamp", row[0], 64)
+            try:
+                when = parse_timestamp(stamp)
+            except (ValueError, OverflowError):
+                raise FieldError(
+                    "invalid_field", "timestamp", "timestamp is neither ISO 8601 nor epoch seconds"
+                ) from None
+            check_time(when, now)
+            fields = check_fields(
+                {k: v for k, v in values.items() if v != ""}, config, reporter_required=False
+            )
+        except FieldError as exc:
+            value = row[0] if exc.field == "timestamp" else values.get(exc.field)
+            errors.append(f"{where}: {exc.message} ({exc.field} {value!a})")
             continue
-        if service not in config.services:
-            errors.append(f"{where}: unknown service {service!r}")
-        elif problem not in config.reports.problems:
-            errors.append(f"{where}: unknown problem {problem!r}")
-        else:
-            reports.append(Report(service, problem, when, country=country, channel="import"))
+        reports.append(
+            Report(fields.service, fields.problem, when, country=fields.country, channel="import")
+        )
     return reports, errors
 
 
@@ -101,17 +133,16 @@ def _store(args: argparse.Namespace, config: Config) -> Store:
 
 def _import(args: argparse.Namespace, config: Config) -> int:
     try:
-        with open(args.file, newline="", encoding="utf-8") as handle:
-            reports, errors = read_csv(csv.reader(handle), config, args.file)
+        # Undecodable bytes become lone surrogates, which the check names by line.
+        with open(args.file, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            reports, errors = read_csv(handle, config, args.file, SystemClock().time())
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         print(f"outagewatch: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
     if errors:
-        for error in errors[:MAX_ERRORS_SHOWN]:
+        for error in errors:  # every one: the file is fixed in one go
             print(error, file=sys.stderr)
-        if len(errors) > MAX_ERRORS_SHOWN:
-            print(f"... and {len(errors) - MAX_ERRORS_SHOWN} more", file=sys.stderr)
-        print("outagewatch: nothing imported", file=sys.stderr)
+        print(f"outagewatch: {len(errors)} bad rows: nothing imported", file=sys.stderr)
         return 1
     store = _store(args, config)
     store.open()
@@ -135,10 +166,38 @@ def _export(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         return 1
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
-    for when, service, problem, country in store.iter_reports(since):
-        stamp = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
-        writer.writerow((stamp.replace("+00:00", "Z"), service, problem, country or ""))
+    clock = SystemClock()
+    skipped = 0
+    for row_id, *stored in store.iter_reports(since):
+        try:
+            row = export_row(stored, clock)
+        except FieldError as exc:
+            skipped += 1
+            print(f"outagewatch: skipped report id {row_id}: {exc.message}", file=sys.stderr)
+            continue
+        writer.writerow(row)
+    if skipped:
+        print(
+            f"outagewatch: skipped {skipped} stored reports that would not import", file=sys.stderr
+        )
     return 0
+
+
+def export_row(stored: list[Any], clock: Clock) -> tuple[str, str, str, str]:
+    """One stored (time, service, problem, country) as CSV cells; FieldError if not importable.
+
+    The rules of ``read_csv``, except the config's: its services may have changed since.
+    """
+    when, service, problem, country = stored
+    if isinstance(when, bool) or not isinstance(when, int | float):
+        raise FieldError("invalid_field", "timestamp", "timestamp is not a number")
+    check_time(float(when), clock.time())
+    check_text("service", service, MAX_CHARS["service"])
+    check_text("problem", problem, MAX_CHARS["problem"])
+    if country is not None:
+        country = check_country(check_text("country", country, MAX_CHARS["country"]))
+    stamp = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z"), service, problem, country or ""
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -11,6 +11,11 @@ fsyncs the WAL on every commit, so an acknowledged report survives both
 a commit is in the OS page cache when acknowledged, so it survives a process
 crash but the last commits may be lost on power loss. Group commit keeps FULL
 affordable, so it is the default.
+
+A write that fails (disk full, I/O error) answers its caller with StoreError
+and sets ``write_problem`` until a later write commits: readiness reports it,
+and the log gets one line per ``FAILURE_LOG_INTERVAL`` with the count, not one
+per request.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import queue
 import sqlite3
 import threading
@@ -26,6 +32,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import structlog
 
 from outagewatch.clock import Clock
 from outagewatch.observations import Report
@@ -38,6 +46,10 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.
 # At most this many jobs share one transaction, so one commit stays short.
 MAX_JOBS_PER_COMMIT = 2000
 PRUNE_CHUNK = 5000
+# While writes keep failing, at most one log line per this many seconds.
+FAILURE_LOG_INTERVAL = 60.0
+# While writes fail, readiness checks try a small write at most this often.
+WRITE_PROBE_INTERVAL = 5.0
 
 # Each entry moves the schema one version up; user_version records where a file is.
 MIGRATIONS: tuple[str, ...] = (
@@ -87,6 +99,23 @@ class ReportHistory:
     recent: list[tuple[str, int, int]]  # service, 10-second bucket index, count
 
 
+# SQLite errors that say the database cannot be written now (disk full, I/O,
+# read-only, locked), as opposed to a job's own mistake (no such table ...).
+_WRITE_FAILURES = (
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+)
+
+
+def _is_write_failure(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return name.startswith(_WRITE_FAILURES) or "disk is full" in str(exc)
+
+
 _Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 _STOP = object()
 
@@ -94,9 +123,16 @@ _STOP = object()
 class Store:
     """SQLite in WAL mode behind one writer thread with grouped commits."""
 
-    def __init__(self, path: Path, clock: Clock, synchronous: str = "full") -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        synchronous: str = "full",
+        log: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
         self.path = path
         self._clock = clock
+        self._log = log or structlog.get_logger("outagewatch.store")
         self._synchronous = synchronous.upper()
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -105,6 +141,14 @@ class Store:
         # Updated on the event loop (in _settle), read there by the collector.
         self.commit_durations = Histogram(COMMIT_BUCKETS)
         self.commit_failures = 0
+        # Why writes fail now (None while they work); refused writes in all, and
+        # since the last log line.
+        self.write_problem: str | None = None
+        self._failed_writes = 0
+        self._unlogged_failures = 0
+        self._failure_logged_at = 0.0
+        self._probing = False
+        self._probed_at = -math.inf
 
     # -- lifecycle -------------------------------------------------------
 
@@ -198,7 +242,9 @@ class Store:
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         """Run every job in one transaction; a failing job rolls back only itself."""
         started = time.perf_counter()
+        changes = conn.total_changes
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        write_error: str | None = None  # a failed write: disk full, I/O error
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, future, _loop in batch:
@@ -206,35 +252,53 @@ class Store:
                 try:
                     result = fn(conn)
                 except Exception as exc:
+                    error: Exception = exc
+                    if isinstance(exc, sqlite3.Error) and _is_write_failure(exc):
+                        write_error = str(exc)
+                        error = StoreError(f"write failed: {exc}")
+                    # SQLITE_FULL may already have rolled back the whole transaction:
+                    # then ROLLBACK TO fails and the except below answers every job.
                     conn.execute("ROLLBACK TO job")
-                    outcomes.append((future, None, exc))
+                    outcomes.append((future, None, error))
                 else:
                     outcomes.append((future, result, None))
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            error = StoreError(f"commit failed: {exc}")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            write_error = write_error or str(exc)
+            error = StoreError(f"commit failed: {write_error}")
             outcomes = [(future, None, error) for _fn, future, _loop in batch]
             duration = None
         else:
             duration = time.perf_counter() - started
+        wrote = duration is not None and conn.total_changes > changes
         for loop in {job_loop for _fn, _future, job_loop in batch}:
             mine = [o for o, job in zip(outcomes, batch, strict=True) if job[2] is loop]
             # A closed loop has nobody waiting any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._settle, mine, duration)
+                loop.call_soon_threadsafe(self._settle, mine, duration, write_error, wrote)
 
     def _settle(
         self,
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
         duration: float | None,
+        write_error: str | None = None,
+        wrote: bool = False,
     ) -> None:
         if duration is None:
             self.commit_failures += 1
         else:
             self.commit_durations.observe(duration)
+        if write_error is not None:
+            failed = sum(isinstance(error, StoreError) for _future, _result, error in outcomes)
+            self._write_failed(write_error, failed)
+        elif wrote and self.write_problem is not None:
+            self._log.info("store_writes_recovered", failed_writes=self._failed_writes)
+            self.write_problem = None
+            self._failed_writes = self._unlogged_failures = 0
         for future, result, error in outcomes:
             if future.done():
                 continue  # the caller gave up (cancelled)
@@ -242,6 +306,55 @@ class Store:
                 future.set_exception(error)
             else:
                 future.set_result(result)
+
+    def _write_failed(self, error: str, count: int) -> None:
+        """Remember why writes fail; log the first failure, then one line per interval
+        with the count of writes (jobs, requests) refused since the last line."""
+        now = self._clock.monotonic()
+        self._failed_writes += count
+        self._unlogged_failures += count
+        first = self.write_problem is None
+        self.write_problem = f"store writes fail: {error}"
+        if first or now - self._failure_logged_at >= FAILURE_LOG_INTERVAL:
+            self._log.error(
+                "store_write_failed",
+                error=error,
+                failures=self._unlogged_failures,
+                path=str(self.path),
+            )
+            self._failure_logged_at = now
+            self._unlogged_failures = 0
+
+    def probe_writes(self) -> None:
+        """While writes fail, queue one small write (at most every WRITE_PROBE_INTERVAL).
+
+        Readiness calls this, so a freed disk is noticed without waiting for a report.
+        """
+        now = self._clock.monotonic()
+        if self.write_problem is None or self._probing:
+            return
+        if now - self._probed_at < WRITE_PROBE_INTERVAL:
+            return
+        stamp = self._clock.time()
+
+        def probe(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO state VALUES ('store', 'write_probe', ?, ?) ON CONFLICT "
+                "(namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                (json.dumps(stamp), stamp),
+            )
+
+        try:
+            future = self._submit(probe)
+        except StoreClosed:
+            return
+        self._probing, self._probed_at = True, now
+        future.add_done_callback(self._probed)
+
+    def _probed(self, future: asyncio.Future[None]) -> None:
+        self._probing = False
+        if not future.cancelled():
+            future.exception()  # retrieved: the failure is already counted and logged
 
     def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         if self._closed or self._thread is None:
@@ -347,15 +460,20 @@ class Store:
             if deleted < PRUNE_CHUNK:
                 return total
 
-    def iter_reports(self, since: float = 0.0) -> Iterator[tuple[float, str, str, str | None]]:
-        """(time, service, problem, country) in time order, on a read-only connection.
+    def iter_reports(self, since: float = 0.0) -> Iterator[tuple[int, Any, Any, Any, Any]]:
+        """(id, time, service, problem, country) as stored, in time order, read-only.
 
-        WAL lets this read run beside the writer (even beside a running daemon).
+        Values are as stored, unchecked: rows from older versions or other tools
+        may hold anything (text in ``time``, invalid UTF-8, which comes back with
+        surrogate escapes instead of failing the whole read). WAL lets this read
+        run beside the writer (even beside a running daemon).
         """
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        conn.text_factory = lambda data: data.decode("utf-8", "surrogateescape")
         try:
             yield from conn.execute(
-                "SELECT time, service, problem, country FROM reports WHERE time >= ? ORDER BY time",
+                "SELECT id, time, service, problem, country FROM reports WHERE time >= ? "
+                "ORDER BY time",
                 (since,),
             )
         finally:

@@ -57,9 +57,15 @@ class Running:
         return self.daemon.registry.get_sample_value(name, labels)
 
     async def post(
-        self, body: object, token: str | None = TOKEN, **kwargs: object
+        self,
+        body: object,
+        token: str | None = TOKEN,
+        headers: dict[str, str] | None = None,
+        **kwargs: object,
     ) -> aiohttp.ClientResponse:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         return await self.http.post(
             f"{self.base}/api/v1/reports", json=body, headers=headers, **kwargs
         )
@@ -79,9 +85,10 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[Starter]:
         extra: str = f"  hash_secret_file: {tmp_path / 'secret'}",
         clock: FakeClock | None = None,
         tokens_file: bool = True,
+        db: Path | None = None,
     ) -> Running:
         config = tmp_path / "config.yml"
-        db = tmp_path / "reports.db"
+        db = db or tmp_path / "reports.db"
         if tokens_file:
             extra += f"\n  tokens_file: {tmp_path / 'tokens'}"
         config.write_text(BASE_CONFIG.format(db=db, extra=extra))

@@ -283,6 +283,7 @@ async def test_page_has_one_button_per_problem_and_works_without_javascript(
         html = await page.text()
     assert "<script" not in html
     assert '<form method=post action="/report/claude">' in html
+    (token,) = re.findall(r'name=token value="([^"]+)"', html)
     assert re.findall(r'name=problem value="([a-z]+)"', html) == [
         "app",
         "website",
@@ -292,16 +293,16 @@ async def test_page_has_one_button_per_problem_and_works_without_javascript(
         "other",
     ]
     url = f"{run.base}/report/claude"
-    async with run.http.post(url, data={"problem": "login"}) as first:
+    async with run.http.post(url, data={"problem": "login", "token": token}) as first:
         assert first.status == 202
         assert "your report counts" in await first.text()
-    async with run.http.post(url, data={"problem": "app"}) as again:
+    async with run.http.post(url, data={"problem": "app", "token": token}) as again:
         assert again.status == 200
-    async with run.http.post(url, data={"problem": "nosuchproblem"}) as bad:
+    async with run.http.post(url, data={"problem": "nosuchproblem", "token": token}) as bad:
         assert bad.status == 422
-    async with run.http.post(url, data={"problem": "slow"}) as third:
+    async with run.http.post(url, data={"problem": "slow", "token": token}) as third:
         assert third.status == 200
-    async with run.http.post(url, data={"problem": "app"}) as limited:
+    async with run.http.post(url, data={"problem": "app", "token": token}) as limited:
         assert limited.status == 429
         assert int(limited.headers["Retry-After"]) >= 1
     assert run.rows() == [("claude", "login", keyed("address:127.0.0.1"))]

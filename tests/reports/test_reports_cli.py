@@ -64,9 +64,11 @@ def test_one_bad_row_imports_nothing_and_names_the_line(
     )
     assert main(["reports", "import", "--config.file", str(config), str(csv_file)]) == 1
     err = capsys.readouterr().err
-    assert f"{csv_file}:2: timestamp 'yesterday'" in err
-    assert f"{csv_file}:3: unknown service 'nosuchbot'" in err
-    assert f"{csv_file}:4: unknown problem 'nosuchproblem'" in err
+    assert f"{csv_file}:2: timestamp is neither ISO 8601 nor epoch seconds" in err
+    assert "(timestamp 'yesterday')" in err
+    assert f"{csv_file}:3: unknown service (service 'nosuchbot')" in err
+    assert f"{csv_file}:4: unknown problem; one of: " in err
+    assert "(problem 'nosuchproblem')" in err
     assert f"{csv_file}:5: want timestamp,service,problem[,country]" in err
     assert "nothing imported" in err
     assert not (tmp_path / "o.db").exists()

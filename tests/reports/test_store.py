@@ -89,6 +89,7 @@ async def test_a_failing_job_rolls_back_only_itself(store: Store) -> None:
     )
     assert results[0] == [True]
     assert isinstance(results[1], sqlite3.OperationalError)
+    assert store.write_problem is None  # a job's own mistake says nothing about the disk
     assert await store.get_state("x") == {}
     assert await store.get_state("detector") == {"claude": {"level": 2}}
 
@@ -118,7 +119,7 @@ async def test_prune_deletes_only_reports_past_retention(store: Store) -> None:
     await store.import_reports([*old, report(None, t), report(None, t + 1)])
     assert await store.prune_reports(t) == 12_000
     exported = list(store.iter_reports())
-    assert [row[0] for row in exported] == [t, t + 1]
+    assert [row[1] for row in exported] == [t, t + 1]
 
 
 async def test_close_finishes_queued_writes(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Report intake: ``POST /api/v1/reports`` and the ``/report/<service>`` page.
 
-The handlers validate, authenticate and rate limit, then hand the reports to
-the pipeline, which stores them and updates the state. A 202 goes out only
-after the store committed. Every refusal names the field at fault and is
-counted by a reason from ``REJECTION_REASONS`` (never by anything the client sent).
+The handlers refuse cross-site browser requests, validate, authenticate and
+rate limit, then hand the reports to the pipeline, which stores them and
+updates the state. A 202 goes out only after the store committed. Every refusal
+names the field at fault and is counted by a reason from ``REJECTION_REASONS``
+(never by anything the client sent).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import hashlib
 import hmac
 import json
 import math
-import re
+import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from html import escape
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
@@ -25,6 +26,7 @@ from outagewatch.clock import Clock
 from outagewatch.config import Config, ServiceConfig
 from outagewatch.observations import Report
 from outagewatch.pipeline import Pipeline
+from outagewatch.report_fields import FIELDS, FieldError, check_fields
 from outagewatch.store import StoreError
 
 REJECTION_REASONS = (
@@ -40,10 +42,10 @@ REJECTION_REASONS = (
     "unauthorized",
     "rate_limited",
     "store_unavailable",
+    "cross_site",
+    "form_token",
+    "aborted",
 )
-_FIELDS = ("service", "problem", "reporter", "country", "comment")
-_MAX_REPORTER_CHARS = 256
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 PROBLEM_LABELS = {
     "app": "The app",
     "website": "The website",
@@ -125,6 +127,82 @@ class ReporterHasher:
         return hmac.new(self._key, reporter.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+class FormTokens:
+    """Stateless tokens for the report form: HMAC of service and time bucket.
+
+    The page carries one; a form post without a valid, unexpired one is
+    refused, so a form on another site cannot post reports. The secret is made
+    at start, so a restart invalidates pages open from before (reloading the page fixes it).
+    """
+
+    BUCKET_SECONDS = 300
+
+    def __init__(self, secret: bytes, clock: Clock, max_age: float = 3600.0) -> None:
+        self._secret = secret
+        self._clock = clock
+        self._max_buckets = int(max_age // self.BUCKET_SECONDS)
+
+    def _bucket(self) -> int:
+        return int(self._clock.time() // self.BUCKET_SECONDS)
+
+    def _mac(self, service: str, bucket: int) -> str:
+        message = f"{service}\n{bucket}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def issue(self, service: str) -> str:
+        bucket = self._bucket()
+        return f"{bucket}.{self._mac(service, bucket)}"
+
+    def problem(self, service: str, token: str | None) -> str | None:
+        """Why ``token`` does not allow a post for ``service``, or None when it does."""
+        if not token:
+            return "the form token is missing: load the report page again"
+        stamp, _, mac = token.partition(".")
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return "the form token is not valid: load the report page again"
+        age = self._bucket() - int(stamp)
+        if not hmac.compare_digest(mac.encode(), self._mac(service, int(stamp)).encode()):
+            return "the form token is not valid: load the report page again"
+        if not 0 <= age <= self._max_buckets:
+            return "the form has expired: load the report page again"
+        return None
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether an ``Origin`` header names the host the request was sent to."""
+    try:
+        asked = urlsplit(origin.strip())
+        served = urlsplit("//" + host)
+        asked_port, served_port = asked.port, served.port
+    except ValueError:
+        return False
+    if asked.scheme not in ("http", "https") or not asked.hostname or not served.hostname:
+        return False
+    if asked.hostname != served.hostname:
+        return False
+    if served_port is None:  # a Host without a port: the scheme's default one
+        return asked_port is None
+    return (asked_port or _default_port(asked.scheme)) == served_port
+
+
+def refuse_cross_site(request: web.Request) -> None:
+    """Rejection(403) for a browser request sent from another site.
+
+    Browsers say where a request comes from (``Sec-Fetch-Site``, ``Origin``);
+    programs usually send neither, and are judged by their token instead.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site.strip().lower() not in ("same-origin", "none"):
+        raise Rejection(403, "cross_site", "origin", "requests from another site are refused")
+    origin = request.headers.get("Origin")
+    if origin is not None and not _same_origin(origin, request.host):
+        raise Rejection(403, "cross_site", "origin", "requests from another origin are refused")
+
+
 def _token_digest(token: str) -> bytes:
     # Set membership of digests: no timing signal about any token's bytes.
     return hashlib.sha256(token.encode()).digest()
@@ -140,6 +218,20 @@ class ReportIntake:
     hasher: ReporterHasher
     limiter: RateLimiter
     token_digests: frozenset[bytes] = field(default_factory=frozenset)
+    # The form tokens' key: made here, at start, unless given.
+    form_secret: InitVar[bytes | None] = None
+    form_tokens: FormTokens = field(init=False)
+
+    def __post_init__(self, form_secret: bytes | None) -> None:
+        self.form_tokens = FormTokens(form_secret or secrets.token_bytes(32), self.clock)
+
+    def unready_reason(self) -> str | None:
+        """Why reports cannot be taken now (the store fails to write), or None."""
+        store = self.pipeline.store
+        if store is None:
+            return None
+        store.probe_writes()  # while failing: has the disk been freed meanwhile?
+        return store.write_problem
 
     def set_tokens(self, tokens: Sequence[str]) -> None:
         self.token_digests = frozenset(_token_digest(t) for t in tokens)
@@ -168,48 +260,24 @@ class ReportIntake:
 
     def parse(self, item: Any, index: int | None, config: Config) -> Report:
         """One JSON report into a Report with a hashed reporter; Rejection(422) if invalid."""
-
-        def reject(reason: str, name: str, message: str) -> Rejection:
-            return Rejection(422, reason, name, message, index)
-
         if not isinstance(item, dict):
-            raise reject("invalid_body", "body", "a report must be a JSON object")
+            raise Rejection(422, "invalid_body", "body", "a report must be a JSON object", index)
         for key in item:
-            if key not in _FIELDS:
-                raise reject("invalid_field", str(key)[:64], "unknown field")
-        for name in ("service", "problem", "reporter"):
-            if item.get(name) is None:
-                raise reject("missing_field", name, f"{name} is required")
-        service, problem, reporter = item["service"], item["problem"], item["reporter"]
-        if not isinstance(service, str) or service not in config.services:
-            raise reject("unknown_service", "service", "unknown service")
-        if not isinstance(problem, str) or problem not in config.reports.problems:
-            raise reject(
-                "unknown_problem",
-                "problem",
-                f"unknown problem; one of: {', '.join(config.reports.problems)}",
-            )
-        if not isinstance(reporter, str) or not 0 < len(reporter) <= _MAX_REPORTER_CHARS:
-            raise reject(
-                "invalid_field", "reporter", f"reporter must be 1-{_MAX_REPORTER_CHARS} characters"
-            )
-        country = item.get("country")
-        if country is not None:
-            if not isinstance(country, str) or not _COUNTRY.match(country):
-                raise reject("invalid_field", "country", "country must be a 2-letter code")
-            country = country.upper()
-        comment = item.get("comment")
-        if comment is not None:
-            limit = config.reports.max_comment_chars
-            if not isinstance(comment, str) or len(comment) > limit:
-                raise reject("invalid_field", "comment", f"comment must be text of <= {limit}")
+            if key not in FIELDS:
+                # The name goes back to the client only (JSON-escaped), never into a label.
+                raise Rejection(422, "invalid_field", key[:64], "unknown field", index)
+        try:
+            fields = check_fields(item, config, reporter_required=True)
+        except FieldError as exc:
+            raise Rejection(422, exc.reason, exc.field, exc.message, index) from None
+        assert fields.reporter is not None
         return Report(
-            service=service,
-            problem=problem,
+            service=fields.service,
+            problem=fields.problem,
             time=self.clock.time(),
-            reporter=self.hasher(reporter),
-            country=country,
-            comment=comment or None,
+            reporter=self.hasher(fields.reporter),
+            country=fields.country,
+            comment=fields.comment,
         )
 
 
@@ -220,11 +288,15 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise Rejection(413, "too_large", "body", f"body over {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise Rejection(413, "too_large", "body", f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise Rejection(413, "too_large", "body", f"body over {limit} bytes")
+            chunks.append(chunk)
+    except ConnectionResetError:
+        # The client went away mid-body: an everyday event, counted, nothing stored.
+        raise Rejection(400, "aborted", "body", "the client aborted the body") from None
     return b"".join(chunks)
 
 
@@ -244,6 +316,7 @@ async def post_reports(request: web.Request) -> web.Response:
     intake = request.app[INTAKE]
     config = intake.config()
     try:
+        refuse_cross_site(request)
         if request.content_type != "application/json":
             raise Rejection(415, "content_type", "content-type", "send application/json")
         authenticated = intake.authenticated(request)
@@ -344,8 +417,10 @@ def _public_service(request: web.Request, config: Config) -> tuple[str, ServiceC
 
 async def report_page(request: web.Request) -> web.Response:
     """``GET /report/<service>``: one button per problem; a plain form, no JavaScript."""
-    config = request.app[INTAKE].config()
+    intake = request.app[INTAKE]
+    config = intake.config()
     key, service = _public_service(request, config)
+    token = intake.form_tokens.issue(key)
     buttons = "".join(
         f'<button type=submit name=problem value="{escape(p)}">'
         f"{escape(PROBLEM_LABELS.get(p, p))}</button>"
@@ -354,7 +429,8 @@ async def report_page(request: web.Request) -> web.Response:
     return _page(
         f"Is {service.title(key)} down for you?",
         f"<p>Tell us what does not work:</p>"
-        f'<form method=post action="/report/{escape(key)}">{buttons}</form>',
+        f'<form method=post action="/report/{escape(key)}">'
+        f'<input type=hidden name=token value="{escape(token)}">{buttons}</form>',
         200,
     )
 
@@ -366,20 +442,27 @@ async def post_report_page(request: web.Request) -> web.Response:
     key, service = _public_service(request, config)
     title = service.title(key)
     try:
+        refuse_cross_site(request)
         if request.content_type != "application/x-www-form-urlencoded":
             raise Rejection(415, "content_type", "content-type", "send the form as it is")
         body = await _read_body(request, config.reports.max_body_bytes)
-        form = parse_qs(body.decode("utf-8", errors="replace"))
-        problem = form.get("problem", [None])[0]
-        if problem is None:
-            raise Rejection(422, "missing_field", "problem", "choose a problem")
-        if problem not in config.reports.problems:
-            raise Rejection(422, "unknown_problem", "problem", "unknown problem")
+        form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        refused = intake.form_tokens.problem(key, form.get("token", [None])[0])
+        if refused is not None:
+            raise Rejection(403, "form_token", "token", refused)
+        try:
+            fields = check_fields(
+                {"service": key, "problem": form.get("problem", [None])[0]},
+                config,
+                reporter_required=False,
+            )
+        except FieldError as exc:
+            raise Rejection(422, exc.reason, exc.field, exc.message) from None
         address = _address(request)
         intake.rate_limit(key, service, address)
         report = Report(
             service=key,
-            problem=problem,
+            problem=fields.problem,
             time=intake.clock.time(),
             reporter=intake.hasher("address:" + address),
             channel="page",

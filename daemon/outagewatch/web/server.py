@@ -12,12 +12,7 @@ from outagewatch.config import Config
 from outagewatch.exposition import MetricsPage
 from outagewatch.pipeline import State
 from outagewatch.web.reports import ReportIntake, add_report_routes
-from outagewatch.web.status import (
-    DEFAULT_REFRESH,
-    REFRESH_BOUNDS,
-    render_status_page,
-    status_document,
-)
+from outagewatch.web.status import parse_refresh, render_status_page, status_document
 
 
 @dataclass
@@ -40,9 +35,13 @@ async def healthy(_request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    if request.app[CONTEXT].ready():
-        return web.Response(text="Ready\n")
-    return web.Response(status=503, text="Not ready\n")
+    ctx = request.app[CONTEXT]
+    if not ctx.ready():
+        return web.Response(status=503, text="Not ready\n")
+    problem = ctx.reports.unready_reason() if ctx.reports is not None else None
+    if problem is not None:  # e.g. the disk is full: reports would get 503
+        return web.Response(status=503, text=f"Not ready: {problem}\n")
+    return web.Response(text="Ready\n")
 
 
 async def reload(request: web.Request) -> web.Response:
@@ -54,10 +53,7 @@ async def reload(request: web.Request) -> web.Response:
 async def status_page(request: web.Request) -> web.Response:
     """``/``: the status page; ``?refresh=N`` reloads it every N seconds."""
     ctx = request.app[CONTEXT]
-    refresh = DEFAULT_REFRESH
-    asked = request.query.get("refresh", "")
-    if asked.isdigit():
-        refresh = min(max(int(asked), REFRESH_BOUNDS[0]), REFRESH_BOUNDS[1])
+    refresh = parse_refresh(request.query.get("refresh"))
     now = ctx.clock.time()
     return web.Response(
         text=render_status_page(status_document(ctx.config(), ctx.state, now), now, refresh),

@@ -45,6 +45,16 @@ DEFAULT_REFRESH = 30
 REFRESH_BOUNDS = (5, 3600)
 
 
+def parse_refresh(asked: str | None) -> int:
+    """``?refresh=N`` clamped to REFRESH_BOUNDS; anything but ASCII digits is ignored."""
+    # str.isdigit accepts "²" and int() does not; long digit runs only clamp.
+    if asked is None or not (asked.isascii() and asked.isdigit()):
+        return DEFAULT_REFRESH
+    if len(asked) > 6:
+        return REFRESH_BOUNDS[1]
+    return min(max(int(asked), REFRESH_BOUNDS[0]), REFRESH_BOUNDS[1])
+
+
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
