@@ -57,7 +57,7 @@ unit: $(BIN)/.installed system-deps
 	$(BIN)/pytest -q
 
 unit-all-pythons: $(BIN)/.installed system-deps
-	.ci/test-pythons $(PYTHONS)
+	VENV=$(VENV) .ci/test-pythons $(PYTHONS)
 
 test: lint typecheck unit-all-pythons
 
