@@ -3,6 +3,9 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
+# Every Python the package claims (pyproject's classifiers): `make test` runs the suite
+# on each, in .venv (the default python3) and .venv-X.Y; see .ci/test-pythons.
+PYTHONS ?= 3.11 3.12 3.13
 BIN := $(VENV)/bin
 CONFIG ?= deploy/config/outagewatch.yml
 LISTEN ?= :10060
@@ -16,7 +19,7 @@ SYSTEM_COMMANDS := promtool prometheus amtool prometheus-alertmanager systemd-an
 BENCH_PACKAGES := prometheus-blackbox-exporter nginx
 BENCH_COMMANDS := prometheus-blackbox-exporter nginx
 
-.PHONY: run demo test lint typecheck unit system-deps bench-deps bench clean
+.PHONY: run demo test lint typecheck unit unit-all-pythons system-deps bench-deps bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,16 +45,21 @@ system-deps:
 	fi
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check daemon tests bench dashboards
-	$(BIN)/ruff format --check daemon tests bench dashboards
+	$(BIN)/ruff check daemon tests bench dashboards setup.py
+	$(BIN)/ruff format --check daemon tests bench dashboards setup.py
 
+# Once as the lowest supported Python (pyproject), once as the newest.
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.13
 
 unit: $(BIN)/.installed system-deps
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+unit-all-pythons: $(BIN)/.installed system-deps
+	VENV=$(VENV) .ci/test-pythons $(PYTHONS)
+
+test: lint typecheck unit-all-pythons
 
 bench-deps: $(BIN)/.installed
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[fast]'
@@ -68,4 +76,4 @@ bench: bench-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache test-artifacts

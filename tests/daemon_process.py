@@ -22,8 +22,16 @@ def free_port() -> int:
 class DaemonProcess:
     """``outagewatch run`` in a subprocess; logs go to a file for the test to read."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        program: list[str] | None = None,
+    ) -> None:
         self.config = config
+        # The command that starts outagewatch (tests/packaging: an installed wheel's script).
+        self.program = program or [sys.executable, "-m", "outagewatch.cli"]
         self.log_path = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,9 +41,7 @@ class DaemonProcess:
     async def start(self, wait_ready: bool = True) -> None:
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "outagewatch.cli",
+                *self.program,
                 "run",
                 "--config.file",
                 str(self.config),

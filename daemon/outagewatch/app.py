@@ -27,6 +27,7 @@ from outagewatch.exposition import GlobalStateCollector, MetricsPage
 from outagewatch.metrics import DetectionCollector, ReportsCollector
 from outagewatch.persistence import StateKeeper, StatePart, single
 from outagewatch.pipeline import Pipeline
+from outagewatch.revision import build_revision
 from outagewatch.scheduler import Scheduler
 from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
 from outagewatch.sources import build_sources
@@ -37,7 +38,6 @@ from outagewatch.web.reports import RateLimiter, ReporterHasher, ReportIntake
 from outagewatch.web.server import WebContext, make_app
 
 DEFAULT_LISTEN = ":10060"
-REVISION = os.environ.get("OUTAGEWATCH_REVISION", "unknown")
 
 
 def parse_listen_address(address: str) -> tuple[str | None, int]:
@@ -102,7 +102,7 @@ class Daemon:
         # Per-target families are rendered by MetricsPage (cached), the rest from here.
         self.registry.register(
             GlobalStateCollector(
-                self.pipeline.state, __version__, REVISION, platform.python_version()
+                self.pipeline.state, __version__, build_revision(), platform.python_version()
             )
         )
         assert self.store is not None

@@ -16,6 +16,7 @@ from outagewatch.config import EX_CONFIG, ConfigError, ShardConfig, format_error
 from outagewatch.detect import BACKTEST_SIGNALS
 from outagewatch.detect.backtest import backtest_main
 from outagewatch.logging import LEVELS, configure
+from outagewatch.revision import build_revision
 from outagewatch.store import StoreError
 
 
@@ -24,7 +25,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="outagewatch",
         description="Sees AI chatbot outages before the official status page does.",
     )
-    parser.add_argument("--version", action="version", version=f"outagewatch {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"outagewatch {__version__} (revision {build_revision()})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the daemon")
