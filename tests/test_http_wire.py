@@ -146,7 +146,7 @@ async def test_bad_chunk_size_fails_cleanly(
 ) -> None:
     server = await raw(response(b"zz\r\nhello\r\n0\r\n\r\n", "Transfer-Encoding: chunked"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "chunk size" in (result.detail or "")
 
 
@@ -190,7 +190,7 @@ async def test_gzip_bomb_is_too_large_by_its_decoded_size(
 async def test_corrupt_gzip_fails_cleanly(raw: Callable[..., Any], run_context: RunContext) -> None:
     server = await raw(response(b"not gzip at all", "Content-Encoding: gzip"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "compressed body" in (result.detail or "")
 
 
@@ -208,8 +208,8 @@ async def test_connection_closed_before_the_body_ended(
 ) -> None:
     server = await raw(response(b"short", "Content-Length: 100"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
-    assert "before the body ended" in (result.detail or "")
+    assert (result.success, result.reason, result.status_code) == (False, "body", 200)
+    assert result.detail == "connection closed 95 body bytes short of its Content-Length"
 
 
 async def test_closed_without_an_answer(raw: Callable[..., Any], run_context: RunContext) -> None:
@@ -233,7 +233,7 @@ async def test_malformed_status_line_fails_cleanly(
 ) -> None:
     server = await raw(wire)
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "malformed status line" in (result.detail or "")
 
 
@@ -242,7 +242,7 @@ async def test_malformed_header_line_fails_cleanly(
 ) -> None:
     server = await raw(response(b"", "Content-Length: 0", "no colon here"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "malformed header" in (result.detail or "")
 
 
@@ -252,7 +252,7 @@ async def test_oversize_header_block_fails_cleanly(
     filler = [f"X-Filler-{i}: {'f' * 1000}" for i in range(100)]  # ~100 KiB, never ending
     server = await raw(response(b"", *filler).removesuffix(b"\r\n\r\n"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "exceeds 65536 bytes" in (result.detail or "")
 
 
@@ -375,19 +375,37 @@ async def test_max_redirects_is_the_number_followed(serve: Serve, run_context: R
     assert (none.success, none.reason) == (False, "http_status")
 
 
-async def test_redirect_to_another_origin_drops_credentials(
+async def test_redirect_to_another_origin_drops_configured_headers(
     raw: Callable[..., Any], run_context: RunContext
 ) -> None:
     target = await raw(response(b"ok", "Content-Length: 2"))
     same_host = await raw(response(b"", f"Location: {target.url}/x", status="302 Found"))
-    result = await run(
-        probe(same_host.url, headers={"Authorization": "Bearer secret", "X-Keep": "1"}),
-        run_context,
-    )
+    headers = {"Authorization": "Bearer secret", "x-api-key": "sk-secret", "X-Tenant": "t1"}
+    result = await run(probe(same_host.url, headers=headers), run_context)
     assert result.success is True, result.detail
     assert same_host.header("Authorization") == "Bearer secret"
-    assert target.header("Authorization") is None  # another port is another origin
-    assert target.header("X-Keep") == "1"
+    assert same_host.header("x-api-key") == "sk-secret"
+    # Another port is another origin: no configured header may carry a key there.
+    assert b"secret" not in target.requests[0]
+    assert target.header("X-Tenant") is None
+    assert target.header("Host") == f"127.0.0.1:{target.port}"
+
+
+async def test_redirect_within_the_origin_keeps_configured_headers(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> None:
+        if request.startswith(b"GET /x "):
+            writer.write(response(b"ok", "Content-Length: 2"))
+        else:
+            writer.write(response(b"", "Location: /x", status="302 Found"))
+        await writer.drain()
+        writer.close()
+
+    server = await raw(answer)
+    result = await run(probe(server.url, headers={"x-api-key": "sk-secret"}), run_context)
+    assert result.success is True, result.detail
+    assert [server.header("x-api-key", i) for i in (0, 1)] == ["sk-secret", "sk-secret"]
 
 
 async def test_redirect_to_a_non_http_scheme_fails(
@@ -395,7 +413,7 @@ async def test_redirect_to_a_non_http_scheme_fails(
 ) -> None:
     server = await raw(response(b"", "Location: ftp://example.test/", status="301 Moved"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "redirect" in (result.detail or "")
 
 
@@ -476,7 +494,7 @@ async def test_conflicting_content_lengths_fail(
 ) -> None:
     server = await raw(response(b"ok", "Content-Length: 2", "Content-Length: 3"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "Content-Length" in (result.detail or "")
 
 

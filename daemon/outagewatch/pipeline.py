@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Time to first token: a healthy chatbot answers in well under a few seconds.
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+# At most one log line a minute per probe about a failure cause that changed.
+DETAIL_LOG_INTERVAL = 60.0
 # Scheduler lateness: a healthy event loop starts runs within a few milliseconds.
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -81,9 +83,10 @@ class ProbeState:
     last_conclusive: bool | None = None
     last_success_time: float | None = None
     runs: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
+    failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reason, sub_reason)
     inconclusive: int = 0
     streaks: ProbeStreaks = field(default_factory=ProbeStreaks)
+    detail_logged: tuple[str | None, float] = (None, float("-inf"))  # detail, monotonic time
 
 
 @dataclass
@@ -207,20 +210,47 @@ class Pipeline:
                     service=result.service,
                     probe=result.probe,
                     reason=result.reason,
+                    sub_reason=result.sub_reason,
                     detail=result.detail,
                 )
+                probe.detail_logged = (result.detail, self.clock.monotonic())
+            elif result.success is False:
+                self._failure_detail(probe, result)
             probe.last_conclusive = result.success
         if result.success:
             probe.last_success_time = result.time
         elif result.success is None:
             probe.inconclusive += 1
         else:
-            probe.failures[result.reason or "unknown"] += 1
+            probe.failures[(result.reason or "unknown", result.sub_reason or "")] += 1
         probe.streaks.observe(result)
         self.state.history.probe(result)
         if result.chat is not None:
             self._chat(result, result.chat)
         self.state.signals.probe(result)
+
+    def _failure_detail(self, probe: ProbeState, result: ProbeResult) -> None:
+        """Log why a probe fails: at its first failure, then when the cause changes.
+
+        A probe failing from start has no up -> down change to log; a cause that
+        keeps changing (a flapping error text) is logged at most once a minute.
+        """
+        logged, at = probe.detail_logged
+        now = self.clock.monotonic()
+        if probe.last_conclusive is not None and (
+            result.detail == logged or now - at < DETAIL_LOG_INTERVAL
+        ):
+            return
+        probe.detail_logged = (result.detail, now)
+        self.log.warning(
+            "probe_failing",
+            service=result.service,
+            probe=result.probe,
+            reason=result.reason,
+            sub_reason=result.sub_reason,
+            status_code=result.status_code,
+            detail=result.detail,
+        )
 
     def _chat(self, result: ProbeResult, stats: ChatStats) -> None:
         chat = self.state.chats.setdefault((result.service, result.probe), ChatState())

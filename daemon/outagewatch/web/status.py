@@ -86,6 +86,8 @@ def _probe_entry(key: str, enabled: bool, state: State, service: str) -> dict[st
         "kind": probe.kind if probe else None,
         "result": result,
         "reason": last.reason if last else None,
+        "sub_reason": last.sub_reason if last else None,
+        "detail": last.detail if last else None,
         "status_code": last.status_code if last else None,
         "duration_seconds": last.duration_seconds if last else None,
         "ttft_seconds": last.chat.ttft_seconds if last and last.chat else None,
@@ -246,6 +248,7 @@ border-left-width:.6rem}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #e2e2e2}
 .up{color:#1b5e20}.down{color:#b3261e;font-weight:600}
+.detail{font-weight:400;font-size:.8rem;color:#444;overflow-wrap:anywhere}
 .chart{width:100%;height:auto;max-height:8rem;font-size:9px;fill:#444}
 .legend{list-style:none;padding:0;margin:0;font-size:.8rem;display:flex;gap:.8rem}
 .legend svg{vertical-align:middle;margin-right:.2rem}
@@ -272,6 +275,10 @@ def _probe_rows(service: dict[str, Any]) -> str:
         result = probe["result"]
         if result == "down":
             text, css = f"✕ down: {probe['reason'] or 'unknown'}", "down"
+            if probe["sub_reason"]:
+                text += f" ({probe['sub_reason']})"
+            if probe["status_code"]:
+                text += f", HTTP {probe['status_code']}"
         elif result == "up":
             text, css = "✓ up", "up"
         elif result == "inconclusive":
@@ -283,8 +290,11 @@ def _probe_rows(service: dict[str, Any]) -> str:
             timing = f"first token {probe['ttft_seconds']:.2f} s"
         elif probe["duration_seconds"] is not None:
             timing = f"{probe['duration_seconds'] * 1000:.0f} ms"
+        why = ""
+        if result in ("down", "inconclusive") and probe["detail"]:
+            why = f"<br><span class=detail>{escape(probe['detail'])}</span>"
         rows.append(
-            f"<tr><td>{escape(probe['probe'])}</td><td class='{css}'>{escape(text)}</td>"
+            f"<tr><td>{escape(probe['probe'])}</td><td class='{css}'>{escape(text)}{why}</td>"
             f"<td>{escape(timing)}</td><td>{escape(_when(probe['last_success']))}</td></tr>"
         )
     return (
