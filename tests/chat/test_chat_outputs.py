@@ -182,7 +182,8 @@ async def test_every_outcome_leaves_no_key_in_logs_metrics_pages_or_errors(
         assert probe_state.last is not None and probe_state.last.chat is not None
         outcomes[name] = probe_state.last.chat.outcome
         assert outcomes[name] == expected, (name, probe_state.last.detail)
-    assert set(outcomes.values()) == set(CHAT_OUTCOMES)
+    # `local` (this host out of file descriptors) needs a lowered RLIMIT_NOFILE: its own test.
+    assert set(outcomes.values()) == set(CHAT_OUTCOMES) - {"local"}
     assert pipeline.state.runs["claude/probe/no-key"].failures == {"credential": 1}
     spent_budget = pipeline.state.chats[("claude", "spent")].budget
     assert spent_budget is not None and spent_budget.exhausted
@@ -225,7 +226,14 @@ async def test_every_outcome_leaves_no_key_in_logs_metrics_pages_or_errors(
     assert (
         registry.get_sample_value(
             "outagewatch_probe_failures_total",
-            {"service": "claude", "probe": "overloaded", "reason": "overloaded"},
+            {"service": "claude", "probe": "overloaded", "reason": "overloaded", "sub_reason": ""},
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "outagewatch_probe_failures_total",
+            {"service": "claude", "probe": "tls", "reason": "tls", "sub_reason": "unknown_ca"},
         )
         == 1
     )

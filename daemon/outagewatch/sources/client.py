@@ -94,8 +94,10 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 def _text(exc: BaseException) -> str:
     """An exception as a person reads it: the OS or OpenSSL message, not its repr."""
-    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
-        return f"certificate verify failed: {exc.verify_message}"
+    # aiohttp's ClientConnectorCertificateError is one too, without OpenSSL's fields.
+    message = getattr(exc, "verify_message", None)
+    if isinstance(exc, ssl.SSLCertVerificationError) and message:
+        return f"certificate verify failed: {message}"
     if isinstance(exc, OSError) and exc.strerror:
         return str(exc.strerror)
     return str(exc) or type(exc).__name__
@@ -111,14 +113,14 @@ def describe_failure(exc: BaseException) -> Failure:
     if any(isinstance(c, asyncio.TimeoutError | TimeoutError) for c in chain):
         return Failure("timeout", None, "no answer in time")
     for cause in chain:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            sub = _VERIFY_CODES.get(cause.verify_code, "handshake")
+        code = getattr(cause, "verify_code", None)
+        if isinstance(cause, ssl.SSLCertVerificationError) and isinstance(code, int):
+            sub = _VERIFY_CODES.get(code, "handshake")
             return Failure("tls", sub, short_detail(_text(cause)))
-    for cause in chain:
-        if isinstance(cause, ssl.SSLError | aiohttp.ClientSSLError):
-            return Failure(
-                "tls", "handshake", short_detail(f"TLS handshake failed: {_text(cause)}")
-            )
+    handshake: list[BaseException] = [c for c in chain if isinstance(c, ssl.SSLError)]
+    handshake += [c for c in chain if isinstance(c, aiohttp.ClientSSLError)]
+    for cause in handshake[:1]:
+        return Failure("tls", "handshake", short_detail(f"TLS handshake failed: {_text(cause)}"))
     for cause in chain:
         if isinstance(cause, socket.gaierror):
             gai = _GAI_SUB_REASONS.get(cause.errno) if isinstance(cause.errno, int) else None
@@ -140,7 +142,11 @@ def describe_failure(exc: BaseException) -> Failure:
             return Failure("connect", "reset", "connection reset by peer")
         if code in _UNREACHABLE_ERRNOS:
             return Failure("connect", "unreachable", short_detail(_text(cause)))
-    return Failure("connect", None, short_detail(f"{type(exc).__name__}: {_text(exc)}"))
+    # Only the OS's words or the exception's name: an aiohttp message can hold a URL.
+    root = chain[-1]
+    if isinstance(root, OSError) and root.strerror:
+        return Failure("connect", None, short_detail(str(root.strerror)))
+    return Failure("connect", None, type(exc).__name__)
 
 
 def classify_client_error(exc: BaseException) -> str:
