@@ -122,8 +122,10 @@ def describe_failure(exc: BaseException) -> Failure:
     for cause in handshake[:1]:
         return Failure("tls", "handshake", short_detail(f"TLS handshake failed: {_text(cause)}"))
     for cause in chain:
-        if isinstance(cause, socket.gaierror):
-            gai = _GAI_SUB_REASONS.get(cause.errno) if isinstance(cause.errno, int) else None
+        # getaddrinfo's codes are negative: they never clash with an errno.
+        gai_code = cause.errno if isinstance(cause, OSError) else None
+        if isinstance(cause, socket.gaierror) or (isinstance(gai_code, int) and gai_code < 0):
+            gai = _GAI_SUB_REASONS.get(gai_code) if isinstance(gai_code, int) else None
             return Failure("dns", gai, short_detail(_text(cause)))
         if type(cause).__name__ == "DNSError" and cause.args and isinstance(cause.args[0], int):
             text = str(cause.args[1]) if len(cause.args) > 1 else "DNS lookup failed"

@@ -26,7 +26,13 @@ from typing import cast
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from outagewatch.observations import short_detail
-from outagewatch.sources.client import USER_AGENT, IpProtocol, PhaseTimer, describe_failure
+from outagewatch.sources.client import (
+    USER_AGENT,
+    Failure,
+    IpProtocol,
+    PhaseTimer,
+    describe_failure,
+)
 from outagewatch.sources.tls import earliest_expiry
 
 HEAD_LIMIT = 64 * 1024  # status line and headers together
@@ -598,7 +604,11 @@ class Fetcher:
             try:
                 addresses = await resolve(url.host, url.port, family)
             except OSError as exc:
-                raise WireError("dns", f"cannot resolve {url.host}: {exc}") from None
+                failure = describe_failure(exc)
+                if failure.reason not in ("dns", "local"):
+                    failure = Failure("dns", None, failure.detail)
+                detail = f"cannot resolve {url.host}: {failure.detail}"
+                raise WireError(failure.reason, detail, failure.sub_reason) from None
             timer.close("dns", "dns_start")
             if not addresses:
                 raise WireError("dns", f"no address for {url.host}")
