@@ -17,8 +17,8 @@ import structlog
 from aiohttp import web
 
 from outagewatch.clock import SystemClock
-from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources import chat as chat_source
+from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.chat import ProviderError, classify_error
 from outagewatch.sources.client import HttpClients
 
