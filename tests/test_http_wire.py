@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
+import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -525,3 +527,103 @@ async def test_tls_body_ended_by_close(
     assert result.success is True, result.detail
     assert result.phases["tls"] > 0
     assert result.tls_earliest_expiry is not None
+
+
+# What RFC 9112 lets a user agent accept, and the body cut after its head (issues 15, 21).
+
+
+async def test_bare_lf_answer_left_open_is_read_at_once(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    async def answer(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\nContent-Length: 2\nServer: tiny\n\nok")
+        await writer.drain()
+        await asyncio.sleep(5)  # the connection stays open
+
+    server = await raw(answer)
+    result = await run(probe(server.url, fail_if_body_not_matches=["^ok$"]), run_context)
+    assert (result.success, result.status_code) == (True, 200), result.detail
+    assert result.duration_seconds < 1
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        # obs-fold: replaced by a space (RFC 9112 5.2), in a field the probe reads too
+        b"HTTP/1.1 200 OK\r\nX-Long: part one\r\n  part two\r\nContent-Length:\r\n\t2\r\n\r\n",
+        # a list of one repeated length (RFC 9110 8.6), and the same length twice
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\n",
+        # bare LF mixed with CRLF, no reason phrase
+        b"HTTP/1.1 200\nContent-Length: 2\r\n\n",
+        # HTTP/1.0 with a body ended by the close
+        b"HTTP/1.0 200 OK\r\n\r\n",
+    ],
+)
+async def test_answers_a_browser_accepts_are_up(
+    raw: Callable[..., Any], run_context: RunContext, head: bytes
+) -> None:
+    server = await raw(head + b"ok")
+    result = await run(probe(server.url, fail_if_body_not_matches=["^ok$"]), run_context)
+    assert (result.success, result.status_code) == (True, 200), result.detail
+
+
+@pytest.mark.parametrize(
+    ("head", "detail"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n", "conflicting Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\n", "malformed header"),
+        (b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\n", "malformed header"),
+        (b"HTTP/1.1 200 OK\r\n folded: x\r\nContent-Length: 2\r\n\r\n", "folded line"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nok\r\n0\r\n\r\n", "chunk"),
+    ],
+)
+async def test_answers_rfc_9112_says_to_reject_are_bad_responses(
+    raw: Callable[..., Any], run_context: RunContext, head: bytes, detail: str
+) -> None:
+    server = await raw(head + b"ok")
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason) == (False, "bad_response")
+    assert detail in (result.detail or "")
+
+
+async def test_chunked_body_without_its_last_chunk_is_a_cut_body(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    server = await raw(response(b"5\r\nhello\r\n", "Transfer-Encoding: chunked"))
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason, result.status_code) == (False, "body", 200)
+    assert result.detail == "connection closed before the last chunk"
+
+
+async def test_reset_mid_body_is_a_cut_body(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    async def answer(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(response(b"hello", "Content-Length: 100"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN
+
+    server = await raw(answer)
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason, result.status_code) == (False, "body", 200)
+    assert result.detail == "connection reset by peer 95 body bytes short of its Content-Length"
+
+
+async def test_endless_interim_answers_are_a_bad_response(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    server = await raw(b"HTTP/1.1 100 Continue\r\n\r\n" * 5000 + response(b"", "Content-Length: 0"))
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason) == (False, "bad_response")
+    assert result.detail == "more than 10 interim (1xx) answers"
+
+
+async def test_ten_interim_answers_are_skipped(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    server = await raw(b"HTTP/1.1 100 Continue\r\n\r\n" * 10 + response(b"", "Content-Length: 0"))
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.status_code) == (True, 200), result.detail
