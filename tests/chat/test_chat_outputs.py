@@ -195,6 +195,10 @@ async def test_every_outcome_leaves_no_key_in_logs_metrics_pages_or_errors(
     metrics = generate_latest(registry).decode()
     document = status_document(config, pipeline.state, clock.time())
     landing = render_status_page(document, clock.time(), 30) + json.dumps(document)
+    # A run that observed nothing says why, next to the service's probes.
+    (no_key,) = [f for f in document["services"][0]["failing_sources"] if "no-key" in f["source"]]
+    assert no_key["error"].startswith("credential: ")
+    assert "claude/probe/no-key: <span class=detail>credential: " in landing
     outputs = {
         "log": buffer.getvalue(),
         "pipeline log": repr(pipeline_logs),

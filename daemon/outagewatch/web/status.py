@@ -14,6 +14,7 @@ from typing import Any
 from outagewatch import __version__
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.history import REPORT_BUCKET, ProbePoint
+from outagewatch.observations import short_detail
 from outagewatch.pipeline import State
 from outagewatch.ranks import RankPoint
 from outagewatch.web.charts import Series, line_chart
@@ -193,6 +194,12 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
 def status_document(config: Config, state: State, now: float) -> dict[str, Any]:
     """Everything the status page shows, as JSON-ready data."""
     services = []
+    # Sources whose last run observed nothing, by service (the key's first part).
+    failing: dict[str, list[dict[str, Any]]] = {}
+    for source, run in sorted(state.runs.items()):
+        if run.last_error is not None:
+            entry = {"source": source, "kind": run.kind, "error": short_detail(run.last_error)}
+            failing.setdefault(source.split("/", 1)[0], []).append(entry)
     for key, cfg in config.services.items():
         services.append(
             {
@@ -208,6 +215,7 @@ def status_document(config: Config, state: State, now: float) -> dict[str, Any]:
                 ],
                 "reports": _reports(state, key, cfg, now),
                 "charts": _charts(state, key, config, now),
+                "failing_sources": failing.get(key, []),
             }
         )
     events = [(e.time, e.service, e.kind, e.text) for e in state.history.events]
@@ -302,6 +310,17 @@ def _probe_rows(service: dict[str, Any]) -> str:
         "<th scope=col>Timing</th><th scope=col>Last success</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _failing_sources_html(service: dict[str, Any]) -> str:
+    """Runs that observed nothing (a status page unreadable, a key file missing), and why."""
+    if not service["failing_sources"]:
+        return ""
+    items = "".join(
+        f"<li>{escape(f['source'])}: <span class=detail>{escape(f['error'])}</span></li>"
+        for f in service["failing_sources"]
+    )
+    return f'<ul class="failing" aria-label="Failing sources">{items}</ul>'
 
 
 def _official_html(official: dict[str, Any] | None) -> str:
@@ -492,7 +511,7 @@ def _card(service: dict[str, Any], now: float) -> str:
         f'<h2 id="h-{escape(key)}">{escape(service["title"])}</h2>'
         f"{_disruption_html(service['disruption'], now)}"
         f"<h3>Official status page</h3>{_official_html(service['official'])}"
-        f"<h3>Probes</h3>{_probe_rows(service)}"
+        f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"
         f"<h3>User reports</h3>{_reports_html(service['reports'])}"
         f"<h3>App Store</h3>{_appstore_html(service['appstore'])}"
         f"<h3>Last hours</h3>{_charts_html(service, now)}"
