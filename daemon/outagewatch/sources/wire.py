@@ -7,8 +7,13 @@ phases on the run's PhaseTimer as the bytes arrive.
 
 Supported: http and https URLs; HTTP/1.1 requests with `Connection: close`;
 answers framed by Content-Length, chunked, or the end of the connection; gzip and
-deflate bodies; redirects. Not supported, by design: keep-alive, proxies,
-HTTP/2, Expect: 100-continue, brotli.
+deflate bodies; redirects; what RFC 9112 lets a user agent accept (bare LF line
+ends, obsolete folding, a list of one repeated Content-Length). Not supported, by
+design: keep-alive, proxies, HTTP/2, Expect: 100-continue, brotli.
+
+A failure is a WireError with a reason, a sub-reason where the set is closed, a
+short detail built from the answer or the OS error (never from the request, which
+may carry a key), and the status code when the head had arrived.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ _FIELD = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*"
 _HEAD_RE = re.compile(_STATUS + rb"((?:\r?\n" + _FIELD + rb")*)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _FOLD = re.compile(rb"\r?\n[ \t]+")
+_LINE_END = re.compile(rb"\r?\n")
 _STATUS_RE = re.compile(_STATUS)
 _FIELD_RE = re.compile(_FIELD)
 # The only fields a probe reads; the others are not even decoded.
@@ -546,7 +552,7 @@ class _Exchange(asyncio.Protocol):
 
 def _malformed(head: bytes) -> str:
     """What is wrong with a head that _HEAD_RE did not match (the failure path only)."""
-    lines = head.split(b"\r\n")
+    lines = _LINE_END.split(head)
     if not _STATUS_RE.fullmatch(lines[0]):
         return f"malformed status line {lines[0][:100]!r}"
     bad = next((line for line in lines[1:] if not _FIELD_RE.fullmatch(line)), b"")
