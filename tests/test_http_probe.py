@@ -316,6 +316,23 @@ async def test_expired_certificate_fails_with_tls(
     assert result.detail == "certificate verify failed: certificate has expired"
 
 
+async def test_self_signed_certificate_fails_with_tls_self_signed(
+    serve: Serve, run_context: RunContext, tmp_path: Any
+) -> None:
+    import trustme
+
+    lone = trustme.CA()  # a CA's own certificate, served as the leaf: self-signed
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    lone.cert_pem.write_to_path(str(cert))
+    lone.private_key_pem.write_to_path(str(key))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    base = await serve(app(ok=ok), ssl_context=context)
+    result = await run(probe(f"{base}/ok"), run_context)
+    assert (result.success, result.reason, result.sub_reason) == (False, "tls", "self_signed")
+    assert result.detail == "certificate verify failed: self-signed certificate"
+
+
 class _SilentResolver(FakeResolver):
     """A resolver that never answers, as one behind a dead network path."""
 

@@ -70,6 +70,7 @@ _RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
 _GAI_SUB_REASONS = {
     socket.EAI_NONAME: "nxdomain",
     getattr(socket, "EAI_NODATA", socket.EAI_NONAME): "nxdomain",
+    getattr(socket, "EAI_ADDRFAMILY", socket.EAI_NONAME): "nxdomain",  # none of that family
     socket.EAI_AGAIN: "servfail",
     socket.EAI_FAIL: "servfail",
 }
