@@ -16,6 +16,7 @@ import structlog
 
 from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
+from outagewatch.detect.disruption import LOCAL_REASONS
 from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
 from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks, service_evidence
 from outagewatch.history import StatusHistory
@@ -202,7 +203,12 @@ class Pipeline:
                 DURATION_BUCKETS
             )
         durations.observe(result.duration_seconds)
-        if result.success is not None:
+        local = result.reason in LOCAL_REASONS
+        if local:
+            # This host failed, not the target: no reading, `outagewatch_probe_success`
+            # keeps its last value (docs/runbooks.md), but the cause is still logged.
+            self._failure_detail(probe, result)
+        elif result.success is not None:
             if probe.last_conclusive is not None and probe.last_conclusive != result.success:
                 # Transitions, not every run: a down endpoint must not flood the log.
                 self.log.warning(
@@ -237,9 +243,7 @@ class Pipeline:
         """
         logged, at = probe.detail_logged
         now = self.clock.monotonic()
-        if probe.last_conclusive is not None and (
-            result.detail == logged or now - at < DETAIL_LOG_INTERVAL
-        ):
+        if at > float("-inf") and (result.detail == logged or now - at < DETAIL_LOG_INTERVAL):
             return
         probe.detail_logged = (result.detail, now)
         self.log.warning(

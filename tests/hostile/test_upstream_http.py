@@ -24,12 +24,16 @@ import pytest
 import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
-from outagewatch.clock import SystemClock
+from outagewatch.clock import FakeClock, SystemClock
 from outagewatch.config import DisruptionConfig
 from outagewatch.detect.disruption import ServiceEvidence, judge
 from outagewatch.detect.tracker import ProbeStreaks, probe_evidence
+from outagewatch.metrics import StateCollector
 from outagewatch.observations import HTTP_FAILURE_REASONS, SUB_REASONS, ProbeResult
+from outagewatch.pipeline import Pipeline
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import HttpClients, PhaseTimer
 from outagewatch.sources.wire import Fetcher, Request, Response, Url, WireError, ssl_context
@@ -301,6 +305,26 @@ async def test_out_of_file_descriptors_is_local_and_no_reading_of_the_service(
     refused = await run(source, run_context)
     assert (refused.reason, refused.sub_reason) == ("connect", "refused")
     assert _verdict([refused] * 5, now) == "disrupted"
+
+
+async def test_local_failures_keep_the_success_gauge_and_are_logged_once(
+    run_context: RunContext,
+) -> None:
+    source = probe(f"http://127.0.0.1:{free_port()}/", valid_status_codes=[200])
+    pipeline = Pipeline(FakeClock())
+    pipeline.ingest([ProbeResult("svc", "p", "http", 1.0, True, 0.01)])  # it was up
+    with capture_logs() as logs:
+        for _ in range(5):
+            with no_file_descriptors_left():
+                pipeline.ingest([await run(source, run_context)])
+    registry = CollectorRegistry()
+    registry.register(StateCollector(pipeline.state, "1", "r", "3.11"))
+    labels = {"service": "svc", "probe": "p"}
+    # Not a page: the endpoint alert reads outagewatch_probe_success == 0.
+    assert registry.get_sample_value("outagewatch_probe_success", labels) == 1
+    failures = {**labels, "reason": "local", "sub_reason": "fd_exhausted"}
+    assert registry.get_sample_value("outagewatch_probe_failures_total", failures) == 5
+    assert [(e["event"], e["detail"]) for e in logs] == [("probe_failing", "Too many open files")]
 
 
 async def test_chat_probe_out_of_file_descriptors_is_local(run_context: RunContext) -> None:
