@@ -230,7 +230,8 @@ class Pipeline:
         else:
             probe.failures[(result.reason or "unknown", result.sub_reason or "")] += 1
         probe.streaks.observe(result)
-        self.state.history.probe(result)
+        if not local:  # no point on the success chart, no down/up event
+            self.state.history.probe(result)
         if result.chat is not None:
             self._chat(result, result.chat)
         self.state.signals.probe(result)

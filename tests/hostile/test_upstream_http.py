@@ -325,6 +325,8 @@ async def test_local_failures_keep_the_success_gauge_and_are_logged_once(
     failures = {**labels, "reason": "local", "sub_reason": "fd_exhausted"}
     assert registry.get_sample_value("outagewatch_probe_failures_total", failures) == 5
     assert [(e["event"], e["detail"]) for e in logs] == [("probe_failing", "Too many open files")]
+    assert [p.success for p in pipeline.state.history.probe_points("svc", 0.0)["p"]] == [True]
+    assert not pipeline.state.history.events
 
 
 async def test_chat_probe_out_of_file_descriptors_is_local(run_context: RunContext) -> None:
