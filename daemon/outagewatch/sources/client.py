@@ -118,10 +118,12 @@ def describe_failure(exc: BaseException) -> Failure:
         if isinstance(cause, ssl.SSLCertVerificationError) and isinstance(code, int):
             sub = _VERIFY_CODES.get(code, "handshake")
             return Failure("tls", sub, short_detail(_text(cause)))
+    # OpenSSL's own error says more than aiohttp's wrapper around it.
     handshake: list[BaseException] = [c for c in chain if isinstance(c, ssl.SSLError)]
     handshake += [c for c in chain if isinstance(c, aiohttp.ClientSSLError)]
-    for cause in handshake[:1]:
-        return Failure("tls", "handshake", short_detail(f"TLS handshake failed: {_text(cause)}"))
+    if handshake:
+        text = f"TLS handshake failed: {_text(handshake[0])}"
+        return Failure("tls", "handshake", short_detail(text))
     for cause in chain:
         # getaddrinfo's codes are negative: they never clash with an errno.
         gai_code = cause.errno if isinstance(cause, OSError) else None
