@@ -108,6 +108,21 @@ CORPUS: list[tuple[str, bytes]] = [
         + b"Content-Length: 2\r\n\r\nok",
     ),
     ("head-never-ends", OK + b"X: y\r\n"),
+    ("length-plus-sign", OK + b"Content-Length: +2\r\n\r\nok"),
+    ("length-with-spaces", OK + b"Content-Length:   2   \r\n\r\nok"),
+    ("length-empty-list-item", OK + b"Content-Length: 2,,2\r\n\r\nok"),
+    ("status-double-space", b"HTTP/1.1  200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("status-tab", b"HTTP/1.1\t200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("field-name-not-token", OK + b"X(A): b\r\nContent-Length: 2\r\n\r\nok"),
+    ("chunked-bare-lf", OK + b"Transfer-Encoding: chunked\r\n\r\n2\nok\n0\n\n"),
+    (
+        "chunked-twice",
+        OK + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+        b"\r\n2\r\nok\r\n0\r\n\r\n",
+    ),
+    ("chunked-then-gzip", OK + b"Transfer-Encoding: chunked, gzip\r\n\r\nok"),
+    ("blank-line-before-status", b"\r\n" + OK + b"Content-Length: 2\r\n\r\nok"),
+    ("location-on-200", OK + b"Location: /x\r\nContent-Length: 2\r\n\r\nok"),
     ("nothing", b""),
 ]
 
@@ -116,6 +131,7 @@ DIFFERENCES: dict[str, str] = {
     # 6.3: a response whose Transfer-Encoding does not end in chunked is read until
     # the close; h11 supports no coding but chunked.
     "transfer-coding-not-chunked": "accepted",
+    "chunked-then-gzip": "accepted",
     # 7.1.2: trailers are optional to process; the probe stops at the last chunk,
     # the connection closes anyway. h11 wants the trailer section's blank line.
     "chunked-no-final-crlf": "accepted",

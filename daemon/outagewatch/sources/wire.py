@@ -362,8 +362,12 @@ class _Exchange(asyncio.Protocol):
         chunking = headers.get("transfer-encoding")
         length = headers.get("content-length")
         if chunking is not None:  # wins over Content-Length (RFC 9112 6.3)
-            last = chunking.rsplit(",", 1)[-1].strip().lower()
-            self._mode = _CHUNKED if last == "chunked" else _TO_CLOSE
+            codings = [coding.strip(" \t").lower() for coding in chunking.split(",")]
+            if codings.count("chunked") > 1:  # "MUST NOT apply chunked more than once" (7)
+                self._fail(f"chunked more than once: {chunking[:60]!r}", "bad_response")
+                return
+            # Chunked last: read the chunks; anything else: read until the close.
+            self._mode = _CHUNKED if codings[-1] == "chunked" else _TO_CLOSE
         elif length is not None:
             if not _LENGTH.fullmatch(length):
                 self._fail(f"malformed Content-Length {length[:40]!r}")
