@@ -280,13 +280,13 @@ def _probe_rows(service: dict[str, Any]) -> str:
         return "<p>No probes configured.</p>"
     rows = []
     for probe in service["probes"]:
-        result = probe["result"]
+        result, code = probe["result"], probe["status_code"]
         if result == "down":
             text, css = f"✕ down: {probe['reason'] or 'unknown'}", "down"
             if probe["sub_reason"]:
                 text += f" ({probe['sub_reason']})"
-            if probe["status_code"]:
-                text += f", HTTP {probe['status_code']}"
+            if code:
+                text += f", HTTP {code}"
         elif result == "up":
             text, css = "✓ up", "up"
         elif result == "inconclusive":
@@ -299,7 +299,7 @@ def _probe_rows(service: dict[str, Any]) -> str:
         elif probe["duration_seconds"] is not None:
             timing = f"{probe['duration_seconds'] * 1000:.0f} ms"
         why = ""
-        if result in ("down", "inconclusive") and probe["detail"]:
+        if result in ("down", "inconclusive") and probe["detail"] not in (None, f"HTTP {code}"):
             why = f"<br><span class=detail>{escape(probe['detail'])}</span>"
         rows.append(
             f"<tr><td>{escape(probe['probe'])}</td><td class='{css}'>{escape(text)}{why}</td>"
