@@ -111,7 +111,8 @@ async def test_redirect_loop_fails_with_http_status(serve: Serve, run_context: R
 
     base = await serve(app(loop=loop))
     result = await run(probe(f"{base}/loop", max_redirects=3), run_context)
-    assert (result.success, result.reason) == (False, "http_status")
+    assert (result.success, result.reason, result.status_code) == (False, "http_status", 302)
+    assert result.detail == "stopped after 3 redirects"
 
 
 @pytest.fixture

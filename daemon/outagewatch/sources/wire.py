@@ -596,7 +596,11 @@ class Fetcher:
                 return Response(exchange.status, exchange.headers, bytes(exchange.body))
             redirects += 1
             if redirects > self.max_redirects:
-                raise WireError("http_status", f"stopped after {self.max_redirects} redirects")
+                raise WireError(
+                    "http_status",
+                    f"stopped after {self.max_redirects} redirects",
+                    status=exchange.status,
+                )
             if exchange.cookies:
                 jar.setdefault(request.url.host, {}).update(exchange.cookies)
             request = request.redirected(exchange.status, location, jar)
