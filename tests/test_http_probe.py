@@ -11,14 +11,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 
+from outagewatch.clock import SystemClock
 from outagewatch.config import HttpProbe
 from outagewatch.observations import ProbeResult
 from outagewatch.sources.base import RunContext
+from outagewatch.sources.client import HttpClients
 from outagewatch.sources.http import HttpProbeSource
 
-from .conftest import Serve
+from .conftest import FakeResolver, Serve
 
 
 def probe(url: str, **options: Any) -> HttpProbeSource:
@@ -108,7 +111,8 @@ async def test_redirect_loop_fails_with_http_status(serve: Serve, run_context: R
 
     base = await serve(app(loop=loop))
     result = await run(probe(f"{base}/loop", max_redirects=3), run_context)
-    assert (result.success, result.reason) == (False, "http_status")
+    assert (result.success, result.reason, result.status_code) == (False, "http_status", 302)
+    assert result.detail == "stopped after 3 redirects"
 
 
 @pytest.fixture
@@ -147,7 +151,8 @@ async def test_connection_reset_fails_with_connect(run_context: RunContext) -> N
         result = await run(probe(f"http://127.0.0.1:{port}/"), run_context)
     finally:
         server.close()
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason, result.sub_reason) == (False, "connect", "reset")
+    assert result.detail == "connection reset by peer"
 
 
 async def test_refused_connection_fails_with_connect(run_context: RunContext) -> None:
@@ -156,7 +161,8 @@ async def test_refused_connection_fails_with_connect(run_context: RunContext) ->
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
     result = await run(probe(f"http://127.0.0.1:{port}/"), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason, result.sub_reason) == (False, "connect", "refused")
+    assert result.detail == "connection refused"
 
 
 async def drip(request: web.Request) -> web.StreamResponse:
@@ -248,7 +254,7 @@ async def test_body_regexes_and_json_paths(serve: Serve, run_context: RunContext
 
 async def test_unresolvable_name_fails_with_dns(run_context: RunContext) -> None:
     result = await run(probe("http://no-such-host.invalid/"), run_context)
-    assert (result.success, result.reason) == (False, "dns")
+    assert (result.success, result.reason, result.sub_reason) == (False, "dns", "nxdomain")
 
 
 async def test_ip_preference_falls_back_to_the_other_family(
@@ -307,5 +313,52 @@ async def test_expired_certificate_fails_with_tls(
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     result = await run(probe(f"{base}/ok", tls_ca_file=str(ca_file)), run_context)
-    assert (result.success, result.reason) == (False, "tls")
-    assert "expired" in (result.detail or "")
+    assert (result.success, result.reason, result.sub_reason) == (False, "tls", "expired")
+    assert result.detail == "certificate verify failed: certificate has expired"
+
+
+async def test_self_signed_certificate_fails_with_tls_self_signed(
+    serve: Serve, run_context: RunContext, tmp_path: Any
+) -> None:
+    import trustme
+
+    lone = trustme.CA()  # a CA's own certificate, served as the leaf: self-signed
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    lone.cert_pem.write_to_path(str(cert))
+    lone.private_key_pem.write_to_path(str(key))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    base = await serve(app(ok=ok), ssl_context=context)
+    result = await run(probe(f"{base}/ok"), run_context)
+    assert (result.success, result.reason, result.sub_reason) == (False, "tls", "self_signed")
+    assert result.detail == "certificate verify failed: self-signed certificate"
+
+
+class _SilentResolver(FakeResolver):
+    """A resolver that never answers, as one behind a dead network path."""
+
+    async def resolve(self, host: str, port: int = 0, family: Any = 0) -> Any:
+        await asyncio.sleep(60)
+        raise AssertionError("cancelled by the probe's timeout")
+
+
+async def test_no_dns_answer_in_time_is_dns_timeout() -> None:
+    clients = HttpClients(lambda: _SilentResolver({}))
+    ctx = RunContext(http=clients, clock=SystemClock(), log=structlog.get_logger("test"))
+    try:
+        result = await run(probe("http://slow-dns.test/", timeout="300ms"), ctx)
+    finally:
+        await clients.close()
+    assert (result.success, result.reason, result.sub_reason) == (False, "dns", "timeout")
+    assert result.detail == "no DNS answer within 0.3s"
+
+
+async def test_timeout_says_what_it_waited_for(serve: Serve, run_context: RunContext) -> None:
+    async def slow(_r: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response()
+
+    base = await serve(app(slow=slow))
+    result = await run(probe(base + "/slow", timeout="300ms"), run_context)
+    assert (result.success, result.reason, result.sub_reason) == (False, "timeout", None)
+    assert result.detail == "waited for the answer, not done within 0.3s"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
+import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -146,7 +148,7 @@ async def test_bad_chunk_size_fails_cleanly(
 ) -> None:
     server = await raw(response(b"zz\r\nhello\r\n0\r\n\r\n", "Transfer-Encoding: chunked"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "chunk size" in (result.detail or "")
 
 
@@ -190,7 +192,7 @@ async def test_gzip_bomb_is_too_large_by_its_decoded_size(
 async def test_corrupt_gzip_fails_cleanly(raw: Callable[..., Any], run_context: RunContext) -> None:
     server = await raw(response(b"not gzip at all", "Content-Encoding: gzip"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "compressed body" in (result.detail or "")
 
 
@@ -208,8 +210,8 @@ async def test_connection_closed_before_the_body_ended(
 ) -> None:
     server = await raw(response(b"short", "Content-Length: 100"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
-    assert "before the body ended" in (result.detail or "")
+    assert (result.success, result.reason, result.status_code) == (False, "body", 200)
+    assert result.detail == "connection closed 95 body bytes short of its Content-Length"
 
 
 async def test_closed_without_an_answer(raw: Callable[..., Any], run_context: RunContext) -> None:
@@ -233,7 +235,7 @@ async def test_malformed_status_line_fails_cleanly(
 ) -> None:
     server = await raw(wire)
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "malformed status line" in (result.detail or "")
 
 
@@ -242,7 +244,7 @@ async def test_malformed_header_line_fails_cleanly(
 ) -> None:
     server = await raw(response(b"", "Content-Length: 0", "no colon here"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "malformed header" in (result.detail or "")
 
 
@@ -252,7 +254,7 @@ async def test_oversize_header_block_fails_cleanly(
     filler = [f"X-Filler-{i}: {'f' * 1000}" for i in range(100)]  # ~100 KiB, never ending
     server = await raw(response(b"", *filler).removesuffix(b"\r\n\r\n"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "exceeds 65536 bytes" in (result.detail or "")
 
 
@@ -375,19 +377,37 @@ async def test_max_redirects_is_the_number_followed(serve: Serve, run_context: R
     assert (none.success, none.reason) == (False, "http_status")
 
 
-async def test_redirect_to_another_origin_drops_credentials(
+async def test_redirect_to_another_origin_drops_configured_headers(
     raw: Callable[..., Any], run_context: RunContext
 ) -> None:
     target = await raw(response(b"ok", "Content-Length: 2"))
     same_host = await raw(response(b"", f"Location: {target.url}/x", status="302 Found"))
-    result = await run(
-        probe(same_host.url, headers={"Authorization": "Bearer secret", "X-Keep": "1"}),
-        run_context,
-    )
+    headers = {"Authorization": "Bearer secret", "x-api-key": "sk-secret", "X-Tenant": "t1"}
+    result = await run(probe(same_host.url, headers=headers), run_context)
     assert result.success is True, result.detail
     assert same_host.header("Authorization") == "Bearer secret"
-    assert target.header("Authorization") is None  # another port is another origin
-    assert target.header("X-Keep") == "1"
+    assert same_host.header("x-api-key") == "sk-secret"
+    # Another port is another origin: no configured header may carry a key there.
+    assert b"secret" not in target.requests[0]
+    assert target.header("X-Tenant") is None
+    assert target.header("Host") == f"127.0.0.1:{target.port}"
+
+
+async def test_redirect_within_the_origin_keeps_configured_headers(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> None:
+        if request.startswith(b"GET /x "):
+            writer.write(response(b"ok", "Content-Length: 2"))
+        else:
+            writer.write(response(b"", "Location: /x", status="302 Found"))
+        await writer.drain()
+        writer.close()
+
+    server = await raw(answer)
+    result = await run(probe(server.url, headers={"x-api-key": "sk-secret"}), run_context)
+    assert result.success is True, result.detail
+    assert [server.header("x-api-key", i) for i in (0, 1)] == ["sk-secret", "sk-secret"]
 
 
 async def test_redirect_to_a_non_http_scheme_fails(
@@ -395,7 +415,7 @@ async def test_redirect_to_a_non_http_scheme_fails(
 ) -> None:
     server = await raw(response(b"", "Location: ftp://example.test/", status="301 Moved"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "redirect" in (result.detail or "")
 
 
@@ -476,7 +496,7 @@ async def test_conflicting_content_lengths_fail(
 ) -> None:
     server = await raw(response(b"ok", "Content-Length: 2", "Content-Length: 3"))
     result = await run(probe(server.url), run_context)
-    assert (result.success, result.reason) == (False, "connect")
+    assert (result.success, result.reason) == (False, "bad_response")
     assert "Content-Length" in (result.detail or "")
 
 
@@ -507,3 +527,103 @@ async def test_tls_body_ended_by_close(
     assert result.success is True, result.detail
     assert result.phases["tls"] > 0
     assert result.tls_earliest_expiry is not None
+
+
+# What RFC 9112 lets a user agent accept, and the body cut after its head (issues 15, 21).
+
+
+async def test_bare_lf_answer_left_open_is_read_at_once(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    async def answer(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\nContent-Length: 2\nServer: tiny\n\nok")
+        await writer.drain()
+        await asyncio.sleep(5)  # the connection stays open
+
+    server = await raw(answer)
+    result = await run(probe(server.url, fail_if_body_not_matches=["^ok$"]), run_context)
+    assert (result.success, result.status_code) == (True, 200), result.detail
+    assert result.duration_seconds < 1
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        # obs-fold: replaced by a space (RFC 9112 5.2), in a field the probe reads too
+        b"HTTP/1.1 200 OK\r\nX-Long: part one\r\n  part two\r\nContent-Length:\r\n\t2\r\n\r\n",
+        # a list of one repeated length (RFC 9110 8.6), and the same length twice
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\n",
+        # bare LF mixed with CRLF, no reason phrase
+        b"HTTP/1.1 200\nContent-Length: 2\r\n\n",
+        # HTTP/1.0 with a body ended by the close
+        b"HTTP/1.0 200 OK\r\n\r\n",
+    ],
+)
+async def test_answers_a_browser_accepts_are_up(
+    raw: Callable[..., Any], run_context: RunContext, head: bytes
+) -> None:
+    server = await raw(head + b"ok")
+    result = await run(probe(server.url, fail_if_body_not_matches=["^ok$"]), run_context)
+    assert (result.success, result.status_code) == (True, 200), result.detail
+
+
+@pytest.mark.parametrize(
+    ("head", "detail"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n", "conflicting Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\n", "malformed header"),
+        (b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\n", "malformed header"),
+        (b"HTTP/1.1 200 OK\r\n folded: x\r\nContent-Length: 2\r\n\r\n", "folded line"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nok\r\n0\r\n\r\n", "chunk"),
+    ],
+)
+async def test_answers_rfc_9112_says_to_reject_are_bad_responses(
+    raw: Callable[..., Any], run_context: RunContext, head: bytes, detail: str
+) -> None:
+    server = await raw(head + b"ok")
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason) == (False, "bad_response")
+    assert detail in (result.detail or "")
+
+
+async def test_chunked_body_without_its_last_chunk_is_a_cut_body(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    server = await raw(response(b"5\r\nhello\r\n", "Transfer-Encoding: chunked"))
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason, result.status_code) == (False, "body", 200)
+    assert result.detail == "connection closed before the last chunk"
+
+
+async def test_reset_mid_body_is_a_cut_body(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    async def answer(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(response(b"hello", "Content-Length: 100"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN
+
+    server = await raw(answer)
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason, result.status_code) == (False, "body", 200)
+    assert result.detail == "connection reset by peer 95 body bytes short of its Content-Length"
+
+
+async def test_endless_interim_answers_are_a_bad_response(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    server = await raw(b"HTTP/1.1 100 Continue\r\n\r\n" * 5000 + response(b"", "Content-Length: 0"))
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.reason) == (False, "bad_response")
+    assert result.detail == "more than 10 interim (1xx) answers"
+
+
+async def test_ten_interim_answers_are_skipped(
+    raw: Callable[..., Any], run_context: RunContext
+) -> None:
+    server = await raw(b"HTTP/1.1 100 Continue\r\n\r\n" * 10 + response(b"", "Content-Length: 0"))
+    result = await run(probe(server.url), run_context)
+    assert (result.success, result.status_code) == (True, 200), result.detail

@@ -142,8 +142,9 @@ class _ProbeLines:
                 tls = f"{self.tls}{_number(last.tls_earliest_expiry)}\n"
         failures = "".join(
             f"outagewatch_probe_failures_total{{{self.probe},"
-            f'reason="{_label_value(reason)}",{self.service}}} {_number(count)}\n'
-            for reason, count in sorted(probe.failures.items())
+            f'reason="{_label_value(reason)}",{self.service},'
+            f'sub_reason="{_label_value(sub_reason)}"}} {_number(count)}\n'
+            for (reason, sub_reason), count in sorted(probe.failures.items())
         )
         if probe.last_success_time is not None:
             last_success = f"{self.last_success}{_number(probe.last_success_time)}\n"

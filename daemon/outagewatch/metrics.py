@@ -105,8 +105,8 @@ CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec(
             "outagewatch_probe_failures_total",
             "counter",
-            "Failed probe runs, by reason.",
-            (*_PROBE, "reason"),
+            "Failed probe runs, by reason and sub-reason (empty where the reason has none).",
+            (*_PROBE, "reason", "sub_reason"),
         ),
         MetricSpec(
             "outagewatch_probe_inconclusive_total",
@@ -520,8 +520,8 @@ class StateCollector(Collector):
                         last.tls_earliest_expiry,
                     )
             fams.add("outagewatch_probes_total", labels, probe.runs)
-            for reason, count in sorted(probe.failures.items()):
-                fams.add("outagewatch_probe_failures_total", [*labels, reason], count)
+            for (reason, sub_reason), count in sorted(probe.failures.items()):
+                fams.add("outagewatch_probe_failures_total", [*labels, reason, sub_reason], count)
             fams.add("outagewatch_probe_inconclusive_total", labels, probe.inconclusive)
             if probe.last_success_time is not None:
                 fams.add(

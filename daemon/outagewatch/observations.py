@@ -14,7 +14,20 @@ HTTP_FAILURE_REASONS = (
     "http_status",
     "body_mismatch",
     "too_large",
+    "body",  # the head arrived, the body broke off: the status code is kept
+    "bad_response",  # not HTTP a user agent may accept (too many 1xx, bad framing)
+    "local",  # this host's own resources ran out: not a reading of the service
 )
+# Finer causes of a failure where they form a closed set: the failures counter's
+# `sub_reason` label ("" for a failure without one). docs/runbooks.md says what each means.
+SUB_REASONS: dict[str, tuple[str, ...]] = {
+    "tls": ("expired", "hostname_mismatch", "unknown_ca", "self_signed", "handshake"),
+    "connect": ("refused", "reset", "unreachable"),
+    "dns": ("nxdomain", "servfail", "timeout"),
+    "local": ("fd_exhausted", "no_buffers", "no_memory"),
+}
+# A failure detail is for a person, in a log line, the status JSON and the page: one short line.
+DETAIL_LIMIT = 200
 PHASES = ("dns", "connect", "tls", "processing", "transfer")
 # What a chat probe run ended as: exactly one per run (`ok` or the failure reason).
 CHAT_OUTCOMES = (
@@ -32,6 +45,7 @@ CHAT_OUTCOMES = (
     "connect",
     "tls",
     "dns",
+    "local",
 )
 # Rate-limit resources the providers report headroom for (bounded label values).
 RATELIMIT_RESOURCES = ("requests", "tokens", "input_tokens", "output_tokens")
@@ -63,7 +77,8 @@ class ProbeResult:
     """One run of one probe.
 
     ``success`` is None when the answer was inconclusive (a bot challenge):
-    neither up nor down.
+    neither up nor down. ``detail`` says why a run failed, in at most DETAIL_LIMIT
+    characters; ``sub_reason`` is one of SUB_REASONS[reason] where it applies.
     """
 
     service: str
@@ -78,6 +93,11 @@ class ProbeResult:
     tls_earliest_expiry: float | None = None
     detail: str | None = None
     chat: ChatStats | None = None
+    sub_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.detail is not None and len(self.detail) > DETAIL_LIMIT:
+            object.__setattr__(self, "detail", short_detail(self.detail))
 
     @property
     def inconclusive(self) -> bool:
@@ -97,6 +117,12 @@ class ChatBudgetStatus:
     time: float
     exhausted: bool
     remaining: dict[str, float] = field(default_factory=dict)
+
+
+def short_detail(text: str) -> str:
+    """A failure detail as one line of at most DETAIL_LIMIT characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= DETAIL_LIMIT else line[: DETAIL_LIMIT - 1] + "…"
 
 
 CHART_FEED_KIND = "appstore"

@@ -16,6 +16,7 @@ import structlog
 
 from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
+from outagewatch.detect.disruption import LOCAL_REASONS
 from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
 from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks, service_evidence
 from outagewatch.history import StatusHistory
@@ -43,6 +44,8 @@ DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 # Incident changes in one fetch logged one by one; more make one line with counts.
 _INCIDENT_LINES_PER_FETCH = 5
+# At most one log line a minute per probe about a failure cause that changed.
+DETAIL_LOG_INTERVAL = 60.0
 # Scheduler lateness: a healthy event loop starts runs within a few milliseconds.
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -83,9 +86,10 @@ class ProbeState:
     last_conclusive: bool | None = None
     last_success_time: float | None = None
     runs: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
+    failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reason, sub_reason)
     inconclusive: int = 0
     streaks: ProbeStreaks = field(default_factory=ProbeStreaks)
+    detail_logged: tuple[str | None, float] = (None, float("-inf"))  # detail, monotonic time
 
 
 @dataclass
@@ -201,7 +205,12 @@ class Pipeline:
                 DURATION_BUCKETS
             )
         durations.observe(result.duration_seconds)
-        if result.success is not None:
+        local = result.reason in LOCAL_REASONS
+        if local:
+            # This host failed, not the target: no reading, `outagewatch_probe_success`
+            # keeps its last value (docs/runbooks.md), but the cause is still logged.
+            self._failure_detail(probe, result)
+        elif result.success is not None:
             if probe.last_conclusive is not None and probe.last_conclusive != result.success:
                 # Transitions, not every run: a down endpoint must not flood the log.
                 self.log.warning(
@@ -209,20 +218,46 @@ class Pipeline:
                     service=result.service,
                     probe=result.probe,
                     reason=result.reason,
+                    sub_reason=result.sub_reason,
                     detail=result.detail,
                 )
+                probe.detail_logged = (result.detail, self.clock.monotonic())
+            elif result.success is False:
+                self._failure_detail(probe, result)
             probe.last_conclusive = result.success
         if result.success:
             probe.last_success_time = result.time
         elif result.success is None:
             probe.inconclusive += 1
         else:
-            probe.failures[result.reason or "unknown"] += 1
+            probe.failures[(result.reason or "unknown", result.sub_reason or "")] += 1
         probe.streaks.observe(result)
-        self.state.history.probe(result)
+        if not local:  # no point on the success chart, no down/up event
+            self.state.history.probe(result)
         if result.chat is not None:
             self._chat(result, result.chat)
         self.state.signals.probe(result)
+
+    def _failure_detail(self, probe: ProbeState, result: ProbeResult) -> None:
+        """Log why a probe fails: at its first failure, then when the cause changes.
+
+        A probe failing from start has no up -> down change to log; a cause that
+        keeps changing (a flapping error text) is logged at most once a minute.
+        """
+        logged, at = probe.detail_logged
+        now = self.clock.monotonic()
+        if at > float("-inf") and (result.detail == logged or now - at < DETAIL_LOG_INTERVAL):
+            return
+        probe.detail_logged = (result.detail, now)
+        self.log.warning(
+            "probe_failing",
+            service=result.service,
+            probe=result.probe,
+            reason=result.reason,
+            sub_reason=result.sub_reason,
+            status_code=result.status_code,
+            detail=result.detail,
+        )
 
     def _chat(self, result: ProbeResult, stats: ChatStats) -> None:
         chat = self.state.chats.setdefault((result.service, result.probe), ChatState())

@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from outagewatch.clock import SystemClock
+from outagewatch.sources import chat as chat_source
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.chat import ProviderError, classify_error
 from outagewatch.sources.client import HttpClients
@@ -453,6 +454,47 @@ async def test_oversized_stream_is_a_bad_response(
     assert "exceeds 65536 bytes" in (result.detail or "")
 
 
+# Anthropic's answer to a reached spend limit, as FORMATS.md quotes it: a 400 of the
+# same type as a malformed request, told apart only by its message.
+SPEND_LIMIT = {
+    "type": "error",
+    "error": {
+        "type": "invalid_request_error",
+        "message": "You have reached your specified API usage limits. "
+        "You will regain access on 2026-12-01 at 00:00 UTC.",
+    },
+    "request_id": "req_011CSpendLimit",
+}
+
+
+async def test_spend_limit_is_quota_with_the_raw_type_kept(
+    provider: StartProvider, run_context: RunContext, key_file: Path
+) -> None:
+    reply = Reply([json.dumps(SPEND_LIMIT).encode()], status=400, content_type="application/json")
+    result = await outcome_of(provider, reply, run_context, anthropic_probe, key_file)
+    assert (result.chat.outcome, result.status_code) == ("quota", 400)
+    assert result.detail == (
+        "HTTP 400 invalid_request_error (API usage limit reached) (request req_011CSpendLimit)"
+    )
+    assert "regain" not in result.detail  # the message itself is never copied
+
+
+def test_only_a_400_invalid_request_saying_so_is_a_spend_limit() -> None:
+    error = chat_source.provider_error_of(SPEND_LIMIT)
+    assert error is not None and error.spend_limit
+    assert classify_error(400, error) == "quota"
+    other = chat_source.provider_error_of(
+        {"error": {"type": "not_found_error", "message": SPEND_LIMIT["error"]["message"]}}
+    )
+    assert other is not None and not other.spend_limit
+    assert classify_error(404, other) == "bad_response"
+    wrong_model = chat_source.parse_provider_error(
+        fixture_bytes("anthropic-error-invalid-request-400.json")
+    )
+    assert wrong_model is not None and not wrong_model.spend_limit
+    assert classify_error(400, wrong_model) == "bad_response"
+
+
 # Failures before any answer.
 
 
@@ -463,12 +505,15 @@ async def test_refused_connection_is_connect(run_context: RunContext, key_file: 
     probe = anthropic_probe(f"http://127.0.0.1:{port}/v1", key_file)
     result = await run_probe(source_for(probe), run_context)
     assert result.chat is not None and result.chat.outcome == "connect"
+    assert (result.sub_reason, result.detail) == ("refused", "connection refused")
 
 
 async def test_unknown_host_is_dns(run_context: RunContext, key_file: Path) -> None:
     probe = openai_probe("https://api.example.invalid/v1", key_file)
     result = await run_probe(source_for(probe), run_context)
     assert result.chat is not None and result.chat.outcome == "dns"
+    assert result.sub_reason == "nxdomain"
+    assert result.detail == "unknown host api.example.invalid"
 
 
 async def test_untrusted_certificate_is_tls(
@@ -488,6 +533,8 @@ async def test_untrusted_certificate_is_tls(
     finally:
         await clients.close()
     assert result.chat is not None and result.chat.outcome == "tls"
+    assert result.sub_reason == "unknown_ca"
+    assert result.detail == "certificate verify failed: unable to get local issuer certificate"
 
 
 # Keyless edge mode.

@@ -64,3 +64,17 @@ def test_invalid_utf8_is_an_error() -> None:
 def test_endless_line_is_an_error() -> None:
     with pytest.raises(SSEError, match="longer than 16 bytes"):
         SSEParser(max_line_bytes=16).feed(b"data: " + b"x" * 32)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 1000])
+def test_a_leading_bom_is_dropped_and_the_first_event_kept(size: int) -> None:
+    body = fixture_bytes("anthropic-sse-stream.txt")
+    with_bom = parse_in_pieces(b"\xef\xbb\xbf" + body, size)
+    assert with_bom == SSEParser().feed(body)
+    assert with_bom[0].event == "message_start"
+
+
+def test_only_a_leading_bom_is_dropped() -> None:
+    # A BOM later in the stream is text of its line, as the format says.
+    events = SSEParser().feed(b"data: a\n\n\xef\xbb\xbfdata: b\n\n")
+    assert [e.data for e in events] == ["a"]

@@ -29,6 +29,7 @@ from outagewatch.observations import (
     IMPACT_LEVELS,
     PHASES,
     RATELIMIT_RESOURCES,
+    SUB_REASONS,
 )
 
 # Labels Prometheus attaches to every scraped series (region and the like are
@@ -53,6 +54,9 @@ VALUES: dict[str | tuple[str, str], frozenset[str]] = {
         frozenset(HTTP_FAILURE_REASONS) | set(CHAT_OUTCOMES) | {"unknown"}
     )
     - {"ok"},
+    ("outagewatch_probe_failures_total", "sub_reason"): frozenset(
+        {"", *(sub for subs in SUB_REASONS.values() for sub in subs)}
+    ),
 }
 SCALAR = None  # a number, not a vector: it has no labels
 

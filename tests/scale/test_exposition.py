@@ -39,6 +39,12 @@ def busy_pipeline() -> Pipeline:
         [result("web", False, reason="http_status", status_code=503, tls_earliest_expiry=1.8e9)],
     )
     pipeline.record_run("claude/web", "http", 0.3, [result("web", None, reason="challenge")])
+    pipeline.record_run(
+        "claude/web",
+        "http",
+        0.3,
+        [result("web", False, reason="tls", sub_reason="expired", detail="certificate expired")],
+    )
     pipeline.record_run("claude/odd", "http", 2.0, error_reason="timeout")
     pipeline.record_run('claude/quote"d', "http", 0.1, [result('quote"d\\', True)])
     pipeline.record_lateness(0.002)
@@ -72,6 +78,10 @@ async def test_the_page_has_the_same_lines_as_generate_latest() -> None:
     page = await page_of(pipeline)
     text, expected = await page.render(), reference(pipeline)
     assert meaning(text) == meaning(expected)
+    assert (
+        b'outagewatch_probe_failures_total{probe="web",reason="tls",service="claude",'
+        b'sub_reason="expired"} 1.0\n' in text
+    )
     # Line for line too (labels in name order, values formatted alike), order apart.
     assert sorted(text.splitlines()) == sorted(expected.splitlines())
 

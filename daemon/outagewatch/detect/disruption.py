@@ -18,6 +18,10 @@ States:
 
 A rank surge is a *warning of load*, not trouble users see: it sets its reason
 but never changes the state.
+
+A probe run that failed for a reason in ``LOCAL_REASONS`` (this host out of file
+descriptors, buffers or memory) is no reading of the service: it neither fails
+nor keeps fresh the probe's streak (``counts_as_failure`` in signals.py).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ REASON_LENS: Final = {
     "rank_surge": "appstore",
 }
 REASONS: Final = tuple(REASON_LENS)
+# Probe failure reasons that say the daemon's host failed, not the service.
+LOCAL_REASONS: Final = frozenset({"local"})
 DISRUPTING: Final = frozenset({"probes_failing", "official_major"})
 WARNING_ONLY: Final = frozenset({"rank_surge"})
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from outagewatch.detect.disruption import LOCAL_REASONS
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.spike import SpikeDetector, SpikeVerdict
 from outagewatch.observations import ProbeResult
@@ -51,6 +52,8 @@ def counts_as_failure(result: ProbeResult) -> bool | None:
         return None
     if result.chat is not None and result.chat.outcome in ACCOUNT_OUTCOMES:
         return None
+    if result.reason in LOCAL_REASONS:
+        return None  # this host failed, not the service: no reading (docs/runbooks.md)
     return not result.success
 
 

@@ -4,7 +4,8 @@ A reachable API edge is not a working chatbot. Each run sends a one-word prompt,
 reads the stream as a user's client would, and reports what the user would have
 seen as one outcome class (``CHAT_OUTCOMES``), classified on the HTTP status and
 the provider's ``error.type``/``code``, never on message text (it changes, and it
-can echo part of the key). See docs/chat-probes.md.
+can echo part of the key) but for one documented match: Anthropic's spend-limit 400.
+See docs/chat-probes.md.
 
 The API key is read from its file at each run, held only for the request, and
 never put into a detail, a log line or an exception.
@@ -37,13 +38,16 @@ from outagewatch.observations import (
     ProbeResult,
 )
 from outagewatch.sources.base import RunContext, SourceError
-from outagewatch.sources.client import PhaseTimer, classify_client_error
+from outagewatch.sources.client import PhaseTimer, describe_failure
 from outagewatch.sources.sse import SSEError, SSEEvent, SSEParser
 
 _ERROR_BODY_BYTES = 64 * 1024
 # One line of printable ASCII: anything else cannot go into a header.
 _KEY_CHARS = re.compile(r"[\x21-\x7e]+")
 
+# Anthropic's message for a reached spend limit ("You have reached your specified API
+# usage limits. You will regain access on ..."), sent as 400 invalid_request_error.
+_SPEND_LIMIT = re.compile(r"reached your (?:specified )?API usage limit", re.IGNORECASE)
 # Provider error codes and types, most specific first (OpenAI's `code`, then `type`).
 _ERROR_OUTCOMES = {
     "overloaded_error": "overloaded",
@@ -116,15 +120,22 @@ def read_api_key(config: ChatProbeBase, environ: Mapping[str, str]) -> ApiKey:
 
 @dataclass(frozen=True)
 class ProviderError:
-    """The provider's error object: what we classify on (never its message)."""
+    """The provider's error object: what we classify on (never its message).
+
+    ``spend_limit`` is the one fact read from a message: Anthropic answers a reached
+    spend limit with a 400 ``invalid_request_error`` whose message says so.
+    """
 
     type: str | None
     code: str | None
     request_id: str | None = None
+    spend_limit: bool = False
 
     def describe(self) -> str:
         names = [n for n in dict.fromkeys((self.type, self.code)) if n]
         text = "/".join(names) or "error"
+        if self.spend_limit:
+            text += " (API usage limit reached)"
         return f"{text} (request {self.request_id})" if self.request_id else text
 
 
@@ -149,7 +160,13 @@ def provider_error_of(document: Any) -> ProviderError | None:
     code = _short(error.get("code")) or _short(error.get("status"))
     if kind is None and code is None and not isinstance(error.get("message"), str):
         return None
-    return ProviderError(kind, code, _short(document.get("request_id")))
+    message = error.get("message")
+    spend_limit = (
+        kind == "invalid_request_error"
+        and isinstance(message, str)
+        and _SPEND_LIMIT.search(message[:500]) is not None
+    )
+    return ProviderError(kind, code, _short(document.get("request_id")), spend_limit)
 
 
 def parse_provider_error(body: bytes) -> ProviderError | None:
@@ -168,6 +185,8 @@ def classify_error(status: int | None, error: ProviderError | None) -> str:
     are judged by status alone.
     """
     if error is not None:
+        if error.spend_limit and status in (400, None):
+            return "quota"  # the account's own limit, not a wrong request
         for name in (error.code, error.type):
             if name in _ERROR_OUTCOMES:
                 return _ERROR_OUTCOMES[name]
@@ -452,7 +471,7 @@ class ChatProbeSource(ABC):
     async def _probe(self, ctx: RunContext, key: ApiKey | None) -> tuple[ProbeResult, _Measure]:
         measure = _Measure(start=ctx.clock.monotonic())
         timer = PhaseTimer(ctx.clock.monotonic)
-        outcome, detail = "ok", None
+        outcome, detail, sub_reason = "ok", None, None
         try:
             async with asyncio.timeout(self.config.timeout):
                 await self._exchange(ctx, key, timer, measure)
@@ -460,10 +479,11 @@ class ChatProbeSource(ABC):
             outcome, detail = exc.outcome, exc.detail
         except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
             timer.close_open()
-            outcome = classify_client_error(exc)
+            # Built from the exception (OS and OpenSSL texts), never from the request.
+            outcome, sub_reason, detail = describe_failure(exc)
             if measure.status is not None and outcome == "connect":
-                outcome = "truncated"  # the connection broke after the answer began
-            detail = type(exc).__name__
+                outcome, sub_reason = "truncated", None  # it broke after the answer began
+                detail = f"{detail} after HTTP {measure.status}"
             if outcome == "timeout":
                 detail = f"no complete answer within {self.config.timeout:g}s"
         end = ctx.clock.monotonic()
@@ -503,6 +523,7 @@ class ChatProbeSource(ABC):
             tls_earliest_expiry=timer.tls_earliest_expiry,
             detail=detail,
             chat=stats,
+            sub_reason=sub_reason,
         )
         return result, measure
 

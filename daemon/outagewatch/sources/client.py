@@ -9,19 +9,21 @@ lean client in wire.py, which takes only the resolver from here.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from outagewatch import __version__
+from outagewatch.observations import short_detail
 from outagewatch.sources.tls import earliest_expiry
 
 USER_AGENT = f"outagewatch/{__version__} (+https://github.com/outagewatch/outagewatch)"
@@ -33,23 +35,128 @@ _FAMILIES: dict[IpProtocol, socket.AddressFamily] = {
 }
 
 
+class Failure(NamedTuple):
+    """Why a request failed: a reason, its sub-reason where the set is closed, a short text."""
+
+    reason: str
+    sub_reason: str | None
+    detail: str
+
+
+# OpenSSL verify codes (X509_V_ERR_*) -> the tls sub-reason.
+_VERIFY_CODES = {
+    10: "expired",  # CERT_HAS_EXPIRED
+    62: "hostname_mismatch",  # HOSTNAME_MISMATCH
+    64: "hostname_mismatch",  # IP_ADDRESS_MISMATCH
+    2: "unknown_ca",  # UNABLE_TO_GET_ISSUER_CERT
+    20: "unknown_ca",  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: "unknown_ca",  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    18: "self_signed",  # DEPTH_ZERO_SELF_SIGNED_CERT
+    19: "self_signed",  # SELF_SIGNED_CERT_IN_CHAIN
+}
+# This host ran out of something: says nothing about the service probed.
+_LOCAL_ERRNOS = {
+    errno.EMFILE: "fd_exhausted",
+    errno.ENFILE: "fd_exhausted",
+    errno.ENOBUFS: "no_buffers",
+    errno.ENOMEM: "no_memory",
+}
+_UNREACHABLE_ERRNOS = frozenset(
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+)
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
+# getaddrinfo's answers: no such name (or no address of the family asked), or the
+# resolver could not get an answer (SERVFAIL, or no answer before its own timeout).
+_GAI_SUB_REASONS = {
+    socket.EAI_NONAME: "nxdomain",
+    getattr(socket, "EAI_NODATA", socket.EAI_NONAME): "nxdomain",
+    getattr(socket, "EAI_ADDRFAMILY", socket.EAI_NONAME): "nxdomain",  # none of that family
+    socket.EAI_AGAIN: "servfail",
+    socket.EAI_FAIL: "servfail",
+}
+# c-ares status codes (aiohttp's AsyncResolver): NODATA, SERVFAIL, NOTFOUND, REFUSED, TIMEOUT.
+_ARES_SUB_REASONS = {1: "nxdomain", 3: "servfail", 4: "nxdomain", 5: "servfail", 12: "timeout"}
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (aiohttp keeps the OSError in os_error / __cause__)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 8 and current not in chain:
+        chain.append(current)
+        wrapped = getattr(current, "certificate_error", None) or getattr(current, "os_error", None)
+        if not isinstance(wrapped, BaseException) or wrapped in chain:
+            wrapped = current.__cause__
+            if wrapped is None and not current.__suppress_context__:
+                wrapped = current.__context__
+        current = wrapped
+    return chain
+
+
+def _text(exc: BaseException) -> str:
+    """An exception as a person reads it: the OS or OpenSSL message, not its repr."""
+    # aiohttp's ClientConnectorCertificateError is one too, without OpenSSL's fields.
+    message = getattr(exc, "verify_message", None)
+    if isinstance(exc, ssl.SSLCertVerificationError) and message:
+        return f"certificate verify failed: {message}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return str(exc.strerror)
+    return str(exc) or type(exc).__name__
+
+
+def describe_failure(exc: BaseException) -> Failure:
+    """Reason, sub-reason and detail of a client exception (aiohttp's, or the OSError under it)."""
+    chain = _causes(exc)
+    for cause in chain:
+        code = cause.errno if isinstance(cause, OSError) else None
+        if isinstance(code, int) and code in _LOCAL_ERRNOS:
+            return Failure("local", _LOCAL_ERRNOS[code], short_detail(_text(cause)))
+    if any(isinstance(c, asyncio.TimeoutError | TimeoutError) for c in chain):
+        return Failure("timeout", None, "no answer in time")
+    for cause in chain:
+        code = getattr(cause, "verify_code", None)
+        if isinstance(cause, ssl.SSLCertVerificationError) and isinstance(code, int):
+            sub = _VERIFY_CODES.get(code, "handshake")
+            return Failure("tls", sub, short_detail(_text(cause)))
+    # OpenSSL's own error says more than aiohttp's wrapper around it.
+    handshake: list[BaseException] = [c for c in chain if isinstance(c, ssl.SSLError)]
+    handshake += [c for c in chain if isinstance(c, aiohttp.ClientSSLError)]
+    if handshake:
+        text = f"TLS handshake failed: {_text(handshake[0])}"
+        return Failure("tls", "handshake", short_detail(text))
+    for cause in chain:
+        # getaddrinfo's codes are negative: they never clash with an errno.
+        gai_code = cause.errno if isinstance(cause, OSError) else None
+        if isinstance(cause, socket.gaierror) or (isinstance(gai_code, int) and gai_code < 0):
+            gai = _GAI_SUB_REASONS.get(gai_code) if isinstance(gai_code, int) else None
+            return Failure("dns", gai, short_detail(_text(cause)))
+        if type(cause).__name__ == "DNSError" and cause.args and isinstance(cause.args[0], int):
+            text = str(cause.args[1]) if len(cause.args) > 1 else "DNS lookup failed"
+            return Failure("dns", _ARES_SUB_REASONS.get(cause.args[0]), short_detail(text))
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return Failure("dns", None, short_detail(_text(chain[-1])))
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return Failure("http_status", None, "too many redirects")
+    for cause in chain:
+        if isinstance(cause, ConnectionRefusedError):
+            return Failure("connect", "refused", "connection refused")
+        code = cause.errno if isinstance(cause, OSError) else None
+        if isinstance(cause, ConnectionResetError | ConnectionAbortedError | BrokenPipeError) or (
+            code in _RESET_ERRNOS
+        ):
+            return Failure("connect", "reset", "connection reset by peer")
+        if code in _UNREACHABLE_ERRNOS:
+            return Failure("connect", "unreachable", short_detail(_text(cause)))
+    # Only the OS's words or the exception's name: an aiohttp message can hold a URL.
+    root = chain[-1]
+    if isinstance(root, OSError) and root.strerror:
+        return Failure("connect", None, short_detail(str(root.strerror)))
+    return Failure("connect", None, type(exc).__name__)
+
+
 def classify_client_error(exc: BaseException) -> str:
     """Map a client exception (aiohttp's, or the OSError under it) to one failure reason."""
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns"
-    if isinstance(
-        exc,
-        aiohttp.ClientConnectorCertificateError
-        | aiohttp.ClientConnectorSSLError
-        | aiohttp.ClientSSLError
-        | ssl.SSLError,
-    ):
-        return "tls"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return "http_status"
-    return "connect"
+    return describe_failure(exc).reason
 
 
 @dataclass(slots=True)

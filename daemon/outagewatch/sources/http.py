@@ -11,7 +11,7 @@ from typing import Any
 from outagewatch.config import HttpProbe
 from outagewatch.observations import ProbeResult
 from outagewatch.sources.base import RunContext, probe_source_key
-from outagewatch.sources.client import IpProtocol, PhaseTimer, classify_client_error
+from outagewatch.sources.client import IpProtocol, PhaseTimer, describe_failure
 from outagewatch.sources.wire import Fetcher, Request, Response, Url, WireError, ssl_context
 
 
@@ -75,6 +75,7 @@ class HttpProbeSource:
         expiry: float | None = None
         success: bool | None = False
         reason: str | None = None
+        sub_reason: str | None = None
         detail: str | None = None
         try:
             async with asyncio.timeout(self.config.timeout):
@@ -82,10 +83,13 @@ class HttpProbeSource:
             status, expiry = response.status, timer.tls_earliest_expiry
             success, reason, detail = self._judge(status, response.headers, response.body)
         except WireError as exc:
-            reason, detail = exc.reason, exc.detail
+            reason, sub_reason, detail, status = exc.reason, exc.sub_reason, exc.detail, exc.status
             timer.close_open()
-        except OSError as exc:  # refused, reset, TLS (ssl.SSLError), timeout
-            reason, detail = classify_client_error(exc), f"{type(exc).__name__}: {exc}"
+        except TimeoutError:
+            reason, sub_reason, detail = self._timed_out(timer)
+            timer.close_open()
+        except OSError as exc:  # refused, reset, TLS (ssl.SSLError), out of descriptors
+            reason, sub_reason, detail = describe_failure(exc)
             timer.close_open()
         return [
             ProbeResult(
@@ -100,8 +104,24 @@ class HttpProbeSource:
                 phases=dict(timer.totals),
                 tls_earliest_expiry=expiry,
                 detail=detail,
+                sub_reason=sub_reason,
             )
         ]
+
+    def _timed_out(self, timer: PhaseTimer) -> tuple[str, str | None, str]:
+        """What the run was waiting for when its time ran out (the open phase mark)."""
+        within = f"within {self.config.timeout:g}s"
+        if timer.get("dns_start") is not None:
+            return "dns", "timeout", f"no DNS answer {within}"
+        if timer.get("headers_received") is not None:
+            waiting = "the rest of the body"
+        elif timer.get("sent") is not None:
+            waiting = "the answer"
+        elif timer.get("tcp_connected") is not None:
+            waiting = "the TLS handshake to finish"
+        else:
+            waiting = "the connection to be accepted"
+        return "timeout", None, f"waited for {waiting}, not done {within}"
 
     async def _fetch(self, ctx: RunContext, timer: PhaseTimer) -> Response:
         families = self._families()

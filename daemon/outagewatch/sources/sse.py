@@ -2,7 +2,8 @@
 
 Bytes go in as they arrive, in chunks cut anywhere; whole events come out.
 Lines end in CRLF, LF or CR; ``:`` starts a comment (a keep-alive); ``data``
-lines of one event are joined with newlines; a blank line dispatches the event.
+lines of one event are joined with newlines; a blank line dispatches the event;
+one leading UTF-8 BOM is dropped.
 An event still open when the stream ends is never dispatched: a cut stream
 loses it, as the format says.
 """
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
 
 
 class SSEError(ValueError):
@@ -34,8 +36,18 @@ class SSEParser:
         self._event = ""
         self._data: list[str] = []
         self._skip_lf = False
+        self._started = False  # past the stream's first bytes, where a BOM may be
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not self._started:
+            # The format lets a stream begin with one UTF-8 BOM: not part of the first line.
+            head = bytes(self._buffer) + chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                self._buffer += chunk  # the BOM itself may be cut between chunks
+                return []
+            self._started = True
+            self._buffer.clear()
+            chunk = head.removeprefix(_BOM)
         if self._skip_lf and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the second half of a CRLF cut between two chunks
         self._skip_lf = False

@@ -7,8 +7,13 @@ phases on the run's PhaseTimer as the bytes arrive.
 
 Supported: http and https URLs; HTTP/1.1 requests with `Connection: close`;
 answers framed by Content-Length, chunked, or the end of the connection; gzip and
-deflate bodies; redirects. Not supported, by design: keep-alive, proxies,
-HTTP/2, Expect: 100-continue, brotli.
+deflate bodies; redirects; what RFC 9112 lets a user agent accept (bare LF line
+ends, obsolete folding, a list of one repeated Content-Length). Not supported, by
+design: keep-alive, proxies, HTTP/2, Expect: 100-continue, brotli.
+
+A failure is a WireError with a reason, a sub-reason where the set is closed, a
+short detail built from the answer or the OS error (never from the request, which
+may carry a key), and the status code when the head had arrived.
 """
 
 from __future__ import annotations
@@ -25,23 +30,37 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from outagewatch.sources.client import USER_AGENT, IpProtocol, PhaseTimer
+from outagewatch.observations import short_detail
+from outagewatch.sources.client import (
+    USER_AGENT,
+    Failure,
+    IpProtocol,
+    PhaseTimer,
+    describe_failure,
+)
 from outagewatch.sources.tls import earliest_expiry
 
 HEAD_LIMIT = 64 * 1024  # status line and headers together
+INTERIM_LIMIT = 10  # 1xx answers before the real one: more is a server gone wrong
 _CHUNK_LINE_LIMIT = 4096  # a chunk-size line with its extensions
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # A response head is checked in one pass of the regex engine rather than line by line
-# in Python: a status line, then field lines of a token name, a colon and a value
-# (no space before the colon, no obsolete folding: RFC 9112 says reject those).
-_STATUS = rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: [^\r\n]*)?"
-_FIELD = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*"
-_HEAD_RE = re.compile(_STATUS + rb"((?:\r\n" + _FIELD + rb")*)")
+# in Python: a status line, then field lines of a token name, a colon and a value.
+# As RFC 9112 lets a user agent: lines may end in a bare LF (2.2), and an obsolete
+# folded line is joined to the one before with a space (5.2). Still rejected: a space
+# before the colon, a NUL or bare CR in a value (RFC 9110 5.5), a fold right after
+# the status line.
+_STATUS = rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?: [^\r\n\x00]*)?"
+_FIELD = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*"
+_HEAD_RE = re.compile(_STATUS + rb"((?:\r?\n" + _FIELD + rb")*)")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_FOLD = re.compile(rb"\r?\n[ \t]+")
+_LINE_END = re.compile(rb"\r?\n")
 _STATUS_RE = re.compile(_STATUS)
 _FIELD_RE = re.compile(_FIELD)
 # The only fields a probe reads; the others are not even decoded.
 _KEPT_RE = re.compile(
-    rb"\r\n(cf-mitigated|location|content-encoding|transfer-encoding|content-length|set-cookie)"
+    rb"\n(cf-mitigated|location|content-encoding|transfer-encoding|content-length|set-cookie)"
     rb":([^\r\n]*)",
     re.IGNORECASE,
 )
@@ -56,8 +75,6 @@ _FAMILIES: dict[IpProtocol, tuple[int, ...]] = {
     "ip4": (socket.AF_INET,),
     "ip6": (socket.AF_INET6,),
 }
-# Dropped from the configured headers when a redirect leaves the origin (as aiohttp does).
-_CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 Resolve = Callable[[str, int, IpProtocol], Awaitable[list[tuple[int, str]]]]
 # Cookies set along one run's redirect chain, by host: name -> value.
@@ -65,12 +82,19 @@ Jar = dict[str, dict[str, str]]
 
 
 class WireError(Exception):
-    """A request that failed for one of the probe's failure reasons."""
+    """A request that failed for one of the probe's failure reasons.
 
-    def __init__(self, reason: str, detail: str) -> None:
+    ``status`` is the answer's status code when its head arrived before the failure.
+    """
+
+    def __init__(
+        self, reason: str, detail: str, sub_reason: str | None = None, status: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
-        self.detail = detail
+        self.detail = short_detail(detail)
+        self.sub_reason = sub_reason
+        self.status = status
 
 
 def ssl_context(verify: bool = True, cafile: str | None = None) -> ssl.SSLContext:
@@ -175,13 +199,15 @@ class Request:
         try:
             url = Url(urljoin(self.url.text, location.strip()))
         except ValueError as exc:
-            raise WireError("connect", f"redirect to an unusable location: {exc}") from None
+            raise WireError("bad_response", f"redirect to an unusable location: {exc}") from None
         method, body = self.method, self.body
         if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
             method, body = "GET", None
         headers = self.headers
         if url.origin != self.url.origin:
-            headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+            # Configured headers may carry a key (Authorization, x-api-key, a token in a
+            # custom header): none of them goes to another origin.
+            headers = {}
         cookies = jar.get(url.host)
         if cookies:
             pairs = [v for k, v in headers.items() if k.lower() == "cookie"]
@@ -220,6 +246,7 @@ class _Exchange(asyncio.Protocol):
         "_decoder",
         "_follow",
         "_head_only",
+        "_interims",
         "_keep",
         "_left",
         "_mode",
@@ -255,6 +282,7 @@ class _Exchange(asyncio.Protocol):
         self._head_only = head_only
         self._follow = follow
         self._mode = _HEAD
+        self._interims = 0
         self._buf = b""
         self._left = 0  # bytes to come (by length), or of the current chunk; -1: a CRLF
         self._size = 0  # decoded body bytes so far
@@ -294,45 +322,28 @@ class _Exchange(asyncio.Protocol):
 
     def _head(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
-        end = buf.find(b"\r\n\r\n")
-        if end < 0 or end > HEAD_LIMIT:
-            if len(buf) > HEAD_LIMIT:
-                self._fail(f"response head exceeds {HEAD_LIMIT} bytes")
-            else:
-                self._buf = buf
-            return
-        self._buf = b""
-        head = buf[:end]
-        match = _HEAD_RE.fullmatch(head)
-        if match is None:
-            self._fail(_malformed(head))
-            return
-        status = int(match[1])
-        headers: dict[str, str] = {}
-        for name, raw in _KEPT_RE.findall(head, match.start(2)):
-            field, value = name.lower().decode("ascii"), raw.strip(b" \t").decode(*_TEXT)
-            if field == "set-cookie":
-                # Only name=value, for the next hops of this run (a login or consent
-                # redirect); attributes are not interpreted, nothing outlives the run.
-                key, equals, text = value.split(";", 1)[0].partition("=")
-                if equals and self._follow:
-                    self.cookies.append((key.strip(), text.strip()))
-                continue
-            known = headers.get(field)
-            if known is None:
-                headers[field] = value
-            elif field == "content-length":
-                if known != value:
-                    self._fail(f"conflicting Content-Length headers {known!r} and {value!r}")
-                    return
-            else:
-                headers[field] = f"{known}, {value}"
-        rest = buf[end + 4 :]
-        if status < 200 and status != 101:
+        while True:  # interim (1xx) answers, each followed by another head
+            found = _HEAD_END.search(buf, 0, HEAD_LIMIT + 4)
+            if found is None:
+                if len(buf) > HEAD_LIMIT:
+                    self._fail(f"response head exceeds {HEAD_LIMIT} bytes", "bad_response")
+                else:
+                    self._buf = buf
+                return
+            head, buf = buf[: found.start()], buf[found.end() :]
+            parsed = self._parse_head(head)
+            if parsed is None:
+                return
+            status, headers = parsed
+            if status >= 200 or status == 101:
+                break
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
-            if rest:
-                self._head(rest)
-            return
+            self._interims += 1
+            if self._interims > INTERIM_LIMIT:
+                self._fail(f"more than {INTERIM_LIMIT} interim (1xx) answers", "bad_response")
+                return
+        self._buf = b""
+        rest = buf
         self.status, self.headers = status, headers
         timer = self._timer
         timer.close("processing", "sent")
@@ -351,8 +362,12 @@ class _Exchange(asyncio.Protocol):
         chunking = headers.get("transfer-encoding")
         length = headers.get("content-length")
         if chunking is not None:  # wins over Content-Length (RFC 9112 6.3)
-            last = chunking.rsplit(",", 1)[-1].strip().lower()
-            self._mode = _CHUNKED if last == "chunked" else _TO_CLOSE
+            codings = [coding.strip(" \t").lower() for coding in chunking.split(",")]
+            if codings.count("chunked") > 1:  # "MUST NOT apply chunked more than once" (7)
+                self._fail(f"chunked more than once: {chunking[:60]!r}", "bad_response")
+                return
+            # Chunked last: read the chunks; anything else: read until the close.
+            self._mode = _CHUNKED if codings[-1] == "chunked" else _TO_CLOSE
         elif length is not None:
             if not _LENGTH.fullmatch(length):
                 self._fail(f"malformed Content-Length {length[:40]!r}")
@@ -366,6 +381,50 @@ class _Exchange(asyncio.Protocol):
             self._mode = _TO_CLOSE
         if rest:
             self.data_received(rest)
+
+    def _parse_head(self, head: bytes) -> tuple[int, dict[str, str]] | None:
+        """Status and kept headers of one head; None once it failed."""
+        if b"\n " in head or b"\n\t" in head:
+            first = head.find(b"\n")
+            if head[first + 1 : first + 2] in (b" ", b"\t"):
+                self._fail("malformed head: a folded line after the status line", "bad_response")
+                return None
+            head = _FOLD.sub(b" ", head)
+        match = _HEAD_RE.fullmatch(head)
+        if match is None:
+            self._fail(_malformed(head), "bad_response")
+            return None
+        status = int(match[1])
+        headers: dict[str, str] = {}
+        for name, raw in _KEPT_RE.findall(head, match.start(2)):
+            field, value = name.lower().decode("ascii"), raw.strip(b" \t").decode(*_TEXT)
+            if field == "set-cookie":
+                # Only name=value, for the next hops of this run (a login or consent
+                # redirect); attributes are not interpreted, nothing outlives the run.
+                key, equals, text = value.split(";", 1)[0].partition("=")
+                if equals and self._follow and status >= 200:
+                    self.cookies.append((key.strip(), text.strip()))
+                continue
+            if field == "content-length" and "," in value:
+                # A list of one repeated length is that length (RFC 9110 8.6).
+                lengths = {part.strip(" \t") for part in value.split(",")}
+                if len(lengths) != 1:
+                    self._fail(f"conflicting Content-Length {value[:40]!r}", "bad_response")
+                    return None
+                value = lengths.pop()
+            known = headers.get(field)
+            if known is None:
+                headers[field] = value
+            elif field == "content-length":
+                if known != value:
+                    self._fail(
+                        f"conflicting Content-Length headers {known!r} and {value[:40]!r}",
+                        "bad_response",
+                    )
+                    return None
+            else:
+                headers[field] = f"{known}, {value}"
+        return status, headers
 
     def _by_length(self, data: bytes) -> None:
         left = self._left
@@ -392,20 +451,20 @@ class _Exchange(asyncio.Protocol):
                 if end - pos < 2:
                     break
                 if buf[pos : pos + 2] != b"\r\n":
-                    self._fail("malformed chunked body: no CRLF after a chunk")
+                    self._fail("malformed chunked body: no CRLF after a chunk", "bad_response")
                     return
                 pos += 2
                 self._left = 0
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
                 if end - pos > _CHUNK_LINE_LIMIT:
-                    self._fail("malformed chunked body: chunk-size line too long")
+                    self._fail("malformed chunked body: chunk-size line too long", "bad_response")
                     return
                 break
             line = buf[pos:eol]
             size = line.split(b";", 1)[0].strip(b" \t")
             if not _CHUNK_SIZE.fullmatch(size):
-                self._fail(f"malformed chunked body: chunk size {line[:40]!r}")
+                self._fail(f"malformed chunked body: chunk size {line[:40]!r}", "bad_response")
                 return
             pos = eol + 2
             self._left = int(size, 16)
@@ -429,7 +488,7 @@ class _Exchange(asyncio.Protocol):
                 # Never inflate more than the cap allows: a small gzip can be gigabytes.
                 data = self._decoder.decompress(data, self._cap - self._size + 1)
             except zlib.error as exc:
-                self._fail(f"undecodable compressed body: {exc}")
+                self._fail(f"undecodable compressed body: {exc}", "bad_response")
                 return False
         return self._add(data)
 
@@ -451,7 +510,7 @@ class _Exchange(asyncio.Protocol):
             try:
                 tail = self._decoder.flush()
             except zlib.error as exc:
-                self._fail(f"undecodable compressed body: {exc}")
+                self._fail(f"undecodable compressed body: {exc}", "bad_response")
                 return
             if tail and not self._add(tail):
                 return
@@ -467,25 +526,37 @@ class _Exchange(asyncio.Protocol):
             return
         if exc is None and mode == _TO_CLOSE:
             self._complete()
-        elif exc is not None:
-            self._fail(f"{type(exc).__name__}: {exc}")
         elif mode == _HEAD:
-            where = "inside the response head" if self._buf else "before an answer"
-            self._fail(f"connection closed {where}")
+            if exc is not None:
+                failure = describe_failure(exc)
+                self._fail(failure.detail, failure.reason, failure.sub_reason)
+            else:
+                where = "inside the response head" if self._buf else "before an answer"
+                self._fail(f"connection closed {where}")
         else:
-            self._fail("connection closed before the body ended")
+            # The head and its status arrived: the body was cut (FIN or RST mid-body,
+            # or a chunked body without its last chunk).
+            if mode == _BY_LENGTH:
+                what = f"{self._left} body bytes short of its Content-Length"
+            elif mode == _CHUNKED:
+                what = "before the last chunk"
+            else:
+                what = "mid-body"
+            how = describe_failure(exc).detail if exc is not None else "connection closed"
+            self._fail(f"{how} {what}", "body")
 
-    def _fail(self, detail: str, reason: str = "connect") -> None:
+    def _fail(self, detail: str, reason: str = "connect", sub_reason: str | None = None) -> None:
         self._mode = _DONE
         if not self.done.done():
-            self.done.set_exception(WireError(reason, detail))
+            status = self.status or None  # set once the head arrived
+            self.done.set_exception(WireError(reason, detail, sub_reason, status))
         if self.transport is not None:
             self.transport.abort()
 
 
 def _malformed(head: bytes) -> str:
     """What is wrong with a head that _HEAD_RE did not match (the failure path only)."""
-    lines = head.split(b"\r\n")
+    lines = _LINE_END.split(head)
     if not _STATUS_RE.fullmatch(lines[0]):
         return f"malformed status line {lines[0][:100]!r}"
     bad = next((line for line in lines[1:] if not _FIELD_RE.fullmatch(line)), b"")
@@ -525,7 +596,11 @@ class Fetcher:
                 return Response(exchange.status, exchange.headers, bytes(exchange.body))
             redirects += 1
             if redirects > self.max_redirects:
-                raise WireError("http_status", f"stopped after {self.max_redirects} redirects")
+                raise WireError(
+                    "http_status",
+                    f"stopped after {self.max_redirects} redirects",
+                    status=exchange.status,
+                )
             if exchange.cookies:
                 jar.setdefault(request.url.host, {}).update(exchange.cookies)
             request = request.redirected(exchange.status, location, jar)
@@ -543,7 +618,11 @@ class Fetcher:
             try:
                 addresses = await resolve(url.host, url.port, family)
             except OSError as exc:
-                raise WireError("dns", f"cannot resolve {url.host}: {exc}") from None
+                failure = describe_failure(exc)
+                if failure.reason not in ("dns", "local"):
+                    failure = Failure("dns", None, failure.detail)
+                detail = f"cannot resolve {url.host}: {failure.detail}"
+                raise WireError(failure.reason, detail, failure.sub_reason) from None
             timer.close("dns", "dns_start")
             if not addresses:
                 raise WireError("dns", f"no address for {url.host}")

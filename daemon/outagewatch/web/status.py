@@ -14,6 +14,7 @@ from typing import Any
 from outagewatch import __version__
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.history import REPORT_BUCKET, ProbePoint
+from outagewatch.observations import short_detail
 from outagewatch.pipeline import State
 from outagewatch.ranks import RankPoint
 from outagewatch.web.charts import Series, line_chart
@@ -96,6 +97,8 @@ def _probe_entry(key: str, enabled: bool, state: State, service: str) -> dict[st
         "kind": probe.kind if probe else None,
         "result": result,
         "reason": last.reason if last else None,
+        "sub_reason": last.sub_reason if last else None,
+        "detail": last.detail if last else None,
         "status_code": last.status_code if last else None,
         "duration_seconds": last.duration_seconds if last else None,
         "ttft_seconds": last.chat.ttft_seconds if last and last.chat else None,
@@ -201,6 +204,12 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
 def status_document(config: Config, state: State, now: float) -> dict[str, Any]:
     """Everything the status page shows, as JSON-ready data."""
     services = []
+    # Sources whose last run observed nothing, by service (the key's first part).
+    failing: dict[str, list[dict[str, Any]]] = {}
+    for source, run in sorted(state.runs.items()):
+        if run.last_error is not None:
+            entry = {"source": source, "kind": run.kind, "error": short_detail(run.last_error)}
+            failing.setdefault(source.split("/", 1)[0], []).append(entry)
     for key, cfg in config.services.items():
         services.append(
             {
@@ -216,6 +225,7 @@ def status_document(config: Config, state: State, now: float) -> dict[str, Any]:
                 ],
                 "reports": _reports(state, key, cfg, now),
                 "charts": _charts(state, key, config, now),
+                "failing_sources": failing.get(key, []),
             }
         )
     events = [(e.time, e.service, e.kind, e.text) for e in state.history.events]
@@ -256,6 +266,7 @@ border-left-width:.6rem}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #e2e2e2}
 .up{color:#1b5e20}.down{color:#b3261e;font-weight:600}
+.detail{font-weight:400;font-size:.8rem;color:#444;overflow-wrap:anywhere}
 .chart{width:100%;height:auto;max-height:8rem;font-size:9px;fill:#444}
 .legend{list-style:none;padding:0;margin:0;font-size:.8rem;display:flex;gap:.8rem}
 .legend svg{vertical-align:middle;margin-right:.2rem}
@@ -279,9 +290,13 @@ def _probe_rows(service: dict[str, Any]) -> str:
         return "<p>No probes configured.</p>"
     rows = []
     for probe in service["probes"]:
-        result = probe["result"]
+        result, code = probe["result"], probe["status_code"]
         if result == "down":
             text, css = f"✕ down: {probe['reason'] or 'unknown'}", "down"
+            if probe["sub_reason"]:
+                text += f" ({probe['sub_reason']})"
+            if code:
+                text += f", HTTP {code}"
         elif result == "up":
             text, css = "✓ up", "up"
         elif result == "inconclusive":
@@ -293,8 +308,11 @@ def _probe_rows(service: dict[str, Any]) -> str:
             timing = f"first token {probe['ttft_seconds']:.2f} s"
         elif probe["duration_seconds"] is not None:
             timing = f"{probe['duration_seconds'] * 1000:.0f} ms"
+        why = ""
+        if result in ("down", "inconclusive") and probe["detail"] not in (None, f"HTTP {code}"):
+            why = f"<br><span class=detail>{escape(probe['detail'])}</span>"
         rows.append(
-            f"<tr><td>{escape(probe['probe'])}</td><td class='{css}'>{escape(text)}</td>"
+            f"<tr><td>{escape(probe['probe'])}</td><td class='{css}'>{escape(text)}{why}</td>"
             f"<td>{escape(timing)}</td><td>{escape(_when(probe['last_success']))}</td></tr>"
         )
     return (
@@ -302,6 +320,17 @@ def _probe_rows(service: dict[str, Any]) -> str:
         "<th scope=col>Timing</th><th scope=col>Last success</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _failing_sources_html(service: dict[str, Any]) -> str:
+    """Runs that observed nothing (a status page unreadable, a key file missing), and why."""
+    if not service["failing_sources"]:
+        return ""
+    items = "".join(
+        f"<li>{escape(f['source'])}: <span class=detail>{escape(f['error'])}</span></li>"
+        for f in service["failing_sources"]
+    )
+    return f'<ul class="failing" aria-label="Failing sources">{items}</ul>'
 
 
 def _official_html(official: dict[str, Any] | None) -> str:
@@ -492,7 +521,7 @@ def _card(service: dict[str, Any], now: float) -> str:
         f'<h2 id="h-{escape(key)}">{escape(service["title"])}</h2>'
         f"{_disruption_html(service['disruption'], now)}"
         f"<h3>Official status page</h3>{_official_html(service['official'])}"
-        f"<h3>Probes</h3>{_probe_rows(service)}"
+        f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"
         f"<h3>User reports</h3>{_reports_html(service['reports'])}"
         f"<h3>App Store</h3>{_appstore_html(service['appstore'])}"
         f"<h3>Last hours</h3>{_charts_html(service, now)}"
