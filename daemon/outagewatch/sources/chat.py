@@ -14,7 +14,6 @@ never put into a detail, a log line or an exception.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from outagewatch.observations import (
 )
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import PhaseTimer, describe_failure
+from outagewatch.sources.retry_after import retry_after_seconds
 from outagewatch.sources.sse import SSEError, SSEEvent, SSEParser
 
 _ERROR_BODY_BYTES = 64 * 1024
@@ -228,22 +228,6 @@ def ratelimit_headroom(headers: Mapping[str, str]) -> dict[str, float]:
             if remaining is not None and limit:
                 headroom[resource] = max(0.0, min(1.0, remaining / limit))
     return headroom
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date."""
-    seconds = _number(value)
-    if seconds is not None:
-        return max(0.0, seconds)
-    if value is None:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 def _should_retry(value: str | None) -> bool | None:
