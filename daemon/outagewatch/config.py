@@ -54,6 +54,12 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+def _show(value: Any) -> str:
+    """A value for an error message, cut short: the input may be hostile and huge."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def parse_duration(value: Any) -> float:
     """Parse ``30s``, ``5m``, ``1h30m``, ``250ms`` (or a bare number of seconds)."""
     if isinstance(value, bool):
@@ -72,15 +78,17 @@ def parse_duration(value: Any) -> float:
             seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
             pos = match.end()
         if pos == 0 or pos != len(text):
-            raise ValueError(f"invalid duration {value!r}: use a number and unit, like 30s, 5m, 1h")
+            raise ValueError(
+                f"invalid duration {_show(value)}: use a number and unit, like 30s, 5m, 1h"
+            )
     else:
         raise ValueError("a duration like 30s, 5m or 1h is required")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
     if seconds < MIN_DURATION:
-        raise ValueError(f"a duration must be at least 1ms, got {value!r}")
+        raise ValueError(f"a duration must be at least 1ms, got {_show(value)}")
     if seconds > MAX_DURATION:
-        raise ValueError(f"a duration must be at most 3650d, got {value!r}")
+        raise ValueError(f"a duration must be at most 3650d, got {_show(value)}")
     return seconds
 
 
@@ -123,27 +131,27 @@ def _host(host: str) -> None:
 
 def _http_url(url: str) -> str:
     if not re.match(r"^https?://[^/\s]+", url) or any(c.isspace() or ord(c) < 32 for c in url):
-        raise ValueError(f"must be an http:// or https:// URL, got {url[:200]!r}")
+        raise ValueError(f"must be an http:// or https:// URL, got {_show(url)}")
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError when not a number in 0..65535
     except ValueError as exc:
-        raise ValueError(f"invalid URL {url[:200]!r}: {exc}") from None
+        raise ValueError(f"invalid URL {_show(url)}: {exc}") from None
     if port == 0:
-        raise ValueError(f"invalid URL {url[:200]!r}: port must be 1-65535")
+        raise ValueError(f"invalid URL {_show(url)}: port must be 1-65535")
     host = parts.hostname
     if not host:
-        raise ValueError(f"invalid URL {url[:200]!r}: no host")
+        raise ValueError(f"invalid URL {_show(url)}: no host")
     if "[" in parts.netloc.rpartition("@")[2]:
         try:
             ipaddress.IPv6Address(host.partition("%")[0])
         except ValueError:
-            raise ValueError(f"invalid URL {url[:200]!r}: bad IPv6 literal") from None
+            raise ValueError(f"invalid URL {_show(url)}: bad IPv6 literal") from None
     else:
         try:
             _host(host)
         except ValueError as exc:
-            raise ValueError(f"invalid URL {url[:200]!r}: {exc}") from None
+            raise ValueError(f"invalid URL {_show(url)}: {exc}") from None
     return url
 
 

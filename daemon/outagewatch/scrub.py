@@ -27,6 +27,9 @@ REDACTED = "<redacted>"
 # Shorter secrets are not scrubbed: cutting every "abc" out of the logs would hide
 # more than it protects. Keys and tokens are far longer.
 MIN_SECRET_CHARS = 6
+# A run of this many characters of a secret is cut too: a provider that echoes a
+# key truncated (a Content-Type cut at 60 characters) leaks a prefix otherwise.
+WINDOW = 12
 # Header names whose values are credentials.
 _SECRET_HEADERS = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password", re.I)
 
@@ -52,40 +55,67 @@ class Scrubber:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._pattern: re.Pattern[str] | None = None
+        self._long: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
         self.replace(secrets)
 
     def replace(self, secrets: Iterable[str]) -> None:
+        """Scrub these secrets from now on (the previous set is forgotten)."""
         variants: set[str] = set()
         for secret in secrets:
             if len(secret) >= MIN_SECRET_CHARS:
                 variants |= _variants(secret)
         # Longest first, so a secret containing another is cut whole.
         ordered = sorted(variants, key=lambda v: (-len(v), v))
+        long = tuple(v for v in ordered if len(v) >= WINDOW)
+        windows = frozenset(v[i : i + WINDOW] for v in long for i in range(len(v) - WINDOW + 1))
+        # Both attributes are whole new objects: a reader sees the old set or the new.
+        self._long = (long, windows)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
 
     def scrub(self, text: str) -> str:
-        """``text`` with every secret (also inside longer words) replaced."""
+        """``text`` with every secret (also inside longer words) replaced, and any run
+        of ``WINDOW`` or more characters of one (a truncated or partial echo)."""
         pattern = self._pattern
         if pattern is None:
             return text
-        return pattern.sub(REDACTED, text)
+        text = pattern.sub(REDACTED, text)
+        long, windows = self._long
+        if not windows or len(text) < WINDOW:
+            return text
+        pieces: list[str] = []
+        start = i = 0
+        end = len(text) - WINDOW
+        while i <= end:
+            if text[i : i + WINDOW] not in windows:
+                i += 1
+                continue
+            j = i + WINDOW
+            while j < len(text) and any(text[i : j + 1] in v for v in long):
+                j += 1
+            pieces.append(text[start:i])
+            pieces.append(REDACTED)
+            start = i = j
+        if not pieces:
+            return text
+        pieces.append(text[start:])
+        return "".join(pieces)
 
     def scrub_value(self, value: Any) -> Any:
         """A copy of ``value`` with secrets scrubbed from strings at any depth.
 
         Other objects whose text holds a secret (exceptions, URLs) become scrubbed text.
         """
-        pattern = self._pattern
-        if pattern is None:
+        if self._pattern is None:
             return value
         if isinstance(value, str):
-            return pattern.sub(REDACTED, value)
+            return self.scrub(value)
         if isinstance(value, bytes):
             text = value.decode("utf-8", errors="replace")
-            return pattern.sub(REDACTED, text) if pattern.search(text) else value
+            scrubbed = self.scrub(text)
+            return scrubbed if scrubbed != text else value
         if isinstance(value, bool | int | float) or value is None:
             return value
         if isinstance(value, Mapping):
@@ -93,7 +123,8 @@ class Scrubber:
         if isinstance(value, list | tuple | set | frozenset):
             return [self.scrub_value(v) for v in value]
         text = str(value)
-        return pattern.sub(REDACTED, text) if pattern.search(text) else value
+        scrubbed = self.scrub(text)
+        return scrubbed if scrubbed != text else value
 
     # -- structlog -------------------------------------------------------
 
