@@ -118,9 +118,10 @@ class StoreLock:
         except OSError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
+            lock = self.path.absolute()
             raise StoreLocked(
-                f"store {self.path.with_suffix('')} is in use by another outagewatch "
-                f"(pid {holder}, lock {self.path}); run one daemon per store file"
+                f"store {lock.with_suffix('')} is in use by another outagewatch "
+                f"(pid {holder}, lock {lock}); run one daemon per store file"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
