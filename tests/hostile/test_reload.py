@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -118,7 +118,7 @@ async def still_probing(hits: Counter[str], path: str, within: float = 10.0) -> 
         await asyncio.sleep(0.05)
 
 
-HOSTILE_RELOADS = {
+HOSTILE_RELOADS: dict[str, Callable[[str], bytes]] = {
     # row 4: validates (before the fix) but cannot be scheduled
     "interval-inf": lambda base: config_text(base, "two", interval=".inf").encode(),
     "interval-0.001ms": lambda base: config_text(base, "two", interval="0.001ms").encode(),
