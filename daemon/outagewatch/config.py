@@ -129,29 +129,34 @@ def _host(host: str) -> None:
         raise ValueError("host longer than 253 characters")
 
 
+def _show_url(url: str) -> str:
+    # A URL in an error message without its user:password part (a secret).
+    return _show(re.sub(r"(?<=//)[^/@]*@", "<userinfo>@", url, count=1))
+
+
 def _http_url(url: str) -> str:
     if not re.match(r"^https?://[^/\s]+", url) or any(c.isspace() or ord(c) < 32 for c in url):
-        raise ValueError(f"must be an http:// or https:// URL, got {_show(url)}")
+        raise ValueError(f"must be an http:// or https:// URL, got {_show_url(url)}")
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError when not a number in 0..65535
     except ValueError as exc:
-        raise ValueError(f"invalid URL {_show(url)}: {exc}") from None
+        raise ValueError(f"invalid URL {_show_url(url)}: {exc}") from None
     if port == 0:
-        raise ValueError(f"invalid URL {_show(url)}: port must be 1-65535")
+        raise ValueError(f"invalid URL {_show_url(url)}: port must be 1-65535")
     host = parts.hostname
     if not host:
-        raise ValueError(f"invalid URL {_show(url)}: no host")
+        raise ValueError(f"invalid URL {_show_url(url)}: no host")
     if "[" in parts.netloc.rpartition("@")[2]:
         try:
             ipaddress.IPv6Address(host.partition("%")[0])
         except ValueError:
-            raise ValueError(f"invalid URL {_show(url)}: bad IPv6 literal") from None
+            raise ValueError(f"invalid URL {_show_url(url)}: bad IPv6 literal") from None
     else:
         try:
             _host(host)
         except ValueError as exc:
-            raise ValueError(f"invalid URL {_show(url)}: {exc}") from None
+            raise ValueError(f"invalid URL {_show_url(url)}: {exc}") from None
     return url
 
 
