@@ -30,6 +30,9 @@ MIN_SECRET_CHARS = 6
 # A run of this many characters of a secret is cut too: a provider that echoes a
 # key truncated (a Content-Type cut at 60 characters) leaks a prefix otherwise.
 WINDOW = 12
+# Such a run holds a whole GRAM-character piece starting at a multiple of GRAM, so
+# only every GRAM-th position of a text is looked up (GRAM <= WINDOW / 2).
+GRAM = 6
 # Header names whose values are credentials.
 _SECRET_HEADERS = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password", re.I)
 
@@ -67,7 +70,7 @@ class Scrubber:
         # Longest first, so a secret containing another is cut whole.
         ordered = sorted(variants, key=lambda v: (-len(v), v))
         long = tuple(v for v in ordered if len(v) >= WINDOW)
-        windows = frozenset(v[i : i + WINDOW] for v in long for i in range(len(v) - WINDOW + 1))
+        windows = frozenset(v[i : i + GRAM] for v in long for i in range(len(v) - GRAM + 1))
         # Both attributes are whole new objects: a reader sees the old set or the new.
         self._long = (long, windows)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
@@ -82,25 +85,30 @@ class Scrubber:
         if pattern is None:
             return text
         text = pattern.sub(REDACTED, text)
-        long, windows = self._long
-        if not windows or len(text) < WINDOW:
+        long, grams = self._long
+        if not grams or len(text) < WINDOW:
+            return text
+        spans: list[tuple[int, int]] = []
+        length = len(text)
+        for p in range(0, length - GRAM + 1, GRAM):
+            if (spans and p < spans[-1][1]) or text[p : p + GRAM] not in grams:
+                continue
+            start, end = p, p + GRAM
+            while end < length and any(text[start : end + 1] in v for v in long):
+                end += 1
+            while start > 0 and any(text[start - 1 : end] in v for v in long):
+                start -= 1
+            if end - start >= WINDOW:
+                spans.append((start, end))
+        if not spans:
             return text
         pieces: list[str] = []
-        start = i = 0
-        end = len(text) - WINDOW
-        while i <= end:
-            if text[i : i + WINDOW] not in windows:
-                i += 1
-                continue
-            j = i + WINDOW
-            while j < len(text) and any(text[i : j + 1] in v for v in long):
-                j += 1
-            pieces.append(text[start:i])
+        last = 0
+        for start, end in spans:
+            pieces.append(text[last : max(start, last)])
             pieces.append(REDACTED)
-            start = i = j
-        if not pieces:
-            return text
-        pieces.append(text[start:])
+            last = max(last, end)
+        pieces.append(text[last:])
         return "".join(pieces)
 
     def scrub_value(self, value: Any) -> Any:
