@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 import structlog
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from outagewatch.config import parse_config
 from outagewatch.logging import configure
@@ -259,3 +261,21 @@ async def test_web_answers_and_errors_are_scrubbed(serve: Serve) -> None:
                 text = await response.text()
             assert response.status == status
             assert REDACTED in text and not leaks(text), (path, text)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(
+    st.text(max_size=80),
+    st.integers(min_value=0, max_value=len(KEY) - 12),
+    st.integers(min_value=12, max_value=len(KEY)),
+    st.text(max_size=80),
+    st.sampled_from(["", '"', "\\", "'"]),
+)
+def test_no_run_of_twelve_characters_of_a_secret_survives(
+    before: str, start: int, size: int, after: str, quote: str
+) -> None:
+    scrubber = Scrubber([KEY, TOKEN])
+    piece = KEY[start : start + size]
+    text = before + quote + piece + quote + after + TOKEN[:12]
+    scrubbed = scrubber.scrub(text)
+    assert not leaks(scrubbed), (text, scrubbed)
