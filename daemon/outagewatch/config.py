@@ -962,7 +962,10 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
 def _decode(raw: bytes) -> str:
     """UTF-8 text; ValueError naming the line of the first bad byte, or UTF-16."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ValueError("the file is UTF-16: save it as UTF-8")
+        raise ValueError("the file is UTF-16 (it starts with a byte order mark): save it as UTF-8")
+    if b"\0" in raw:
+        line = raw[: raw.index(b"\0")].count(b"\n") + 1
+        raise ValueError(f"NUL byte at line {line} (UTF-16 or binary?): save it as UTF-8 text")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -1052,8 +1055,21 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(source, [f"invalid YAML{where}: {exc.problem or exc.context}"]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        hint = " (is the file UTF-16?)" if exc.character == "\0" else ""
+        raise ConfigError(
+            source,
+            [
+                f"invalid YAML at line {line}, column {column}: control character "
+                f"{ord(exc.character) if isinstance(exc.character, str) else exc.character:#04x}"
+                f" is not allowed{hint}"
+            ],
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"invalid YAML: {exc}"]) from None
+        message = " ".join(str(exc).split())  # one line per error
+        raise ConfigError(source, [f"invalid YAML: {message[:300]}"]) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # PyYAML's constructors raise these for e.g. 5,000-digit integers or odd timestamps.
         raise ConfigError(source, [f"invalid YAML value: {str(exc)[:200]}"]) from None

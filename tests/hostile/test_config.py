@@ -61,6 +61,8 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "interval-1ms": (probe(interval="1ms", timeout="1ms"), "at least 100ms"),
     "invalid-utf8": (probe() + b"# caf\xe9\n", "not valid UTF-8 at line 7"),
     "utf16": ("services: {}\n".encode("utf-16"), "UTF-16"),
+    "utf16-without-bom": ("services: {}\n".encode("utf-16-le"), "NUL byte at line 1"),
+    "control-character": (b'a: "\x01"\n', "line 1, column 5: control character 0x01"),
     "deep-3000": (b"a: " + b"[" * 3000 + b"]" * 3000 + b"\n", "nested deeper than 64"),
     "deep-mapping": (b"".join(b"  " * i + b"k:\n" for i in range(200)), "nested deeper than 64"),
     "billion-laughs": (
