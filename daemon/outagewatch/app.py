@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import platform
 import secrets
 import signal
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -21,19 +23,20 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from outagewatch import __version__
 from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
-from outagewatch.config import Config, ConfigError, ShardConfig, load_config
+from outagewatch.config import MIN_INTERVAL, Config, ConfigError, ShardConfig, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
 from outagewatch.metrics import DetectionCollector, ReportsCollector
-from outagewatch.persistence import StateKeeper, StatePart, single
+from outagewatch.persistence import StateKeeper, StatePart, StateRestoreCollector, single
 from outagewatch.pipeline import Pipeline
 from outagewatch.revision import build_revision
 from outagewatch.scheduler import Scheduler
+from outagewatch.scrub import Scrubber, config_secrets
 from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
 from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext, Source, probe_source_key
 from outagewatch.sources.client import HttpClients
-from outagewatch.store import Store, StoreError
+from outagewatch.store import Store, StoreError, StoreLock, decode_state
 from outagewatch.web.reports import RateLimiter, ReporterHasher, ReportIntake
 from outagewatch.web.server import WebContext, make_app
 
@@ -51,6 +54,46 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 
 # gc thresholds: young generation, then collections of the one before.
 _GC_THRESHOLDS = (10_000, 20, 10)
+# A stored reporter hash key shorter than this is damage, not a key.
+_MIN_REPORTER_KEY_BYTES = 16
+
+
+def prepare_sources(config: Config, chat_budget: ChatBudget, source: str) -> list[Source]:
+    """The sources ``config`` describes, checked to be schedulable; ConfigError if not.
+
+    ``check-config``, start-up and reload all call this, so what check-config
+    passes, run starts and a reload applies.
+    """
+    try:
+        sources = build_sources(config, chat_budget)
+    except ConfigError:
+        raise
+    except Exception as exc:  # e.g. a CA file that ssl cannot load
+        raise ConfigError(source, [f"cannot build the sources: {exc}"]) from None
+    errors = [
+        f"{s.key}: interval {s.interval!r} and timeout {s.timeout!r} cannot be scheduled"
+        for s in sources
+        if not (
+            math.isfinite(s.interval)
+            and math.isfinite(s.timeout)
+            and s.interval >= MIN_INTERVAL
+            and s.timeout > 0
+        )
+    ]
+    if errors:
+        raise ConfigError(source, errors)
+    return sources
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a config needs, built before it is applied (a reload swaps all of it)."""
+
+    config: Config
+    sources: list[Source]
+    tokens: list[str]
+    reporter_key: bytes
+    secrets: list[str]
 
 
 class Daemon:
@@ -64,6 +107,7 @@ class Daemon:
         resolver_factory: Callable[[], AbstractResolver] | None = None,
         handle_signals: bool = True,
         shard: ShardConfig | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.config_path = Path(config_path)
         self.listen_address = listen_address
@@ -71,6 +115,8 @@ class Daemon:
         self.handle_signals = handle_signals
         self.shard_override = shard
         self.log = structlog.get_logger("outagewatch")
+        # Given to the log set-up by the caller too; its secrets follow the config.
+        self.scrubber = scrubber if scrubber is not None else Scrubber()
         self.notifier = SystemdNotifier()
         self.pipeline = Pipeline(self.clock)
         self.registry = CollectorRegistry()
@@ -82,6 +128,7 @@ class Daemon:
         self.store: Store | None = None
         self.intake: ReportIntake | None = None
         self.keeper: StateKeeper | None = None
+        self.applied: Prepared | None = None
         self.bound_port: int | None = None
         self._contexts: weakref.WeakKeyDictionary[Source, RunContext] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
@@ -108,6 +155,8 @@ class Daemon:
         assert self.store is not None
         self.registry.register(ReportsCollector(self.pipeline.state, self.clock, self.store))
         self.registry.register(DetectionCollector(self.pipeline.state))
+        assert self.keeper is not None
+        self.registry.register(StateRestoreCollector(self.keeper))
 
     async def _load(self) -> Config:
         config = await asyncio.to_thread(load_config, self.config_path)
@@ -121,58 +170,101 @@ class Daemon:
     def is_ready(self) -> bool:
         return self.scheduler is not None and self.scheduler.running
 
+    async def _prepare(self) -> Prepared:
+        """Load the config file and build what it needs, touching nothing running."""
+        config = await self._load()
+        tokens, reporter_key = await self._report_secrets(config)
+        secrets = await asyncio.to_thread(config_secrets, config, os.environ, reporter_key)
+        sources = prepare_sources(config, self.chat_budget, str(self.config_path))
+        return Prepared(config, sources, tokens, reporter_key, secrets)
+
+    def _apply(self, new: Prepared) -> None:
+        """Make ``new`` the running config: schedule, pipeline, intake, scrubber."""
+        assert self.scheduler is not None and self.intake is not None
+        self.scheduler.sync(new.sources)
+        self.config = new.config
+        keys = {s.key for s in new.sources}
+        self.pipeline.retain(
+            keys,
+            {
+                (svc, probe)
+                for svc, cfg in new.config.services.items()
+                for probe in cfg.probes
+                if probe_source_key(svc, probe) in keys
+            },
+        )
+        self.pipeline.configure_reports(new.config)
+        self.pipeline.configure_detection(new.config, keys)
+        self.intake.set_tokens(new.tokens)
+        self.intake.hasher = ReporterHasher(new.reporter_key)
+        self.scrubber.replace(new.secrets)
+        self.applied = new
+
     async def reload(self) -> bool:
-        """Load the config file again; on error keep running the old one."""
+        """Load the config file again; on any error keep running the old one."""
+        return await self.reload_error() is None
+
+    async def reload_error(self) -> str | None:
+        """``reload``, returning why it failed (None when it succeeded).
+
+        Everything the new config needs is built first; only then is it applied.
+        Should applying fail part way, the old config is applied again. Either
+        way systemd hears READY=1 again and the reload metric tells the outcome.
+        """
         async with self._reload_lock:
             self.notifier.reloading()
+            old = self.applied
             try:
-                config = await self._load()
-                sources = build_sources(config, self.chat_budget)
-                tokens, reporter_key = await self._report_secrets(config)
-            except ConfigError as exc:
-                self.log.error("config_reload_failed", errors=exc.errors)
+                new = await self._prepare()
+                if new.config.storage != self.config.storage:
+                    self.log.warning("storage_change_needs_restart")
+                try:
+                    self._apply(new)
+                except Exception:
+                    if old is not None:
+                        self.chat_budget.configure(old.config)
+                        self._apply(old)
+                    raise
+            except Exception as exc:
+                if old is not None:
+                    self.chat_budget.configure(old.config)  # building sources set new caps
+                errors = exc.errors if isinstance(exc, ConfigError) else [f"{exc!r}"[:500]]
+                self.log.error("config_reload_failed", errors=errors)
                 self.pipeline.record_reload(ok=False)
+                return "\n".join(errors)
+            else:
+                self.pipeline.record_reload(ok=True)
+                self.log.info("config_reloaded", sources=len(new.sources))
+                return None
+            finally:
                 self.notifier.ready()
-                return False
-            if config.storage != self.config.storage:
-                self.log.warning("storage_change_needs_restart")
-            self.config = config
-            assert self.scheduler is not None
-            self.scheduler.sync(sources)
-            keys = {s.key for s in sources}
-            self.pipeline.retain(
-                keys,
-                {
-                    (svc, probe)
-                    for svc, cfg in config.services.items()
-                    for probe in cfg.probes
-                    if probe_source_key(svc, probe) in keys
-                },
+
+    async def _reload_from_web(self) -> bool:
+        """``POST /-/reload``: 200, or 500 with why (the old config stays)."""
+        error = await self.reload_error()
+        if error is not None:
+            raise web.HTTPInternalServerError(
+                text=f"Reload failed; the old config stays:\n{error}\n"
             )
-            self.pipeline.configure_reports(config)
-            self.pipeline.configure_detection(config, keys)
-            assert self.intake is not None
-            self.intake.set_tokens(tokens)
-            self.intake.hasher = ReporterHasher(reporter_key)
-            self.pipeline.record_reload(ok=True)
-            self.log.info("config_reloaded", sources=len(sources))
-            self.notifier.ready()
-            return True
+        return True
 
     async def run(self) -> int:
-        """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up."""
+        """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up,
+        StoreError when the store is unusable or used by another daemon."""
         self.config = await self._load()
-        sources = build_sources(self.config, self.chat_budget)
-        self.store = Store(
-            self.config.storage.resolved_path(os.environ),
-            self.clock,
-            self.config.storage.synchronous,
-        )
-        await asyncio.to_thread(self.store.open)
+        sources = prepare_sources(self.config, self.chat_budget, str(self.config_path))
+        path = self.config.storage.resolved_path(os.environ)
+        lock = StoreLock(path)
+        await asyncio.to_thread(lock.acquire)
         try:
-            return await self._serve(sources)
+            self.store = Store(path, self.clock, self.config.storage.synchronous)
+            await asyncio.to_thread(self.store.open)
+            try:
+                return await self._serve(sources)
+            finally:
+                await asyncio.to_thread(self.store.close)
         finally:
-            await asyncio.to_thread(self.store.close)
+            lock.release()
 
     async def _report_secrets(self, config: Config) -> tuple[list[str], bytes]:
         """Intake tokens and the reporter hash key; ConfigError when unreadable."""
@@ -194,9 +286,17 @@ class Daemon:
             raise ConfigError(str(self.config_path), [str(exc)]) from None
         # No configured key: generate one once and keep it beside the reports.
         assert self.store is not None
-        stored = await self.store.get_state("reports")
-        if "reporter_hash_key" in stored:
-            return tokens, bytes.fromhex(stored["reporter_hash_key"])
+        stored = (await self.store.get_state_text("reports")).get("reporter_hash_key")
+        if stored is not None:
+            try:
+                key = bytes.fromhex(decode_state(stored))
+                if len(key) < _MIN_REPORTER_KEY_BYTES:
+                    raise ValueError(f"{len(key)} bytes is too short")
+                return tokens, key
+            except (ValueError, TypeError) as exc:
+                # Damaged: a new key (reporters' earlier reports no longer match theirs).
+                assert self.keeper is not None
+                self.keeper.record_failure("reporter_hash_key", [], str(exc)[:200])
         key = secrets.token_bytes(32)
         await self.store.put_state("reports", "reporter_hash_key", key.hex())
         return tokens, key
@@ -243,8 +343,14 @@ class Daemon:
         await self.pipeline.start_reports(self.store, self.config)
         self.pipeline.configure_detection(self.config, {s.key for s in sources})
         self.keeper = StateKeeper(self.store, self._state_parts())
+        self.keeper.failures["reporter_hash_key"] += 0
+        for table in self.store.repaired:
+            self.keeper.record_failure("store_schema", [table], "table or index missing")
         await self.keeper.load()
         tokens, reporter_key = await self._report_secrets(self.config)
+        secrets_now = await asyncio.to_thread(config_secrets, self.config, os.environ, reporter_key)
+        self.scrubber.replace(secrets_now)
+        self.applied = Prepared(self.config, sources, tokens, reporter_key, secrets_now)
         self.intake = ReportIntake(
             self.pipeline,
             lambda: self.config,
@@ -264,13 +370,13 @@ class Daemon:
             state=self.pipeline.state,
             config=lambda: self.config,
             ready=self.is_ready,
-            reload=self.reload,
+            reload=self._reload_from_web,
             reports=self.intake,
             clock=self.clock,
         )
-        runner = web.AppRunner(
-            make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry)), access_log=None
-        )
+        app = make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry))
+        app.middlewares.append(self.scrubber.middleware())  # before the app freezes
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = parse_listen_address(self.listen_address)
         site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -11,12 +11,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from outagewatch import __version__, reports_cli
-from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address
+from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address, prepare_sources
+from outagewatch.budget import ChatBudget
 from outagewatch.config import EX_CONFIG, ConfigError, ShardConfig, format_errors, load_config
 from outagewatch.detect import BACKTEST_SIGNALS
 from outagewatch.detect.backtest import backtest_main
 from outagewatch.logging import LEVELS, configure
 from outagewatch.revision import build_revision
+from outagewatch.scrub import Scrubber
 from outagewatch.store import StoreError
 
 
@@ -141,8 +143,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_config(path: str) -> int:
+    # The same checks as `run` (start-up and reload): the file, the files it names,
+    # and the sources it builds.
     try:
         config = load_config(path)
+        prepare_sources(config, ChatBudget(), path)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EX_CONFIG
@@ -174,8 +179,11 @@ def _run(args: argparse.Namespace) -> int:
             print("outagewatch: --event-loop uvloop: uvloop is not installed", file=sys.stderr)
             return 2
         loop_factory = uvloop.new_event_loop
-    configure(args.log_level, args.log_format)
-    daemon = Daemon(args.config_file, args.listen, shard=shard)
+    # One scrubber for the process: the log and the web answers share it, and the
+    # daemon gives it the secrets of each config it applies.
+    scrubber = Scrubber()
+    configure(args.log_level, args.log_format, scrubber)
+    daemon = Daemon(args.config_file, args.listen, shard=shard, scrubber=scrubber)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(daemon.run())

@@ -6,10 +6,15 @@ reported at once with its key path (``services -> claude -> probes -> api -> url
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import os
 import re
+import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -29,11 +34,30 @@ from outagewatch.detect.settings import DetectionSettings
 EX_CONFIG = 78
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_RE = re.compile(r"(\d{1,15}(?:\.\d{1,15})?)(ms|s|m|h|d)")
+# Bounds every duration shares: below 1 ms is noise; past ten years timers overflow
+# nothing, but no setting needs it and 400-digit values would reach inf.
+MIN_DURATION = 0.001
+MAX_DURATION = 3650 * 86400.0
+# Floor of anything that repeats (a source's interval, the evaluation and save loops):
+# a run every 0.001 ms spins a core; 100 ms still lets tests run fast.
+MIN_INTERVAL = 0.1
+# Larger integers than this are no count or size a config needs (and overflow C calls).
+MAX_INTEGER = 2**53
+# Deeper YAML than this is a mistake (and deep enough nesting overflows the parser's stack).
+MAX_DEPTH = 64
+# Values after alias expansion: a "billion laughs" document stops here.
+MAX_VALUES = 200_000
 # Names end up as label values and URL path parts: keep them plain.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # An HTTP field name (RFC 9110 token): anything else would corrupt the request head.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _show(value: Any) -> str:
+    """A value for an error message, cut short: the input may be hostile and huge."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def parse_duration(value: Any) -> float:
@@ -41,6 +65,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration like 30s, 5m or 1h is required")
     if isinstance(value, int | float):
+        if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_DURATION:
+            raise ValueError(f"a duration must be a finite number of at most {MAX_DURATION:g}s")
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip()
@@ -52,33 +78,102 @@ def parse_duration(value: Any) -> float:
             seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
             pos = match.end()
         if pos == 0 or pos != len(text):
-            raise ValueError(f"invalid duration {value!r}: use a number and unit, like 30s, 5m, 1h")
+            raise ValueError(
+                f"invalid duration {_show(value)}: use a number and unit, like 30s, 5m, 1h"
+            )
     else:
         raise ValueError("a duration like 30s, 5m or 1h is required")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
+    if seconds < MIN_DURATION:
+        raise ValueError(f"a duration must be at least 1ms, got {_show(value)}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration must be at most 3650d, got {_show(value)}")
     return seconds
 
 
+def _interval(seconds: float) -> float:
+    if seconds < MIN_INTERVAL:
+        raise ValueError(f"an interval must be at least 100ms, got {seconds:g}s")
+    return seconds
+
+
+_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?")
+
+
+def _host(host: str) -> None:
+    """A DNS name (IDNA labels of 1-63 characters, 253 in all) or an IP literal."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    name = host.rstrip(".").lower()
+    labels = name.split(".")
+    encoded: list[str] = []
+    for label in labels:
+        if not label:
+            raise ValueError("has an empty label in its host")
+        try:
+            ascii_label = label if label.isascii() else "xn--" + label.encode("punycode").decode()
+        except UnicodeError:
+            raise ValueError(f"host label {label[:20]!r}... is not valid IDNA") from None
+        if len(ascii_label) > 63:
+            raise ValueError(
+                f"host label of {len(ascii_label)} characters: a DNS label has at most 63"
+            )
+        if not _HOST_LABEL.fullmatch(ascii_label):
+            raise ValueError(f"host label {label!r} is not a valid DNS label")
+        encoded.append(ascii_label)
+    if len(".".join(encoded)) > 253:
+        raise ValueError("host longer than 253 characters")
+
+
+def _show_url(url: str) -> str:
+    # A URL in an error message without its user:password part (a secret).
+    return _show(re.sub(r"(?<=//)[^/@]*@", "<userinfo>@", url, count=1))
+
+
 def _http_url(url: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
+    if not re.match(r"^https?://[^/\s]+", url) or any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError(f"must be an http:// or https:// URL, got {_show_url(url)}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number in 0..65535
+    except ValueError as exc:
+        raise ValueError(f"invalid URL {_show_url(url)}: {exc}") from None
+    if port == 0:
+        raise ValueError(f"invalid URL {_show_url(url)}: port must be 1-65535")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"invalid URL {_show_url(url)}: no host")
+    if "[" in parts.netloc.rpartition("@")[2]:
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            raise ValueError(f"invalid URL {_show_url(url)}: bad IPv6 literal") from None
+    else:
+        try:
+            _host(host)
+        except ValueError as exc:
+            raise ValueError(f"invalid URL {_show_url(url)}: {exc}") from None
     return url
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Interval = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_interval)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Scheduled(Model):
     """A source run every ``interval``, each run bounded by a ``timeout`` within it."""
 
-    interval: Duration = Field(description="How often the source runs.")
+    interval: Interval = Field(description="How often the source runs.")
     timeout: Duration = Field(description="Longest a run may take; at most the interval.")
 
     @model_validator(mode="after")
@@ -114,7 +209,7 @@ class HttpProbe(Scheduled):
         default_factory=dict, description="Request headers (no line breaks in values)."
     )
     body: str | None = Field(default=None, description="Request body, for POST and PUT.")
-    interval: Duration = Field(default=30.0, description="How often the probe runs.")
+    interval: Interval = Field(default=30.0, description="How often the probe runs.")
     timeout: Duration = Field(
         default=10.0, description="Longest a run may take; at most the interval."
     )
@@ -222,7 +317,7 @@ class ChatProbeBase(Scheduled):
     max_tokens: int = Field(
         default=16, ge=1, le=4096, description="Output tokens asked for at most."
     )
-    interval: Duration = Field(
+    interval: Interval = Field(
         default=300.0, description="How often the probe runs (each run is a paid request)."
     )
     timeout: Duration = Field(
@@ -415,7 +510,7 @@ class AppStoreConfig(Scheduled):
     limit: int = Field(
         default=100, description="Chart depth to fetch: 1..100 (v2: 10, 25, 50 or 100)."
     )
-    interval: Duration = Field(default=900.0, description="How often every feed is fetched.")
+    interval: Interval = Field(default=900.0, description="How often every feed is fetched.")
     timeout: Duration = Field(
         default=30.0, description="Longest a run may take; at most the interval."
     )
@@ -500,7 +595,7 @@ class StatusPageBase(Scheduled):
 
     enabled: bool = Field(default=True, description="Disabled pages are validated but not read.")
     url: HttpUrl = Field(description="The page's address.")
-    interval: Duration = Field(default=60.0, description="How often the page is read.")
+    interval: Interval = Field(default=60.0, description="How often the page is read.")
     timeout: Duration = Field(
         default=15.0, description="Longest a run may take; at most the interval."
     )
@@ -603,7 +698,7 @@ class ServiceReports(Model):
     rate_limit: int = Field(
         default=5, ge=1, le=100_000, description="Reports per client address per period."
     )
-    rate_limit_period: Duration = Field(default=60.0, description="The period of rate_limit.")
+    rate_limit_period: Interval = Field(default=60.0, description="The period of rate_limit.")
 
 
 class ServiceConfig(Model):
@@ -765,10 +860,10 @@ class StorageConfig(Model):
         description="full: an acknowledged report survives power loss; "
         "normal: it survives a process crash only.",
     )
-    prune_interval: Duration = Field(
+    prune_interval: Interval = Field(
         default=3600.0, description="How often reports past retention are deleted."
     )
-    state_save_interval: Duration = Field(
+    state_save_interval: Interval = Field(
         default=30.0,
         description="How often detector, disruption, budget, incident and rank state is "
         "saved (and always at shutdown).",
@@ -820,7 +915,7 @@ class DisruptionConfig(Model):
         description="A flag up to this long after an incident's start still counts (late).",
     )
     history: int = Field(default=100, ge=1, le=10_000, description="Transitions kept per service.")
-    evaluate_interval: Duration = Field(
+    evaluate_interval: Interval = Field(
         default=5.0, description="How often every service is judged besides after each run."
     )
 
@@ -932,13 +1027,37 @@ def format_errors(exc: ValidationError, data: Any) -> list[str]:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice (YAML would keep the last silently)."""
+    """SafeLoader that rejects a key given twice (YAML would keep the last silently),
+    a key that is a list or mapping, and nesting deeper than ``MAX_DEPTH``."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                )
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -946,6 +1065,35 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _scan_values(data: Any) -> list[str]:
+    """Errors for values no setting takes: NaN, infinities, huge numbers, keys that
+    are not text; and a stop when aliases expand the document past ``MAX_VALUES``."""
+    errors: list[str] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    seen = 0
+    while stack:
+        node, path = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return [f"the document expands to more than {MAX_VALUES} values (YAML aliases?)"]
+        where = " -> ".join(path)
+        prefix = f"{where}: " if where else ""
+        if isinstance(node, float) and not math.isfinite(node):
+            errors.append(f"{prefix}must be a finite number, got {node}")
+        elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_INTEGER:
+            errors.append(f"{prefix}number too large (at most 2^53)")
+        elif isinstance(node, Mapping):
+            for key, value in node.items():
+                if not isinstance(key, str | int) or isinstance(key, bool):
+                    errors.append(f"{prefix}key {str(key)[:40]!r} must be text")
+                    continue
+                stack.append((value, (*path, str(key))))
+        elif isinstance(node, list):
+            for number, value in enumerate(node, start=1):
+                stack.append((value, (*path, str(number))))
+    return sorted(errors)
 
 
 def parse_config(data: Any, source: str = "<config>") -> Config:
@@ -956,25 +1104,131 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raise ConfigError(source, ["the top level must be a mapping"])
     # Top-level "x-" keys hold YAML anchors for reuse (as in Compose files).
     data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    errors = _scan_values(data)
+    if errors:
+        raise ConfigError(source, errors)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, format_errors(exc, data)) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config file; raises ConfigError."""
+def _decode(raw: bytes) -> str:
+    """UTF-8 text; ValueError naming the line of the first bad byte, or UTF-16."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError("the file is UTF-16 (it starts with a byte order mark): save it as UTF-8")
+    if b"\0" in raw:
+        line = raw[: raw.index(b"\0")].count(b"\n") + 1
+        raise ValueError(f"NUL byte at line {line} (UTF-16 or binary?): save it as UTF-8 text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValueError(
+            f"not valid UTF-8 at line {line}, column {column} (byte 0x{raw[exc.start]:02x}): "
+            "save it as UTF-8"
+        ) from None
+
+
+def _readable(key: str, path: Path, errors: list[str]) -> None:
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        errors.append(f"{key}: cannot read {path}: {exc.strerror or exc}")
+
+
+def _ca_file(key: str, path: Path, errors: list[str]) -> None:
+    before = len(errors)
+    _readable(key, path, errors)
+    if len(errors) > before:
+        return
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError) as exc:
+        errors.append(f"{key}: {path} holds no usable PEM certificates ({exc})")
+
+
+def check_files(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """Errors for files the config names that cannot be opened, each with its key path.
+
+    A systemd credential is checked in ``$CREDENTIALS_DIRECTORY`` (which systemd gives
+    ``ExecStartPre=`` as well as ``ExecStart=``).
+    """
+    errors: list[str] = []
+    credentials = environ.get("CREDENTIALS_DIRECTORY", "")
+
+    def credential(key: str, name: str | None) -> None:
+        if name is None:
+            return
+        if not credentials:
+            errors.append(f"{key}: credential {name!r} needs $CREDENTIALS_DIRECTORY")
+        else:
+            _readable(key, Path(credentials) / name, errors)
+
+    for service_name, service in config.services.items():
+        for probe_name, probe in service.probes.items():
+            if not probe.enabled:
+                continue  # a disabled probe's key need not exist yet
+            key = f"services -> {service_name} -> probes -> {probe_name}"
+            if isinstance(probe, HttpProbe) and probe.tls_ca_file is not None:
+                _ca_file(f"{key} -> tls_ca_file", probe.tls_ca_file, errors)
+            if isinstance(probe, ChatProbeBase):
+                if probe.api_key_file is not None:
+                    _readable(f"{key} -> api_key_file", probe.api_key_file, errors)
+                credential(f"{key} -> api_key_credential", probe.api_key_credential)
+    reports = config.reports
+    if reports.tokens_file is not None:
+        _readable("reports -> tokens_file", reports.tokens_file, errors)
+    credential("reports -> tokens_credential", reports.tokens_credential)
+    if reports.hash_secret_file is not None:
+        _readable("reports -> hash_secret_file", reports.hash_secret_file, errors)
+    credential("reports -> hash_secret_credential", reports.hash_secret_credential)
+    return errors
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a YAML config file and the files it names; raises ConfigError.
+
+    ``check-config`` and ``run`` (start and reload) all call this, so anything
+    check-config passes, run starts.
+    """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
     try:
+        text = _decode(raw)
+    except ValueError as exc:
+        raise ConfigError(source, [str(exc)]) from None
+    try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
+        mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(source, [f"invalid YAML{where}: {exc.problem}"]) from None
+        raise ConfigError(source, [f"invalid YAML{where}: {exc.problem or exc.context}"]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        hint = " (is the file UTF-16?)" if exc.character == "\0" else ""
+        raise ConfigError(
+            source,
+            [
+                f"invalid YAML at line {line}, column {column}: control character "
+                f"{ord(exc.character) if isinstance(exc.character, str) else exc.character:#04x}"
+                f" is not allowed{hint}"
+            ],
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"invalid YAML: {exc}"]) from None
-    return parse_config(data, source)
+        message = " ".join(str(exc).split())  # one line per error
+        raise ConfigError(source, [f"invalid YAML: {message[:300]}"]) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # PyYAML's constructors raise these for e.g. 5,000-digit integers or odd timestamps.
+        raise ConfigError(source, [f"invalid YAML value: {str(exc)[:200]}"]) from None
+    config = parse_config(data, source)
+    errors = check_files(config, os.environ if environ is None else environ)
+    if errors:
+        raise ConfigError(source, errors)
+    return config

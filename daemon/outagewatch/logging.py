@@ -1,6 +1,7 @@
 """structlog set-up: console on a TTY, JSON otherwise, logfmt on request.
 
-aiohttp's stdlib loggers go through the same renderer.
+aiohttp's stdlib loggers go through the same renderer, and every event passes
+the daemon's ``Scrubber`` (secrets never reach the log).
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ from typing import Literal
 
 import structlog
 
+from outagewatch.scrub import Scrubber
+
 LogFormat = Literal["logfmt", "json", "console"]
 LEVELS = ("debug", "info", "warning", "error")
 
 
-def configure(level: str = "info", fmt: LogFormat | None = None) -> None:
-    """Configure structlog and the stdlib root logger once, at start-up."""
+def configure(
+    level: str = "info", fmt: LogFormat | None = None, scrubber: Scrubber | None = None
+) -> None:
+    """Configure structlog and the stdlib root logger once, at start-up.
+
+    ``scrubber`` is the daemon's: it may change its secrets later (a reload).
+    """
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: structlog.typing.Processor
@@ -33,6 +41,15 @@ def configure(level: str = "info", fmt: LogFormat | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         structlog.processors.format_exc_info,
     ]
+    rendering: list[structlog.typing.Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        renderer,
+    ]
+    if scrubber is not None:
+        # On the values (nested ones and exception text included), and once more on
+        # the rendered line, whatever escaping the renderer applied.
+        shared.append(scrubber.scrub_event)
+        rendering.append(scrubber.scrub_rendered)
     numeric = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -42,10 +59,7 @@ def configure(level: str = "info", fmt: LogFormat | None = None) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=shared,
-        )
+        structlog.stdlib.ProcessorFormatter(processors=rendering, foreign_pre_chain=shared)
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import math
+import os
 import queue
 import sqlite3
 import threading
@@ -90,6 +92,59 @@ class StoreClosed(StoreError):
     """A job was submitted after ``close``."""
 
 
+class StoreLocked(StoreError):
+    """Another process holds the store's lock file."""
+
+
+def decode_state(text: str) -> Any:
+    """A stored state value; ValueError for text that is not JSON or holds NaN/Infinity."""
+
+    def reject(constant: str) -> Any:
+        raise ValueError(f"{constant} is not a finite number")
+
+    return json.loads(text, parse_constant=reject)
+
+
+class StoreLock:
+    """An advisory lock on ``<store>.lock``, held for the life of a daemon.
+
+    Two daemons on one file would each count only their own reports and overwrite
+    each other's state; the second is refused. ``flock`` locks die with the
+    process, so a crash leaves nothing to clean up.
+    """
+
+    def __init__(self, store_path: Path) -> None:
+        self.path = Path(f"{store_path}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise StoreLocked naming the holder. Blocking (briefly)."""
+        try:
+            if self.path.parent != Path():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            lock = self.path.absolute()
+            raise StoreLocked(
+                f"store {lock.with_suffix('')} is in use by another outagewatch "
+                f"(pid {holder}, lock {lock}); run one daemon per store file"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
 @dataclass(frozen=True, slots=True)
 class ReportHistory:
     """What the baseline needs from the store at start-up."""
@@ -138,6 +193,8 @@ class Store:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        # Tables or indexes found missing and created again, empty, by ``open``.
+        self.repaired: list[str] = []
         # Updated on the event loop (in _settle), read there by the collector.
         self.commit_durations = Histogram(COMMIT_BUCKETS)
         self.commit_failures = 0
@@ -169,6 +226,7 @@ class Store:
             # Reporter hashes land at random in their index: keep its pages in memory (32 MiB).
             conn.execute("PRAGMA cache_size=-32768")
             self._migrate(conn)
+            self.repaired = self._repair(conn)
             now = self._clock.time()
             conn.execute(
                 "INSERT OR IGNORE INTO state VALUES ('store', 'created', ?, ?)",
@@ -201,6 +259,25 @@ class Store:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    def _repair(self, conn: sqlite3.Connection) -> list[str]:
+        """Create again any table or index of the schema that is missing (dropped by
+        hand or by damage), empty; returns their names."""
+        reference = sqlite3.connect(":memory:")
+        try:
+            for migration in MIGRATIONS:
+                reference.executescript(migration)
+            wanted = reference.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+                "ORDER BY type = 'index'"  # tables first
+            ).fetchall()
+        finally:
+            reference.close()
+        present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        missing = [(name, sql) for _type, name, sql in wanted if name not in present]
+        for _name, sql in missing:
+            conn.execute(sql)
+        return [name for name, _sql in missing]
 
     def close(self) -> None:
         """Finish every queued job, checkpoint the WAL, close. Blocking; idempotent."""
@@ -503,6 +580,17 @@ class Store:
                 "SELECT key, value FROM state WHERE namespace = ?", (namespace,)
             ).fetchall()
             return {key: json.loads(value) for key, value in rows}
+
+        return await self._submit(get)
+
+    async def get_state_text(self, namespace: str) -> dict[str, str]:
+        """Every key of a namespace with its stored text, undecoded (see ``decode_state``)."""
+
+        def get(conn: sqlite3.Connection) -> dict[str, str]:
+            rows = conn.execute(
+                "SELECT key, value FROM state WHERE namespace = ?", (namespace,)
+            ).fetchall()
+            return {str(key): str(value) for key, value in rows}
 
         return await self._submit(get)
 
