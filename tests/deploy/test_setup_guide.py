@@ -193,6 +193,8 @@ async def test_the_daemon_starts_with_the_guides_credentials(
         text=True,
         timeout=60,
         check=False,
+        # As ExecStartPre gets them: the unit's credentials, in $CREDENTIALS_DIRECTORY.
+        env={**os.environ, "CREDENTIALS_DIRECTORY": str(root / "etc/credstore")},
     )
     assert check.returncode == 0, check.stderr
     daemon = DaemonProcess(

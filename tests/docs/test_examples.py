@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -48,12 +49,22 @@ def config_snippets() -> list[tuple[str, str]]:
     return found
 
 
+def credentials_for(body: str, directory: Path) -> dict[str, str]:
+    """What systemd's LoadCredential= would hand over: a file per credential named."""
+    directory.mkdir(exist_ok=True)
+    for name in re.findall(r"_credential: *([\w.-]+)", body):
+        (directory / name).write_text("dummy-secret-for-check-config\n", encoding="utf-8")
+    return {**os.environ, "CREDENTIALS_DIRECTORY": str(directory)}
+
+
 def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    env = credentials_for(path.read_text(encoding="utf-8"), path.parent / "credentials")
     return subprocess.run(
         [str(OUTAGEWATCH), "check-config", "--config.file", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
 
 
