@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -22,8 +23,15 @@ def free_port() -> int:
 class DaemonProcess:
     """``outagewatch run`` in a subprocess; logs go to a file for the test to read."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.config = config
+        self.args = list(args)  # more flags for `outagewatch run`
         self.log_path = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -43,6 +51,7 @@ class DaemonProcess:
                 f"127.0.0.1:{self.port}",
                 "--log.format",
                 "json",
+                *self.args,
                 stdout=log,
                 stderr=log,
                 env=self.env,

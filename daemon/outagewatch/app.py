@@ -9,6 +9,7 @@ import os
 import platform
 import secrets
 import signal
+import ssl
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -33,8 +34,23 @@ from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext, Source, probe_source_key
 from outagewatch.sources.client import HttpClients
 from outagewatch.store import Store, StoreError
+from outagewatch.web.connections import (
+    AcceptErrorLog,
+    ConnectionGate,
+    ConnectionsCollector,
+    GatedSite,
+    connection_cap,
+    raise_fd_limit,
+)
 from outagewatch.web.reports import RateLimiter, ReporterHasher, ReportIntake
-from outagewatch.web.server import WebContext, make_app
+from outagewatch.web.security import (
+    BasicAuth,
+    WebConfig,
+    WebSecurity,
+    external_url,
+    load_web_config,
+)
+from outagewatch.web.server import WebContext, WebOptions, make_app
 
 DEFAULT_LISTEN = ":10060"
 REVISION = os.environ.get("OUTAGEWATCH_REVISION", "unknown")
@@ -64,9 +80,20 @@ class Daemon:
         resolver_factory: Callable[[], AbstractResolver] | None = None,
         handle_signals: bool = True,
         shard: ShardConfig | None = None,
+        web_options: WebOptions | None = None,
     ) -> None:
         self.config_path = Path(config_path)
         self.listen_address = listen_address
+        self.web_options = web_options or WebOptions()
+        self.external = external_url(
+            self.web_options.external_url,
+            self.web_options.route_prefix,
+            parse_listen_address(listen_address)[1],
+        )
+        self.web_security: WebSecurity | None = None
+        self.tls: ssl.SSLContext | None = None
+        self.site: GatedSite | None = None
+        self.fd_limits = (0, 0)  # soft, hard RLIMIT_NOFILE after raising the soft one
         self.clock = clock or SystemClock()
         self.handle_signals = handle_signals
         self.shard_override = shard
@@ -108,12 +135,51 @@ class Daemon:
         assert self.store is not None
         self.registry.register(ReportsCollector(self.pipeline.state, self.clock, self.store))
         self.registry.register(DetectionCollector(self.pipeline.state))
+        self.registry.register(ConnectionsCollector(self._gate))
+
+    def _gate(self) -> ConnectionGate | None:
+        return self.site.gate if self.site is not None else None
+
+    def _security(self) -> WebSecurity:
+        assert self.web_security is not None
+        return self.web_security
 
     async def _load(self) -> Config:
         config = await asyncio.to_thread(load_config, self.config_path)
         if self.shard_override is not None:  # --shard.* flags win over the file
             config = config.model_copy(update={"shard": self.shard_override})
         return config
+
+    async def _load_web_security(self) -> tuple[WebSecurity, ssl.SSLContext | None]:
+        """The web config file (if any) with the flags; ConfigError when invalid."""
+        options = self.web_options
+        web_config, tls = WebConfig(), None
+        if options.config_file is not None:
+            web_config, tls = await asyncio.to_thread(load_web_config, options.config_file)
+        auth = await asyncio.to_thread(BasicAuth, web_config.basic_auth_users)
+        security = WebSecurity(
+            web_config, auth, options.trusted_proxies, self.external, options.enable_lifecycle
+        )
+        return security, tls
+
+    def _apply_web_security(self, security: WebSecurity, tls: ssl.SSLContext | None) -> None:
+        """Swap in a reloaded web config: users and headers now, a renewed certificate
+        for new connections; other TLS changes wait for a restart."""
+        old = self.web_security
+        self.web_security = security
+        new_tls = security.config.tls_server_config
+        old_tls = old.config.tls_server_config if old is not None else None
+        if self.tls is not None and new_tls is not None:
+            self.tls.load_cert_chain(new_tls.cert_file, new_tls.key_file)
+        if old_tls is None and new_tls is None:
+            return
+        same = {"cert_file", "key_file"}
+        if (old_tls is None) != (new_tls is None) or (
+            old_tls is not None
+            and new_tls is not None
+            and old_tls.model_dump(exclude=same) != new_tls.model_dump(exclude=same)
+        ):
+            self.log.warning("web_tls_change_needs_restart")
 
     def stop(self) -> None:
         self._stop.set()
@@ -129,6 +195,7 @@ class Daemon:
                 config = await self._load()
                 sources = build_sources(config, self.chat_budget)
                 tokens, reporter_key = await self._report_secrets(config)
+                security, tls = await self._load_web_security()
             except ConfigError as exc:
                 self.log.error("config_reload_failed", errors=exc.errors)
                 self.pipeline.record_reload(ok=False)
@@ -154,6 +221,7 @@ class Daemon:
             assert self.intake is not None
             self.intake.set_tokens(tokens)
             self.intake.hasher = ReporterHasher(reporter_key)
+            self._apply_web_security(security, tls)
             self.pipeline.record_reload(ok=True)
             self.log.info("config_reloaded", sources=len(sources))
             self.notifier.ready()
@@ -161,7 +229,9 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up."""
+        self.fd_limits = raise_fd_limit()
         self.config = await self._load()
+        self.web_security, self.tls = await self._load_web_security()
         sources = build_sources(self.config, self.chat_budget)
         self.store = Store(
             self.config.storage.resolved_path(os.environ),
@@ -256,6 +326,7 @@ class Daemon:
         self.pipeline.record_reload(ok=True)
         self._register_collectors()
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(AcceptErrorLog())
         if self.handle_signals:
             loop.add_signal_handler(signal.SIGTERM, self.stop)
             loop.add_signal_handler(signal.SIGINT, self.stop)
@@ -267,14 +338,35 @@ class Daemon:
             reload=self.reload,
             reports=self.intake,
             clock=self.clock,
+            security=self._security,
+            timeouts=self.web_options.timeouts,
         )
+        timeouts = self.web_options.timeouts
         runner = web.AppRunner(
-            make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry)), access_log=None
+            make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry)),
+            access_log=None,
+            # aiohttp closes a connection idle this long between requests, a partial
+            # next request head included.
+            keepalive_timeout=timeouts.idle,
         )
         await runner.setup()
         host, port = parse_listen_address(self.listen_address)
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
+        soft_fds, hard_fds = self.fd_limits
+        cap = connection_cap(
+            self.web_options.max_connections, soft_fds, self.config.scheduler.max_concurrency
+        )
+        if cap < self.web_options.max_connections:
+            self.log.warning(
+                "web_max_connections_lowered",
+                wanted=self.web_options.max_connections,
+                cap=cap,
+                fd_limit=soft_fds,
+                probe_concurrency=self.config.scheduler.max_concurrency,
+            )
+        self.site = GatedSite(
+            runner, host, port, cap, timeouts.header, ssl_context=self.tls, reuse_address=True
+        )
+        await self.site.start()
         self.bound_port = runner.addresses[0][1] if runner.addresses else port
         self.scheduler = Scheduler(
             self.pipeline,
@@ -296,6 +388,11 @@ class Daemon:
             version=__version__,
             listen=self.listen_address,
             port=self.bound_port,
+            external_url=self.external.url,
+            tls=self.tls is not None,
+            max_connections=cap,
+            fd_limit=soft_fds,
+            fd_hard_limit=hard_fds,
             sources=len(sources),
             config=str(self.config_path),
         )
@@ -326,6 +423,7 @@ class Daemon:
             if self.handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
+            loop.set_exception_handler(None)
         return 0
 
     async def _watchdog(self) -> None:

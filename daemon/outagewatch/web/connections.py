@@ -1,0 +1,237 @@
+"""Connection hygiene: a cap on inbound connections, timeouts, fds, accept errors.
+
+Slow or idle clients must not take the file descriptors the probes need: if they
+did, every probe would fail with "Too many open files" and an attacker could fake
+an outage. See docs/security.md for the fd arithmetic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from outagewatch.metrics import Families
+
+# fds the process needs besides inbound connections and probes: stdio, the event
+# loop's selector and self-pipe, SQLite's database, WAL and shm files, the systemd
+# notify socket, the resolver, imported modules being read.
+FD_RESERVE = 64
+# A probe holds one socket, two while a redirect or a DNS lookup overlaps it.
+FDS_PER_PROBE = 2
+
+
+@dataclass(frozen=True)
+class ServerTimeouts:
+    """Go's http.Server names: ReadHeaderTimeout, ReadTimeout (the body), IdleTimeout."""
+
+    header: float = 10.0
+    body: float = 30.0
+    idle: float = 60.0
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return (soft, hard) after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # e.g. a seccomp filter without @resources
+            return soft, hard
+        soft = hard
+    return soft, hard
+
+
+def connection_cap(wanted: int, fd_limit: int, probe_concurrency: int) -> int:
+    """The cap on inbound connections that still leaves the probes their fds."""
+    room = fd_limit - FD_RESERVE - FDS_PER_PROBE * probe_concurrency
+    return max(1, min(wanted, room))
+
+
+class ConnectionGate:
+    """Wraps the server's protocol factory: counts connections and closes the excess."""
+
+    def __init__(
+        self, factory: Callable[[], asyncio.Protocol], limit: int, header_timeout: float
+    ) -> None:
+        self._factory = factory
+        self.limit = limit
+        self.header_timeout = header_timeout
+        self.open = 0
+        self.refused = 0
+        self.header_timeouts = 0
+
+    def __call__(self) -> asyncio.Protocol:
+        return _Counted(self)
+
+
+class _Counted(asyncio.Protocol):
+    """One inbound connection: forwards to aiohttp's handler unless over the cap.
+
+    It also times the first request head: aiohttp's keep-alive timer bounds the wait
+    for later heads, but a first head sent a byte at a time would hold its fd for the
+    whole idle timeout.
+    """
+
+    def __init__(self, gate: ConnectionGate) -> None:
+        self._gate = gate
+        self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._tail = b""  # the last bytes seen, for a head end split across reads
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        gate = self._gate
+        assert isinstance(transport, asyncio.Transport)
+        if gate.open >= gate.limit:
+            gate.refused += 1
+            transport.abort()  # at once: no response, no lingering fd
+            return
+        gate.open += 1
+        self._transport = transport
+        loop = asyncio.get_running_loop()
+        self._head_timer = loop.call_later(gate.header_timeout, self._head_too_slow)
+        self._inner = gate._factory()
+        self._inner.connection_made(transport)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._transport is not None:
+            self._gate.header_timeouts += 1
+            self._transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._transport = None
+        if self._inner is not None:
+            self._gate.open -= 1
+            self._inner.connection_lost(exc)
+            self._inner = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:
+            seen = self._tail + data
+            if b"\r\n\r\n" in seen:
+                self._head_timer.cancel()
+                self._head_timer = None
+                self._tail = b""
+            else:
+                self._tail = seen[-3:]
+        if self._inner is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+
+class GatedSite(web.TCPSite):
+    """A TCPSite whose connections pass through a ConnectionGate."""
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str | None,
+        port: int,
+        gate_limit: int,
+        header_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self._gate_limit = gate_limit
+        self._header_timeout = header_timeout
+        self.gate: ConnectionGate | None = None
+
+    async def start(self) -> None:
+        # TCPSite.start without its own create_server: the same arguments, gated.
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self.gate = ConnectionGate(server, self._gate_limit, self._header_timeout)
+        self._server = await asyncio.get_running_loop().create_server(
+            self.gate,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self._header_timeout if self._ssl_context else None,
+        )
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+
+class ConnectionsCollector(Collector):
+    """``outagewatch_http_connections*`` from the gate at scrape time."""
+
+    def __init__(self, gate: Callable[[], ConnectionGate | None]) -> None:
+        self._gate = gate
+
+    def collect(self) -> Iterator[Metric]:
+        gate = self._gate()
+        if gate is None:
+            return
+        fams = Families(
+            "outagewatch_http_connections",
+            "outagewatch_http_connections_limit",
+            "outagewatch_http_connections_refused_total",
+            "outagewatch_http_header_timeouts_total",
+        )
+        fams.add("outagewatch_http_connections", [], gate.open)
+        fams.add("outagewatch_http_connections_limit", [], gate.limit)
+        fams.add("outagewatch_http_connections_refused_total", [], gate.refused)
+        fams.add("outagewatch_http_header_timeouts_total", [], gate.header_timeouts)
+        yield from fams
+
+
+class AcceptErrorLog:
+    """The loop's exception handler: accept errors once per interval with a count.
+
+    At the fd limit asyncio retries accept() every second per listening socket and
+    each failure went to the log with a traceback; one line per interval says as much.
+    """
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._pending = 0
+        self._last: float | None = None
+        self.log = structlog.get_logger("outagewatch.web")
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # asyncio says "socket.accept() out of system resource" (EMFILE, ENFILE, ...),
+        # other errors come as an exception in the _accept_connection callback.
+        if "accept" not in str(context.get("message", "")):
+            loop.default_exception_handler(context)
+            return
+        self._pending += 1
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            return
+        exc = context.get("exception")
+        self.log.error(
+            "accept_failed",
+            error=str(exc) if exc is not None else context.get("message"),
+            count=self._pending,
+            interval_seconds=self._interval,
+        )
+        self._pending = 0
+        self._last = now
