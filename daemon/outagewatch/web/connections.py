@@ -35,7 +35,7 @@ class ServerTimeouts:
 
     header: float = 10.0
     body: float = 30.0
-    idle: float = 60.0
+    idle: float = 30.0
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -57,7 +57,13 @@ def connection_cap(wanted: int, fd_limit: int, probe_concurrency: int) -> int:
 
 
 class ConnectionGate:
-    """Wraps the server's protocol factory: counts connections and closes the excess."""
+    """Wraps the server's protocol factory: counts connections and closes the excess.
+
+    At the cap a new connection first displaces the oldest one still waiting for its
+    first request head (a slow or idle client; a real client sends its head at once),
+    so a flood of slow connections cannot lock Prometheus out. Only when every
+    connection has sent a request is the new one closed.
+    """
 
     def __init__(
         self, factory: Callable[[], asyncio.Protocol], limit: int, header_timeout: float
@@ -68,6 +74,8 @@ class ConnectionGate:
         self.open = 0
         self.refused = 0
         self.header_timeouts = 0
+        # Connections without a first request head yet, oldest first.
+        self.waiting: dict[_Counted, None] = {}
 
     def __call__(self) -> asyncio.Protocol:
         return _Counted(self)
@@ -93,37 +101,48 @@ class _Counted(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         if gate.open >= gate.limit:
             gate.refused += 1
-            transport.abort()  # at once: no response, no lingering fd
-            return
+            if not gate.waiting:
+                transport.abort()  # at once: no response, no lingering fd
+                return
+            next(iter(gate.waiting))._close()  # the oldest without a request
         gate.open += 1
         self._transport = transport
         loop = asyncio.get_running_loop()
         self._head_timer = loop.call_later(gate.header_timeout, self._head_too_slow)
+        gate.waiting[self] = None
         self._inner = gate._factory()
         self._inner.connection_made(transport)
 
     def _head_too_slow(self) -> None:
-        self._head_timer = None
-        if self._transport is not None:
-            self._gate.header_timeouts += 1
-            self._transport.abort()
+        self._gate.header_timeouts += 1
+        self._close()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _head_arrived(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        self._gate.waiting.pop(self, None)
+
+    def _close(self) -> None:
+        """Abort now and count it gone now: the transport reports the loss later."""
+        transport = self._transport
+        self.connection_lost(None)
+        if transport is not None:
+            transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_arrived()
         self._transport = None
         if self._inner is not None:
             self._gate.open -= 1
-            self._inner.connection_lost(exc)
-            self._inner = None
+            inner, self._inner = self._inner, None
+            inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._head_timer is not None:
             seen = self._tail + data
             if b"\r\n\r\n" in seen:
-                self._head_timer.cancel()
-                self._head_timer = None
+                self._head_arrived()
                 self._tail = b""
             else:
                 self._tail = seen[-3:]

@@ -12,13 +12,14 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import os
 import re
 import ssl
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import bcrypt
@@ -26,7 +27,7 @@ import structlog
 import yaml
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from outagewatch.config import ConfigError, Model, _UniqueKeyLoader, format_errors
 
@@ -122,21 +123,27 @@ class HTTPServerConfig(Model):
         return headers
 
 
+def _bcrypt_hash(value: str) -> str:
+    if not _BCRYPT_HASH.match(value):
+        raise ValueError("not a bcrypt hash (want $2y$10$... as from htpasswd -nB)")
+    return value
+
+
 class WebConfig(Model):
     """The whole ``--web.config.file``."""
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
-    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+    basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = Field(
+        default_factory=dict
+    )
 
     @field_validator("basic_auth_users")
     @classmethod
-    def _bcrypt_hashes(cls, users: dict[str, str]) -> dict[str, str]:
-        for user, hashed in users.items():
-            if not _BCRYPT_HASH.match(hashed):
-                raise ValueError(f"{user}: not a bcrypt hash (want $2y$10$... from htpasswd -B)")
-            if ":" in user:
-                raise ValueError(f"{user}: a user name cannot hold ':'")
+    def _user_names(cls, users: dict[str, str]) -> dict[str, str]:
+        for user in users:
+            if ":" in user or not user:
+                raise ValueError(f"user name {user!r}: must be non-empty and hold no ':'")
         return users
 
 
@@ -149,13 +156,24 @@ def load_web_config(path: str | Path) -> tuple[WebConfig, ssl.SSLContext | None]
         raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"invalid YAML: {exc}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the top level must be a mapping"])
     try:
-        config = WebConfig.model_validate(data or {})
+        config = WebConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, format_errors(exc, data)) from None
     tls = config.tls_server_config
     if tls is None:
         return config, None
+    unreadable = []
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        path = getattr(tls, key)
+        if path is not None and not os.access(path, os.R_OK):
+            unreadable.append(f"tls_server_config -> {key}: cannot read {path}")
+    if unreadable:
+        raise ConfigError(source, unreadable)
     try:
         return config, tls.context()
     except (OSError, ssl.SSLError) as exc:
