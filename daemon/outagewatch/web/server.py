@@ -159,7 +159,11 @@ def make_app(ctx: WebContext, metrics: MetricsPage) -> web.Application:
     app[CONTEXT] = ctx
     prefix = ctx.security().external.prefix
     if prefix:
-        app.router.add_get(prefix, lambda _: _redirect(prefix + "/"))
+
+        async def to_prefix(_request: web.Request) -> web.Response:
+            raise web.HTTPFound(prefix + "/")
+
+        app.router.add_get(prefix, to_prefix)
     app.router.add_get(prefix + "/", status_page)
     app.router.add_get(prefix + "/api/v1/status", status_json)
     app.router.add_get(prefix + "/metrics", metrics.handle)
@@ -169,7 +173,3 @@ def make_app(ctx: WebContext, metrics: MetricsPage) -> web.Application:
     if ctx.reports is not None:
         add_report_routes(app, ctx.reports, prefix)
     return app
-
-
-async def _redirect(location: str) -> web.Response:
-    raise web.HTTPFound(location)
