@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import socket
 import sys
 import time
@@ -29,9 +30,11 @@ class DaemonProcess:
         log: Path,
         env: dict[str, str] | None = None,
         args: Sequence[str] = (),
+        nofile: tuple[int, int] | None = None,
     ) -> None:
         self.config = config
         self.args = list(args)  # more flags for `outagewatch run`
+        self.nofile = nofile  # the child's RLIMIT_NOFILE (soft, hard), as systemd would set
         self.log_path = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -55,10 +58,15 @@ class DaemonProcess:
                 stdout=log,
                 stderr=log,
                 env=self.env,
+                preexec_fn=self._limit_fds if self.nofile else None,
                 cwd=self.log_path.parent,  # the default store lands beside the log, not in the repo
             )
         if wait_ready:
             await self.wait_ready()
+
+    def _limit_fds(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     async def wait_ready(self, within: float = 15.0) -> None:
         deadline = time.monotonic() + within
