@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import bcrypt
 import pytest
+import yarl
 
 from outagewatch.app import Daemon
 from outagewatch.config import EX_CONFIG, ConfigError
@@ -110,6 +111,17 @@ async def test_tls_and_basic_auth_guard_every_route_but_the_report_intake(
             async with http.get(base + path, headers=basic("alice", "alice-password")) as response:
                 assert response.status == 200, path
                 assert response.headers["X-Content-Type-Options"] == "nosniff"
+        # No spelling of a path reaches a guarded route through the intake's exemption.
+        for path in (
+            "/report/../metrics",
+            "/report/%2e%2e/metrics",
+            "/api/v1/reports/../../metrics",
+            "/report/claude/../../-/healthy",
+        ):
+            url = yarl.URL(base + path, encoded=True)
+            async with http.get(url) as response:
+                assert response.status in (401, 404), path
+                assert "outagewatch_" not in await response.text()
         # The report intake has its own rules (public services, bearer tokens).
         async with http.get(base + "/report/claude") as response:
             assert response.status == 200

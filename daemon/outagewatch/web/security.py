@@ -195,7 +195,7 @@ class BasicAuth:
         self._remembered = remembered
         self._checks = asyncio.Semaphore(2)
         # A hash to compare against for an unknown user, so timing does not tell names.
-        self._decoy = bcrypt.hashpw(b"decoy", bcrypt.gensalt(rounds=10))
+        self._decoy = bcrypt.hashpw(b"decoy", bcrypt.gensalt(rounds=10)) if users else b""
 
     @property
     def enabled(self) -> bool:
@@ -302,9 +302,13 @@ def external_url(url: str | None, route_prefix: str | None, listen_port: int) ->
 # Routes that carry their own authentication (report bearer tokens, or a service's
 # `reports: public`): basic auth would collide with the bearer header and lock out
 # the public, so the web config's users do not guard them.
-def is_report_intake(path: str, prefix: str) -> bool:
-    rest = path[len(prefix) :] if path.startswith(prefix) else path
-    return rest == "/api/v1/reports" or rest.startswith("/report/")
+# Decided by the route the request matched, not by its path text, so no spelling of
+# a path can reach another route unguarded.
+def is_report_intake(request: web.Request, prefix: str) -> bool:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return False
+    return resource.canonical in (f"{prefix}/api/v1/reports", f"{prefix}/report/{{service}}")
 
 
 @dataclass
@@ -344,7 +348,7 @@ def security_middleware(current: Callable[[], WebSecurity]) -> Middleware:
         ):
             log.warning("client_certificate_refused", client=client)
             raise web.HTTPForbidden(text="Client certificate not allowed.\n")
-        guarded = sec.auth.enabled and not is_report_intake(request.path, sec.external.prefix)
+        guarded = sec.auth.enabled and not is_report_intake(request, sec.external.prefix)
         if guarded and not await sec.auth.allows(request.headers.get("Authorization")):
             log.info("basic_auth_refused", client=client, path=request.path[:200])
             raise web.HTTPUnauthorized(
