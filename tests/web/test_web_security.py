@@ -104,6 +104,7 @@ async def test_tls_and_basic_auth_guard_every_route_but_the_report_intake(
             async with http.get(base + path) as response:
                 assert response.status == 401, path
                 assert response.headers["WWW-Authenticate"] == 'Basic realm="outagewatch"'
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
             async with http.get(base + path, headers=basic("alice", "wrong")) as response:
                 assert response.status == 401, path
             async with http.get(base + path, headers=basic("mallory", "x")) as response:

@@ -337,6 +337,20 @@ def security_middleware(current: Callable[[], WebSecurity]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         sec = current()
+        headers = sec.config.http_server_config.headers
+        try:
+            response = await guarded(request, handler, sec)
+        except web.HTTPException as exc:  # refusals and errors carry the headers too
+            for name, value in headers.items():
+                exc.headers.setdefault(name, value)
+            raise
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    async def guarded(
+        request: web.Request, handler: Handler, sec: WebSecurity
+    ) -> web.StreamResponse:
         client = client_address(
             request.remote, request.headers.getall("X-Forwarded-For", []), sec.trusted_proxies
         )
@@ -348,17 +362,17 @@ def security_middleware(current: Callable[[], WebSecurity]) -> Middleware:
         ):
             log.warning("client_certificate_refused", client=client)
             raise web.HTTPForbidden(text="Client certificate not allowed.\n")
-        guarded = sec.auth.enabled and not is_report_intake(request, sec.external.prefix)
-        if guarded and not await sec.auth.allows(request.headers.get("Authorization")):
-            log.info("basic_auth_refused", client=client, path=request.path[:200])
+        needs_auth = sec.auth.enabled and not is_report_intake(request, sec.external.prefix)
+        credentials = request.headers.get("Authorization")
+        if needs_auth and not await sec.auth.allows(credentials):
+            # Wrong passwords are few (bcrypt paces them); missing ones only at debug.
+            level = log.info if credentials else log.debug
+            level("basic_auth_refused", client=client, path=request.path[:200])
             raise web.HTTPUnauthorized(
                 text="Unauthorized\n",
                 headers={"WWW-Authenticate": 'Basic realm="outagewatch"'},
             )
-        response = await handler(request)
-        for name, value in sec.config.http_server_config.headers.items():
-            response.headers.setdefault(name, value)
-        return response
+        return await handler(request)
 
     return middleware
 
