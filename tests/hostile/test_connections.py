@@ -12,10 +12,12 @@ import contextlib
 import json
 import re
 import resource
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -284,3 +286,46 @@ async def test_accept_errors_are_logged_once_per_interval_with_a_count() -> None
     # asyncio tries accept() up to backlog times per wake-up: many failures, few lines.
     assert sum(line["count"] for line in accept) > 2 * len(accept)
     assert "Traceback" not in output.decode()
+
+
+async def test_a_silent_tls_client_is_dropped_after_the_header_timeout(
+    tmp_path: Path, ca: Any
+) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "tls.crt")
+    cert.private_key_pem.write_to_path(tmp_path / "tls.key")
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(
+        f"tls_server_config:\n  cert_file: {tmp_path / 'tls.crt'}\n"
+        f"  key_file: {tmp_path / 'tls.key'}\n"
+    )
+    config = tmp_path / "outagewatch.yml"
+    config.write_text(f"storage:\n  path: {tmp_path / 'r.db'}\n")
+    daemon = DaemonProcess(
+        config,
+        tmp_path / "d.log",
+        args=["--web.config.file", str(web_config), "--web.read-header-timeout=1s"],
+    )
+    await daemon.start(wait_ready=False)
+    try:
+        deadline = time.monotonic() + 15
+        while '"started"' not in daemon.logs():
+            assert time.monotonic() < deadline, daemon.logs()
+            await asyncio.sleep(0.1)
+        # Never a ClientHello: the handshake runs out of time and the fd is freed.
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+        started = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        assert 0.9 < time.monotonic() - started < 5
+        writer.close()
+        # A TLS client that shakes hands but sends no request is dropped just as fast.
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port, ssl=ctx)
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        assert 0.9 < time.monotonic() - started < 5
+        writer.close()
+    finally:
+        assert await daemon.stop() == 0
