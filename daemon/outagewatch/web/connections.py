@@ -141,7 +141,7 @@ class _Counted(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._head_timer is not None:
             seen = self._tail + data
-            if b"\r\n\r\n" in seen:
+            if b"\r\n\r\n" in seen or b"\n\n" in seen:  # bare LF: the parser allows it
                 self._head_arrived()
                 self._tail = b""
             else:
