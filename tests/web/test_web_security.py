@@ -17,6 +17,8 @@ import aiohttp
 import bcrypt
 import pytest
 import yarl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from outagewatch.app import Daemon
 from outagewatch.config import EX_CONFIG, ConfigError
@@ -353,3 +355,52 @@ async def test_without_trusted_proxies_forwarded_for_is_ignored(start: Start) ->
             async with http.post(url, data={"problem": "app"}, headers=headers) as response:
                 statuses.append(response.status)
     assert statuses == [202, 200, 429]  # one bucket: the peer's
+
+
+_HOPS = st.one_of(
+    st.ip_addresses().map(str),
+    st.sampled_from(["10.1.2.3", "::1", "unknown", "[2001:db8::1]", "1.2.3.4:80", ""]),
+    st.text(max_size=20),
+)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(peer=st.ip_addresses().map(str), hops=st.lists(_HOPS, max_size=6))
+def test_client_address_is_always_the_peer_or_an_address_never_an_error(
+    peer: str, hops: list[str]
+) -> None:
+    header = [", ".join(hops)]
+    client = client_address(peer, header, PROXY)
+    trusted = any(ipaddress.ip_address(peer) in net for net in PROXY)
+    if not trusted:
+        assert client == peer
+    else:
+        ipaddress.ip_address(client.strip("[]"))  # a real address: a sane bucket key
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(
+    ["tls_server_config", "basic_auth_users", "http_server_config", "cert_file", "key_file",
+     "client_auth_type", "headers", "min_version", "alice"]
+)  # fmt: skip
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(data=st.dictionaries(_KEYS, _VALUES | st.dictionaries(_KEYS, _VALUES), max_size=4))
+def test_any_web_config_is_accepted_or_refused_with_key_paths(
+    data: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import yaml
+
+    path = tmp_path_factory.mktemp("web") / "web.yml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        load_web_config(path)
+    except ConfigError as exc:
+        assert exc.errors and all(isinstance(e, str) and e for e in exc.errors)
