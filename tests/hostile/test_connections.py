@@ -288,9 +288,7 @@ async def test_accept_errors_are_logged_once_per_interval_with_a_count() -> None
     assert "Traceback" not in output.decode()
 
 
-async def test_a_silent_tls_client_is_dropped_after_the_header_timeout(
-    tmp_path: Path, ca: Any
-) -> None:
+async def _tls_daemon(tmp_path: Path, ca: Any, *flags: str) -> DaemonProcess:
     cert = ca.issue_cert("127.0.0.1")
     cert.cert_chain_pems[0].write_to_path(tmp_path / "tls.crt")
     cert.private_key_pem.write_to_path(tmp_path / "tls.key")
@@ -302,16 +300,56 @@ async def test_a_silent_tls_client_is_dropped_after_the_header_timeout(
     config = tmp_path / "outagewatch.yml"
     config.write_text(f"storage:\n  path: {tmp_path / 'r.db'}\n")
     daemon = DaemonProcess(
-        config,
-        tmp_path / "d.log",
-        args=["--web.config.file", str(web_config), "--web.read-header-timeout=1s"],
+        config, tmp_path / "d.log", args=["--web.config.file", str(web_config), *flags]
     )
-    await daemon.start(wait_ready=False)
+    await daemon.start(wait_ready=False)  # /-/ready is https only
+    deadline = time.monotonic() + 15
+    while '"started"' not in daemon.logs():
+        assert time.monotonic() < deadline, daemon.logs()
+        await asyncio.sleep(0.1)
+    return daemon
+
+
+async def _tls_scrape(daemon: DaemonProcess, ca: Any) -> str:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    url = f"https://127.0.0.1:{daemon.port}/metrics"
+    connector = aiohttp.TCPConnector(ssl=ctx, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=SCRAPE_BOUND)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as http,
+        http.get(url) as response,
+    ):
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_tls_handshakes_in_progress_count_against_the_cap(tmp_path: Path, ca: Any) -> None:
+    daemon = await _tls_daemon(tmp_path, ca, "--web.max-connections=20")
     try:
-        deadline = time.monotonic() + 15
-        while '"started"' not in daemon.logs():
-            assert time.monotonic() < deadline, daemon.logs()
-            await asyncio.sleep(0.1)
+        # Connections that never send a ClientHello: each would hold an fd for 10 s.
+        silent = [await asyncio.open_connection("127.0.0.1", daemon.port) for _ in range(60)]
+        await asyncio.sleep(0.5)
+        text = await _tls_scrape(daemon, ca)  # it displaced a silent one to get in
+        assert sample(text, "outagewatch_http_connections_limit") == 20
+        open_now = sample(text, "outagewatch_http_connections")
+        assert open_now is not None and open_now <= 20
+        refused = sample(text, "outagewatch_http_connections_refused_total")
+        assert refused is not None and refused >= 60 + 1 - 20
+        for _reader, writer in silent:
+            writer.close()
+        await asyncio.sleep(0.5)
+        text = await _tls_scrape(daemon, ca)
+        assert sample(text, "outagewatch_http_connections") == 1  # only this scrape
+    finally:
+        assert await daemon.stop() == 0
+
+
+async def test_a_silent_tls_client_is_dropped_after_the_header_timeout(
+    tmp_path: Path, ca: Any
+) -> None:
+    daemon = await _tls_daemon(tmp_path, ca, "--web.read-header-timeout=1s")
+    try:
         # Never a ClientHello: the handshake runs out of time and the fd is freed.
         reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
         started = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,14 +64,22 @@ class ConnectionGate:
     first request head (a slow or idle client; a real client sends its head at once),
     so a flood of slow connections cannot lock Prometheus out. Only when every
     connection has sent a request is the new one closed.
+
+    With TLS the gate does the handshake itself (``loop.start_tls``) after counting
+    the connection, so connections in their handshake are capped too.
     """
 
     def __init__(
-        self, factory: Callable[[], asyncio.Protocol], limit: int, header_timeout: float
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        limit: int,
+        header_timeout: float,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._factory = factory
         self.limit = limit
         self.header_timeout = header_timeout
+        self.tls = tls
         self.open = 0
         self.refused = 0
         self.header_timeouts = 0
@@ -79,6 +88,11 @@ class ConnectionGate:
 
     def __call__(self) -> asyncio.Protocol:
         return _Counted(self)
+
+    def close_waiting(self) -> None:
+        """Drop the connections that never sent a request (at shutdown)."""
+        for connection in list(self.waiting):
+            connection._close()
 
 
 class _Counted(asyncio.Protocol):
@@ -91,8 +105,13 @@ class _Counted(asyncio.Protocol):
 
     def __init__(self, gate: ConnectionGate) -> None:
         self._gate = gate
+        self._counted = False  # in gate.open
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
+        self._handshake: asyncio.Task[None] | None = None
+        # Bytes decrypted before start_tls returned (the client talks right after its
+        # handshake, before our coroutine resumes): handed on once aiohttp is attached.
+        self._early = b""
         self._head_timer: asyncio.TimerHandle | None = None
         self._tail = b""  # the last bytes seen, for a head end split across reads
 
@@ -106,12 +125,46 @@ class _Counted(asyncio.Protocol):
                 return
             next(iter(gate.waiting))._close()  # the oldest without a request
         gate.open += 1
+        self._counted = True
         self._transport = transport
         loop = asyncio.get_running_loop()
+        # One deadline for the TLS handshake and the first request head together.
         self._head_timer = loop.call_later(gate.header_timeout, self._head_too_slow)
         gate.waiting[self] = None
-        self._inner = gate._factory()
+        if gate.tls is None:
+            self._serve(transport)
+        else:
+            transport.pause_reading()  # the ClientHello is for start_tls, not for us
+            self._handshake = loop.create_task(self._start_tls(transport, gate.tls))
+
+    async def _start_tls(self, transport: asyncio.Transport, tls: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            secure = await loop.start_tls(
+                transport,
+                self,
+                tls,
+                server_side=True,
+                ssl_handshake_timeout=self._gate.header_timeout,
+            )
+        except Exception:  # a failed, aborted or timed out handshake just ends it
+            self.connection_lost(None)
+            return
+        finally:
+            self._handshake = None
+        if secure is None or not self._counted:  # closed meanwhile
+            if secure is not None:
+                secure.abort()
+            return
+        self._transport = secure
+        self._serve(secure)
+
+    def _serve(self, transport: asyncio.Transport) -> None:
+        self._inner = self._gate._factory()
         self._inner.connection_made(transport)
+        early, self._early = self._early, b""
+        if early:
+            self._inner.data_received(early)
 
     def _head_too_slow(self) -> None:
         self._gate.header_timeouts += 1
@@ -133,8 +186,10 @@ class _Counted(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_arrived()
         self._transport = None
-        if self._inner is not None:
+        if self._counted:
+            self._counted = False
             self._gate.open -= 1
+        if self._inner is not None:
             inner, self._inner = self._inner, None
             inner.connection_lost(exc)
 
@@ -148,6 +203,10 @@ class _Counted(asyncio.Protocol):
                 self._tail = seen[-3:]
         if self._inner is not None:
             self._inner.data_received(data)
+        elif self._counted:
+            self._early += data
+            if len(self._early) > 1 << 16:  # more than a request head's worth: not a client
+                self._close()
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
@@ -183,19 +242,25 @@ class GatedSite(web.TCPSite):
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
-        self.gate = ConnectionGate(server, self._gate_limit, self._header_timeout)
+        self.gate = ConnectionGate(
+            server, self._gate_limit, self._header_timeout, self._ssl_context
+        )
+        # No ssl= here: the gate counts a connection before its handshake.
         self._server = await asyncio.get_running_loop().create_server(
             self.gate,
             self._host,
             self._port,
-            ssl=self._ssl_context,
             backlog=self._backlog,
             reuse_address=self._reuse_address,
             reuse_port=self._reuse_port,
-            ssl_handshake_timeout=self._header_timeout if self._ssl_context else None,
         )
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+    async def stop(self) -> None:
+        if self.gate is not None:
+            self.gate.close_waiting()
+        await super().stop()
 
 
 class ConnectionsCollector(Collector):
