@@ -404,3 +404,28 @@ def test_any_web_config_is_accepted_or_refused_with_key_paths(
         load_web_config(path)
     except ConfigError as exc:
         assert exc.errors and all(isinstance(e, str) and e for e in exc.errors)
+
+
+async def test_reload_puts_a_renewed_certificate_in_service(
+    start: Start, tmp_path: Path, ca: Any
+) -> None:
+    import trustme
+
+    cert_file, key_file = _tls_files(tmp_path, ca)
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(f"tls_server_config:\n  cert_file: {cert_file}\n  key_file: {key_file}\n")
+    daemon = await start(WebOptions(config_file=str(web_config)))
+    url = f"https://127.0.0.1:{daemon.bound_port}/-/healthy"
+
+    async def status(trusted: Any) -> int:
+        connector = aiohttp.TCPConnector(ssl=_client_tls(trusted), force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http, http.get(url) as response:
+            return response.status
+
+    assert await status(ca) == 200
+    renewed_by = trustme.CA()
+    _tls_files(tmp_path, renewed_by)  # same paths, new contents, as certbot renews
+    assert await daemon.reload()
+    assert await status(renewed_by) == 200
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        await status(ca)
