@@ -170,7 +170,10 @@ class Daemon:
         new_tls = security.config.tls_server_config
         old_tls = old.config.tls_server_config if old is not None else None
         if self.tls is not None and new_tls is not None:
-            self.tls.load_cert_chain(new_tls.cert_file, new_tls.key_file)
+            try:
+                self.tls.load_cert_chain(new_tls.cert_file, new_tls.key_file)
+            except (OSError, ssl.SSLError) as exc:  # changed again since it was checked
+                self.log.error("web_tls_reload_failed", error=str(exc))
         if old_tls is None and new_tls is None:
             return
         same = {"cert_file", "key_file"}

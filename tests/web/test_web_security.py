@@ -299,6 +299,20 @@ async def test_route_prefix_follows_the_external_url_and_links_use_it(start: Sta
             assert response.status == 202
 
 
+async def test_behind_a_proxy_that_strips_the_path_links_keep_it(start: Start) -> None:
+    daemon = await start(
+        WebOptions(external_url="https://status.example.com/outagewatch/", route_prefix="/")
+    )
+    base = f"http://127.0.0.1:{daemon.bound_port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base + "/") as response:
+            page = await response.text()
+        async with http.get(base + "/outagewatch/metrics") as response:
+            assert response.status == 404
+    assert 'href="/outagewatch/metrics"' in page
+    assert 'href="/outagewatch/report/claude"' in page
+
+
 def test_route_prefix_flag_wins_over_the_external_url_path() -> None:
     assert external_url("https://a.example/x/", "/", 10060).prefix == ""
     assert external_url("https://a.example/x/", "y/", 10060).prefix == "/y"

@@ -277,7 +277,12 @@ class ExternalURL:
     """``--web.external-url`` and ``--web.route-prefix``, Prometheus' semantics."""
 
     url: str
-    prefix: str  # "" for the root, else "/path" without a trailing slash
+    prefix: str  # where routes are mounted: "" for the root, else "/path", no trailing "/"
+
+    @property
+    def links(self) -> str:
+        """What links start with: the external URL's path (a proxy may strip it)."""
+        return urlsplit(self.url).path.rstrip("/")
 
     @property
     def origin(self) -> str:

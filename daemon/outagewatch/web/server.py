@@ -99,7 +99,7 @@ async def status_page(request: web.Request) -> web.Response:
     if asked.isdigit():
         refresh = min(max(int(asked), REFRESH_BOUNDS[0]), REFRESH_BOUNDS[1])
     now = ctx.clock.time()
-    base = ctx.security().external.prefix
+    base = ctx.security().external.links
     return web.Response(
         text=render_status_page(
             status_document(ctx.config(), ctx.state, now, base), now, refresh, base
@@ -112,7 +112,7 @@ async def status_page(request: web.Request) -> web.Response:
 async def status_json(request: web.Request) -> web.Response:
     """``GET /api/v1/status``: what the status page shows, as JSON."""
     ctx = request.app[CONTEXT]
-    base = ctx.security().external.prefix
+    base = ctx.security().external.links
     return web.json_response(
         status_document(ctx.config(), ctx.state, ctx.clock.time(), base),
         headers={"Cache-Control": "no-store"},
