@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.conftest import Serve
@@ -324,8 +325,13 @@ async def _tls_scrape(daemon: DaemonProcess, ca: Any) -> str:
         return await response.text()
 
 
-async def test_tls_handshakes_in_progress_count_against_the_cap(tmp_path: Path, ca: Any) -> None:
-    daemon = await _tls_daemon(tmp_path, ca, "--web.max-connections=20")
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+async def test_tls_handshakes_in_progress_count_against_the_cap(
+    tmp_path: Path, ca: Any, event_loop: str
+) -> None:
+    daemon = await _tls_daemon(
+        tmp_path, ca, "--web.max-connections=20", f"--event-loop={event_loop}"
+    )
     try:
         # Connections that never send a ClientHello: each would hold an fd for 10 s.
         silent = [await asyncio.open_connection("127.0.0.1", daemon.port) for _ in range(60)]
