@@ -111,6 +111,11 @@ async def test_tls_and_basic_auth_guard_every_route_but_the_report_intake(
                 assert response.status == 401, path
             async with http.get(base + path, headers=basic("mallory", "x")) as response:
                 assert response.status == 401, path
+            async with http.get(base + path, headers=basic("alice", "a" * 100)) as response:
+                assert response.status == 401, path  # past bcrypt's 72 bytes: no 500
+            for garbage in ("Basic !!!", "Basic " + "A" * 7, "Bearer x", "Basic", "basic Og=="):
+                async with http.get(base + path, headers={"Authorization": garbage}) as response:
+                    assert response.status == 401, (path, garbage)
             async with http.get(base + path, headers=basic("alice", "alice-password")) as response:
                 assert response.status == 200, path
                 assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -218,6 +218,8 @@ class BasicAuth:
         if hashed is not None and key in self._ok:
             self._ok.move_to_end(key)
             return True
+        if len(password) > 72:  # bcrypt's limit; bcrypt >= 5 raises rather than truncate
+            return False
         async with self._checks:
             right = await asyncio.to_thread(bcrypt.checkpw, password, hashed or self._decoy)
         if right and hashed is not None:
