@@ -11,6 +11,7 @@ import asyncio
 import resource
 import ssl
 import time
+from asyncio import sslproto
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -65,8 +66,8 @@ class ConnectionGate:
     so a flood of slow connections cannot lock Prometheus out. Only when every
     connection has sent a request is the new one closed.
 
-    With TLS the gate does the handshake itself (``loop.start_tls``) after counting
-    the connection, so connections in their handshake are capped too.
+    With TLS the gate puts asyncio's SSLProtocol in place itself after counting the
+    connection, so connections in their handshake are capped too.
     """
 
     def __init__(
@@ -108,10 +109,6 @@ class _Counted(asyncio.Protocol):
         self._counted = False  # in gate.open
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
-        self._handshake: asyncio.Task[None] | None = None
-        # Bytes decrypted before start_tls returned (the client talks right after its
-        # handshake, before our coroutine resumes): handed on once aiohttp is attached.
-        self._early = b""
         self._head_timer: asyncio.TimerHandle | None = None
         self._tail = b""  # the last bytes seen, for a head end split across reads
 
@@ -135,37 +132,37 @@ class _Counted(asyncio.Protocol):
         if gate.tls is None:
             self._serve(transport)
         else:
-            transport.pause_reading()  # the ClientHello is for start_tls, not for us
-            self._handshake = loop.create_task(self._start_tls(transport, gate.tls))
+            self._start_tls(loop, transport, gate.tls)
 
-    async def _start_tls(self, transport: asyncio.Transport, tls: ssl.SSLContext) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            secure = await loop.start_tls(
-                transport,
-                self,
-                tls,
-                server_side=True,
-                ssl_handshake_timeout=self._gate.header_timeout,
-            )
-        except Exception:  # a failed, aborted or timed out handshake just ends it
-            self.connection_lost(None)
-            return
-        finally:
-            self._handshake = None
-        if secure is None or not self._counted:  # closed meanwhile
-            if secure is not None:
-                secure.abort()
-            return
-        self._transport = secure
-        self._serve(secure)
+    def _start_tls(
+        self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, tls: ssl.SSLContext
+    ) -> None:
+        """Put TLS between the socket and us, now: what loop.start_tls does, but not
+        from a task, which under uvloop lets the ClientHello reach us first."""
+        handshake = loop.create_future()
+        handshake.add_done_callback(self._handshake_done)
+        secured = sslproto.SSLProtocol(
+            loop,
+            _Secured(self),
+            tls,
+            handshake,
+            server_side=True,  # the handshake's deadline is the head timer's
+        )
+        transport.set_protocol(secured)
+        secured.connection_made(transport)
+
+    def _handshake_done(self, handshake: asyncio.Future[None]) -> None:
+        failed = handshake.cancelled() or handshake.exception() is not None
+        if failed or self._inner is None:  # failed, timed out, or the client left
+            self._close()
 
     def _serve(self, transport: asyncio.Transport) -> None:
+        if not self._counted:  # closed while its handshake ended
+            transport.abort()
+            return
+        self._transport = transport
         self._inner = self._gate._factory()
         self._inner.connection_made(transport)
-        early, self._early = self._early, b""
-        if early:
-            self._inner.data_received(early)
 
     def _head_too_slow(self) -> None:
         self._gate.header_timeouts += 1
@@ -204,10 +201,6 @@ class _Counted(asyncio.Protocol):
                 self._tail = seen[-3:]
         if self._inner is not None:
             self._inner.data_received(data)
-        elif self._counted:
-            self._early += data
-            if len(self._early) > 1 << 16:  # more than a request head's worth: not a client
-                self._close()
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
@@ -219,6 +212,31 @@ class _Counted(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self._inner is not None:
             self._inner.resume_writing()
+
+
+class _Secured(asyncio.Protocol):
+    """The TLS side of a connection: what asyncio's SSLProtocol says goes to _Counted."""
+
+    def __init__(self, connection: _Counted) -> None:
+        self._connection = connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._connection._serve(cast(asyncio.Transport, transport))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connection.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._connection.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._connection.eof_received()
+
+    def pause_writing(self) -> None:
+        self._connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._connection.resume_writing()
 
 
 class GatedSite(web.TCPSite):
