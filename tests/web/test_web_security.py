@@ -397,12 +397,12 @@ def test_client_address_is_always_the_peer_or_an_address_never_an_error(
         ipaddress.ip_address(client.strip("[]"))  # a real address: a sane bucket key
 
 
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3)
+
+
 _VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3)
-    ),
-    max_leaves=8,
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12), _containers, max_leaves=8
 )
 _KEYS = st.sampled_from(
     ["tls_server_config", "basic_auth_users", "http_server_config", "cert_file", "key_file",
