@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -28,10 +30,14 @@ class DaemonProcess:
         log: Path,
         env: dict[str, str] | None = None,
         program: list[str] | None = None,
+        args: Sequence[str] = (),
+        nofile: tuple[int, int] | None = None,
     ) -> None:
         self.config = config
         # The command that starts outagewatch (tests/packaging: an installed wheel's script).
         self.program = program or [sys.executable, "-m", "outagewatch.cli"]
+        self.args = list(args)  # more flags for `outagewatch run`
+        self.nofile = nofile  # the child's RLIMIT_NOFILE (soft, hard), as systemd would set
         self.log_path = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,13 +55,19 @@ class DaemonProcess:
                 f"127.0.0.1:{self.port}",
                 "--log.format",
                 "json",
+                *self.args,
                 stdout=log,
                 stderr=log,
                 env=self.env,
+                preexec_fn=self._limit_fds if self.nofile else None,
                 cwd=self.log_path.parent,  # the default store lands beside the log, not in the repo
             )
         if wait_ready:
             await self.wait_ready()
+
+    def _limit_fds(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     async def wait_ready(self, within: float = 15.0) -> None:
         deadline = time.monotonic() + within

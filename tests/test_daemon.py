@@ -112,7 +112,18 @@ async def test_sighup_keeps_old_config_on_error_and_swaps_probes_on_success(
     assert 'source="claude/probe/web"' not in text
 
 
-async def test_post_reload(daemon: DaemonProcess, target: str) -> None:
+async def test_post_reload(tmp_path: Path, target: str) -> None:
+    config = tmp_path / "outagewatch.yml"
+    config.write_text(probe_config(target, {"api": "/ok"}))
+    daemon = DaemonProcess(config, tmp_path / "d.log", args=["--web.enable-lifecycle"])
+    await daemon.start()
+    try:
+        await _post_reload(daemon, target)
+    finally:
+        await daemon.stop()
+
+
+async def _post_reload(daemon: DaemonProcess, target: str) -> None:
     daemon.config.write_text(probe_config(target, {"only": "/ok"}))
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{daemon.url}/-/reload") as response:

@@ -10,6 +10,7 @@ import os
 import platform
 import secrets
 import signal
+import ssl
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +38,23 @@ from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext, Source, probe_source_key
 from outagewatch.sources.client import HttpClients
 from outagewatch.store import Store, StoreError, StoreLock, decode_state
+from outagewatch.web.connections import (
+    AcceptErrorLog,
+    ConnectionGate,
+    ConnectionsCollector,
+    GatedSite,
+    connection_cap,
+    raise_fd_limit,
+)
 from outagewatch.web.reports import RateLimiter, ReporterHasher, ReportIntake
-from outagewatch.web.server import WebContext, make_app
+from outagewatch.web.security import (
+    BasicAuth,
+    WebConfig,
+    WebSecurity,
+    external_url,
+    load_web_config,
+)
+from outagewatch.web.server import WebContext, WebOptions, make_app
 
 DEFAULT_LISTEN = ":10060"
 
@@ -108,9 +124,20 @@ class Daemon:
         handle_signals: bool = True,
         shard: ShardConfig | None = None,
         scrubber: Scrubber | None = None,
+        web_options: WebOptions | None = None,
     ) -> None:
         self.config_path = Path(config_path)
         self.listen_address = listen_address
+        self.web_options = web_options or WebOptions()
+        self.external = external_url(
+            self.web_options.external_url,
+            self.web_options.route_prefix,
+            parse_listen_address(listen_address)[1],
+        )
+        self.web_security: WebSecurity | None = None
+        self.tls: ssl.SSLContext | None = None
+        self.site: GatedSite | None = None
+        self.fd_limits = (0, 0)  # soft, hard RLIMIT_NOFILE after raising the soft one
         self.clock = clock or SystemClock()
         self.handle_signals = handle_signals
         self.shard_override = shard
@@ -157,12 +184,54 @@ class Daemon:
         self.registry.register(DetectionCollector(self.pipeline.state))
         assert self.keeper is not None
         self.registry.register(StateRestoreCollector(self.keeper))
+        self.registry.register(ConnectionsCollector(self._gate))
+
+    def _gate(self) -> ConnectionGate | None:
+        return self.site.gate if self.site is not None else None
+
+    def _security(self) -> WebSecurity:
+        assert self.web_security is not None
+        return self.web_security
 
     async def _load(self) -> Config:
         config = await asyncio.to_thread(load_config, self.config_path)
         if self.shard_override is not None:  # --shard.* flags win over the file
             config = config.model_copy(update={"shard": self.shard_override})
         return config
+
+    async def _load_web_security(self) -> tuple[WebSecurity, ssl.SSLContext | None]:
+        """The web config file (if any) with the flags; ConfigError when invalid."""
+        options = self.web_options
+        web_config, tls = WebConfig(), None
+        if options.config_file is not None:
+            web_config, tls = await asyncio.to_thread(load_web_config, options.config_file)
+        auth = await asyncio.to_thread(BasicAuth, web_config.basic_auth_users)
+        security = WebSecurity(
+            web_config, auth, options.trusted_proxies, self.external, options.enable_lifecycle
+        )
+        return security, tls
+
+    def _apply_web_security(self, security: WebSecurity, tls: ssl.SSLContext | None) -> None:
+        """Swap in a reloaded web config: users and headers now, a renewed certificate
+        for new connections; other TLS changes wait for a restart."""
+        old = self.web_security
+        self.web_security = security
+        new_tls = security.config.tls_server_config
+        old_tls = old.config.tls_server_config if old is not None else None
+        if self.tls is not None and new_tls is not None:
+            try:
+                self.tls.load_cert_chain(new_tls.cert_file, new_tls.key_file)
+            except (OSError, ssl.SSLError) as exc:  # changed again since it was checked
+                self.log.error("web_tls_reload_failed", error=str(exc))
+        if old_tls is None and new_tls is None:
+            return
+        same = {"cert_file", "key_file"}
+        if (old_tls is None) != (new_tls is None) or (
+            old_tls is not None
+            and new_tls is not None
+            and old_tls.model_dump(exclude=same) != new_tls.model_dump(exclude=same)
+        ):
+            self.log.warning("web_tls_change_needs_restart")
 
     def stop(self) -> None:
         self._stop.set()
@@ -216,6 +285,7 @@ class Daemon:
             old = self.applied
             try:
                 new = await self._prepare()
+                security, tls = await self._load_web_security()
                 if new.config.storage != self.config.storage:
                     self.log.warning("storage_change_needs_restart")
                 try:
@@ -225,6 +295,7 @@ class Daemon:
                         self.chat_budget.configure(old.config)
                         self._apply(old)
                     raise
+                self._apply_web_security(security, tls)
             except Exception as exc:
                 if old is not None:
                     self.chat_budget.configure(old.config)  # building sources set new caps
@@ -251,7 +322,9 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up,
         StoreError when the store is unusable or used by another daemon."""
+        self.fd_limits = raise_fd_limit()
         self.config = await self._load()
+        self.web_security, self.tls = await self._load_web_security()
         sources = prepare_sources(self.config, self.chat_budget, str(self.config_path))
         path = self.config.storage.resolved_path(os.environ)
         lock = StoreLock(path)
@@ -362,6 +435,7 @@ class Daemon:
         self.pipeline.record_reload(ok=True)
         self._register_collectors()
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(AcceptErrorLog())
         if self.handle_signals:
             loop.add_signal_handler(signal.SIGTERM, self.stop)
             loop.add_signal_handler(signal.SIGINT, self.stop)
@@ -373,14 +447,37 @@ class Daemon:
             reload=self._reload_from_web,
             reports=self.intake,
             clock=self.clock,
+            security=self._security,
+            timeouts=self.web_options.timeouts,
         )
+        timeouts = self.web_options.timeouts
         app = make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry))
         app.middlewares.append(self.scrubber.middleware())  # before the app freezes
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            # aiohttp closes a connection idle this long between requests, a partial
+            # next request head included.
+            keepalive_timeout=timeouts.idle,
+        )
         await runner.setup()
         host, port = parse_listen_address(self.listen_address)
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
+        soft_fds, hard_fds = self.fd_limits
+        cap = connection_cap(
+            self.web_options.max_connections, soft_fds, self.config.scheduler.max_concurrency
+        )
+        if cap < self.web_options.max_connections:
+            self.log.warning(
+                "web_max_connections_lowered",
+                wanted=self.web_options.max_connections,
+                cap=cap,
+                fd_limit=soft_fds,
+                probe_concurrency=self.config.scheduler.max_concurrency,
+            )
+        self.site = GatedSite(
+            runner, host, port, cap, timeouts.header, ssl_context=self.tls, reuse_address=True
+        )
+        await self.site.start()
         self.bound_port = runner.addresses[0][1] if runner.addresses else port
         self.scheduler = Scheduler(
             self.pipeline,
@@ -402,6 +499,11 @@ class Daemon:
             version=__version__,
             listen=self.listen_address,
             port=self.bound_port,
+            external_url=self.external.url,
+            tls=self.tls is not None,
+            max_connections=cap,
+            fd_limit=soft_fds,
+            fd_hard_limit=hard_fds,
             sources=len(sources),
             config=str(self.config_path),
         )
@@ -432,6 +534,7 @@ class Daemon:
             if self.handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
+            loop.set_exception_handler(None)
         return 0
 
     async def _watchdog(self) -> None:

@@ -13,13 +13,115 @@ from pydantic import ValidationError
 from outagewatch import __version__, reports_cli
 from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address, prepare_sources
 from outagewatch.budget import ChatBudget
-from outagewatch.config import EX_CONFIG, ConfigError, ShardConfig, format_errors, load_config
+from outagewatch.config import (
+    EX_CONFIG,
+    ConfigError,
+    ShardConfig,
+    format_errors,
+    load_config,
+    parse_duration,
+)
 from outagewatch.detect import BACKTEST_SIGNALS
 from outagewatch.detect.backtest import backtest_main
 from outagewatch.logging import LEVELS, configure
 from outagewatch.revision import build_revision
 from outagewatch.scrub import Scrubber
 from outagewatch.store import StoreError
+from outagewatch.web.connections import ServerTimeouts
+from outagewatch.web.security import Network, load_web_config, parse_networks
+from outagewatch.web.server import WebOptions
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: want e.g. 10s, 1m") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be above 0")
+    return seconds
+
+
+def _networks(text: str) -> list[Network]:
+    try:
+        return list(parse_networks(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: want a whole number >= 1")
+    return int(text)
+
+
+def _add_web_flags(run: argparse.ArgumentParser) -> None:
+    """Prometheus' and exporter-toolkit's --web.* flags; docs/security.md."""
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="exporter-toolkit web config: TLS, basic auth (bcrypt), headers; reread on reload",
+    )
+    run.add_argument(
+        "--web.external-url",
+        dest="external_url",
+        metavar="URL",
+        help="the URL users reach the daemon at (behind a reverse proxy); builds links",
+    )
+    run.add_argument(
+        "--web.route-prefix",
+        dest="route_prefix",
+        metavar="PATH",
+        help="prefix of every route (default: the path of --web.external-url)",
+    )
+    run.add_argument(
+        "--web.trusted-proxies",
+        dest="trusted_proxies",
+        type=_networks,
+        default=[],
+        metavar="CIDR,...",
+        help="peers whose X-Forwarded-For is believed (for report rate limits and logs)",
+    )
+    run.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="allow POST /-/reload (SIGHUP always works)",
+    )
+    defaults = ServerTimeouts()
+    run.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_positive,
+        default=WebOptions().max_connections,
+        metavar="N",
+        help="inbound connections held at once; more are closed at once (default %(default)s)",
+    )
+    run.add_argument(
+        "--web.read-header-timeout",
+        dest="header_timeout",
+        type=_duration,
+        default=defaults.header,
+        metavar="DURATION",
+        help="a connection's first request head (and TLS handshake) must arrive within this",
+    )
+    run.add_argument(
+        "--web.read-timeout",
+        dest="body_timeout",
+        type=_duration,
+        default=defaults.body,
+        metavar="DURATION",
+        help="a request body must arrive within this after its head",
+    )
+    run.add_argument(
+        "--web.idle-timeout",
+        dest="idle_timeout",
+        type=_duration,
+        default=defaults.idle,
+        metavar="DURATION",
+        help="a keep-alive connection is closed when no next request arrives within this",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"address for /metrics, pages and the API (default {DEFAULT_LISTEN})",
     )
+    _add_web_flags(run)
     run.add_argument(
         "--log.level", dest="log_level", choices=LEVELS, default="info", help="default: info"
     )
@@ -90,6 +193,9 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         metavar="FILE",
         help="the YAML config (every key: docs/configuration.md)",
+    )
+    check.add_argument(
+        "--web.config.file", dest="web_config_file", metavar="FILE", help="also check this"
     )
     reports_cli.add_commands(commands)
 
@@ -142,17 +248,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_config(path: str) -> int:
+def _check_config(path: str, web_config_file: str | None) -> int:
     # The same checks as `run` (start-up and reload): the file, the files it names,
     # and the sources it builds.
     try:
         config = load_config(path)
         prepare_sources(config, ChatBudget(), path)
+        if web_config_file is not None:
+            load_web_config(web_config_file)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EX_CONFIG
     probes = sum(len(s.probes) for s in config.services.values())
     print(f"{path}: OK ({len(config.services)} services, {probes} probes)")
+    if web_config_file is not None:
+        print(f"{web_config_file}: OK")
     return 0
 
 
@@ -179,11 +289,26 @@ def _run(args: argparse.Namespace) -> int:
             print("outagewatch: --event-loop uvloop: uvloop is not installed", file=sys.stderr)
             return 2
         loop_factory = uvloop.new_event_loop
+    web_options = WebOptions(
+        config_file=args.web_config_file,
+        external_url=args.external_url,
+        route_prefix=args.route_prefix,
+        trusted_proxies=tuple(args.trusted_proxies),
+        enable_lifecycle=args.enable_lifecycle,
+        max_connections=args.max_connections,
+        timeouts=ServerTimeouts(args.header_timeout, args.body_timeout, args.idle_timeout),
+    )
     # One scrubber for the process: the log and the web answers share it, and the
     # daemon gives it the secrets of each config it applies.
     scrubber = Scrubber()
     configure(args.log_level, args.log_format, scrubber)
-    daemon = Daemon(args.config_file, args.listen, shard=shard, scrubber=scrubber)
+    try:
+        daemon = Daemon(
+            args.config_file, args.listen, shard=shard, scrubber=scrubber, web_options=web_options
+        )
+    except ValueError as exc:  # e.g. --web.external-url
+        print(f"outagewatch: {exc}", file=sys.stderr)
+        return 2
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(daemon.run())
@@ -234,7 +359,7 @@ def _backtest(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
-        return _check_config(args.config_file)
+        return _check_config(args.config_file, args.web_config_file)
     if args.command == "reports":
         return reports_cli.run(args)
     if args.command == "demo":

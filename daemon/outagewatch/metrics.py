@@ -407,6 +407,27 @@ CATALOGUE: dict[str, MetricSpec] = {
             "Official incidents by how outagewatch compared: flagged early, late, or missed.",
             ("service", "outcome"),
         ),
+        MetricSpec(
+            "outagewatch_http_connections",
+            "gauge",
+            "Inbound HTTP connections open now (past the TLS handshake).",
+        ),
+        MetricSpec(
+            "outagewatch_http_connections_limit",
+            "gauge",
+            "Most inbound HTTP connections held open at once (--web.max-connections, "
+            "lowered to leave the probes their file descriptors).",
+        ),
+        MetricSpec(
+            "outagewatch_http_connections_refused_total",
+            "counter",
+            "Inbound connections closed at once because the limit was reached.",
+        ),
+        MetricSpec(
+            "outagewatch_http_header_timeouts_total",
+            "counter",
+            "Inbound connections closed because no request head arrived in time.",
+        ),
     )
 }
 

@@ -282,7 +282,7 @@ async def test_page_has_one_button_per_problem_and_works_without_javascript(
         assert page.status == 200
         html = await page.text()
     assert "<script" not in html
-    assert '<form method=post action="/report/claude">' in html
+    assert "<form method=post>" in html  # posts to its own URL, under any route prefix
     (token,) = re.findall(r'name=token value="([^"]+)"', html)
     assert re.findall(r'name=problem value="([a-z]+)"', html) == [
         "app",

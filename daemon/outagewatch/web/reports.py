@@ -429,7 +429,8 @@ async def report_page(request: web.Request) -> web.Response:
     return _page(
         f"Is {service.title(key)} down for you?",
         f"<p>Tell us what does not work:</p>"
-        f'<form method=post action="/report/{escape(key)}">'
+        # No action: the form posts to the page's own URL, whatever path a proxy serves it at.
+        f"<form method=post>"
         f'<input type=hidden name=token value="{escape(token)}">{buttons}</form>',
         200,
     )
@@ -470,7 +471,7 @@ async def post_report_page(request: web.Request) -> web.Response:
         (counted,) = await _submit(intake, [report], config)
     except Rejection as rejection:
         intake.pipeline.reject_report(rejection.reason)
-        back = f'<p><a href="/report/{escape(key)}">Back</a></p>'
+        back = '<p><a href="">Back</a></p>'  # the page itself, as a GET
         return _page(
             title,
             f"<p>{escape(rejection.message)}.</p>{back}",
@@ -482,9 +483,9 @@ async def post_report_page(request: web.Request) -> web.Response:
     return _page(title, "<p>Thank you: we already have a recent report from you.</p>", 200)
 
 
-def add_report_routes(app: web.Application, intake: ReportIntake) -> None:
-    """Mount the intake routes on the daemon's app."""
+def add_report_routes(app: web.Application, intake: ReportIntake, prefix: str = "") -> None:
+    """Mount the intake routes on the daemon's app, under the route prefix."""
     app[INTAKE] = intake
-    app.router.add_post("/api/v1/reports", post_reports)
-    app.router.add_get("/report/{service}", report_page)
-    app.router.add_post("/report/{service}", post_report_page)
+    app.router.add_post(f"{prefix}/api/v1/reports", post_reports)
+    app.router.add_get(f"{prefix}/report/{{service}}", report_page)
+    app.router.add_post(f"{prefix}/report/{{service}}", post_report_page)

@@ -131,7 +131,9 @@ def _official(state: State, service: str) -> dict[str, Any] | None:
     }
 
 
-def _reports(state: State, service: str, cfg: ServiceConfig, now: float) -> dict[str, Any]:
+def _reports(
+    state: State, service: str, cfg: ServiceConfig, now: float, base: str
+) -> dict[str, Any]:
     reports = state.reports
     counts = reports.services.get(service)
     last_5m = counts.last_5m(now) if counts else 0
@@ -141,7 +143,7 @@ def _reports(state: State, service: str, cfg: ServiceConfig, now: float) -> dict
         "baseline_per_5m": round(baseline, 3),
         "ratio": round(last_5m / max(baseline, reports.floor_per_5m), 3),
         "total": sum(counts.total.values()) if counts else 0,
-        "page": f"/report/{service}" if cfg.reports.public else None,
+        "page": f"{base}/report/{service}" if cfg.reports.public else None,
     }
 
 
@@ -201,8 +203,8 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
     }
 
 
-def status_document(config: Config, state: State, now: float) -> dict[str, Any]:
-    """Everything the status page shows, as JSON-ready data."""
+def status_document(config: Config, state: State, now: float, base: str = "") -> dict[str, Any]:
+    """Everything the status page shows, as JSON-ready data; links start with ``base``."""
     services = []
     # Sources whose last run observed nothing, by service (the key's first part).
     failing: dict[str, list[dict[str, Any]]] = {}
@@ -223,7 +225,7 @@ def status_document(config: Config, state: State, now: float) -> dict[str, Any]:
                     for r in state.appstore.service_ranks()
                     if r.service == key
                 ],
-                "reports": _reports(state, key, cfg, now),
+                "reports": _reports(state, key, cfg, now, base),
                 "charts": _charts(state, key, config, now),
                 "failing_sources": failing.get(key, []),
             }
@@ -540,8 +542,13 @@ def _events_html(events: list[dict[str, Any]]) -> str:
     return f"<ul>{items}</ul>"
 
 
-def render_status_page(document: dict[str, Any], now: float, refresh: int) -> str:
-    """The whole page; works without JavaScript, reloads itself every ``refresh`` s."""
+def render_status_page(document: dict[str, Any], now: float, refresh: int, base: str = "") -> str:
+    """The whole page; works without JavaScript, reloads itself every ``refresh`` s.
+
+    ``base`` is the external URL's path (``--web.external-url``), so links work
+    behind a reverse proxy that serves the daemon under a path.
+    """
+    base = escape(base)
     cards = "".join(_card(service, now) for service in document["services"])
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -551,8 +558,8 @@ def render_status_page(document: dict[str, Any], now: float, refresh: int) -> st
         "<header><h1>outagewatch status</h1>"
         f"<p>As of {escape(_when(document['time']))}; this page reloads every {refresh} s. "
         f"Version {escape(document['version'])}. "
-        '<a href="/metrics">Metrics</a> · <a href="/api/v1/status">JSON</a> · '
-        '<a href="/-/ready">Readiness</a></p></header>'
+        f'<a href="{base}/metrics">Metrics</a> · <a href="{base}/api/v1/status">JSON</a> · '
+        f'<a href="{base}/-/ready">Readiness</a></p></header>'
         f'<main><div class="cards">{cards or "<p>No services configured.</p>"}</div>'
         '<section class="events" aria-labelledby="h-events"><h2 id="h-events">Recent events</h2>'
         f"{_events_html(document['events'])}</section></main>"
