@@ -16,8 +16,8 @@ import structlog
 
 from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
-from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
 from outagewatch.detect.disruption import Reading
+from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
 from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks, service_evidence
 from outagewatch.detect.vantage import (
     HEALTHY,

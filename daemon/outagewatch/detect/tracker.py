@@ -32,13 +32,13 @@ from outagewatch.detect.disruption import (
     judge,
     step,
 )
-from outagewatch.detect.vantage import is_local_failure
 from outagewatch.detect.signals import (
     FAILURE_BUCKET_S,
     REPORT_BUCKET_S,
     SignalDetectors,
     counts_as_failure,
 )
+from outagewatch.detect.vantage import is_local_failure
 from outagewatch.incidents import IncidentLog, IncidentRecord
 from outagewatch.observations import ProbeResult, status_source_key
 from outagewatch.sources.base import probe_source_key

@@ -13,8 +13,8 @@ from outagewatch.budget import ChatBudget
 from outagewatch.config import ChatProbeBase, Config, DnsControl
 from outagewatch.sources.appstore import build_chart_sources
 from outagewatch.sources.base import Source
-from outagewatch.sources.control import DnsControlSource, HttpControlSource
 from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
+from outagewatch.sources.control import DnsControlSource, HttpControlSource
 from outagewatch.sources.http import HttpProbeSource
 from outagewatch.sources.statuspage import StatusPageSource
 
