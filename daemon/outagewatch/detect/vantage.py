@@ -17,7 +17,7 @@ evidence tell that apart from an outage of the providers:
 The vantage point is **unhealthy** when at least half of the fresh controls
 fail, or when the local share reaches ``local_failure_share`` of at least
 ``min_services`` judged services and the controls do not vouch for the
-network (none configured, none fresh, or not all passing). Passing controls
+network (none configured, none fresh, or not all answering their last run). Passing controls
 outweigh the correlation: a DNS provider failing for most chatbot domains at
 once is the providers' outage, not ours.
 """
@@ -131,7 +131,9 @@ def judge_vantage(
             judged += 1
             local += verdict
     controls_fail = bool(fresh_controls) and len(failing) * 2 >= len(fresh_controls)
-    controls_pass = bool(fresh_controls) and not failing
+    # Passing: every fresh control's last run answered (one failure is not yet failing,
+    # but it vouches for nothing).
+    controls_pass = bool(fresh_controls) and all(c.failing_runs == 0 for c in fresh_controls)
     correlated = judged >= rules.min_services and local >= rules.local_failure_share * judged
     healthy = not (controls_fail or (correlated and not controls_pass))
     return VantageVerdict(healthy, len(fresh_controls), len(failing), judged, local, failing)
