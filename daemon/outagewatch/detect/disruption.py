@@ -190,20 +190,21 @@ def judge(
     unknown: set[str] = set()
 
     # Probes: count only fresh conclusive ones; the rest say nothing either way.
-    up = down = overloaded = 0
-    probes_read = vantage_blind = False
+    up = down = blind = overloaded = 0
+    probes_read = False
     for probe in evidence.probes:
         probes_read = probes_read or probe.is_down(rules) or probe.is_up(rules)
         if probe.reading.freshness(now, stale) != "fresh":
             continue
         if not vantage_healthy and probe.local_failure and probe.failing_runs:
-            vantage_blind = True
+            blind += 1
             continue
         overloaded += probe.overloaded_runs >= rules.chat_overloaded_runs
         down += probe.is_down(rules)
         up += probe.is_up(rules)
     if down:
-        most = down / (up + down) >= rules.probe_failure_share
+        # A probe set aside still counts as a probe: being blind never makes it worse.
+        most = down / (up + down + blind) >= rules.probe_failure_share
         reasons.add("probes_failing" if most else "some_probes_failing")
     if overloaded:
         reasons.add("chat_overloaded")
@@ -231,7 +232,7 @@ def judge(
         return Verdict("disrupted", frozenset(reasons))
     if warning_lenses:
         return Verdict("degraded", frozenset(reasons))
-    if vantage_blind and not up:
+    if blind and not up:
         unknown = {"vantage_unhealthy"}  # the one reason that matters: look at us first
     elif not unknown and not (up or fresh_pages):
         unknown.add("readings_stale")
