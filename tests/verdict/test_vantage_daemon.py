@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -295,5 +296,43 @@ services:
         _, page = await daemon.get("/")
         assert "No official status page configured" not in page
         assert "Fetch failing" in page
+    finally:
+        assert await daemon.stop() == 0
+
+
+async def test_an_intercepting_proxy_on_every_service_is_us_not_them(
+    serve: Serve, ca: Any, tmp_path: Path
+) -> None:
+    # Every service answers with a certificate from a CA the daemon does not trust, as
+    # behind a TLS-intercepting proxy; no control targets: the correlation alone judges.
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    base = await serve(endpoints(), ssl_context=context)
+    urls = {name: f"{base}/ok" for name in ("claude", "chatgpt", "gemini")}
+    config = tmp_path / "outagewatch.yml"
+    write_config(config, urls, " {}")
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    await daemon.start()
+    try:
+        seen: list[dict[str, str]] = []
+        samples = await watch(
+            daemon,
+            lambda s: (
+                s.get(HEALTHY) == 0
+                and all(s.get(reason_key(x, "vantage_unhealthy")) == 1 for x in urls)
+            ),
+            "an unhealthy vantage point from unknown-CA failures",
+            seen=seen,
+        )
+        assert (
+            samples[
+                (
+                    "outagewatch_probe_failures_total",
+                    frozenset({("service", "claude"), ("probe", "api"), ("reason", "tls")}),
+                )
+            ]
+            >= 1
+        )
+        assert all(state == "unknown" for scrape in seen for state in scrape.values()), seen
     finally:
         assert await daemon.stop() == 0
