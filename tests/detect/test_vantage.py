@@ -163,3 +163,18 @@ def test_malformed_vantage_config_names_the_key_path() -> None:
     text = "\n".join(caught.value.errors)
     assert "vantage -> controls -> resolver" in text and "host" in text
     assert "vantage -> local_failure_share" in text
+
+
+@pytest.mark.parametrize("judged", ["yesterday", [], {"t": 1}])
+def test_a_malformed_stored_judged_time_is_reported_and_the_service_starts_unknown(
+    judged: object,
+) -> None:
+    first = DisruptionTracker()
+    first.configure(DisruptionConfig(), ["claude"], NOW - 100)
+    snapshot = first.snapshot()
+    snapshot["claude"]["state"] = "ok"
+    snapshot["claude"]["judged"] = judged
+    second = DisruptionTracker()
+    second.configure(DisruptionConfig(), ["claude"], NOW)
+    assert second.load(snapshot) == ["claude"]
+    assert second.status["claude"].state == "unknown" and "claude" not in second.restored
