@@ -428,6 +428,27 @@ CATALOGUE: dict[str, MetricSpec] = {
             "counter",
             "Inbound connections closed because no request head arrived in time.",
         ),
+        MetricSpec(
+            "outagewatch_vantage_healthy",
+            "gauge",
+            "Whether this daemon's own network looks healthy (1) or failing (0): then services "
+            "failing locally are unknown, not disrupted.",
+            (),
+        ),
+        MetricSpec(
+            "outagewatch_vantage_control_up",
+            "gauge",
+            "Whether the vantage control target answered (1) or has failed enough runs to "
+            "count (0); absent until its first run.",
+            ("control",),
+        ),
+        MetricSpec(
+            "outagewatch_vantage_services_failing_locally_ratio",
+            "gauge",
+            "Share of the services with a fresh probe reading whose probes fail with local-class "
+            "reasons (dns, connect, local, unknown CA).",
+            (),
+        ),
     )
 }
 
@@ -805,7 +826,18 @@ class DetectionCollector(Collector):
             "outagewatch_disruption_since_timestamp_seconds",
             "outagewatch_detection_lead_seconds",
             "outagewatch_detection_incidents_total",
+            "outagewatch_vantage_healthy",
+            "outagewatch_vantage_control_up",
+            "outagewatch_vantage_services_failing_locally_ratio",
         )
+        vantage = self._state.vantage
+        fams.add("outagewatch_vantage_healthy", [], int(vantage.verdict.healthy))
+        fams.add(
+            "outagewatch_vantage_services_failing_locally_ratio", [], vantage.verdict.local_share
+        )
+        for target in sorted(vantage.controls):
+            up = int(target not in vantage.verdict.failing_controls)
+            fams.add("outagewatch_vantage_control_up", [target], up)
         for (service, signal), status in sorted(signals.status.items()):
             labels = [service, signal]
             verdict = status.verdict

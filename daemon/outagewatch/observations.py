@@ -263,4 +263,17 @@ class Report:
     channel: str = "api"
 
 
-Observation = ProbeResult | ChatBudgetStatus | ChartSnapshot | StatusSnapshot | Report
+@dataclass(frozen=True, slots=True)
+class ControlResult:
+    """One run of a vantage control target (not a service): did our network carry it?"""
+
+    target: str
+    time: float
+    success: bool
+    reason: str | None = None
+    detail: str | None = None
+
+
+Observation = (
+    ProbeResult | ChatBudgetStatus | ChartSnapshot | StatusSnapshot | Report | ControlResult
+)

@@ -16,9 +16,16 @@ import structlog
 
 from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
-from outagewatch.detect.disruption import LOCAL_REASONS
+from outagewatch.detect.disruption import LOCAL_REASONS, Reading
 from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
 from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks, service_evidence
+from outagewatch.detect.vantage import (
+    HEALTHY,
+    ControlEvidence,
+    ControlStreak,
+    VantageVerdict,
+    judge_vantage,
+)
 from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
 from outagewatch.observations import (
@@ -26,6 +33,7 @@ from outagewatch.observations import (
     ChartSnapshot,
     ChatBudgetStatus,
     ChatStats,
+    ControlResult,
     Observation,
     ProbeResult,
     Report,
@@ -33,6 +41,7 @@ from outagewatch.observations import (
     status_source_key,
 )
 from outagewatch.ranks import AppStoreState
+from outagewatch.sources.control import control_source_key
 
 if TYPE_CHECKING:
     from outagewatch.config import Config
@@ -112,6 +121,7 @@ class SourceRunState:
     last_duration: float | None = None
     last_success_time: float | None = None
     last_error: str | None = None
+    failing_since: float | None = None  # the first failed run since the last success
 
 
 @dataclass
@@ -120,6 +130,14 @@ class StatusPageState:
 
     kind: str
     last: StatusSnapshot
+
+
+@dataclass
+class VantageState:
+    """The control targets' streaks and the last judgement of our own vantage point."""
+
+    controls: dict[str, ControlStreak] = field(default_factory=dict)
+    verdict: VantageVerdict = HEALTHY
 
 
 @dataclass
@@ -139,6 +157,7 @@ class State:
     history: StatusHistory = field(default_factory=StatusHistory)
     signals: SignalDetectors = field(default_factory=SignalDetectors)
     disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
+    vantage: VantageState = field(default_factory=VantageState)
     scheduler_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
 
 
@@ -153,6 +172,7 @@ class Pipeline:
             ChartSnapshot: self._chart,
             StatusSnapshot: self._status,
             Report: self._report,
+            ControlResult: self._control,
         }
         self.state = State()
         self.log = structlog.get_logger("outagewatch.pipeline")
@@ -178,7 +198,10 @@ class Pipeline:
         if error_reason is None:
             run.last_success_time = self.clock.time()
             run.last_error = None
+            run.failing_since = None
         else:
+            if run.failing_since is None:
+                run.failing_since = self.clock.time()
             run.failures[error_reason] += 1
             run.last_error = f"{error_reason}: {error_detail}" if error_detail else error_reason
             if kind == CHART_FEED_KIND:
@@ -259,6 +282,17 @@ class Pipeline:
             detail=result.detail,
         )
 
+    def _control(self, result: ControlResult) -> None:
+        streak = self.state.vantage.controls.setdefault(result.target, ControlStreak())
+        if streak.last is not None and (streak.failing == 0) != result.success:
+            self.log.warning(
+                "control_up" if result.success else "control_down",
+                control=result.target,
+                reason=result.reason,
+                detail=result.detail,
+            )
+        streak.observe(result.time, result.success, result.reason, result.detail)
+
     def _chat(self, result: ProbeResult, stats: ChatStats) -> None:
         chat = self.state.chats.setdefault((result.service, result.probe), ChatState())
         chat.last = stats
@@ -329,6 +363,9 @@ class Pipeline:
             del self.state.probe_durations[dkey]
         for pkey in set(self.state.chats) - probe_keys:
             del self.state.chats[pkey]
+        controls = self.state.vantage.controls
+        for target in [t for t in controls if control_source_key(t) not in source_keys]:
+            del controls[target]
         for page_key in list(self.state.status_pages):
             if status_source_key(*page_key) not in source_keys:
                 del self.state.status_pages[page_key]
@@ -450,6 +487,7 @@ class Pipeline:
             state.signals.spikes_total, {k: v.last_time for k, v in state.signals.status.items()}
         )
         tracker = state.disruption
+        services = []
         for service in sorted(config.services):
             cfg = config.services.get(service)
             if cfg is None:
@@ -458,5 +496,30 @@ class Pipeline:
             evidence = yield from service_evidence(
                 service, cfg, config, state, state.signals, self.scheduled, started
             )
-            tracker.evaluate(evidence, now)
+            services.append(evidence)
+        # Our own vantage point first: it decides whether local failures say anything.
+        controls = self._control_evidence(config, now)
+        vantage = judge_vantage(
+            controls, services, now, config.vantage, config.disruption.stale_intervals
+        )
+        if vantage.healthy != state.vantage.verdict.healthy:
+            log = self.log.info if vantage.healthy else self.log.error
+            log(
+                "vantage_healthy" if vantage.healthy else "vantage_unhealthy",
+                failing_controls=list(vantage.failing_controls),
+                services_failing_locally=vantage.services_failing_locally,
+                services=vantage.services,
+            )
+        state.vantage.verdict = vantage
+        for evidence in services:
+            tracker.evaluate(evidence, now, vantage.healthy)
         tracker.decide_leads(state.incidents, now)
+
+    def _control_evidence(self, config: Config, now: float) -> list[ControlEvidence]:
+        started = min(self.state.disruption.started.values(), default=now)
+        out = []
+        for target, control in config.vantage.controls.items():
+            streak = self.state.vantage.controls.get(target, ControlStreak())
+            reading = Reading(streak.last, control.interval, started)
+            out.append(ControlEvidence(target, reading, streak.failing))
+        return out

@@ -32,9 +32,14 @@ def fresh(interval: float = 30.0) -> Reading:
 
 
 def probe(
-    name: str, failing: int = 0, overloaded: int = 0, reading: Reading | None = None
+    name: str,
+    failing: int = 0,
+    overloaded: int = 0,
+    reading: Reading | None = None,
+    succeeded: bool = True,
+    local: bool = False,
 ) -> ProbeEvidence:
-    return ProbeEvidence(name, reading or fresh(), failing, overloaded)
+    return ProbeEvidence(name, reading or fresh(), failing, overloaded, succeeded, local)
 
 
 def spike(active: bool = True, interval: float = 300.0) -> SpikeEvidence:
@@ -61,6 +66,51 @@ def test_probes_failing_for_enough_runs_on_half_the_probes_is_disrupted() -> Non
 
 def test_fewer_failed_runs_than_the_threshold_is_still_ok() -> None:
     assert verdict_of(evidence(probes=(probe("api", failing=2),))) == ("ok", set())
+
+
+def test_a_probe_that_never_succeeded_is_not_up() -> None:
+    # Issue 18: "✓ OK" beside "down: dns · last success: never" after a start.
+    never = probe("api", failing=2, succeeded=False)
+    assert verdict_of(evidence(probes=(never,))) == ("unknown", {"no_successful_probe_yet"})
+    # ... while a probe that did succeed keeps the service ok through the same two failures.
+    assert verdict_of(evidence(probes=(never, probe("web", failing=2)))) == ("ok", set())
+
+
+def test_a_conclusive_failure_at_start_is_disrupted_without_waiting_for_other_lenses() -> None:
+    starting = Reading(None, 60.0, NOW - 20)
+    ev = evidence(
+        probes=(probe("api", failing=3, succeeded=False),),
+        pages=(PageEvidence("main", 0, starting),),
+    )
+    assert verdict_of(ev) == ("disrupted", {"probes_failing"})
+
+
+def test_every_lens_must_have_read_before_ok() -> None:
+    starting = Reading(None, 60.0, NOW - 20)
+    ev = evidence(probes=(probe("api"),), pages=(PageEvidence("main", 0, starting),))
+    assert verdict_of(ev) == ("unknown", {"official_not_read_yet"})
+    failing = PageEvidence("main", 0, starting, fetch_failing_since=NOW - 15)
+    assert verdict_of(evidence(probes=(probe("api"),), pages=(failing,))) == (
+        "unknown",
+        {"official_fetch_failing"},
+    )
+    # Once read, a page whose fetches fail later is only stale: the probes vouch alone.
+    read_once = PageEvidence("main", 0, Reading(NOW - 3000, 60.0, STARTED), NOW - 2900)
+    assert verdict_of(evidence(probes=(probe("api"),), pages=(read_once,))) == ("ok", set())
+
+
+def test_local_failures_are_inconclusive_while_the_vantage_point_is_unhealthy() -> None:
+    dns = probe("api", failing=5, local=True)
+    ev = evidence(probes=(dns,))
+    assert verdict_of(ev) == ("disrupted", {"probes_failing"})  # healthy vantage: the provider
+    verdict = judge(ev, NOW, RULES, vantage_healthy=False)
+    assert (verdict.state, set(verdict.reasons)) == ("unknown", {"vantage_unhealthy"})
+    # A provider answering 503 is still its own outage, whatever our network does.
+    answered = evidence(probes=(probe("api", failing=5),))
+    assert judge(answered, NOW, RULES, vantage_healthy=False).state == "disrupted"
+    # An official major incident still counts.
+    major = evidence(probes=(dns,), pages=(PageEvidence("main", 2, fresh(60)),))
+    assert judge(major, NOW, RULES, vantage_healthy=False).state == "disrupted"
 
 
 def test_one_failing_probe_of_three_is_degraded() -> None:
@@ -127,17 +177,23 @@ def test_a_rank_surge_alone_is_a_reason_but_not_a_disruption() -> None:
 def test_no_fresh_lens_is_unknown() -> None:
     old = Reading(NOW - 3600, 30.0, STARTED)
     ev = evidence(probes=(probe("api", reading=old),), pages=(PageEvidence("main", 0, old),))
-    assert verdict_of(ev) == ("unknown", set())
-    assert verdict_of(evidence()) == ("unknown", set())
+    assert verdict_of(ev) == ("unknown", {"readings_stale"})
+    assert verdict_of(evidence()) == ("unknown", {"readings_stale"})
 
 
-def test_lenses_that_have_not_read_yet_give_no_verdict() -> None:
+def test_lenses_that_have_not_read_yet_are_unknown_with_the_reason() -> None:
     starting = Reading(None, 30.0, NOW - 20)
-    assert verdict_of(evidence(probes=(probe("api", reading=starting),))) == (None, set())
+    assert verdict_of(evidence(probes=(probe("api", reading=starting),))) == (
+        "unknown",
+        {"no_successful_probe_yet"},
+    )
 
 
 def test_reports_alone_never_vouch_for_a_service() -> None:
-    assert verdict_of(evidence(spikes={"reports": spike(active=False)})) == ("unknown", set())
+    assert verdict_of(evidence(spikes={"reports": spike(active=False)})) == (
+        "unknown",
+        {"readings_stale"},
+    )
 
 
 def test_every_reason_and_state_is_a_known_label_value() -> None:
@@ -153,6 +209,11 @@ def test_every_reason_and_state_is_a_known_label_value() -> None:
         "official_minor",
         "official_major",
         "rank_surge",
+        "no_successful_probe_yet",
+        "official_not_read_yet",
+        "official_fetch_failing",
+        "readings_stale",
+        "vantage_unhealthy",
     }
 
 

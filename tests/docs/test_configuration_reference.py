@@ -32,7 +32,7 @@ def test_every_key_of_every_model_is_in_the_reference() -> None:
 
 def test_every_probe_and_status_page_kind_has_its_section() -> None:
     kinds = {section.kind for section in sections() if section.kind}
-    assert kinds == {"http", "anthropic", "openai", "statuspage", "incidentio", "google"}
+    assert kinds == {"http", "anthropic", "openai", "statuspage", "incidentio", "google", "dns"}
 
 
 def test_a_field_without_a_description_stops_the_generator() -> None:

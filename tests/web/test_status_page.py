@@ -87,7 +87,13 @@ def test_page_and_json_tell_the_same_story_of_an_outage() -> None:
     document = status_document(config, pipeline.state, clock.time())
     (claude,) = document["services"]
     # No judgement yet (the tracker was never configured): unknown, in words.
-    assert claude["disruption"] == {"state": "unknown", "since": None, "reasons": [], "lead": None}
+    assert claude["disruption"] == {
+        "state": "unknown",
+        "since": None,
+        "reasons": [],
+        "reason_texts": [],
+        "lead": None,
+    }
     api = claude["probes"][0]
     assert (api["result"], api["reason"]) == ("down", "overloaded")
     assert claude["probes"][1]["result"] == "no result yet"

@@ -5,19 +5,43 @@ a verdict out. The daemon builds the evidence from the lenses (see
 ``detect/tracker.py``), keeps the resulting status and its transitions, and
 computes detection lead times with ``incident_lead``.
 
+No verdict without evidence. A reading is *conclusive* when it says something
+about the service itself:
+
+- a probe is conclusively **down** once it has failed ``probe_failure_runs``
+  runs in a row (an HTTP 5xx, a refused connection, a timeout: any failure the
+  probe counts, see ``signals.counts_as_failure``), whether or not it ever
+  succeeded: a real outage at start is ``disrupted`` as fast as later;
+- a probe is conclusively **up** when its last run succeeded, or it has
+  succeeded since the daemon started and has not yet failed enough runs to be
+  down. A probe that has never succeeded since start is never up;
+- an official status page is conclusive once it has been read since start (a
+  failing fetch reads nothing: it keeps the last good level, or none);
+- inconclusive: a bot challenge, a chat answer about our own account, a probe
+  that failed fewer runs than the threshold and never succeeded, anything
+  stale, and, while the vantage point is unhealthy (``detect/vantage.py``), a
+  probe whose trailing failures are of a local class (dns, connect, local,
+  an unknown CA): those say more about us than about the provider.
+
 States:
 
-- ``ok``: at least one lens that can vouch for the service (a probe or an
-  official status page) is fresh, and nothing below is wrong.
-- ``degraded``: a warning sign from one lens.
-- ``disrupted``: probes failing on at least ``probe_failure_share`` of the fresh
-  probes for ``probe_failure_runs`` runs, or an official level of at least
+- ``disrupted``: fresh conclusive probes failing on at least
+  ``probe_failure_share`` of them, or an official level of at least
   ``official_disrupted_level``, or warning signs from at least
   ``corroborating_lenses`` different lenses.
-- ``unknown``: no probe and no status page has a fresh reading.
+- ``degraded``: a warning sign from one lens.
+- ``ok``: nothing above, every lens that vouches for the service (its probes,
+  its official pages) has given a conclusive reading since start, and at least
+  one of them has a fresh one that is up.
+- ``unknown``: anything else, with the reasons in UNKNOWN_REASONS (no
+  successful probe yet, the official page fetch failing, readings stale,
+  the vantage point unhealthy). Trouble is never held back waiting for
+  evidence; only ``ok`` is.
 
-A rank surge is a *warning of load*, not trouble users see: it sets its reason
-but never changes the state.
+A state restored from the store after a restart is kept while the verdict is
+``unknown`` only as long as it is fresh (``restored_fresh_for``, see
+``tracker.py``). A rank surge is a *warning of load*, not trouble users see:
+it sets its reason but never changes the state.
 
 A probe run that failed for a reason in ``LOCAL_REASONS`` (this host out of file
 descriptors, buffers or memory) is no reading of the service: it neither fails
@@ -51,7 +75,15 @@ REASON_LENS: Final = {
     "official_major": "official",
     "rank_surge": "appstore",
 }
-REASONS: Final = tuple(REASON_LENS)
+# Why a service is unknown: set only with the state ``unknown``.
+UNKNOWN_REASONS: Final = (
+    "no_successful_probe_yet",  # no probe up or conclusively down since start
+    "official_not_read_yet",  # the official page has not been read since start
+    "official_fetch_failing",  # ... and its fetches are failing
+    "readings_stale",  # nothing fresh from any lens that vouches
+    "vantage_unhealthy",  # the probes fail locally while our own network is failing
+)
+REASONS: Final = (*REASON_LENS, *UNKNOWN_REASONS)
 # Probe failure reasons that say the daemon's host failed, not the service.
 LOCAL_REASONS: Final = frozenset({"local"})
 DISRUPTING: Final = frozenset({"probes_failing", "official_major"})
@@ -89,12 +121,27 @@ class Reading:
 
 @dataclass(frozen=True, slots=True)
 class ProbeEvidence:
-    """One probe: its reading, its trailing failed runs and (chat) overloaded answers."""
+    """One probe: its reading, its trailing failed runs and (chat) overloaded answers.
+
+    ``succeeded``: it has succeeded at least once since start. ``local_failure``:
+    its trailing failures are of a local class (see ``detect/vantage.py``).
+    """
 
     probe: str
     reading: Reading
     failing_runs: int = 0
     overloaded_runs: int = 0
+    succeeded: bool = False
+    local_failure: bool = False
+
+    def is_down(self, rules: DisruptionConfig) -> bool:
+        return self.failing_runs >= rules.probe_failure_runs
+
+    def is_up(self, rules: DisruptionConfig) -> bool:
+        """Up: the last run succeeded, or it has succeeded since start and is not down."""
+        if self.reading.last is None or self.is_down(rules):
+            return False
+        return self.failing_runs == 0 or self.succeeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +154,16 @@ class SpikeEvidence:
 
 @dataclass(frozen=True, slots=True)
 class PageEvidence:
-    """One official status page: its level (0 none .. 3 critical) and its reading."""
+    """One official status page: its level (0 none .. 3 critical) and its reading.
+
+    ``reading.last`` is the last good read; ``fetch_failing_since`` the start of
+    the current run of failed fetches, None while the last fetch succeeded.
+    """
 
     page: str
     level: int
     reading: Reading
+    fetch_failing_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,32 +178,44 @@ class ServiceEvidence:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What the rules say now. ``state`` None: no opinion yet (lenses still starting)."""
+    """What the rules say now. ``state`` None: no opinion (keep the current state)."""
 
     state: str | None
     reasons: frozenset[str]
 
 
-def judge(evidence: ServiceEvidence, now: float, rules: DisruptionConfig) -> Verdict:
+def judge(
+    evidence: ServiceEvidence,
+    now: float,
+    rules: DisruptionConfig,
+    vantage_healthy: bool = True,
+) -> Verdict:
     """Apply the rules to one service's evidence at ``now``."""
     stale = rules.stale_intervals
     reasons: set[str] = set()
+    unknown: set[str] = set()
 
-    # Probes: count only fresh ones; a stale probe says nothing either way.
-    freshness: set[str] = set()
-    fresh = failing = overloaded = 0
+    # Probes: count only fresh conclusive ones; the rest say nothing either way.
+    up = down = blind = overloaded = 0
+    probes_read = False
     for probe in evidence.probes:
-        probe_freshness = probe.reading.freshness(now, stale)
-        freshness.add(probe_freshness)
-        if probe_freshness == "fresh":
-            fresh += 1
-            failing += probe.failing_runs >= rules.probe_failure_runs
-            overloaded += probe.overloaded_runs >= rules.chat_overloaded_runs
-    if failing:
-        most = failing / fresh >= rules.probe_failure_share
+        probes_read = probes_read or probe.is_down(rules) or probe.is_up(rules)
+        if probe.reading.freshness(now, stale) != "fresh":
+            continue
+        if not vantage_healthy and probe.local_failure and probe.failing_runs:
+            blind += 1
+            continue
+        overloaded += probe.overloaded_runs >= rules.chat_overloaded_runs
+        down += probe.is_down(rules)
+        up += probe.is_up(rules)
+    if down:
+        # A probe set aside still counts as a probe: being blind never makes it worse.
+        most = down / (up + down + blind) >= rules.probe_failure_share
         reasons.add("probes_failing" if most else "some_probes_failing")
     if overloaded:
         reasons.add("chat_overloaded")
+    if evidence.probes and not probes_read:
+        unknown.add("no_successful_probe_yet")
 
     # Official pages: the worst fresh level.
     fresh_pages = [p for p in evidence.pages if p.reading.freshness(now, stale) == "fresh"]
@@ -160,25 +224,27 @@ def judge(evidence: ServiceEvidence, now: float, rules: DisruptionConfig) -> Ver
         reasons.add("official_major")
     elif level >= 1:
         reasons.add("official_minor")
+    if evidence.pages and all(p.reading.last is None for p in evidence.pages):
+        failing = any(p.fetch_failing_since is not None for p in evidence.pages)
+        unknown.add("official_fetch_failing" if failing else "official_not_read_yet")
 
     # Spike detectors: an active spike counts while its detector is fed.
     for signal, spike in evidence.spikes.items():
         if spike.active and spike.reading.freshness(now, stale) == "fresh":
             reasons.add(SPIKE_REASONS[signal])
 
-    freshness.update(p.reading.freshness(now, stale) for p in evidence.pages)  # they vouch too
     warning_lenses = {REASON_LENS[r] for r in reasons - WARNING_ONLY}
     if reasons & DISRUPTING or len(warning_lenses) >= rules.corroborating_lenses:
-        state: str | None = "disrupted"
-    elif warning_lenses:
-        state = "degraded"
-    elif "fresh" in freshness:
-        state = "ok"
-    elif "pending" in freshness:
-        state = None  # just started: the lenses have not read anything yet
-    else:
-        state = "unknown"
-    return Verdict(state, frozenset(reasons))
+        return Verdict("disrupted", frozenset(reasons))
+    if warning_lenses:
+        return Verdict("degraded", frozenset(reasons))
+    if blind and not up:
+        unknown = {"vantage_unhealthy"}  # the one reason that matters: look at us first
+    elif not unknown and not (up or fresh_pages):
+        unknown.add("readings_stale")
+    if unknown:
+        return Verdict("unknown", frozenset(reasons | unknown))
+    return Verdict("ok", frozenset(reasons))
 
 
 @dataclass(frozen=True, slots=True)

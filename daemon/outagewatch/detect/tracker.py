@@ -27,6 +27,7 @@ from outagewatch.detect.disruption import (
     ServiceEvidence,
     SpikeEvidence,
     Transition,
+    Verdict,
     incident_lead,
     judge,
     step,
@@ -37,6 +38,7 @@ from outagewatch.detect.signals import (
     SignalDetectors,
     counts_as_failure,
 )
+from outagewatch.detect.vantage import is_local_failure
 from outagewatch.incidents import IncidentLog, IncidentRecord
 from outagewatch.observations import ProbeResult, status_source_key
 from outagewatch.sources.base import probe_source_key
@@ -77,6 +79,8 @@ class ProbeStreaks:
     last: float | None = None  # time of the last run that said success or failure
     failing: int = 0
     overloaded: int = 0
+    succeeded: bool = False  # since start: a probe never up cannot vouch for its service
+    local: bool = False  # the trailing failures are of a local class (see detect/vantage.py)
     # The evidence last built from these streaks: most probes have not run since the
     # previous judgement, and building it anew for 10,000 probes held the loop 30 ms.
     evidence: ProbeEvidence | None = None
@@ -88,6 +92,9 @@ class ProbeStreaks:
         self.evidence = None
         self.last = result.time
         self.failing = self.failing + 1 if failed else 0
+        self.succeeded = self.succeeded or not failed
+        # The last failure decides: a streak ending in a 503 says the provider answered.
+        self.local = failed and is_local_failure(result.reason, result.detail, result.sub_reason)
         overloaded = result.chat is not None and result.chat.outcome == "overloaded"
         self.overloaded = self.overloaded + 1 if overloaded else 0
 
@@ -109,7 +116,12 @@ def probe_evidence(
     ):
         return cached
     evidence = ProbeEvidence(
-        name, Reading(streaks.last, interval, started), streaks.failing, streaks.overloaded
+        name,
+        Reading(streaks.last, interval, started),
+        streaks.failing,
+        streaks.overloaded,
+        streaks.succeeded,
+        streaks.local,
     )
     streaks.evidence = evidence
     return evidence
@@ -146,11 +158,14 @@ def service_evidence(
         if status_source_key(service, name) not in scheduled:
             continue
         page = state.status_pages.get((service, name))
+        run = state.runs.get(status_source_key(service, name))
+        failing_since = run.failing_since if run is not None else None
         if page is None:
-            pages.append(PageEvidence(name, 0, Reading(None, page_cfg.interval, started)))
+            reading = Reading(None, page_cfg.interval, started)
+            pages.append(PageEvidence(name, 0, reading, failing_since))
         else:
             reading = Reading(page.last.time, page_cfg.interval, started)
-            pages.append(PageEvidence(name, page.last.level, reading))
+            pages.append(PageEvidence(name, page.last.level, reading, failing_since))
     # How often each detector gets a point, for its freshness.
     cadence = {
         "reports": REPORT_BUCKET_S,
@@ -181,6 +196,10 @@ class DisruptionTracker:
         # earlier have no lead (it was not watching).
         self.history_start: dict[str, float] = {}
         self.started: dict[str, float] = {}
+        # When each service was last judged, and, for a status restored from the
+        # store, when the previous daemon last judged it (until evidence replaces it).
+        self.judged: dict[str, float] = {}
+        self.restored: dict[str, float] = {}
         self.leads: dict[tuple[str, str, str], IncidentLead] = {}
         self.lead_outcomes: Counter[tuple[str, str]] = Counter()
         self.log = structlog.get_logger("outagewatch.disruption")
@@ -200,18 +219,31 @@ class DisruptionTracker:
             self.history.pop(service, None)
             self.history_start.pop(service, None)
             self.started.pop(service, None)
+            self.judged.pop(service, None)
+            self.restored.pop(service, None)
         for key in [k for k in self.leads if k[0] not in keep]:
             del self.leads[key]
         for outcome_key in [k for k in self.lead_outcomes if k[0] not in keep]:
             del self.lead_outcomes[outcome_key]
 
-    def evaluate(self, evidence: ServiceEvidence, now: float) -> Transition | None:
+    def evaluate(
+        self, evidence: ServiceEvidence, now: float, vantage_healthy: bool = True
+    ) -> Transition | None:
         """Judge one service now; the transition when its state changed."""
         service = evidence.service
         current = self.status.get(service)
         if current is None:
             return None  # not configured
-        verdict = judge(evidence, now, self.rules)
+        verdict = judge(evidence, now, self.rules, vantage_healthy)
+        self.judged[service] = now
+        restored = self.restored.get(service)
+        if verdict.state != "unknown" or "vantage_unhealthy" in verdict.reasons:
+            self.restored.pop(service, None)  # evidence of our own replaces the stored state
+        elif restored is not None:
+            if now - restored <= self.rules.restored_fresh_for:
+                verdict = Verdict(None, frozenset())  # the stored state stands in, for now
+            else:
+                del self.restored[service]
         status = self.status[service] = step(current, verdict, now, self.rules)
         if status.state == current.state:
             return None
@@ -293,6 +325,7 @@ class DisruptionTracker:
                 "format": _FORMAT,
                 "state": status.state,
                 "since": status.since,
+                "judged": self.judged.get(service, self.restored.get(service)),
                 "history_start": self.history_start[service],
                 "transitions": [asdict(t) for t in self.history[service]],
                 "leads": [asdict(lead) for lead in self.leads.values() if lead.service == service],
@@ -317,6 +350,9 @@ class DisruptionTracker:
                 if value["format"] != _FORMAT or value["state"] not in STATES:
                     raise ValueError("unknown format or state")
                 status = DisruptionStatus(str(value["state"]), float(value["since"]))
+                # Older stores did not say when: such a state is not fresh evidence.
+                raw_judged = value.get("judged")
+                judged = None if raw_judged is None else float(raw_judged)
                 history_start = float(value["history_start"])
                 transitions = [
                     Transition(
@@ -344,6 +380,9 @@ class DisruptionTracker:
                 bad.append(service)
                 continue
             self.status[service] = status
+            self.restored.pop(service, None)
+            if judged is not None:
+                self.restored[service] = judged
             self.history_start[service] = history_start
             self.history[service] = deque(transitions, maxlen=self.rules.history)
             for lead in leads:

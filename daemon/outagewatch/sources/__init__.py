@@ -10,10 +10,11 @@ import hashlib
 from collections.abc import Callable
 
 from outagewatch.budget import ChatBudget
-from outagewatch.config import ChatProbeBase, Config
+from outagewatch.config import ChatProbeBase, Config, DnsControl
 from outagewatch.sources.appstore import build_chart_sources
 from outagewatch.sources.base import Source
 from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
+from outagewatch.sources.control import DnsControlSource, HttpControlSource
 from outagewatch.sources.http import HttpProbeSource
 from outagewatch.sources.statuspage import StatusPageSource
 
@@ -66,4 +67,10 @@ def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list
                 if mine(status_source.key, splittable=False):
                     sources.append(status_source)
     sources.extend(s for s in build_chart_sources(config) if mine(s.key, splittable=False))
+    # Every instance judges its own vantage point: controls are never split.
+    for target, control in config.vantage.controls.items():
+        if isinstance(control, DnsControl):
+            sources.append(DnsControlSource(target, control))
+        else:
+            sources.append(HttpControlSource(target, control))
     return sources

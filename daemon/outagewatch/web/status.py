@@ -14,7 +14,7 @@ from typing import Any
 from outagewatch import __version__
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.history import REPORT_BUCKET, ProbePoint
-from outagewatch.observations import short_detail
+from outagewatch.observations import short_detail, status_source_key
 from outagewatch.pipeline import State
 from outagewatch.ranks import RankPoint
 from outagewatch.web.charts import Series, line_chart
@@ -39,6 +39,11 @@ REASON_TEXT = {
     "official_minor": "official page: minor incident",
     "official_major": "official page: major incident",
     "rank_surge": "App Store rank surging (a warning of load)",
+    "no_successful_probe_yet": "no successful probe yet",
+    "official_not_read_yet": "official page not read yet",
+    "official_fetch_failing": "official page fetch failing",
+    "readings_stale": "no fresh reading from probes or the official page",
+    "vantage_unhealthy": "vantage unhealthy: this daemon's own network is failing",
 }
 RECENT_EVENTS = 30
 DEFAULT_REFRESH = 30
@@ -62,14 +67,26 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _disruption(state: State, service: str) -> dict[str, Any]:
+def _reason_text(reason: str, fetches: list[dict[str, Any]]) -> str:
+    text = REASON_TEXT.get(reason, reason)
+    if reason == "official_fetch_failing":
+        since = min((f["failing_since"] for f in fetches if f["failing_since"]), default=None)
+        if since is not None:
+            text += f" since {_when(since)}"
+    return text
+
+
+def _disruption(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any]:
     tracker = state.disruption
     status = tracker.status.get(service)
     lead = tracker.last_lead(service)
+    reasons = sorted(status.reasons) if status else []
+    fetches = _page_fetches(state, service, cfg)
     return {
         "state": status.state if status else "unknown",
         "since": _iso(status.since if status else None),
-        "reasons": sorted(status.reasons) if status else [],
+        "reasons": reasons,
+        "reason_texts": [_reason_text(r, fetches) for r in reasons],
         "lead": None
         if lead is None
         else {
@@ -107,14 +124,36 @@ def _probe_entry(key: str, enabled: bool, state: State, service: str) -> dict[st
     }
 
 
-def _official(state: State, service: str) -> dict[str, Any] | None:
+def _page_fetches(state: State, service: str, cfg: ServiceConfig) -> list[dict[str, Any]]:
+    """Each enabled official page's fetching: failing (since when, why) or not."""
+    out = []
+    for name, page in sorted(cfg.status_pages.items()):
+        if not page.enabled:
+            continue
+        run = state.runs.get(status_source_key(service, name))
+        out.append(
+            {
+                "page": name,
+                "failing": run is not None and run.failing_since is not None,
+                "failing_since": _iso(run.failing_since if run else None),
+                "error": run.last_error if run else None,
+                "last_success": _iso(run.last_success_time if run else None),
+            }
+        )
+    return out
+
+
+def _official(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any] | None:
+    """None only when no official page is configured: a failing fetch says so."""
+    fetches = _page_fetches(state, service, cfg)
     pages = sorted((k[1], v.last) for k, v in state.status_pages.items() if k[0] == service)
-    if not pages:
+    if not pages and not fetches:
         return None
-    level = max(snapshot.level for _, snapshot in pages)
+    level = max((snapshot.level for _, snapshot in pages), default=None)
     return {
         "level": level,
-        "level_name": OFFICIAL_LEVELS[level],
+        "level_name": OFFICIAL_LEVELS[level] if level is not None else None,
+        "fetch": fetches,
         "pages": [
             {
                 "page": page,
@@ -217,9 +256,9 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
             {
                 "service": key,
                 "title": cfg.title(key),
-                "disruption": _disruption(state, key),
+                "disruption": _disruption(state, key, cfg),
                 "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
-                "official": _official(state, key),
+                "official": _official(state, key, cfg),
                 "appstore": [
                     {"country": r.country, "chart": r.chart, "rank": r.rank, "depth": r.depth}
                     for r in state.appstore.service_ranks()
@@ -338,12 +377,20 @@ def _failing_sources_html(service: dict[str, Any]) -> str:
 def _official_html(official: dict[str, Any] | None) -> str:
     if official is None:
         return "<p>No official status page configured.</p>"
+    failing = "".join(
+        f"<p class=official-fetch><strong class=down>Fetch failing</strong> since "
+        f"{escape(_when(f['failing_since']))}: {escape(f['error'] or '')}</p>"
+        for f in official["fetch"]
+        if f["failing"]
+    )
+    if official["level_name"] is None:
+        return failing or "<p class=official>Not read yet.</p>"
     incidents = [i for page in official["pages"] for i in page["open_incidents"]]
     text = f"<p class=official>Official level: <strong>{escape(official['level_name'])}</strong>"
     if incidents:
         names = "; ".join(f"{i['name']} ({i['impact']})" for i in incidents)
         text += f". Open incidents: {escape(names)}"
-    return text + "</p>"
+    return text + "</p>" + failing
 
 
 def _appstore_html(ranks: list[dict[str, Any]]) -> str:
@@ -499,9 +546,7 @@ def _disruption_html(disruption: dict[str, Any], now: float) -> str:
         )
     parts.append("</p>")
     if disruption["reasons"]:
-        reasons = "".join(
-            f"<li>{escape(REASON_TEXT.get(r, r))}</li>" for r in disruption["reasons"]
-        )
+        reasons = "".join(f"<li>{escape(text)}</li>" for text in disruption["reason_texts"])
         parts.append(f'<ul class="reasons" aria-label="Reasons">{reasons}</ul>')
     lead = disruption["lead"]
     if lead is not None and lead["seconds"] is not None:
