@@ -353,7 +353,7 @@ def summary(services: list[dict[str, Any]]) -> dict[str, Any]:
             "services": [s["service"] for s in members],
             "titles": [s["title"] for s in members],
         }
-        for reason, members in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0]))
+        for reason, members in sorted(groups.items(), key=lambda g: (-len(g[1]), not g[0], g[0]))
     ]
     parts = _summary_parts(len(services), states, unknown)
     return {
