@@ -469,8 +469,9 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .8rem;margin:.3r
 dt{color:#444}dd{margin:0}
 .verdict{font-size:1.1rem;margin:.2rem 0}.reasons{margin:.2rem 0;padding-left:1.2rem}
 .lead{background:#eef3fb;padding:.3rem .5rem;border-radius:.3rem}
-.summary{font-size:1.25rem;font-weight:600;background:#fff;border:1px solid #ccc;
-border-left-width:.6rem;border-radius:.5rem;padding:.5rem 1rem;margin:.5rem 0 1rem}
+.summary{font-size:1.25rem;font-weight:600;background:#fff;border-radius:.5rem;
+padding:.5rem 1rem;margin:.5rem 0 1rem;border-top:1px solid #ccc;border-right:1px solid #ccc;
+border-bottom:1px solid #ccc;border-left-style:solid;border-left-width:.6rem}
 .summary .part{white-space:nowrap}.summary .part.unknown{white-space:normal}
 .events h3{font-size:1rem;margin:.6rem 0 .2rem}
 figure{margin:.4rem 0 .8rem}figcaption{font-size:.85rem;color:#333}
