@@ -14,6 +14,7 @@ from typing import Any
 from outagewatch import __version__
 from outagewatch.baseline import HOUR, SLOTS_PER_HOUR, hour_of
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
+from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.history import REPORT_BUCKET, ProbePoint
 from outagewatch.observations import short_detail
 from outagewatch.pipeline import State
@@ -320,7 +321,14 @@ def failure_text(reason: str | None, sub_reason: str | None, status_code: int | 
 
 def _unknown_reasons(disruption: dict[str, Any]) -> list[str]:
     """Why an unknown service is unknown: its reasons less the warning signs."""
-    return [r for r in disruption["reasons"] if r not in REASON_TEXT]
+    return [r for r in disruption["reasons"] if r not in REASON_LENS]
+
+
+def _reason_words(reason: str) -> str:
+    if not reason:
+        return "no reason given"
+    text = UNKNOWN_REASON_TEXT.get(reason) or REASON_TEXT.get(reason)
+    return text or reason.replace("_", " ")
 
 
 def worst_first(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -349,7 +357,7 @@ def summary(services: list[dict[str, Any]]) -> dict[str, Any]:
     unknown = [
         {
             "reason": reason or None,
-            "text": UNKNOWN_REASON_TEXT.get(reason, reason.replace("_", " ")) or "no reason given",
+            "text": _reason_words(reason),
             "services": [s["service"] for s in members],
             "titles": [s["title"] for s in members],
         }
