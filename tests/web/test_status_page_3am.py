@@ -163,6 +163,7 @@ def test_summary_groups_unknown_reasons_and_counts_big_groups() -> None:
 
 def test_probe_failures_read_as_words() -> None:
     assert failure_text("http_status", None, 503) == "HTTP 503"
+    assert failure_text("http_status", None, None) == "unexpected HTTP status"
     assert failure_text("tls", "expired", None) == "TLS certificate expired"
     assert failure_text("connect", "refused", None) == "connection refused"
     assert failure_text("dns", "nxdomain", None) == "DNS: no such host"

@@ -265,6 +265,7 @@ UNKNOWN_REASON_TEXT = {
 # A probe failure reason (observations.py) in words; ``http_status`` is "HTTP <code>".
 FAILURE_TEXT = {
     "timeout": "timed out",
+    "http_status": "unexpected HTTP status",
     "dns": "DNS lookup failed",
     "connect": "cannot connect",
     "tls": "TLS failed",
