@@ -15,6 +15,7 @@ from outagewatch.demo import timeline
 from outagewatch.demo.runner import DEMO_TOKEN, Timing, demo_config
 from outagewatch.demo.world import CHATGPT_APP_ID, CLAUDE_APP_ID, DEMO_API_KEY, World
 from outagewatch.detect.disruption import DisruptionStatus, Transition
+from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
 from outagewatch.observations import ChartSnapshot, ProbeResult, Report
 from outagewatch.pipeline import Pipeline
@@ -23,7 +24,6 @@ from outagewatch.sources.base import RunContext
 from outagewatch.store import Store
 from outagewatch.web.status import (
     RECENT_EVENTS,
-    failure_text,
     render_status_page,
     status_document,
     summary,
@@ -232,6 +232,7 @@ def test_state_changes_stay_on_the_page_under_probe_noise() -> None:
     assert "probe web" not in changes
     noise = page[page.index('class="probe-events"') :]
     assert noise.count("<li>") == RECENT_EVENTS and "now disrupted" not in noise
+    assert "claude</strong>: probe web failed: timed out</li>" in noise
 
 
 def test_no_ratio_is_printed_against_a_usual_below_the_floor() -> None:
