@@ -12,7 +12,7 @@ from outagewatch.budget import ChatBudget
 from outagewatch.clock import FakeClock
 from outagewatch.config import Config, parse_config
 from outagewatch.demo import timeline
-from outagewatch.demo.runner import DEMO_TOKEN, Timing, demo_config
+from outagewatch.demo.runner import DEMO_TOKEN, Timing, demo_config, seed_history
 from outagewatch.demo.world import CHATGPT_APP_ID, CLAUDE_APP_ID, DEMO_API_KEY, World
 from outagewatch.detect.disruption import DisruptionStatus, Transition
 from outagewatch.failure_text import failure_text
@@ -348,3 +348,10 @@ async def test_demo_chart_keeps_both_apps_while_claude_takes_first_place(
         for tenth in range(int(timeline.DEMO_MINUTES * 10) + 1):
             claude = timeline.chart_rank("claude", country, tenth / 10)
             assert claude != timeline.chart_rank("chatgpt", country, tenth / 10), (country, tenth)
+
+
+def test_demo_seed_reaches_up_to_the_start() -> None:
+    """The seeded history stopped at the last whole hour: half an hour of zeros before the start."""
+    start = 1_800_000_000.0 + 1800.0  # half past
+    seeded = seed_history(random.Random(7), start)
+    assert start - 600 < max(r.time for r in seeded) < start
