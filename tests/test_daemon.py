@@ -91,7 +91,7 @@ async def test_health_readiness_and_landing_page(daemon: DaemonProcess) -> None:
     status, page = await daemon.get("/")
     assert status == 200
     assert ">claude</h2>" in page
-    assert "down: http_status" in page
+    assert "✕ down: HTTP 503" in page
 
 
 async def test_sighup_keeps_old_config_on_error_and_swaps_probes_on_success(

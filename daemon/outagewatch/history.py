@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from outagewatch.failure_text import failure_text
 from outagewatch.observations import ProbeResult, Report
 
 HISTORY_WINDOW = 6 * 3600.0  # what the status page charts show
@@ -83,7 +84,8 @@ class StatusHistory:
             if result.success:
                 text = f"probe {result.probe} is up again"
             else:
-                text = f"probe {result.probe} failed: {result.reason or 'unknown'}"
+                words = failure_text(result.reason, result.sub_reason, result.status_code)
+                text = f"probe {result.probe} failed: {words}"
             kind = "probe_up" if result.success else "probe_down"
             self.event(result.time, result.service, kind, text)
 

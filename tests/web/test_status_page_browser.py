@@ -7,7 +7,6 @@ would, takes screenshots into test-artifacts/, and submits the report form.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,27 +18,13 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
-from tests.conftest import require_tool
 from tests.daemon_process import free_port
+from tests.web.conftest import ARTIFACTS
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SPEED = 8  # the whole story in about 38 s
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--window-size=1280,1900",
-)
 
 
 @pytest.fixture
@@ -86,24 +71,6 @@ def demo(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    chromium = require_tool("chromium")
-    chromedriver = require_tool("chromedriver")
-    options = Options()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a driver
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    driver.set_page_load_timeout(20)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def _claude_reports(url: str) -> int:
     """Claude's report total as the JSON twin of the page has it."""
     with urllib.request.urlopen(url + "/api/v1/status", timeout=5) as response:
@@ -137,7 +104,8 @@ def test_a_person_sees_claude_go_down_and_come_back_and_can_report(
     browser.get(demo + "/")
     assert browser.title == "outagewatch status"
     headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "h1, h2")]
-    assert headings[:3] == ["outagewatch status", "Claude", "ChatGPT"]
+    assert headings[0] == "outagewatch status"
+    assert sorted(headings[1:3]) == ["ChatGPT", "Claude"]  # worst first
     assert "Recent events" in headings
     card = _wait_for(browser, demo, lambda t: "✓ OK" in t, "the OK state", 20)
     assert "Official level: operational" in card
@@ -154,6 +122,9 @@ def test_a_person_sees_claude_go_down_and_come_back_and_can_report(
     lead = browser.find_element(By.CSS_SELECTOR, "#service-claude .lead").text
     assert re.search(r"flagged it \d+ min before the official page", lead), lead
     browser.save_screenshot(str(ARTIFACTS / "status-page-outage.png"))
+    # At a glance: the summary says it first, and Claude's card comes first.
+    assert browser.find_element(By.ID, "summary").text.startswith("✕ 1 of 2 disrupted")
+    assert browser.find_element(By.CSS_SELECTOR, ".card h2").text == "Claude"
     events = browser.find_element(By.CLASS_NAME, "events").text
     assert "claude: now disrupted (was " in events
     # Every chart says in words what it shows.

@@ -213,7 +213,8 @@ def seed_history(rng: random.Random, now: float) -> list[Report]:
     """Four weeks of ordinary reports, hour by hour, before ``now`` (imported history)."""
     reports = []
     first_hour = int(now // 3600) - HISTORY_WEEKS * 7 * 24
-    for hour in range(first_hour, int(now // 3600)):
+    # Up to ``now``, the current hour's part too: else the chart shows a hole before the start.
+    for hour in range(first_hour, int(now // 3600) + 1):
         for service in SERVICES:
             start = hour * 3600.0
             mean = timeline.usual_reports_per_hour(service, start + 1800.0)

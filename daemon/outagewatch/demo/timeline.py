@@ -113,7 +113,9 @@ def chart_rank(service: str, country: str, minute: float) -> int:
     """Position in the top-free chart: Claude climbs to #1 in the US by minute 90."""
     if service == "chatgpt":
         base = {"us": 1, "gb": 1, "de": 2, "jp": 3}[country]
-        return base + (1 if country == "us" and minute >= 88.0 else 0)  # Claude took #1
+        # Pushed down one the moment Claude reaches its place: two apps never share a
+        # position (the world would list only one, and the other would drop out of the chart).
+        return base + (1 if chart_rank("claude", country, minute) <= base else 0)
     start = {"us": 48, "gb": 63, "de": 81, "jp": 95}[country]
     best = {"us": 1, "gb": 4, "de": 9, "jp": 17}[country]
     climb = _ramp(minute, 45.0, 90.0)

@@ -12,7 +12,10 @@ from html import escape
 from typing import Any
 
 from outagewatch import __version__
+from outagewatch.baseline import HOUR, SLOTS_PER_HOUR, hour_of
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
+from outagewatch.detect.disruption import REASON_LENS
+from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET, ProbePoint
 from outagewatch.observations import short_detail, status_source_key
 from outagewatch.pipeline import State
@@ -181,6 +184,7 @@ def _reports(
         "last_5m": last_5m,
         "baseline_per_5m": round(baseline, 3),
         "ratio": round(last_5m / max(baseline, reports.floor_per_5m), 3),
+        "floor_per_5m": reports.floor_per_5m,
         "total": sum(counts.total.values()) if counts else 0,
         "page": f"{base}/report/{service}" if cfg.reports.public else None,
     }
@@ -227,7 +231,7 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
     points = state.history.probe_points(service, since)
     cfg = config.services[service]
     chat_probes = {k for k, p in cfg.probes.items() if isinstance(p, ChatProbeBase)}
-    counts = state.history.report_counts(service, since, now)
+    counts = _report_counts(state, service, since, now)
     return {
         "since": since,
         "probe_success_percent": [list(p) for p in _success_series(points)],
@@ -237,6 +241,7 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
             if probe in chat_probes
         },
         "reports_per_5m": [[t, float(c)] for t, c in counts],
+        "reports_counted_from": _iso(state.disruption.started.get(service)),
         "baseline_per_5m": [[t, round(state.reports.baseline(service, t), 3)] for t, _ in counts],
         "appstore_position": _rank_series(state, service, since),
     }
@@ -279,11 +284,155 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
         "version": __version__,
         "time": _iso(now),
         "services": services,
+        "summary": summary(services),
         "events": [
             {"time": _iso(time), "service": service, "kind": kind, "text": text}
-            for time, service, kind, text in events[:RECENT_EVENTS]
+            for time, service, kind, text in _bounded_events(events)
         ],
     }
+
+
+# -- Read at 3 a.m.: summary, worst first, failures in words, events split --
+
+# Worst first: what needs a look comes before what is fine.
+STATE_ORDER = ("disrupted", "degraded", "unknown", "ok")
+# Why a service is unknown (detect/disruption.py UNKNOWN_REASONS), in words.
+UNKNOWN_REASON_TEXT = {
+    "no_successful_probe_yet": "no successful probe yet",
+    "official_not_read_yet": "official page not read yet",
+    "official_fetch_failing": "official page fetch failing",
+    "readings_stale": "readings stale",
+    "vantage_unhealthy": "vantage unhealthy",
+}
+PROBE_EVENT_KINDS = frozenset({"probe_up", "probe_down"})
+# An unknown reason shared by more services than this is counted, not listed.
+SUMMARY_NAMES = 3
+
+
+def _unknown_reasons(disruption: dict[str, Any]) -> list[str]:
+    """Why an unknown service is unknown: its reasons less the warning signs."""
+    return [r for r in disruption["reasons"] if r not in REASON_LENS]
+
+
+def _reason_words(reason: str) -> str:
+    if not reason:
+        return "no reason given"
+    text = UNKNOWN_REASON_TEXT.get(reason) or REASON_TEXT.get(reason)
+    return text or reason.replace("_", " ")
+
+
+def worst_first(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Disrupted, degraded, unknown, ok; then by title."""
+    rank = {state: index for index, state in enumerate(STATE_ORDER)}
+    return sorted(
+        services,
+        key=lambda s: (
+            rank.get(s["disruption"]["state"], len(rank)),
+            s["title"].casefold(),
+            s["service"],
+        ),
+    )
+
+
+def summary(services: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per state, unknown services grouped by reason, and the line the page leads with."""
+    states = dict.fromkeys(STATE_ORDER, 0)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for service in worst_first(services):
+        state = service["disruption"]["state"]
+        states[state] = states.get(state, 0) + 1
+        if state == "unknown":
+            for reason in _unknown_reasons(service["disruption"]) or [""]:
+                groups.setdefault(reason, []).append(service)
+    unknown = [
+        {
+            "reason": reason or None,
+            "text": _reason_words(reason),
+            "services": [s["service"] for s in members],
+            "titles": [s["title"] for s in members],
+        }
+        for reason, members in sorted(groups.items(), key=lambda g: (-len(g[1]), not g[0], g[0]))
+    ]
+    parts = _summary_parts(len(services), states, unknown)
+    return {
+        "services": len(services),
+        "states": states,
+        "worst": parts[0][0] if parts else None,
+        "unknown_reasons": unknown,
+        "text": " · ".join(text for _, text in parts) or "No services configured.",
+    }
+
+
+def _summary_parts(
+    total: int, states: dict[str, int], unknown: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """(state, words) per state present, worst first: "2 of 9 disrupted", "1 unknown: …"."""
+    if total and states.get("ok") == total:
+        return [("ok", f"All {total} OK" if total > 1 else "1 of 1 OK")]
+    parts: list[tuple[str, str]] = []
+    for state in STATE_ORDER:
+        count = states.get(state, 0)
+        if not count:
+            continue
+        word = "OK" if state == "ok" else state
+        text = f"{count} {word}" if parts else f"{count} of {total} {word}"
+        if state == "unknown":
+            groups = []
+            for group in unknown:
+                names = group["titles"]
+                who = ", ".join(names) if len(names) <= SUMMARY_NAMES else f"{len(names)} services"
+                groups.append(f"{group['text']} ({who})")
+            text += ": " + "; ".join(groups)
+        parts.append((state, text))
+    return parts
+
+
+def _bounded_events(
+    events: list[tuple[float, str, str, str]],
+) -> list[tuple[float, str, str, str]]:
+    """Newest first: RECENT_EVENTS probe up/down events and RECENT_EVENTS of the rest.
+
+    Bounded apart, so a flapping probe never pushes the state changes off the page.
+    """
+    noise = [e for e in events if e[2] in PROBE_EVENT_KINDS][:RECENT_EVENTS]
+    news = [e for e in events if e[2] not in PROBE_EVENT_KINDS][:RECENT_EVENTS]
+    return sorted(noise + news, key=lambda e: e[0], reverse=True)
+
+
+def _report_counts(
+    state: State, service: str, since: float, now: float
+) -> list[tuple[float, int | float]]:
+    """Reports per 5 minutes for the chart, with no zeros where nobody was counting.
+
+    The chart history holds only what this process received since it started
+    watching. Before that, the stored (or imported) reports are known per hour,
+    so those 5 minutes get their hour's average; before the stored history
+    begins there is no point at all, not a zero.
+    """
+    live = state.history.report_counts(service, since, now)
+    watching = state.disruption.started.get(service)
+    if watching is None:
+        return list(live)
+    counts = state.reports.services.get(service)
+    hourly = counts.hourly if counts else {}
+    known_from = state.reports.history_start
+    first_live = int(watching // REPORT_BUCKET) * REPORT_BUCKET
+    start_hour = hour_of(watching)
+    # The start hour's reports before the start: its stored total less what was counted live.
+    live_in_start_hour = sum(c for t, c in live if hour_of(t) == start_hour)
+    before_start = max(hourly.get(start_hour, 0) - live_in_start_hour, 0)
+    buckets_before = (first_live - start_hour * HOUR) / REPORT_BUCKET
+    out: list[tuple[float, int | float]] = []
+    for t, count in live:
+        if t >= first_live:
+            out.append((t, count))
+        elif t + REPORT_BUCKET > known_from:
+            hour = hour_of(t)
+            if hour == start_hour:
+                out.append((t, round(before_start / buckets_before, 2)))
+            else:
+                out.append((t, round(hourly.get(hour, 0) / SLOTS_PER_HOUR, 2)))
+    return out
 
 
 # -- HTML ------------------------------------------------------------------
@@ -318,6 +467,11 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .8rem;margin:.3r
 dt{color:#444}dd{margin:0}
 .verdict{font-size:1.1rem;margin:.2rem 0}.reasons{margin:.2rem 0;padding-left:1.2rem}
 .lead{background:#eef3fb;padding:.3rem .5rem;border-radius:.3rem}
+.summary{font-size:1.25rem;font-weight:600;background:#fff;border-radius:.5rem;
+padding:.5rem 1rem;margin:.5rem 0 1rem;border-top:1px solid #ccc;border-right:1px solid #ccc;
+border-bottom:1px solid #ccc;border-left-style:solid;border-left-width:.6rem}
+.summary .part{white-space:nowrap}.summary .part.unknown{white-space:normal}
+.events h3{font-size:1rem;margin:.6rem 0 .2rem}
 figure{margin:.4rem 0 .8rem}figcaption{font-size:.85rem;color:#333}
 """
 
@@ -332,16 +486,13 @@ def _probe_rows(service: dict[str, Any]) -> str:
     rows = []
     for probe in service["probes"]:
         result, code = probe["result"], probe["status_code"]
+        failure = failure_text(probe["reason"], probe["sub_reason"], code)
         if result == "down":
-            text, css = f"✕ down: {probe['reason'] or 'unknown'}", "down"
-            if probe["sub_reason"]:
-                text += f" ({probe['sub_reason']})"
-            if code:
-                text += f", HTTP {code}"
+            text, css = f"✕ down: {failure}", "down"
         elif result == "up":
             text, css = "✓ up", "up"
         elif result == "inconclusive":
-            text, css = f"? inconclusive ({probe['reason']})", ""
+            text, css = f"? inconclusive ({failure})", ""
         else:
             text, css = result, ""
         timing = "-"
@@ -406,12 +557,50 @@ def _appstore_html(ranks: list[dict[str, Any]]) -> str:
 def _reports_html(reports: dict[str, Any]) -> str:
     text = (
         f"<p class=reports>Reports in the last 5 minutes: <strong>{reports['last_5m']}</strong> "
-        f"(usual: {reports['baseline_per_5m']:.1f}, {reports['ratio']:.1f} times that). "
+        f"({_usual_text(reports)}). "
         f"Total since start: <span class=report-total>{reports['total']}</span>."
     )
     if reports["page"]:
         text += f' <a href="{escape(reports["page"])}">Report a problem</a>'
     return text + "</p>"
+
+
+def _usual_text(reports: dict[str, Any]) -> str:
+    """The usual level and the ratio to it; no ratio against a usual below the floor.
+
+    The ratio is taken against the floor when the usual level is lower (so a
+    quiet hour does not turn 2 reports into a spike), and "1.0 times" a printed
+    usual of 0.0 reads as nonsense: below the floor the page says so instead.
+    """
+    baseline, floor = reports["baseline_per_5m"], reports.get("floor_per_5m", 0.0)
+    if baseline < floor or baseline <= 0:
+        return f"usual: under {floor:g}" if floor > 0 else "no usual level yet"
+    return f"usual: {baseline:.1f}, {reports['ratio']:.1f} times that"
+
+
+def _summary_html(summary: dict[str, Any]) -> str:
+    """The line the page leads with, bordered in the colour of the worst state."""
+    parts = _summary_parts(summary["services"], summary["states"], summary["unknown_reasons"])
+    if not parts:
+        return ""
+    spans = " · ".join(
+        f'<span class="part {escape(state)}">{escape(STATE_LABELS.get(state, state)[0])} '
+        f"{escape(text)}</span>"
+        for state, text in parts
+    )
+    return f'<p class="summary {escape(parts[0][0])}" id=summary role=status>{spans}</p>'
+
+
+def _events_split_html(events: list[dict[str, Any]]) -> str:
+    """State changes (and incidents, spikes) apart from the probes' up/down noise."""
+    news = [e for e in events if e["kind"] not in PROBE_EVENT_KINDS]
+    noise = [e for e in events if e["kind"] in PROBE_EVENT_KINDS]
+    return (
+        f'<h3 id="h-state-changes">State changes</h3><div class="state-changes">'
+        f"{_events_html(news)}</div>"
+        f'<h3 id="h-probe-events">Probe up/down</h3><div class="probe-events">'
+        f"{_events_html(noise)}</div>"
+    )
 
 
 def _figure(caption: str, svg: str) -> str:
@@ -482,6 +671,12 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
         if reports and peak_reports
         else "No reports yet."
     )
+    counted_from = charts.get("reports_counted_from")
+    if reports and counted_from is not None and reports[0][0] < _timestamp(counted_from):
+        desc += (
+            f" Before {_clock(_timestamp(counted_from))} UTC (before outagewatch started), "
+            "hourly averages of the stored reports."
+        )
     out.append(
         _figure(
             "User reports per 5 minutes",
@@ -525,6 +720,10 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
 
 def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M")
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def _minutes(seconds: float) -> str:
@@ -594,7 +793,7 @@ def render_status_page(document: dict[str, Any], now: float, refresh: int, base:
     behind a reverse proxy that serves the daemon under a path.
     """
     base = escape(base)
-    cards = "".join(_card(service, now) for service in document["services"])
+    cards = "".join(_card(service, now) for service in worst_first(document["services"]))
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
@@ -604,9 +803,10 @@ def render_status_page(document: dict[str, Any], now: float, refresh: int, base:
         f"<p>As of {escape(_when(document['time']))}; this page reloads every {refresh} s. "
         f"Version {escape(document['version'])}. "
         f'<a href="{base}/metrics">Metrics</a> · <a href="{base}/api/v1/status">JSON</a> · '
-        f'<a href="{base}/-/ready">Readiness</a></p></header>'
+        f'<a href="{base}/-/ready">Readiness</a></p>'
+        f"{_summary_html(document['summary'])}</header>"
         f'<main><div class="cards">{cards or "<p>No services configured.</p>"}</div>'
         '<section class="events" aria-labelledby="h-events"><h2 id="h-events">Recent events</h2>'
-        f"{_events_html(document['events'])}</section></main>"
+        f"{_events_split_html(document['events'])}</section></main>"
         "</body></html>"
     )
