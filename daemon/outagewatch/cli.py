@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="number of instances splitting the probes",
     )
+    run.add_argument(
+        "--shard.replicas",
+        dest="shard_replicas",
+        type=int,
+        metavar="K",
+        help="instances each probe runs on, in different regions (default 1)",
+    )
 
     run.add_argument(
         "--event-loop",
@@ -158,8 +165,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"outagewatch: {exc}", file=sys.stderr)
         return 2
     shard = None
-    if args.shard_index is not None or args.shard_count is not None:
-        flags = {"index": args.shard_index or 0, "count": args.shard_count or 1}
+    if any(f is not None for f in (args.shard_index, args.shard_count, args.shard_replicas)):
+        flags = {
+            "index": args.shard_index or 0,
+            "count": args.shard_count or 1,
+            "replicas": args.shard_replicas or 1,
+        }
         try:
             shard = ShardConfig.model_validate(flags)
         except ValidationError as exc:

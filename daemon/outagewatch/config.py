@@ -664,6 +664,8 @@ class ShardConfig(Model):
 
     A probe belongs to shard ``hashmod(key, count)``, the hash Prometheus'
     ``hashmod`` relabelling uses, so daemon-side and Prometheus-side shards agree.
+    With ``replicas`` k it also runs on the k-1 shards after that one (mod count),
+    so k instances, in different regions, can confirm each other's failures.
     """
 
     index: int = Field(
@@ -677,11 +679,20 @@ class ShardConfig(Model):
         description="Also split status pages, App Store feeds and the like; by default "
         "shard 0 owns them all.",
     )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Instances each probe runs on: its hashmod shard and the replicas-1 "
+        "after it, mod count (or --shard.replicas). 1 runs each probe once.",
+    )
 
     @model_validator(mode="after")
     def _index_below_count(self) -> ShardConfig:
         if self.index >= self.count:
             raise ValueError(f"index ({self.index}) must be below count ({self.count})")
+        if self.replicas > self.count:
+            raise ValueError(f"replicas ({self.replicas}) must be at most count ({self.count})")
         return self
 
 
