@@ -91,3 +91,14 @@ def test_the_replicas_flag_is_checked_against_the_count(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "replicas (3) must be at most count (2)" in done.stderr
+
+
+@pytest.mark.parametrize(("regions", "per_region", "replicas"), [(3, 2, 2), (3, 2, 3), (2, 3, 2)])
+def test_indexes_round_the_regions_put_replicas_in_different_regions(
+    regions: int, per_region: int, replicas: int
+) -> None:
+    # deploy/fleet/prometheus-region-replicated.yml: instance i runs in region i % regions.
+    count = regions * per_region
+    for probe in PROBES:
+        shards = replica_shards(probe_source_key("svc", probe), count, replicas)
+        assert len({shard % regions for shard in shards}) == replicas
