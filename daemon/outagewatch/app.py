@@ -10,7 +10,7 @@ import platform
 import secrets
 import signal
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from outagewatch import __version__
 from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
-from outagewatch.config import Config, ConfigError, ShardConfig, load_config
+from outagewatch.config import Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
 from outagewatch.metrics import DetectionCollector, ReportsCollector
@@ -63,13 +63,13 @@ class Daemon:
         clock: Clock | None = None,
         resolver_factory: Callable[[], AbstractResolver] | None = None,
         handle_signals: bool = True,
-        shard: ShardConfig | None = None,
+        shard_flags: Mapping[str, int] | None = None,
     ) -> None:
         self.config_path = Path(config_path)
         self.listen_address = listen_address
         self.clock = clock or SystemClock()
         self.handle_signals = handle_signals
-        self.shard_override = shard
+        self.shard_flags = dict(shard_flags or {})
         self.log = structlog.get_logger("outagewatch")
         self.notifier = SystemdNotifier()
         self.pipeline = Pipeline(self.clock)
@@ -111,8 +111,9 @@ class Daemon:
 
     async def _load(self) -> Config:
         config = await asyncio.to_thread(load_config, self.config_path)
-        if self.shard_override is not None:  # --shard.* flags win over the file
-            config = config.model_copy(update={"shard": self.shard_override})
+        if self.shard_flags:  # --shard.* flags win over the file's keys
+            shard = config.shard.with_flags(self.shard_flags, str(self.config_path))
+            config = config.model_copy(update={"shard": shard})
         return config
 
     def stop(self) -> None:

@@ -8,11 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from outagewatch import __version__, reports_cli
 from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address
-from outagewatch.config import EX_CONFIG, ConfigError, ShardConfig, format_errors, load_config
+from outagewatch.config import EX_CONFIG, ConfigError, load_config
 from outagewatch.detect import BACKTEST_SIGNALS
 from outagewatch.detect.backtest import backtest_main
 from outagewatch.logging import LEVELS, configure
@@ -63,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="shard_index",
         type=int,
         metavar="N",
-        help="this instance's shard, 0..count-1 (overrides `shard:` in the config)",
+        help="this instance's shard, 0..count-1 (overrides `shard.index` in the config)",
     )
     run.add_argument(
         "--shard.count",
@@ -164,19 +162,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"outagewatch: {exc}", file=sys.stderr)
         return 2
-    shard = None
-    if any(f is not None for f in (args.shard_index, args.shard_count, args.shard_replicas)):
-        flags = {
-            "index": args.shard_index or 0,
-            "count": args.shard_count or 1,
-            "replicas": args.shard_replicas or 1,
-        }
-        try:
-            shard = ShardConfig.model_validate(flags)
-        except ValidationError as exc:
-            for error in format_errors(exc, flags):
-                print(f"outagewatch: --shard.{error}", file=sys.stderr)
-            return 2
+    # Each --shard.* flag given replaces its key of the file's `shard:`.
+    given = {"index": args.shard_index, "count": args.shard_count, "replicas": args.shard_replicas}
+    shard_flags = {key: value for key, value in given.items() if value is not None}
     loop_factory = None
     if args.event_loop == "uvloop":
         try:
@@ -186,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         loop_factory = uvloop.new_event_loop
     configure(args.log_level, args.log_format)
-    daemon = Daemon(args.config_file, args.listen, shard=shard)
+    daemon = Daemon(args.config_file, args.listen, shard_flags=shard_flags)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(daemon.run())

@@ -695,6 +695,20 @@ class ShardConfig(Model):
             raise ValueError(f"replicas ({self.replicas}) must be at most count ({self.count})")
         return self
 
+    def with_flags(self, flags: Mapping[str, int], source: str) -> ShardConfig:
+        """This shard with the --shard.* flags given replacing their keys, one by one.
+
+        One by one, so `--shard.index` on each host keeps the file's shared `count`
+        and `replicas`. Raises ConfigError naming the keys.
+        """
+        data = {**self.model_dump(), **flags}
+        try:
+            return ShardConfig.model_validate(data)
+        except ValidationError as exc:
+            given = ", ".join(f"--shard.{key}" for key in flags)
+            errors = [f"shard (with {given}): {line}" for line in format_errors(exc, data)]
+            raise ConfigError(source, errors) from None
+
 
 DEFAULT_PROBLEMS = ("app", "website", "login", "api", "slow", "other")
 

@@ -1,12 +1,13 @@
 """Confirmation from more than one place: one region's broken network never pages,
 a broken target pages once.
 
-Real processes on loopback: three ``outagewatch run`` instances, shards 0..2 of 3 with
-``--shard.replicas 2`` (each in its own "region", a target label set by Prometheus),
-Debian's Prometheus scraping them with the shipped ``deploy/fleet/rules-global.yml``
-(hold times cut from minutes to seconds, nothing else changed) and Debian's
-Alertmanager routing critical alerts to a pager webhook and the rest to a ticket one.
-The third instance's probes point at a port nobody listens on: its "network" is broken.
+Real processes on loopback: three ``outagewatch run`` instances sharing
+``shard: {count: 3, replicas: 2}``, each with its own ``--shard.index`` and in its own
+"region" (a target label set by Prometheus); Debian's Prometheus scraping them with
+the shipped ``deploy/fleet/rules-global.yml`` (hold times cut from minutes to
+seconds, nothing else changed); Debian's Alertmanager routing critical alerts to a
+pager webhook and the rest to a ticket one. The third instance's probes point at a
+port nobody listens on: its "network" is broken.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def write_config(path: Path, target: str, index: int) -> None:
     )
     path.write_text(
         f"scheduler: {{jitter_ratio: 0}}\n"
+        f"shard: {{count: 3, replicas: 2}}\n"  # shared; --shard.index per daemon
         f"storage: {{path: {path.parent / f'store-{index}.db'}}}\n"
         f"services:\n  svc:\n    probes:\n{probes}\n"
     )
@@ -177,7 +179,7 @@ def test_one_region_failing_warns_and_the_target_failing_pages_once(tmp_path: Pa
             config, port = tmp_path / f"outagewatch-{index}.yml", free_port()
             write_config(config, black_hole if index == BROKEN else target_url, index)
             args = [sys.executable, "-m", "outagewatch.cli", "run", "--config.file", str(config)]
-            args += ["--shard.index", str(index), "--shard.count", "3", "--shard.replicas", "2"]
+            args += ["--shard.index", str(index)]
             args += ["--web.listen-address", f"{LOOPBACK}:{port}", "--log.format", "json"]
             url = f"http://{LOOPBACK}:{port}"
             stack.enter_context(running(args, f"{url}/-/ready", tmp_path / f"daemon-{index}.log"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from outagewatch.config import Config, ConfigError, parse_config
+from outagewatch.config import Config, ConfigError, ShardConfig, parse_config
 from outagewatch.sources import build_sources, hashmod, replica_shards
 from outagewatch.sources.base import probe_source_key
 
@@ -78,19 +78,30 @@ def test_more_replicas_than_instances_is_a_config_error() -> None:
     assert caught.value.errors == ["shard -> replicas: Input should be greater than or equal to 1"]
 
 
-def test_the_replicas_flag_is_checked_against_the_count(tmp_path: Path) -> None:
+def test_each_flag_replaces_its_own_key_of_the_file() -> None:
+    shard = ShardConfig(count=6, replicas=2, shard_all_sources=True)
+    assert shard.with_flags({"index": 3}, "f.yml") == ShardConfig(
+        index=3, count=6, replicas=2, shard_all_sources=True
+    )
+    assert shard.with_flags({"count": 3, "replicas": 3}, "f.yml").replicas == 3
+    with pytest.raises(ConfigError) as caught:
+        shard.with_flags({"index": 6}, "f.yml")
+    assert caught.value.errors == ["shard (with --shard.index): index (6) must be below count (6)"]
+
+
+def test_flags_and_file_that_do_not_fit_exit_78(tmp_path: Path) -> None:
     path = tmp_path / "outagewatch.yml"
-    path.write_text("services: {}\n")
+    path.write_text("shard: {count: 2}\nservices: {}\n")
     args = [sys.executable, "-m", "outagewatch.cli", "run", "--config.file", str(path)]
     done = subprocess.run(
-        [*args, "--shard.count", "2", "--shard.replicas", "3"],
+        [*args, "--shard.replicas", "3", "--web.listen-address", "127.0.0.1:0"],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
-    assert done.returncode == 2
-    assert "replicas (3) must be at most count (2)" in done.stderr
+    assert done.returncode == 78
+    assert "shard (with --shard.replicas): replicas (3) must be at most count (2)" in done.stderr
 
 
 @pytest.mark.parametrize(("regions", "per_region", "replicas"), [(3, 2, 2), (3, 2, 3), (2, 3, 2)])
