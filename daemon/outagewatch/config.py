@@ -688,7 +688,7 @@ class ShardConfig(Model):
     )
 
     @model_validator(mode="after")
-    def _index_below_count(self) -> ShardConfig:
+    def _within_count(self) -> ShardConfig:
         if self.index >= self.count:
             raise ValueError(f"index ({self.index}) must be below count ({self.count})")
         if self.replicas > self.count:

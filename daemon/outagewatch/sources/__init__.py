@@ -51,8 +51,7 @@ def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list
 
     def mine(key: str, splittable: bool) -> bool:
         if splittable or shard.shard_all_sources:
-            # Shard index is one of the `replicas` shards from hashmod(key) on, mod count.
-            return (shard.index - hashmod(key, shard.count)) % shard.count < shard.replicas
+            return shard.index in replica_shards(key, shard.count, shard.replicas)
         return shard.index == 0  # one instance owns the sources that are not split
 
     budget = chat_budget if chat_budget is not None else ChatBudget()
