@@ -12,7 +12,7 @@ import secrets
 import signal
 import ssl
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from outagewatch import __version__
 from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
-from outagewatch.config import MIN_INTERVAL, Config, ConfigError, ShardConfig, load_config
+from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
 from outagewatch.metrics import DetectionCollector, ReportsCollector
@@ -122,7 +122,7 @@ class Daemon:
         clock: Clock | None = None,
         resolver_factory: Callable[[], AbstractResolver] | None = None,
         handle_signals: bool = True,
-        shard: ShardConfig | None = None,
+        shard_flags: Mapping[str, int] | None = None,
         scrubber: Scrubber | None = None,
         web_options: WebOptions | None = None,
     ) -> None:
@@ -140,7 +140,7 @@ class Daemon:
         self.fd_limits = (0, 0)  # soft, hard RLIMIT_NOFILE after raising the soft one
         self.clock = clock or SystemClock()
         self.handle_signals = handle_signals
-        self.shard_override = shard
+        self.shard_flags = dict(shard_flags or {})
         self.log = structlog.get_logger("outagewatch")
         # Given to the log set-up by the caller too; its secrets follow the config.
         self.scrubber = scrubber if scrubber is not None else Scrubber()
@@ -195,8 +195,9 @@ class Daemon:
 
     async def _load(self) -> Config:
         config = await asyncio.to_thread(load_config, self.config_path)
-        if self.shard_override is not None:  # --shard.* flags win over the file
-            config = config.model_copy(update={"shard": self.shard_override})
+        if self.shard_flags:  # --shard.* flags win over the file's keys
+            shard = config.shard.with_flags(self.shard_flags, str(self.config_path))
+            config = config.model_copy(update={"shard": shard})
         return config
 
     async def _load_web_security(self) -> tuple[WebSecurity, ssl.SSLContext | None]:

@@ -8,16 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from outagewatch import __version__, reports_cli
 from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address, prepare_sources
 from outagewatch.budget import ChatBudget
 from outagewatch.config import (
     EX_CONFIG,
     ConfigError,
-    ShardConfig,
-    format_errors,
     load_config,
     parse_duration,
 )
@@ -168,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="shard_index",
         type=int,
         metavar="N",
-        help="this instance's shard, 0..count-1 (overrides `shard:` in the config)",
+        help="this instance's shard, 0..count-1 (overrides `shard.index` in the config)",
     )
     run.add_argument(
         "--shard.count",
@@ -176,6 +172,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="number of instances splitting the probes",
+    )
+    run.add_argument(
+        "--shard.replicas",
+        dest="shard_replicas",
+        type=int,
+        metavar="K",
+        help="instances each probe runs on, in different regions (default 1)",
     )
 
     run.add_argument(
@@ -272,15 +275,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"outagewatch: {exc}", file=sys.stderr)
         return 2
-    shard = None
-    if args.shard_index is not None or args.shard_count is not None:
-        flags = {"index": args.shard_index or 0, "count": args.shard_count or 1}
-        try:
-            shard = ShardConfig.model_validate(flags)
-        except ValidationError as exc:
-            for error in format_errors(exc, flags):
-                print(f"outagewatch: --shard.{error}", file=sys.stderr)
-            return 2
+    # Each --shard.* flag given replaces its key of the file's `shard:`.
+    given = {"index": args.shard_index, "count": args.shard_count, "replicas": args.shard_replicas}
+    shard_flags = {key: value for key, value in given.items() if value is not None}
     loop_factory = None
     if args.event_loop == "uvloop":
         try:
@@ -304,7 +301,11 @@ def _run(args: argparse.Namespace) -> int:
     configure(args.log_level, args.log_format, scrubber)
     try:
         daemon = Daemon(
-            args.config_file, args.listen, shard=shard, scrubber=scrubber, web_options=web_options
+            args.config_file,
+            args.listen,
+            shard_flags=shard_flags,
+            scrubber=scrubber,
+            web_options=web_options,
         )
     except ValueError as exc:  # e.g. --web.external-url
         print(f"outagewatch: {exc}", file=sys.stderr)

@@ -759,6 +759,8 @@ class ShardConfig(Model):
 
     A probe belongs to shard ``hashmod(key, count)``, the hash Prometheus'
     ``hashmod`` relabelling uses, so daemon-side and Prometheus-side shards agree.
+    With ``replicas`` k it also runs on the k-1 shards after that one (mod count),
+    so k instances, in different regions, can confirm each other's failures.
     """
 
     index: int = Field(
@@ -772,12 +774,35 @@ class ShardConfig(Model):
         description="Also split status pages, App Store feeds and the like; by default "
         "shard 0 owns them all.",
     )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Instances each probe runs on: its hashmod shard and the replicas-1 "
+        "after it, mod count (or --shard.replicas). 1 runs each probe once.",
+    )
 
     @model_validator(mode="after")
-    def _index_below_count(self) -> ShardConfig:
+    def _within_count(self) -> ShardConfig:
         if self.index >= self.count:
             raise ValueError(f"index ({self.index}) must be below count ({self.count})")
+        if self.replicas > self.count:
+            raise ValueError(f"replicas ({self.replicas}) must be at most count ({self.count})")
         return self
+
+    def with_flags(self, flags: Mapping[str, int], source: str) -> ShardConfig:
+        """This shard with the --shard.* flags given replacing their keys, one by one.
+
+        One by one, so `--shard.index` on each host keeps the file's shared `count`
+        and `replicas`. Raises ConfigError naming the keys.
+        """
+        data = {**self.model_dump(), **flags}
+        try:
+            return ShardConfig.model_validate(data)
+        except ValidationError as exc:
+            given = ", ".join(f"--shard.{key}" for key in flags)
+            errors = [f"shard (with {given}): {line}" for line in format_errors(exc, data)]
+            raise ConfigError(source, errors) from None
 
 
 DEFAULT_PROBLEMS = ("app", "website", "login", "api", "slow", "other")

@@ -33,6 +33,15 @@ def hashmod(key: str, count: int) -> int:
     return int.from_bytes(hashlib.md5(key.encode()).digest()[8:], "big") % count
 
 
+def replica_shards(key: str, count: int, replicas: int) -> list[int]:
+    """The shards that run ``key``: its ``hashmod`` shard, then the next ones (mod count).
+
+    The first is Prometheus' ``hashmod`` assignment, so one replica is plain sharding.
+    """
+    first = hashmod(key, count)
+    return [(first + j) % count for j in range(replicas)]
+
+
 def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list[Source]:
     """Every enabled source the config describes that belongs to this shard.
 
@@ -43,7 +52,7 @@ def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list
 
     def mine(key: str, splittable: bool) -> bool:
         if splittable or shard.shard_all_sources:
-            return hashmod(key, shard.count) == shard.index
+            return shard.index in replica_shards(key, shard.count, shard.replicas)
         return shard.index == 0  # one instance owns the sources that are not split
 
     budget = chat_budget if chat_budget is not None else ChatBudget()
