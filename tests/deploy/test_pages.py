@@ -191,7 +191,7 @@ def test_an_outage_pages_once_per_service_with_its_evidence_and_links(
         assert first["event_action"] == "trigger"
         assert first["payload"]["summary"] == (
             "claude disrupted: 3/3 probes failing (api HTTP 503, chat HTTP 529 overloaded, "
-            "web HTTP 502), reports 12× usual, official page: operational"
+            "web HTTP 502), reports 12\u00d7 usual, official page: operational"
         )
         assert first["payload"]["severity"] == "critical"
         assert first["client"] == "outagewatch"
