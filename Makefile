@@ -71,7 +71,7 @@ bench-deps: $(BIN)/.installed
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null; \
 	fi
 
-# Every benchmark, about 20 minutes; results in docs/benchmarks.md. Time to page
+# Every benchmark, about 25 minutes; results in docs/benchmarks.md. Time to page
 # runs Prometheus and Alertmanager (system-deps).
 bench: bench-deps system-deps
 	$(BIN)/python -m bench

@@ -1,7 +1,7 @@
 """Run every benchmark and print one results table: figure, peer, ratio, goal.
 
-Loopback only; each benchmark is bounded in time (about 20 minutes in all on two
-cores; time to page alone takes 8). ``--quick`` runs each briefly, to see that they
+Loopback only; each benchmark is bounded in time (about 25 minutes in all on two
+cores; time to page alone takes 12). ``--quick`` runs each briefly, to see that they
 work, not to quote.
 
     PYTHONPATH=daemon python -m bench [--quick]
