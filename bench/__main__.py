@@ -1,7 +1,8 @@
 """Run every benchmark and print one results table: figure, peer, ratio, goal.
 
-Loopback only; each benchmark is bounded in time (about 12 minutes in all on two
-cores). ``--quick`` runs each briefly, to see that they work, not to quote.
+Loopback only; each benchmark is bounded in time (about 25 minutes in all on two
+cores; time to page alone takes 12). ``--quick`` runs each briefly, to see that they
+work, not to quote.
 
     PYTHONPATH=daemon python -m bench [--quick]
 """
@@ -15,7 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import bench_detection, bench_reports, many_targets, probe_cost, scrape_cost
+from bench import (
+    bench_detection,
+    bench_reports,
+    many_targets,
+    probe_cost,
+    scrape_cost,
+    time_to_page,
+)
 from bench.common import Row, print_table
 
 
@@ -53,6 +61,14 @@ def main() -> int:
             lambda: bench_reports.measure(runs=runs, count=2000 if args.quick else 10_000),
         ),
         ("detection", bench_detection.measure),
+        (
+            "time to page",
+            lambda: time_to_page.measure(
+                runs=2 if args.quick else 5,
+                quiet=90 if args.quick else 300,
+                services=4 if args.quick else 20,
+            ),
+        ),
     ]
     for name, step in steps:
         print(f"running: {name} ...", file=sys.stderr, flush=True)

@@ -66,8 +66,13 @@ def running(args: list[str], ready_url: str, log: Path) -> Iterator[subprocess.P
 
 
 @contextlib.contextmanager
-def alertmanager(config: Path, workdir: Path, port: int | None = None) -> Iterator[str]:
-    """Alertmanager on a loopback port, clustering off; yields its base URL."""
+def alertmanager(
+    config: Path, workdir: Path, port: int | None = None, external_url: str = ""
+) -> Iterator[str]:
+    """Alertmanager on a loopback port, clustering off; yields its base URL.
+
+    ``external_url``: what its notifications link to (``--web.external-url``); the
+    server itself still answers at the root of the loopback port."""
     port = port or free_port()
     base = f"http://{LOOPBACK}:{port}"
     args = [
@@ -78,13 +83,17 @@ def alertmanager(config: Path, workdir: Path, port: int | None = None) -> Iterat
         "--cluster.listen-address=",  # no gossip port on all interfaces
         "--log.level=warn",
     ]
+    if external_url:
+        args += [f"--web.external-url={external_url}", "--web.route-prefix=/"]
     with running(args, f"{base}/-/ready", workdir / "alertmanager.log"):
         yield base
 
 
 @contextlib.contextmanager
-def prometheus(config: Path, workdir: Path) -> Iterator[str]:
-    """Prometheus on a loopback port with a throwaway TSDB; yields its base URL."""
+def prometheus(config: Path, workdir: Path, external_url: str = "") -> Iterator[str]:
+    """Prometheus on a loopback port with a throwaway TSDB; yields its base URL.
+
+    ``external_url``: what its alerts link to (``--web.external-url``)."""
     port = free_port()
     base = f"http://{LOOPBACK}:{port}"
     args = [
@@ -94,5 +103,7 @@ def prometheus(config: Path, workdir: Path) -> Iterator[str]:
         f"--web.listen-address={LOOPBACK}:{port}",
         "--log.level=warn",
     ]
+    if external_url:
+        args += [f"--web.external-url={external_url}", "--web.route-prefix=/"]
     with running(args, f"{base}/-/ready", workdir / "prometheus.log"):
         yield base

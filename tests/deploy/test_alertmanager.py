@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -129,3 +130,63 @@ def test_inhibitions_silence_what_the_runbooks_say(tmp_path: Path) -> None:
         states = _wait_for(base, lambda states: len(states) == 9 and sum(states.values()) == 8)
         assert states.pop(("OutagewatchDaemonAbsent/critical", "")) is False
         assert all(states.values()), states
+
+
+def _render(template: str, data: dict[str, Any], tmp_path: Path) -> str:
+    """A template of the shipped config rendered by amtool with ``data``."""
+    (tmp_path / "none.tmpl").write_text("")
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    result = _amtool(
+        "template",
+        "render",
+        f"--template.glob={tmp_path / 'none.tmpl'}",
+        f"--template.data={tmp_path / 'data.json'}",
+        f"--template.text={template}",
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _pagerduty() -> dict[str, Any]:
+    pager = next(r for r in yaml.safe_load(CONFIG.read_text())["receivers"] if r["name"] == "pager")
+    config: dict[str, Any] = pager["pagerduty_configs"][0]
+    return config
+
+
+def _group(severity: str, *alerts: tuple[str, dict[str, str]]) -> dict[str, Any]:
+    return {
+        "receiver": "pager",
+        "status": "firing" if any(s == "firing" for s, _ in alerts) else "resolved",
+        "alerts": [
+            {"status": status, "labels": {"severity": severity}, "annotations": annotations}
+            for status, annotations in alerts
+        ],
+        "groupLabels": {"service": "claude"},
+        "commonLabels": {"service": "claude", "severity": severity},
+        "commonAnnotations": {},
+        "externalURL": "https://alertmanager.example.com",
+    }
+
+
+@pytest.mark.parametrize("severity", ["critical", "warning", "info"])
+def test_pagerduty_severity_is_the_alerts(severity: str, tmp_path: Path) -> None:
+    pagerduty = _pagerduty()
+    group = _group(severity, ("firing", {"summary": "s"}))
+    assert _render(pagerduty["severity"], group, tmp_path) == severity
+
+
+def test_pagerduty_summary_is_the_first_firing_alerts_title(tmp_path: Path) -> None:
+    pagerduty = _pagerduty()
+    resolved = ("resolved", {"summary": "old", "title": "claude api failing: old"})
+    firing = ("firing", {"summary": "s", "title": "claude disrupted: 3/3 probes failing"})
+    untitled = ("firing", {"summary": "Prometheus cannot scrape an outagewatch daemon."})
+    description = pagerduty["description"]
+    assert _render(description, _group("critical", resolved, firing), tmp_path) == (
+        "claude disrupted: 3/3 probes failing"
+    )
+    assert _render(description, _group("critical", untitled), tmp_path) == (
+        "Prometheus cannot scrape an outagewatch daemon."
+    )
+    assert _render(description, _group("critical", resolved), tmp_path) == (
+        "claude api failing: old"
+    )

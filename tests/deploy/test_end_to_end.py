@@ -105,7 +105,7 @@ def _scaled_rules(workdir: Path) -> list[Path]:
 def _alert_for(alertname: str, severity: str) -> float:
     rules = yaml.safe_load((RULES / "alerts.yml").read_text())
     return max(
-        _seconds(rule["for"]) / FOR_SCALE
+        _seconds(rule.get("for", "0s")) / FOR_SCALE
         for group in rules["groups"]
         for rule in group["rules"]
         if rule.get("alert") == alertname and rule["labels"]["severity"] == severity
@@ -344,15 +344,18 @@ def _report(daemon: str, body: Any, token: str | None = TOKEN) -> int:
 def _wait_for_page(
     world: World, alertname: str, status: str, since: float, within: float
 ) -> tuple[float, dict[str, str]]:
-    """The first pager notification of `status` for `alertname` about the chat probe's
-    service (and the chat probe, for probe alerts) after `since`: its time and labels."""
+    """The first pager notification with `alertname` in `status` about the chat probe's
+    service (and the chat probe, for probe alerts) after `since`: its time and labels.
+    The alert's own status counts: its group (the service) may still be firing."""
     end = since + within
     while time.monotonic() < end:
         for at, body in world.received("pager"):
-            if at < since or body["status"] != status:
+            if at < since:
                 continue
             for alert in body["alerts"]:
                 labels = alert["labels"]
+                if alert["status"] != status:
+                    continue
                 if labels["alertname"] == alertname and labels.get("probe", "chat") == "chat":
                     return at, labels
         time.sleep(0.1)

@@ -83,7 +83,15 @@ def test_alert_carries_severity_annotations_and_a_runbook_section(rule: dict[str
     assert re.fullmatch(r"Outagewatch[A-Z][A-Za-z]+", rule["alert"])
     assert rule["labels"]["severity"] in SEVERITIES
     annotations = rule["annotations"]
-    assert set(annotations) == {"summary", "description", "runbook_url", "dashboard_url"}
+    assert set(annotations) - {"title"} == {
+        "summary",
+        "description",
+        "runbook_url",
+        "dashboard_url",
+    }
+    # A page about a service carries a headline naming the service and the evidence.
+    if rule["labels"]["severity"] == "critical" and "var-service" in annotations["dashboard_url"]:
+        assert "$labels.service" in annotations["title"]
     assert "{{" not in annotations["summary"]  # summaries are static sentences
     anchor = annotations["runbook_url"].rpartition("#")[2]
     assert anchor == rule["alert"].lower()
