@@ -107,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_history_csv(root / "history.csv", rows)
         imported = prepare_fresh_install(config, root / "history.csv")
     print(imported.output.strip())
-    print(f"{len(rows)} reports, {args.services} services: import + replay {imported.seconds:.1f} s")
+    print(
+        f"{len(rows)} reports, {args.services} services: import + replay {imported.seconds:.1f} s"
+    )
     return 0
 
 
