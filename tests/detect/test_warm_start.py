@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import sqlite3
 import time
@@ -21,12 +22,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from bench.fresh_install import history_rows, write_history_csv
+from bench.fresh_install import history_rows, prepare_fresh_install, write_history_csv
 
 from outagewatch.app import Daemon
 from outagewatch.cli import _parser
 from outagewatch.reports_cli import run as reports_run
 from tests.conftest import Serve
+from tests.daemon_process import DaemonProcess
 
 TOKEN = "warm-token"
 USUAL = 6.5  # reports per 5 minutes, averaged over the day
@@ -41,6 +43,10 @@ services:
     probes:
       api: {{kind: http, url: "{base}/health", interval: 200ms, timeout: 150ms}}
 """
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.Response(text="ok")
 
 
 class JumpClock:
@@ -111,9 +117,6 @@ def config(tmp_path: Path) -> Callable[[str], Path]:
 
 @pytest.fixture
 async def start(serve: Serve, config: Callable[[str], Path]) -> AsyncIterator[Start]:
-    async def health(_request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
     app = web.Application()
     app.router.add_get("/health", health)
     path = config(await serve(app))
@@ -235,3 +238,52 @@ async def test_without_history_the_status_says_warming_up(start: Start) -> None:
         "needs_points": 24,
         "needs_seconds": 21600,
     }
+
+
+async def process_status(daemon: DaemonProcess) -> dict[str, Any]:
+    status, text = await daemon.get("/api/v1/status")
+    assert status == 200
+    service: dict[str, Any] = json.loads(text)["services"][0]
+    return service
+
+
+@pytest.mark.integration
+async def test_a_daemon_process_replays_imported_history_or_says_it_is_cold(
+    serve: Serve, config: Callable[[str], Path], tmp_path: Path
+) -> None:
+    app = web.Application()
+    app.router.add_get("/health", health)
+    path = config(await serve(app))
+    csv_file = tmp_path / "history.csv"
+    write_history_csv(csv_file, history_rows(["claude"], time.time(), weeks=4, seed=9))
+    # A fresh install: history imported through the CLI, then the saved state lost.
+    imported = await asyncio.to_thread(prepare_fresh_install, path, csv_file)
+    assert "replayed" in imported.output
+    with contextlib.closing(sqlite3.connect(tmp_path / "o.db")) as conn, conn:
+        conn.execute("DELETE FROM state WHERE namespace = 'detectors'")
+
+    warm = DaemonProcess(path, tmp_path / "warm.log")
+    await warm.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (service := await process_status(warm))["detection"]["warming_up"]:
+            assert time.monotonic() < deadline, warm.logs()
+            await asyncio.sleep(0.1)
+        assert service["detection"]["detectors"]["reports"]["points"] > 8000
+        _, page = await warm.get("/")
+        assert "warming up" not in page
+    finally:
+        assert await warm.stop() == 0
+    assert '"detectors_replayed"' in warm.logs()
+
+    (tmp_path / "o.db").unlink()  # no history at all: the status page says so
+    cold = DaemonProcess(path, tmp_path / "cold.log")
+    await cold.start()
+    try:
+        service = await process_status(cold)
+        assert service["detection"]["warming_up"] == ["reports"]
+        _, page = await cold.get("/")
+        assert "(detectors warming up)" in page and "Spike detection warming up" in page
+    finally:
+        assert await cold.stop() == 0
+    assert "detectors_replayed" not in cold.logs()
