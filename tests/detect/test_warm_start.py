@@ -182,8 +182,8 @@ async def test_imported_history_detects_a_surge_from_the_first_bucket(
     assert "replayed" in capsys.readouterr().out
     running = await start(real_clock())
     before = await running.until_state(lambda s: s == "ok", 10)
-    assert before["detection"]["warming_up"] == []
-    reports = before["detection"]["detectors"]["reports"]
+    assert before["detectors"]["warming_up"] == []
+    reports = before["detectors"]["signals"]["reports"]
     assert reports["warm"] and reports["points"] >= 8000  # four weeks of 5-minute counts
     assert reports["history_seconds"] >= 27 * 86400
 
@@ -202,7 +202,7 @@ async def test_lost_detector_state_is_replayed_at_start(start: Start, tmp_path: 
     stalls: list[float] = []
     sampler = asyncio.create_task(record_stalls(stalls))
     deadline = time.monotonic() + 20
-    while (await running.status())["detection"]["warming_up"]:
+    while (await running.status())["detectors"]["warming_up"]:
         assert time.monotonic() < deadline, "the start-up replay never finished"
         await asyncio.sleep(0.05)
     sampler.cancel()
@@ -220,8 +220,8 @@ async def test_lost_detector_state_is_replayed_at_start(start: Start, tmp_path: 
 async def test_without_history_the_status_says_warming_up(start: Start) -> None:
     running = await start(real_clock())
     before = await running.until_state(lambda s: s == "ok", 10)
-    assert "reports" in before["detection"]["warming_up"]
-    assert before["detection"]["detectors"]["reports"]["points"] == 0
+    assert "reports" in before["detectors"]["warming_up"]
+    assert before["detectors"]["signals"]["reports"]["points"] == 0
     async with running.http.get(f"{running.base}/") as response:
         page = await response.text()
     assert "(detectors warming up)" in page and "user reports: 0 s of history" in page
@@ -230,7 +230,7 @@ async def test_without_history_the_status_says_warming_up(start: Start) -> None:
     await asyncio.sleep(1.0)  # ten detection passes
     after = await running.status()
     assert after["disruption"]["state"] in ("ok", "unknown")  # a cold detector cannot alert
-    reports = after["detection"]["detectors"]["reports"]
+    reports = after["detectors"]["signals"]["reports"]
     assert reports == {
         "warm": False,
         "points": 1,
@@ -266,10 +266,10 @@ async def test_a_daemon_process_replays_imported_history_or_says_it_is_cold(
     await warm.start()
     try:
         deadline = time.monotonic() + 20
-        while (service := await process_status(warm))["detection"]["warming_up"]:
+        while (service := await process_status(warm))["detectors"]["warming_up"]:
             assert time.monotonic() < deadline, warm.logs()
             await asyncio.sleep(0.1)
-        assert service["detection"]["detectors"]["reports"]["points"] > 8000
+        assert service["detectors"]["signals"]["reports"]["points"] > 8000
         _, page = await warm.get("/")
         assert "warming up" not in page
     finally:
@@ -281,7 +281,7 @@ async def test_a_daemon_process_replays_imported_history_or_says_it_is_cold(
     await cold.start()
     try:
         service = await process_status(cold)
-        assert service["detection"]["warming_up"] == ["reports"]
+        assert service["detectors"]["warming_up"] == ["reports"]
         _, page = await cold.get("/")
         assert "(detectors warming up)" in page and "Spike detection warming up" in page
     finally:

@@ -112,7 +112,7 @@ SIGNAL_TEXT = {
 }
 
 
-def _detection(state: State, service: str) -> dict[str, Any]:
+def _detectors(state: State, service: str) -> dict[str, Any]:
     """Each spike detector's warm-up: no alert from it until it has seen enough history.
 
     ``reports`` is always listed: its detector exists from the first closed bucket.
@@ -125,7 +125,7 @@ def _detection(state: State, service: str) -> dict[str, Any]:
     ]
     return {
         "warming_up": [w.signal for w in entries if not w.warm],
-        "detectors": {
+        "signals": {
             w.signal: {
                 "warm": w.warm,
                 "points": w.points,
@@ -299,7 +299,7 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
                 "service": key,
                 "title": cfg.title(key),
                 "disruption": _disruption(state, key, cfg),
-                "detection": _detection(state, key),
+                "detectors": _detectors(state, key),
                 "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
                 "official": _official(state, key, cfg),
                 "appstore": [
@@ -806,13 +806,13 @@ def _span(seconds: float) -> str:
     return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
-def _warmup_html(detection: dict[str, Any] | None) -> str:
+def _warmup_html(detectors: dict[str, Any] | None) -> str:
     """Which detectors cannot alert yet, and how much history each has."""
-    if not detection or not detection["warming_up"]:
+    if not detectors or not detectors["warming_up"]:
         return ""
     items = []
-    for signal in detection["warming_up"]:
-        d = detection["detectors"][signal]
+    for signal in detectors["warming_up"]:
+        d = detectors["signals"][signal]
         items.append(
             f"<li>{escape(SIGNAL_TEXT.get(signal, signal))}: "
             f"{escape(_span(d['history_seconds']))} of history "
@@ -829,13 +829,13 @@ def _warmup_html(detection: dict[str, Any] | None) -> str:
 def _card(service: dict[str, Any], now: float) -> str:
     key = service["service"]
     state = service["disruption"]["state"]
-    warming = (service.get("detection") or {}).get("warming_up")
+    warming = (service.get("detectors") or {}).get("warming_up")
     return (
         f'<section class="card {escape(state)}" id="service-{escape(key)}" '
         f'aria-labelledby="h-{escape(key)}">'
         f'<h2 id="h-{escape(key)}">{escape(service["title"])}</h2>'
         f"{_disruption_html(service['disruption'], now, bool(warming))}"
-        f"{_warmup_html(service.get('detection'))}"
+        f"{_warmup_html(service.get('detectors'))}"
         f"<h3>Official status page</h3>{_official_html(service['official'])}"
         f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"
         f"<h3>User reports</h3>{_reports_html(service['reports'])}"
