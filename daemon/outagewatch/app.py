@@ -441,7 +441,9 @@ class Daemon:
         except sqlite3.Error as exc:
             self.log.error("detectors_replay_failed", error=str(exc))
             return
-        adopted = adopt(signals, done)
+        adopted = adopt(signals, done, older_only=True)
+        if not adopted:
+            return
         self.log.info(
             "detectors_replayed",
             services=adopted,

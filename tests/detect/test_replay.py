@@ -106,3 +106,21 @@ def test_warmup_counts_points_and_time_against_the_settings() -> None:
     done = replay(SETTINGS, ["claude"], history(8, 2), T0 + 8 * 3600)
     long = warmup("reports", done.signals.detectors[("claude", "reports")], SETTINGS)
     assert long.warm and long.seconds >= 6 * 3600
+
+
+def test_at_start_only_a_replay_that_goes_back_further_replaces_a_live_detector() -> None:
+    reports = history(10, 3)
+    now = reports[-1][0] + 1000
+    first = replay(SETTINGS, ["claude"], reports, bucket_start(now))
+    live = SignalDetectors(SETTINGS)
+    live.configure(SETTINGS, ["claude"])
+    assert adopt(live, first) == ["claude"]
+    # The same history again (a restart): the detector it has stays.
+    again = replay(SETTINGS, ["claude"], reports, bucket_start(now))
+    assert adopt(live, again, older_only=True) == []
+    assert live.detectors[("claude", "reports")] is first.signals.detectors[("claude", "reports")]
+    # Older history imported since: replaced.
+    older = [(t - 86400, s) for t, s in history(20, 3, seed=8)] + reports
+    older.sort()
+    deeper = replay(SETTINGS, ["claude"], older, bucket_start(now))
+    assert adopt(live, deeper, older_only=True) == ["claude"]

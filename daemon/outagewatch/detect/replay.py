@@ -9,8 +9,8 @@ counts, zeros included, the same gap rule), into a detector set of its own;
 are history, not alerts: the live alert counts are kept.
 
 The replay runs in a thread (pure Python: the event loop gets the GIL back every
-few milliseconds); ``catch_up`` and ``adopt`` run on the loop, so nothing live
-is lost between the end of the replay and the swap.
+few milliseconds); the catch-up to the live bucket and ``adopt`` run on the
+loop, so nothing live is lost between the end of the replay and the swap.
 """
 
 from __future__ import annotations
@@ -88,17 +88,27 @@ def replay(
     return done
 
 
-def adopt(live: SignalDetectors, done: Replay) -> list[str]:
+def adopt(live: SignalDetectors, done: Replay, older_only: bool = False) -> list[str]:
     """Give ``live`` the replayed ``reports`` detectors; returns the services adopted.
 
     Call when ``live``'s report buckets are no older than ``done.until`` (close
-    ``live`` at now and ``catch_up`` to ``bucket_start(now)`` first): the live
+    ``live`` at now and feed ``done`` up to ``bucket_start(now)`` first): the live
     bucket then holds only reports after the replay's last point. Spike counts
-    stay the live ones.
+    stay the live ones. ``older_only``: keep a live detector unless the replayed
+    one goes back further (a live one replayed before from the same history, or
+    one that ran longer than the stored history goes back, stays).
     """
     adopted = []
     for (service, signal), detector in sorted(done.signals.detectors.items()):
         if signal != SIGNAL or service not in live.services:
+            continue
+        current = live.detectors.get((service, signal))
+        goes_back = (
+            current is None
+            or current.n == 0
+            or detector.first_ts < current.first_ts - REPORT_BUCKET_S
+        )
+        if older_only and not goes_back:
             continue
         if done.signals.settings != live.settings:  # a reload meanwhile
             detector = SpikeDetector.from_state(detector.to_state(), live.settings)
