@@ -438,8 +438,8 @@ class Daemon:
             now = self.clock.time()
             signals.close(now)
             done.feed(stored_reports(store.iter_reports(done.until), services), bucket_start(now))
-        except sqlite3.Error as exc:
-            self.log.error("detectors_replay_failed", error=str(exc))
+        except Exception as exc:  # whatever the replay raises, the daemon runs cold
+            self.log.error("detectors_replay_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             return
         adopted = adopt(signals, done, older_only=True)
         if not adopted:
