@@ -417,8 +417,8 @@ class Daemon:
         store, signals = self.store, self.pipeline.state.signals
         try:
             firsts = await asyncio.to_thread(store.first_reports)
-        except sqlite3.Error as exc:
-            self.log.error("detectors_replay_failed", error=str(exc))
+        except sqlite3.Error as exc:  # a damaged table: the daemon runs cold
+            self.log.error("detectors_replay_failed", error=str(exc)[:300])
             return
         services = [
             s
