@@ -80,14 +80,16 @@ def prepare_fresh_install(
 ) -> Imported:
     """``outagewatch reports import`` of ``history_csv`` into the config's (new) store.
 
-    Raises CalledProcessError (with the CLI's output) when the import fails.
+    Raises RuntimeError with the CLI's output when the import fails.
     """
     command = [sys.executable, "-m", "outagewatch.cli", "reports", "import"]
     command += ["--config.file", str(config), str(history_csv)]
     if storage_path is not None:
         command[5:5] = ["--storage.path", str(storage_path)]
     began = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"reports import exited {done.returncode}: {done.stdout}{done.stderr}")
     return Imported(time.monotonic() - began, done.stdout + done.stderr)
 
 
