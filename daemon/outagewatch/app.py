@@ -10,6 +10,7 @@ import os
 import platform
 import secrets
 import signal
+import sqlite3
 import ssl
 import weakref
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
+from outagewatch.detect.replay import adopt, bucket_start, needs_replay, replay, stored_reports
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
 from outagewatch.metrics import DetectionCollector, ReportsCollector
 from outagewatch.persistence import StateKeeper, StatePart, StateRestoreCollector, single
@@ -405,6 +407,51 @@ class Daemon:
             ),
         ]
 
+    async def _warm_start(self) -> None:
+        """Replay stored reports into report detectors missing or younger than the history.
+
+        The replay runs in a thread; the catch-up to the live bucket and the swap run
+        here, on the loop, with nothing awaited between them (detect/replay.py).
+        """
+        assert self.store is not None and self.keeper is not None
+        store, signals = self.store, self.pipeline.state.signals
+        try:
+            firsts = await asyncio.to_thread(store.first_reports)
+        except sqlite3.Error as exc:  # a damaged table: the daemon runs cold
+            self.log.error("detectors_replay_failed", error=str(exc)[:300])
+            return
+        services = [
+            s
+            for s in sorted(signals.services)
+            if needs_replay(signals.detectors.get((s, "reports")), firsts.get(s))
+        ]
+        if not services:
+            return
+        began = self.clock.monotonic()
+        settings, until = signals.settings, bucket_start(self.clock.time())
+        try:
+            done = await asyncio.to_thread(
+                lambda: replay(
+                    settings, services, stored_reports(store.iter_reports(), services), until
+                )
+            )
+            now = self.clock.time()
+            signals.close(now)
+            done.feed(stored_reports(store.iter_reports(done.until), services), bucket_start(now))
+        except Exception as exc:  # whatever the replay raises, the daemon runs cold
+            self.log.error("detectors_replay_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return
+        adopted = adopt(signals, done, older_only=True)
+        if not adopted:
+            return
+        self.log.info(
+            "detectors_replayed",
+            services=adopted,
+            reports=done.reports,
+            seconds=round(self.clock.monotonic() - began, 3),
+        )
+        await self.keeper.save_logged()
+
     async def _detect(self) -> None:
         """Judge every service now and every evaluate interval."""
         while True:
@@ -512,6 +559,7 @@ class Daemon:
         watchdog = asyncio.create_task(self._watchdog())
         pruning = asyncio.create_task(self._prune_reports())
         detecting = asyncio.create_task(self._detect())
+        warming = asyncio.create_task(self._warm_start())
         saving = asyncio.create_task(
             self.keeper.run(lambda: self.config.storage.state_save_interval)
         )
@@ -525,7 +573,7 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await pruning
             await self.scheduler.shutdown(self.config.scheduler.shutdown_grace)
-            for task in (detecting, saving):
+            for task in (warming, detecting, saving):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -556,6 +556,19 @@ class Store:
         finally:
             conn.close()
 
+    def first_reports(self) -> dict[str, float]:
+        """The time of each service's earliest stored report, read-only (any thread)."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        conn.text_factory = lambda data: data.decode("utf-8", "surrogateescape")
+        try:
+            rows = conn.execute(
+                "SELECT service, MIN(time) FROM reports WHERE typeof(time) IN ('integer', 'real') "
+                "GROUP BY service"
+            ).fetchall()
+        finally:
+            conn.close()
+        return {service: float(first) for service, first in rows if isinstance(service, str)}
+
     # -- keyed JSON state for other parts (detectors, budgets, incidents) --
 
     async def put_state(self, namespace: str, key: str, value: Any) -> None:

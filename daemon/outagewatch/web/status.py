@@ -15,6 +15,7 @@ from outagewatch import __version__
 from outagewatch.baseline import HOUR, SLOTS_PER_HOUR, hour_of
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
+from outagewatch.detect.replay import warmup
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET, ProbePoint
 from outagewatch.observations import short_detail, status_source_key
@@ -97,6 +98,42 @@ def _disruption(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any
             "seconds": lead.seconds,
             "incident": lead.incident,
             "incident_start": _iso(lead.start),
+        },
+    }
+
+
+# Signal label -> what its detector watches, in words.
+SIGNAL_TEXT = {
+    "reports": "user reports",
+    "failure_ratio": "probe failures",
+    "ttft": "first-token times",
+    "latency": "answer times",
+    "rank": "App Store rank",
+}
+
+
+def _detectors(state: State, service: str) -> dict[str, Any]:
+    """Each spike detector's warm-up: no alert from it until it has seen enough history.
+
+    ``reports`` is always listed: its detector exists from the first closed bucket.
+    """
+    signals = state.signals
+    names = {signal for svc, signal in signals.detectors if svc == service} | {"reports"}
+    entries = [
+        warmup(signal, signals.detectors.get((service, signal)), signals.settings)
+        for signal in sorted(names)
+    ]
+    return {
+        "warming_up": [w.signal for w in entries if not w.warm],
+        "signals": {
+            w.signal: {
+                "warm": w.warm,
+                "points": w.points,
+                "history_seconds": round(w.seconds),
+                "needs_points": w.need_points,
+                "needs_seconds": round(w.need_seconds),
+            }
+            for w in entries
         },
     }
 
@@ -262,6 +299,7 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
                 "service": key,
                 "title": cfg.title(key),
                 "disruption": _disruption(state, key, cfg),
+                "detectors": _detectors(state, key),
                 "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
                 "official": _official(state, key, cfg),
                 "appstore": [
@@ -731,12 +769,14 @@ def _minutes(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes >= 1 else f"{abs(seconds):.0f} s"
 
 
-def _disruption_html(disruption: dict[str, Any], now: float) -> str:
+def _disruption_html(disruption: dict[str, Any], now: float, warming: bool = False) -> str:
     state = disruption["state"]
     parts = [
         f'<p class="verdict"><span class="state {escape(state)}">'
         f"{escape(STATE_LABELS.get(state, state))}</span>"
     ]
+    if warming:  # not a plain "OK": some surges cannot be flagged yet
+        parts.append(' <span class="warming">(detectors warming up)</span>')
     if disruption["since"] is not None:
         since = datetime.fromisoformat(disruption["since"]).timestamp()
         parts.append(
@@ -758,14 +798,44 @@ def _disruption_html(disruption: dict[str, Any], now: float) -> str:
     return "".join(parts)
 
 
+def _span(seconds: float) -> str:
+    """A length of history: hours and minutes past an hour."""
+    if seconds < 3600:
+        return _minutes(seconds)
+    hours, rest = divmod(int(seconds) // 60, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def _warmup_html(detectors: dict[str, Any] | None) -> str:
+    """Which detectors cannot alert yet, and how much history each has."""
+    if not detectors or not detectors["warming_up"]:
+        return ""
+    items = []
+    for signal in detectors["warming_up"]:
+        d = detectors["signals"][signal]
+        items.append(
+            f"<li>{escape(SIGNAL_TEXT.get(signal, signal))}: "
+            f"{escape(_span(d['history_seconds']))} of history "
+            f"(needs {escape(_span(d['needs_seconds']))}), "
+            f"{d['points']} of {d['needs_points']} points</li>"
+        )
+    return (
+        '<div class="warmup"><p>Spike detection warming up: a surge seen only here is not '
+        "flagged yet (import report history before the first start: docs/reports.md).</p>"
+        f'<ul aria-label="Detectors warming up">{"".join(items)}</ul></div>'
+    )
+
+
 def _card(service: dict[str, Any], now: float) -> str:
     key = service["service"]
     state = service["disruption"]["state"]
+    warming = (service.get("detectors") or {}).get("warming_up")
     return (
         f'<section class="card {escape(state)}" id="service-{escape(key)}" '
         f'aria-labelledby="h-{escape(key)}">'
         f'<h2 id="h-{escape(key)}">{escape(service["title"])}</h2>'
-        f"{_disruption_html(service['disruption'], now)}"
+        f"{_disruption_html(service['disruption'], now, bool(warming))}"
+        f"{_warmup_html(service.get('detectors'))}"
         f"<h3>Official status page</h3>{_official_html(service['official'])}"
         f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"
         f"<h3>User reports</h3>{_reports_html(service['reports'])}"
