@@ -7,7 +7,7 @@ minutes, so every bounded buffer is at its cap); then the daemon runs as
 asyncio tasks to ``--tasks-file`` (RSS and fds the benchmark reads from /proc).
 
     PYTHONPATH=daemon python -m bench.prefilled --config.file F --web.listen-address A \
-        --tasks-file T [--event-loop asyncio|uvloop]
+        --tasks-file T [--event-loop asyncio|uvloop]  (default as outagewatch run)
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> int:
     parser.add_argument("--config.file", dest="config_file", required=True)
     parser.add_argument("--web.listen-address", dest="listen", required=True)
     parser.add_argument("--tasks-file", type=Path, required=True)
-    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default=None)
     args = parser.parse_args()
     configure("error", "json")  # the pre-filled failures and recoveries would each log
     targets = len(load_config(args.config_file).services[SERVICE].probes)
@@ -62,10 +62,14 @@ def main() -> int:
         flush=True,
     )
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if args.event_loop == "uvloop":
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
+    if args.event_loop != "asyncio":  # as `outagewatch run`: uvloop when installed
+        try:
+            import uvloop
+        except ImportError:
+            if args.event_loop == "uvloop":
+                raise
+        else:
+            loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(_run(daemon, args.tasks_file))
 

@@ -298,6 +298,7 @@ class Daemon:
             port=self.bound_port,
             sources=len(sources),
             config=str(self.config_path),
+            event_loop="uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
         )
         self.notifier.ready()
         watchdog = asyncio.create_task(self._watchdog())
