@@ -129,12 +129,14 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
 
 @dataclass(frozen=True)
 class DaemonRun:
-    """Lateness buckets over the window, CPU share of a core, samples, the last scrape's size."""
+    """Lateness buckets over the window, CPU share of a core, samples, the last scrape's
+    size (uncompressed) and the seconds it took to fetch."""
 
     buckets: list[tuple[float, float]]
     cpu: float
     samples: list[Sample]
     scrape_bytes: int
+    scrape_seconds: float
 
     @property
     def rss(self) -> int:
@@ -146,9 +148,10 @@ def outagewatch_run(
 ) -> DaemonRun:
     """The pre-filled daemon probing ``targets`` every 30 s for ``seconds`` after a first round."""
     port = free_port()
-    config = tmp / f"many-{targets}.yml"
+    tmp = Path(tempfile.mkdtemp(prefix=f"many-{targets}-", dir=tmp))  # its own store
+    config = tmp / "many.yml"
     config.write_text(probes_config(target, targets, f"{INTERVAL:g}s"))
-    tasks_file = tmp / f"tasks-{targets}.txt"
+    tasks_file = tmp / "tasks.txt"
     tasks_file.write_text("")
     base = f"http://{LOOPBACK}:{port}"
     stop = threading.Event()
@@ -171,13 +174,15 @@ def outagewatch_run(
                 time.sleep(max(0.0, min(sample_every, seconds - (time.monotonic() - t0))))
                 samples.append(look(daemon.pid, tasks_file, t0))
             cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+            scrape_started = time.monotonic()
             page = fetch(base + "/metrics", timeout=60)
+            scrape = time.monotonic() - scrape_started
             after = lateness_buckets(page.decode())
         finally:
             stop.set()
             thread.join(70)
     window = [(b, c - c0) for (b, c), (_, c0) in zip(after, before, strict=True)]
-    return DaemonRun(window, (cpu1 - cpu0) / (t1 - t0), samples, len(page))
+    return DaemonRun(window, (cpu1 - cpu0) / (t1 - t0), samples, len(page), scrape)
 
 
 def fixed_rss(tmp: Path, target: str) -> int:
