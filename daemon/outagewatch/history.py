@@ -36,7 +36,7 @@ class Event:
     text: str
 
 
-def _slots(window: float, width: float) -> int:
+def ring_slots(window: float, width: float) -> int:
     """Slots a ring needs to hold every slot that overlaps the window."""
     return int(window // width) + 2
 
@@ -136,7 +136,7 @@ class StatusHistory:
     def service(self, name: str) -> ServiceHistory:
         history = self.services.get(name)
         if history is None:
-            success = SuccessBuckets(_slots(self.window, REPORT_BUCKET))
+            success = SuccessBuckets(ring_slots(self.window, REPORT_BUCKET))
             history = self.services[name] = ServiceHistory(success)
         return history
 
@@ -147,7 +147,8 @@ class StatusHistory:
         if ttft is not None:
             minutes = history.ttft.get(result.probe)
             if minutes is None:
-                minutes = history.ttft[result.probe] = TtftMinutes(_slots(self.window, TTFT_SLOT))
+                slots = ring_slots(self.window, TTFT_SLOT)
+                minutes = history.ttft[result.probe] = TtftMinutes(slots)
             minutes.add(result.time, ttft)
         if result.success is None:
             return
