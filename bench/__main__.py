@@ -53,7 +53,7 @@ def main() -> int:
     rows: list[Row] = []
     steps = [
         ("probe cost", lambda: probe_cost.measure(seconds=5 if args.quick else 15, runs=runs)),
-        ("memory budgets", lambda: memory.rows()),
+        ("memory budgets", memory.rows),
         (
             "many targets",
             lambda: many_targets.measure(
@@ -77,6 +77,7 @@ def main() -> int:
     points = growth.measure(counts, seconds=10 if args.quick else 60)
     print(f"machine: {machine()}")
     print(f"took {time.monotonic() - started:.0f} s; medians of {runs} runs (min-max)")
+    print(f"load average at the end: {many_targets.load_average()}")
     print()
     print_table(rows)
     print()
