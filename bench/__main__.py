@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import (
@@ -51,7 +52,7 @@ def main() -> int:
     runs = 1 if args.quick else 3
     started = time.monotonic()
     rows: list[Row] = []
-    steps = [
+    steps: list[tuple[str, Callable[[], list[Row]]]] = [
         ("probe cost", lambda: probe_cost.measure(seconds=5 if args.quick else 15, runs=runs)),
         ("memory budgets", memory.rows),
         (
