@@ -78,7 +78,7 @@ SAMPLE_EVERY = 30.0
 FIXED_TARGETS = 10  # the daemon whose RSS is the fixed part of the computed total
 
 
-def prefilled_args(config: Path, port: int, tasks_file: Path) -> list[str]:
+def prefilled_args(config: Path, port: int, tasks_file: Path, prefill: bool = True) -> list[str]:
     """``bench.prefilled``: the daemon with its state pre-filled to steady state."""
     return [
         sys.executable,
@@ -90,6 +90,7 @@ def prefilled_args(config: Path, port: int, tasks_file: Path) -> list[str]:
         f"{LOOPBACK}:{port}",
         "--tasks-file",
         str(tasks_file),
+        *([] if prefill else ["--no-prefill"]),
     ]
 
 
@@ -144,7 +145,12 @@ class DaemonRun:
 
 
 def outagewatch_run(
-    tmp: Path, target: str, targets: int, seconds: float, sample_every: float = SAMPLE_EVERY
+    tmp: Path,
+    target: str,
+    targets: int,
+    seconds: float,
+    sample_every: float = SAMPLE_EVERY,
+    prefill: bool = True,
 ) -> DaemonRun:
     """The pre-filled daemon probing ``targets`` every 30 s for ``seconds`` after a first round."""
     port = free_port()
@@ -160,7 +166,7 @@ def outagewatch_run(
         while not stop.wait(SCRAPE_EVERY):
             fetch(base + "/metrics", timeout=60)
 
-    args = prefilled_args(config, port, tasks_file)
+    args = prefilled_args(config, port, tasks_file, prefill)
     with process(args, tmp / "many-daemon.log", cwd=tmp, env=bench_env()) as daemon:
         wait_until(lambda: fetch(base + "/-/ready") == b"Ready\n", 600, "the daemon")
         thread = threading.Thread(target=scraper, daemon=True)

@@ -49,12 +49,13 @@ def main() -> int:
     parser.add_argument("--web.listen-address", dest="listen", required=True)
     parser.add_argument("--tasks-file", type=Path, required=True)
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default=None)
+    parser.add_argument("--no-prefill", action="store_true", help="start empty, to compare")
     args = parser.parse_args()
     configure("error", "json")  # the pre-filled failures and recoveries would each log
     targets = len(load_config(args.config_file).services[SERVICE].probes)
     daemon = Daemon(args.config_file, args.listen)
     started = time.monotonic()
-    runs = prefill(daemon.pipeline, targets, time.time())
+    runs = 0 if args.no_prefill else prefill(daemon.pipeline, targets, time.time())
     configure("warning", "json")
     print(
         f"prefilled {runs} runs of {targets} probes in {time.monotonic() - started:.1f} s",
