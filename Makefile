@@ -71,10 +71,12 @@ bench-deps: $(BIN)/.installed
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null; \
 	fi
 
-# Every benchmark, about 25 minutes; results in docs/benchmarks.md. Time to page
-# runs Prometheus and Alertmanager (system-deps).
+# Every benchmark, about 40 minutes; results in docs/benchmarks.md. Time to page
+# runs Prometheus and Alertmanager (system-deps). SOAK=1h runs the 10,000-target
+# daemon that long instead of 3 minutes, sampling RSS, fds and tasks.
+SOAK ?=
 bench: bench-deps system-deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(SOAK),--soak $(SOAK))
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache test-artifacts

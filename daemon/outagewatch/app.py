@@ -554,6 +554,7 @@ class Daemon:
             fd_hard_limit=hard_fds,
             sources=len(sources),
             config=str(self.config_path),
+            event_loop="uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
         )
         self.notifier.ready()
         watchdog = asyncio.create_task(self._watchdog())

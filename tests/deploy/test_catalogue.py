@@ -17,6 +17,8 @@ ROOT = Path(__file__).parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 # Recording rules first: alerts read what they record.
 RULE_FILES = [PROMETHEUS / "rules" / "recording.yml", PROMETHEUS / "rules" / "alerts.yml"]
+
+
 # Metrics another branch adds to the daemon (the vantage check, issue 18) that the rules
 # already name in an `unless` (a no-op while absent). Delete once merged.
 def _rules() -> Iterator[tuple[str, dict[str, Any]]]:

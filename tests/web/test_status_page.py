@@ -132,8 +132,16 @@ def test_history_keeps_only_its_window_and_notes_transitions_once() -> None:
         history.probe(_chat(clock, ok, 0.5))
         history.report(Report("claude", "app", clock.time()))
         clock.advance(60)
-    points = history.probe_points("claude", 0.0)["api"]
-    assert len(points) == 61 and points[0].time >= clock.time() - 60 - 3600
+    last = clock.time() - 60
+    # Asked for everything, the ring gives what it holds: the window's 60 minutes
+    # and the two minutes at its edges, nothing older.
+    points = history.ttft_points("claude", 0.0)["api"]
+    assert len(points) == 62 and points[0][0] == last - 61 * 60
+    assert {ttft for _, ttft in points} == {0.5}
+    assert len(history.ttft_points("claude", last - 3600)["api"]) == 61
+    success = history.success_percent("claude", 0.0)
+    assert len(success) <= 3600 / 300 + 2 and success[-1][0] <= last + 300
+    assert [percent for _, percent in success] == [100.0] * len(success)
     assert len(history.services["claude"].report_buckets) <= 13
     assert [e.kind for e in history.events] == ["probe_down", "probe_up"]
     for _ in range(MAX_EVENTS + 10):

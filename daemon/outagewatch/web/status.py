@@ -17,7 +17,7 @@ from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.replay import warmup
 from outagewatch.failure_text import failure_text
-from outagewatch.history import REPORT_BUCKET, ProbePoint
+from outagewatch.history import REPORT_BUCKET
 from outagewatch.observations import short_detail, status_source_key
 from outagewatch.pipeline import State
 from outagewatch.ranks import RankPoint
@@ -227,22 +227,6 @@ def _reports(
     }
 
 
-def _success_series(points: dict[str, list[ProbePoint]]) -> list[tuple[float, float]]:
-    """Share of conclusive runs that succeeded, in percent, per 5-minute bucket."""
-    buckets: dict[int, list[int]] = {}
-    for series in points.values():
-        for point in series:
-            if point.success is None:
-                continue
-            ok_total = buckets.setdefault(int(point.time // REPORT_BUCKET), [0, 0])
-            ok_total[0] += int(point.success)
-            ok_total[1] += 1
-    return [
-        ((index + 0.5) * REPORT_BUCKET, 100.0 * ok / total)
-        for index, (ok, total) in sorted(buckets.items())
-    ]
-
-
 def _rank_series(state: State, service: str, since: float) -> dict[str, list[list[float]]]:
     """Position per country in the service's first charted feed (depth + 1 when out)."""
     series: dict[str, list[RankPoint]] = {}
@@ -265,16 +249,15 @@ def _rank_series(state: State, service: str, since: float) -> dict[str, list[lis
 
 def _charts(state: State, service: str, config: Config, now: float) -> dict[str, Any]:
     since = now - state.history.window
-    points = state.history.probe_points(service, since)
     cfg = config.services[service]
     chat_probes = {k for k, p in cfg.probes.items() if isinstance(p, ChatProbeBase)}
     counts = _report_counts(state, service, since, now)
     return {
         "since": since,
-        "probe_success_percent": [list(p) for p in _success_series(points)],
+        "probe_success_percent": [list(p) for p in state.history.success_percent(service, since)],
         "ttft_seconds": {
-            probe: [[p.time, p.ttft] for p in series if p.ttft is not None]
-            for probe, series in points.items()
+            probe: [list(p) for p in points]
+            for probe, points in state.history.ttft_points(service, since).items()
             if probe in chat_probes
         },
         "reports_per_5m": [[t, float(c)] for t, c in counts],
