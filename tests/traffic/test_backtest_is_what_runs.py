@@ -22,7 +22,7 @@ from outagewatch.detect.signals import (
     SignalDetectors,
     traffic_signal,
 )
-from outagewatch.detect.spike import SpikeDetector
+from outagewatch.detect.spike import SpikeDetector, detector_for
 from outagewatch.observations import TrafficSample, traffic_source_key
 from outagewatch.pipeline import Pipeline
 
@@ -45,7 +45,7 @@ def test_backtest_and_daemon_build_each_detector_with_one_function_and_settings(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[tuple[str, DetectionSettings]] = []
-    real = signals_module.detector_for
+    real = detector_for
 
     def recording(signal: str, settings: DetectionSettings) -> SpikeDetector:
         built.append((signal, settings))
@@ -91,7 +91,9 @@ def test_backtest_with_the_daemons_config_scores_what_the_daemon_runs(tmp_path: 
         daemon.append((status.verdict.score, int(status.verdict.started)))
     assert [alert for _, alert in backtest] == [alert for _, alert in daemon]
     assert sum(alert for _, alert in daemon) >= 1
-    assert all(math.isclose(a, b, abs_tol=1e-6) for (a, _), (b, _) in zip(backtest, daemon))
+    assert all(
+        math.isclose(a, b, abs_tol=1e-6) for (a, _), (b, _) in zip(backtest, daemon, strict=True)
+    )
     # The defaults differ (z_alarm 6): without the config the backtest is not what ran here.
     assert config.detection != DetectionSettings()
 

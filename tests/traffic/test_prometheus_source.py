@@ -81,7 +81,7 @@ async def test_a_vector_is_summed_into_one_sample(serve: Serve, run_context: Run
     request = api.requests[0]
     assert request.query["query"] == "sum(rate(x[1m]))"
     assert float(request.query["time"]) == pytest.approx(sample.time, abs=0.01)
-    assert request.query["timeout"] == "0.900s"
+    assert request.query["timeout"] == "900ms"
     assert "Authorization" not in request.headers
 
 

@@ -143,8 +143,10 @@ class PrometheusQuerySource:
     async def _query(self, ctx: RunContext, now: float) -> tuple[float, int]:
         cfg = self.config
         url = cfg.url.rstrip("/") + "/api/v1/query"
-        # Prometheus stops evaluating at its own timeout a little before ours.
-        params = {"query": cfg.query, "time": f"{now:.3f}", "timeout": f"{cfg.timeout * 0.9:.3f}s"}
+        # Prometheus stops evaluating at its own timeout a little before ours
+        # (in whole milliseconds: 2.42 refuses a fractional "0.36s").
+        timeout_ms = max(1, int(cfg.timeout * 900))
+        params = {"query": cfg.query, "time": f"{now:.3f}", "timeout": f"{timeout_ms}ms"}
         try:
             async with ctx.http.session().get(
                 url, params=params, headers=self._headers(), allow_redirects=False
