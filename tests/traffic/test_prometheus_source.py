@@ -99,6 +99,7 @@ async def test_a_scalar_is_one_sample(serve: Serve, run_context: RunContext) -> 
         (200, vector("1", "2"), "too_many_series", "2 series, more than 1"),
         (200, vector("NaN"), "non_finite", "NaN"),
         (200, vector("+Inf"), "non_finite", "+Inf"),
+        (200, vector("1e308", "1e308"), "non_finite", "overflows"),
         (200, vector("many"), "bad_response", "'many'"),
         (
             400,
@@ -128,7 +129,9 @@ async def test_each_bad_answer_has_its_reason(
 ) -> None:
     api = Api()
     api.status, api.body = status, body
-    error = await failure(source(await serve(api.app())), run_context)
+    error = await failure(
+        source(await serve(api.app()), max_series=1 + (reason == "non_finite")), run_context
+    )
     assert error.reason == reason
     assert detail in error.detail
 

@@ -89,6 +89,8 @@ def parse_query_answer(document: Any, max_series: int) -> tuple[float, int]:
         if not isinstance(series, dict):
             raise SourceError("bad_response", "a series is not an object")
         total += _sample_value(series.get("value"))
+    if not math.isfinite(total):
+        raise SourceError("non_finite", f"the sum of {len(result)} series overflows")
     return total, len(result)
 
 
