@@ -236,13 +236,21 @@ def _parser() -> argparse.ArgumentParser:
         "backtest",
         help="replay a timestamp,value CSV through the daemon's spike detector",
         description="Reads timestamp,value rows and writes timestamp,value,score,alert "
-        "(alert 1 where a spike starts) with the daemon's detector and default parameters.",
+        "(alert 1 where a spike starts) with the detector the daemon runs for that signal "
+        "(generic: the traffic queries' detector) and the daemon's settings: the defaults, "
+        "or the `detection:` of --config.file.",
     )
     backtest.add_argument(
         "--signal",
         required=True,
         choices=BACKTEST_SIGNALS,
         help="which detector: the kind of series the file holds",
+    )
+    backtest.add_argument(
+        "--config.file",
+        dest="config_file",
+        metavar="PATH",
+        help="take the detector settings from this daemon config's `detection:`",
     )
     backtest.add_argument("file", metavar="FILE.csv", help="timestamp,value rows")
     backtest.add_argument(
@@ -345,12 +353,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    settings = None
+    if args.config_file is not None:
+        try:
+            settings = load_config(args.config_file).detection
+        except ConfigError as exc:
+            print(exc.render(), file=sys.stderr)
+            return EX_CONFIG
     if args.output is None:
-        return backtest_main(args.signal, args.file, sys.stdout)
+        return backtest_main(args.signal, args.file, sys.stdout, settings)
     output = Path(args.output)
     try:
         with output.open("w", newline="", encoding="utf-8") as out:
-            code = backtest_main(args.signal, args.file, out)
+            code = backtest_main(args.signal, args.file, out, settings)
     except OSError as exc:
         print(f"outagewatch backtest: {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -687,6 +687,72 @@ StatusPageConfig = Annotated[
 ]
 
 
+class TrafficQuery(Scheduled):
+    """A PromQL instant query against a Prometheus HTTP API: the service's own traffic.
+
+    The query should return one series (aggregate it: ``sum(rate(...))``); a
+    result of up to ``max_series`` series is summed, more fails the run.
+    """
+
+    kind: Literal["prometheus"] = Field(
+        default="prometheus", description="The source kind: a Prometheus instant query."
+    )
+    enabled: bool = Field(default=True, description="Disabled queries are validated but not run.")
+    url: HttpUrl = Field(
+        description="The Prometheus server's base address (the API is under /api/v1/query)."
+    )
+    query: str = Field(min_length=1, max_length=4096, description="The PromQL expression.")
+    interval: Interval = Field(default=60.0, description="How often the query runs.")
+    timeout: Duration = Field(
+        default=10.0, description="Longest a run may take; at most the interval."
+    )
+    max_series: int = Field(
+        default=1, ge=1, le=1000, description="More series in the result than this fails the run."
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, gt=0, description="Read at most this much of the answer."
+    )
+    max_backoff: Duration = Field(
+        default=900.0, description="Longest wait after repeated 429/5xx answers."
+    )
+    auth: Literal["none", "bearer", "basic"] = Field(
+        default="none",
+        description="`bearer`: the secret is a bearer token; `basic`: the secret is the password "
+        "of `username`.",
+    )
+    username: str | None = Field(default=None, description="The basic auth user name.")
+    secret_file: Path | None = Field(
+        default=None, description="A file holding the bearer token or password."
+    )
+    secret_credential: str | None = Field(
+        default=None,
+        description="The systemd credential holding the bearer token or password (the name "
+        "given to LoadCredential=).",
+    )
+
+    @field_validator("secret_credential")
+    @classmethod
+    def _credential_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.match(_CREDENTIAL_NAME, name):
+            raise ValueError(f"{name!r} is not a systemd credential name, nor a path")
+        return name
+
+    @model_validator(mode="after")
+    def _auth_consistent(self) -> TrafficQuery:
+        secrets = [k for k in ("secret_file", "secret_credential") if getattr(self, k)]
+        if self.auth == "none" and (secrets or self.username):
+            raise ValueError(
+                "auth: none sends no credential; remove " + (secrets or ["username"])[0]
+            )
+        if self.auth != "none" and len(secrets) != 1:
+            raise ValueError(
+                f"auth: {self.auth} needs exactly one of secret_file or secret_credential"
+            )
+        if (self.auth == "basic") != bool(self.username):
+            raise ValueError("username is needed with auth: basic, and only with it")
+        return self
+
+
 class ServiceReports(Model):
     """How one service takes users' outage reports."""
 
@@ -730,6 +796,11 @@ class ServiceConfig(Model):
     )
     reports: ServiceReports = Field(
         default=ServiceReports(), description="How the service takes users' reports."
+    )
+    traffic: dict[Name, TrafficQuery] = Field(
+        default_factory=dict,
+        description="Traffic queries by name (the `query` label): the service's own request "
+        "rate, error rate or latency from a Prometheus (see docs/traffic.md).",
     )
 
     def title(self, key: str) -> str:
@@ -1268,6 +1339,13 @@ def check_files(config: Config, environ: Mapping[str, str]) -> list[str]:
                 if probe.api_key_file is not None:
                     _readable(f"{key} -> api_key_file", probe.api_key_file, errors)
                 credential(f"{key} -> api_key_credential", probe.api_key_credential)
+        for query_name, query in service.traffic.items():
+            if not query.enabled:
+                continue
+            key = f"services -> {service_name} -> traffic -> {query_name}"
+            if query.secret_file is not None:
+                _readable(f"{key} -> secret_file", query.secret_file, errors)
+            credential(f"{key} -> secret_credential", query.secret_credential)
     reports = config.reports
     if reports.tokens_file is not None:
         _readable("reports -> tokens_file", reports.tokens_file, errors)

@@ -280,6 +280,18 @@ CATALOGUE: dict[str, MetricSpec] = {
             _CHART,
         ),
         MetricSpec(
+            "outagewatch_traffic_value",
+            "gauge",
+            "Last value of the service's traffic query (its series summed), in the query's unit.",
+            ("service", "query"),
+        ),
+        MetricSpec(
+            "outagewatch_traffic_series",
+            "gauge",
+            "Series in the last result of the service's traffic query.",
+            ("service", "query"),
+        ),
+        MetricSpec(
             "outagewatch_appstore_best_rank",
             "gauge",
             "Best rank of the service's app in the chart across countries; "
@@ -536,7 +548,15 @@ class StateCollector(Collector):
         yield from self._status_pages(state)
         yield from self._runs(state)
         yield from self._appstore(state)
+        yield from self._traffic(state)
         yield from self._scheduler(state)
+
+    def _traffic(self, state: State) -> Families:
+        fams = Families("outagewatch_traffic_value", "outagewatch_traffic_series")
+        for (service, query), sample in sorted(state.traffic.items()):
+            fams.add("outagewatch_traffic_value", [service, query], sample.value)
+            fams.add("outagewatch_traffic_series", [service, query], sample.series)
+        return fams
 
     def _probes(self, state: State) -> Families:
         fams = Families(*PROBE_FAMILIES)

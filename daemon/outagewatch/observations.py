@@ -274,6 +274,28 @@ class ControlResult:
     detail: str | None = None
 
 
+def traffic_source_key(service: str, query: str) -> str:
+    """The source key of a traffic query: its job id and its shard key."""
+    return f"{service}/traffic/{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSample:
+    """One instant query of a service's traffic: the value (summed over its series)."""
+
+    service: str
+    query: str
+    time: float
+    value: float
+    series: int
+
+
 Observation = (
-    ProbeResult | ChatBudgetStatus | ChartSnapshot | StatusSnapshot | Report | ControlResult
+    ProbeResult
+    | ChatBudgetStatus
+    | ChartSnapshot
+    | StatusSnapshot
+    | Report
+    | ControlResult
+    | TrafficSample
 )

@@ -38,7 +38,9 @@ from outagewatch.observations import (
     ProbeResult,
     Report,
     StatusSnapshot,
+    TrafficSample,
     status_source_key,
+    traffic_source_key,
 )
 from outagewatch.ranks import AppStoreState
 from outagewatch.sources.control import control_source_key
@@ -158,6 +160,7 @@ class State:
     signals: SignalDetectors = field(default_factory=SignalDetectors)
     disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
     vantage: VantageState = field(default_factory=VantageState)
+    traffic: dict[tuple[str, str], TrafficSample] = field(default_factory=dict)  # service, query
     scheduler_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
 
 
@@ -173,6 +176,7 @@ class Pipeline:
             StatusSnapshot: self._status,
             Report: self._report,
             ControlResult: self._control,
+            TrafficSample: self._traffic,
         }
         self.state = State()
         self.log = structlog.get_logger("outagewatch.pipeline")
@@ -293,6 +297,10 @@ class Pipeline:
             )
         streak.observe(result.time, result.success, result.reason, result.detail)
 
+    def _traffic(self, sample: TrafficSample) -> None:
+        self.state.traffic[(sample.service, sample.query)] = sample
+        self.state.signals.traffic(sample.service, sample.query, sample.time, sample.value)
+
     def _chat(self, result: ProbeResult, stats: ChatStats) -> None:
         chat = self.state.chats.setdefault((result.service, result.probe), ChatState())
         chat.last = stats
@@ -366,6 +374,9 @@ class Pipeline:
         controls = self.state.vantage.controls
         for target in [t for t in controls if control_source_key(t) not in source_keys]:
             del controls[target]
+        for traffic_key in list(self.state.traffic):
+            if traffic_source_key(*traffic_key) not in source_keys:
+                del self.state.traffic[traffic_key]
         for page_key in list(self.state.status_pages):
             if status_source_key(*page_key) not in source_keys:
                 del self.state.status_pages[page_key]
@@ -462,7 +473,13 @@ class Pipeline:
         self.scheduled = set(scheduled)
         now = self.clock.time()
         services = list(config.services)
-        self.state.signals.configure(config.detection, services)
+        traffic = [
+            (service, name)
+            for service, cfg in config.services.items()
+            for name, query in cfg.traffic.items()
+            if query.enabled
+        ]
+        self.state.signals.configure(config.detection, services, traffic)
         self.state.disruption.configure(config.disruption, services, now)
         for service in services:
             counts = self.state.reports.counts(service)

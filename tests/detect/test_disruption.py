@@ -209,6 +209,8 @@ def test_every_reason_and_state_is_a_known_label_value() -> None:
         "official_minor",
         "official_major",
         "rank_surge",
+        "traffic_spike",
+        "traffic_drop",
         "no_successful_probe_yet",
         "official_not_read_yet",
         "official_fetch_failing",

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from outagewatch.clock import parse_timestamp
 from outagewatch.detect.settings import DetectionSettings
-from outagewatch.detect.spike import detector_for
+from outagewatch.detect.signals import build_detector
 
 
 def read_series(stream: TextIO) -> list[tuple[str, float, float]]:
@@ -40,7 +40,7 @@ def run_backtest(
     (`SpikeVerdict.active`, the held state exported as a gauge). Scoring the
     onsets is scoring the decisions the daemon acts on.
     """
-    detector = detector_for(signal, settings)
+    detector = build_detector(signal, settings)
     for timestamp, value in rows:
         verdict = detector.update(timestamp, value)
         yield timestamp, value, verdict.score, int(verdict.started)
@@ -56,12 +56,18 @@ def write_results(
         writer.writerow([stamp, repr(value), f"{score:.6f}", alert])
 
 
-def backtest_main(signal: str, path: str, out: TextIO) -> int:
-    """CLI body of `outagewatch backtest`: default settings, exit code 0, 1 on bad input."""
+def backtest_main(
+    signal: str, path: str, out: TextIO, settings: DetectionSettings | None = None
+) -> int:
+    """CLI body of `outagewatch backtest`: exit code 0, 1 on bad input.
+
+    ``settings`` are the daemon's (its config's ``detection:``); default: the defaults.
+    """
     try:
         with open(path, newline="", encoding="utf-8") as stream:
             series = read_series(stream)
-        results = run_backtest(signal, ((ts, v) for _, ts, v in series), DetectionSettings())
+        rows = ((ts, v) for _, ts, v in series)
+        results = run_backtest(signal, rows, settings or DetectionSettings())
         write_results(out, (text for text, _, _ in series), results)
     except (OSError, ValueError) as exc:
         print(f"outagewatch backtest: {path}: {exc}", file=sys.stderr)

@@ -74,6 +74,9 @@ REASON_LENS: Final = {
     "official_minor": "official",
     "official_major": "official",
     "rank_surge": "appstore",
+    # The service's own traffic (docs/traffic.md): a surge or a drop is news, a warning sign.
+    "traffic_spike": "traffic",
+    "traffic_drop": "traffic",
 }
 # Why a service is unknown: set only with the state ``unknown``.
 UNKNOWN_REASONS: Final = (
@@ -150,6 +153,7 @@ class SpikeEvidence:
 
     active: bool
     reading: Reading
+    reason: str | None = None  # set when the signal's reason depends on the way (traffic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +235,7 @@ def judge(
     # Spike detectors: an active spike counts while its detector is fed.
     for signal, spike in evidence.spikes.items():
         if spike.active and spike.reading.freshness(now, stale) == "fresh":
-            reasons.add(SPIKE_REASONS[signal])
+            reasons.add(spike.reason or SPIKE_REASONS[signal])
 
     warning_lenses = {REASON_LENS[r] for r in reasons - WARNING_ONLY}
     if reasons & DISRUPTING or len(warning_lenses) >= rules.corroborating_lenses:

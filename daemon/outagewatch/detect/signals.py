@@ -9,6 +9,12 @@ Signals (the ``signal`` label) and what feeds them:
 | ``ttft`` | latency | chat run that saw a first token: its time to first token |
 | ``latency`` | latency | chat run that answered (outcome ok): its total time |
 | ``rank`` | rank | App Store chart read listing the app: its best rank over charts and countries |
+| ``traffic/<query>`` | generic | run of the traffic query (``traffic:`` of a service): its value |
+
+Every detector kind of ``backtest --signal`` runs here, built by ``build_detector``
+with the daemon's ``detection:`` settings, so a backtest measures what runs.
+The traffic detector is two-sided: ``SignalStatus.direction`` says whether an
+active spike is a surge (+1) or a drop (-1).
 
 Time comes from the observations (bucket ends for the bucketed signals), never
 from a clock; buckets close when a later observation arrives or when ``close``
@@ -25,7 +31,7 @@ from typing import Any, Final
 
 from outagewatch.detect.disruption import LOCAL_REASONS
 from outagewatch.detect.settings import DetectionSettings
-from outagewatch.detect.spike import SpikeDetector, SpikeVerdict
+from outagewatch.detect.spike import SpikeDetector, SpikeVerdict, detector_for
 from outagewatch.observations import ProbeResult
 
 # Signal label -> detector kind (see detect/spike.py).
@@ -36,6 +42,9 @@ SIGNAL_DETECTORS: Final = {
     "latency": "latency",
     "rank": "rank",
 }
+# Traffic queries: one detector per (service, query), two-sided on any series.
+TRAFFIC_PREFIX: Final = "traffic/"
+TRAFFIC_DETECTOR: Final = "generic"
 REPORT_BUCKET_S: Final = 300.0
 FAILURE_BUCKET_S: Final = 60.0
 # Chat outcomes that are about our account, not the service: neither up nor down.
@@ -44,6 +53,23 @@ ACCOUNT_OUTCOMES: Final = frozenset({"auth", "billing", "quota", "rate_limited"}
 _MAX_CLOSE: Final = 288
 
 Key = tuple[str, str]  # (service, signal)
+
+
+def traffic_signal(query: str) -> str:
+    """The signal label of a traffic query's detector."""
+    return TRAFFIC_PREFIX + query
+
+
+def detector_kind(signal: str) -> str | None:
+    """The detector kind of a signal label; None for an unknown label."""
+    if signal.startswith(TRAFFIC_PREFIX) and len(signal) > len(TRAFFIC_PREFIX):
+        return TRAFFIC_DETECTOR
+    return SIGNAL_DETECTORS.get(signal)
+
+
+def build_detector(kind: str, settings: DetectionSettings) -> SpikeDetector:
+    """The one place a detector is made: the daemon's and ``backtest --signal kind``."""
+    return detector_for(kind, settings)
 
 
 def counts_as_failure(result: ProbeResult) -> bool | None:
@@ -73,6 +99,7 @@ class SignalStatus:
     verdict: SpikeVerdict
     last_time: float
     spikes: int = 0
+    direction: float = 0.0  # of an active spike: +1 above the baseline, -1 below
 
 
 class SignalDetectors:
@@ -86,6 +113,7 @@ class SignalDetectors:
         self._reports: dict[str, Bucket] = {}
         self._failures: dict[str, Bucket] = {}
         self.services: set[str] = set()
+        self.traffic_queries: set[Key] = set()  # (service, query) configured
 
     # -- feeding ---------------------------------------------------------
 
@@ -94,15 +122,22 @@ class SignalDetectors:
         key = (service, signal)
         detector = self.detectors.get(key)
         if detector is None:
-            detector = self.detectors[key] = SpikeDetector(SIGNAL_DETECTORS[signal], self.settings)
+            kind = detector_kind(signal)
+            assert kind is not None, signal
+            detector = self.detectors[key] = build_detector(kind, self.settings)
         before = detector.n
         verdict = detector.update(time, value)
         if detector.n == before:
             return None  # ignored by the detector
         if verdict.started:
             self.spikes_total[key] += 1
-        self.status[key] = SignalStatus(verdict, time, self.spikes_total[key])
+        direction = detector.alert_sign if verdict.active else 0.0
+        self.status[key] = SignalStatus(verdict, time, self.spikes_total[key], direction)
         return verdict
+
+    def traffic(self, service: str, query: str, time: float, value: float) -> None:
+        """One traffic query result."""
+        self.feed(service, traffic_signal(query), time, value)
 
     def probe(self, result: ProbeResult) -> None:
         """A probe run: the failure-ratio bucket and, for chat runs, TTFT and latency."""
@@ -180,10 +215,24 @@ class SignalDetectors:
 
     # -- configuration and persistence -----------------------------------
 
-    def configure(self, settings: DetectionSettings, services: Iterable[str]) -> None:
-        """Take (re)loaded settings; forget services no longer configured."""
+    def configure(
+        self,
+        settings: DetectionSettings,
+        services: Iterable[str],
+        traffic_queries: Iterable[Key] = (),
+    ) -> None:
+        """Take (re)loaded settings; forget services and traffic queries no longer configured."""
         keep = self.services = set(services)
-        for key in [k for k in self.detectors if k[0] not in keep]:
+        queries = self.traffic_queries = set(traffic_queries)
+
+        def gone(key: Key) -> bool:
+            service, signal = key
+            if service not in keep:
+                return True
+            query = signal.removeprefix(TRAFFIC_PREFIX)
+            return query != signal and (service, query) not in queries
+
+        for key in [k for k in self.detectors if gone(k)]:
             del self.detectors[key]
             self.status.pop(key, None)
             self.spikes_total.pop(key, None)
@@ -220,8 +269,11 @@ class SignalDetectors:
             service, _, signal = name.partition("/")
             if service not in self.services:
                 continue
-            if signal not in SIGNAL_DETECTORS:
+            if detector_kind(signal) is None:
                 bad.append(name)
+                continue
+            query = signal.removeprefix(TRAFFIC_PREFIX)
+            if query != signal and (service, query) not in self.traffic_queries:
                 continue
             try:
                 det = SpikeDetector.from_state(value["detector"], self.settings)
@@ -234,5 +286,7 @@ class SignalDetectors:
             self.detectors[key] = det
             self.spikes_total[key] = spikes
             if last_time is not None:
-                self.status[key] = SignalStatus(det.last_verdict, float(last_time), spikes)
+                verdict = det.last_verdict
+                direction = det.alert_sign if verdict.active else 0.0
+                self.status[key] = SignalStatus(verdict, float(last_time), spikes, direction)
         return bad

@@ -37,10 +37,11 @@ from outagewatch.detect.signals import (
     REPORT_BUCKET_S,
     SignalDetectors,
     counts_as_failure,
+    traffic_signal,
 )
 from outagewatch.detect.vantage import is_local_failure
 from outagewatch.incidents import IncidentLog, IncidentRecord
-from outagewatch.observations import ProbeResult, status_source_key
+from outagewatch.observations import ProbeResult, status_source_key, traffic_source_key
 from outagewatch.sources.base import probe_source_key
 
 if TYPE_CHECKING:
@@ -182,6 +183,15 @@ def service_evidence(
         if status is not None and interval > 0:
             reading = Reading(status.last_time, interval, started)
             spikes[signal] = SpikeEvidence(status.verdict.active, reading)
+    for name, query_cfg in cfg.traffic.items():
+        if traffic_source_key(service, name) not in scheduled:
+            continue
+        signal = traffic_signal(name)
+        status = signals.status.get((service, signal))
+        if status is not None:
+            reading = Reading(status.last_time, query_cfg.interval, started)
+            reason = "traffic_drop" if status.direction < 0 else "traffic_spike"
+            spikes[signal] = SpikeEvidence(status.verdict.active, reading, reason)
     return ServiceEvidence(service, tuple(probes), tuple(pages), spikes)
 
 

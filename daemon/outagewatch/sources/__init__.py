@@ -16,6 +16,7 @@ from outagewatch.sources.base import Source
 from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 from outagewatch.sources.control import DnsControlSource, HttpControlSource
 from outagewatch.sources.http import HttpProbeSource
+from outagewatch.sources.prometheus import PrometheusQuerySource
 from outagewatch.sources.statuspage import StatusPageSource
 
 PROBE_KINDS: dict[str, Callable[[str, str, object], Source]] = {
@@ -75,6 +76,11 @@ def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list
                 status_source = StatusPageSource(service_key, page_key, page)
                 if mine(status_source.key, splittable=False):
                     sources.append(status_source)
+        for query_key, query in service.traffic.items():
+            if query.enabled:
+                traffic_source = PrometheusQuerySource(service_key, query_key, query)
+                if mine(traffic_source.key, splittable=False):
+                    sources.append(traffic_source)
     sources.extend(s for s in build_chart_sources(config) if mine(s.key, splittable=False))
     # Every instance judges its own vantage point: controls are never split.
     for target, control in config.vantage.controls.items():

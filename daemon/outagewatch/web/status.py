@@ -16,6 +16,7 @@ from outagewatch.baseline import HOUR, SLOTS_PER_HOUR, hour_of
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.replay import warmup
+from outagewatch.detect.signals import traffic_signal
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
 from outagewatch.observations import short_detail, status_source_key
@@ -43,6 +44,8 @@ REASON_TEXT = {
     "official_minor": "official page: minor incident",
     "official_major": "official page: major incident",
     "rank_surge": "App Store rank surging (a warning of load)",
+    "traffic_spike": "traffic surging",
+    "traffic_drop": "traffic dropping",
     "no_successful_probe_yet": "no successful probe yet",
     "official_not_read_yet": "official page not read yet",
     "official_fetch_failing": "official page fetch failing",
@@ -210,6 +213,30 @@ def _official(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any] 
     }
 
 
+def _traffic(state: State, service: str, cfg: ServiceConfig) -> list[dict[str, Any]]:
+    """Each traffic query's last value and its detector's state."""
+    out = []
+    for name, query in cfg.traffic.items():
+        sample = state.traffic.get((service, name))
+        status = state.signals.status.get((service, traffic_signal(name)))
+        if status is None:
+            verdict = "waiting"
+        elif status.verdict.active:
+            verdict = "drop" if status.direction < 0 else "surge"
+        else:
+            verdict = "normal"
+        out.append(
+            {
+                "query": name,
+                "enabled": query.enabled,
+                "value": sample.value if sample else None,
+                "time": _iso(sample.time if sample else None),
+                "state": verdict,
+            }
+        )
+    return out
+
+
 def _reports(
     state: State, service: str, cfg: ServiceConfig, now: float, base: str
 ) -> dict[str, Any]:
@@ -291,6 +318,7 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
                     if r.service == key
                 ],
                 "reports": _reports(state, key, cfg, now, base),
+                "traffic": _traffic(state, key, cfg),
                 "charts": _charts(state, key, config, now),
                 "failing_sources": failing.get(key, []),
             }
@@ -575,6 +603,16 @@ def _appstore_html(ranks: list[dict[str, Any]]) -> str:
     return f"<p>{', '.join(items)}</p>"
 
 
+def _traffic_html(traffic: list[dict[str, Any]]) -> str:
+    if not traffic:
+        return ""
+    items = []
+    for t in traffic:
+        value = "not read yet" if t["value"] is None else f"{t['value']:.4g}"
+        items.append(f"{escape(t['query'])}: {escape(value)} ({escape(t['state'])})")
+    return f"<h3>Traffic</h3><p class=traffic>{', '.join(items)}</p>"
+
+
 def _reports_html(reports: dict[str, Any]) -> str:
     text = (
         f"<p class=reports>Reports in the last 5 minutes: <strong>{reports['last_5m']}</strong> "
@@ -823,6 +861,7 @@ def _card(service: dict[str, Any], now: float) -> str:
         f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"
         f"<h3>User reports</h3>{_reports_html(service['reports'])}"
         f"<h3>App Store</h3>{_appstore_html(service['appstore'])}"
+        f"{_traffic_html(service['traffic'])}"
         f"<h3>Last hours</h3>{_charts_html(service, now)}"
         "</section>"
     )
