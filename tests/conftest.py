@@ -72,6 +72,14 @@ def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """A test that runs the CLI in-process configures structlog for the process (level
+    filter, processors); put the defaults back so later tests' capture_logs sees all."""
+    yield
+    structlog.reset_defaults()
+
+
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
     """Start an aiohttp app on 127.0.0.1:0; returns its base URL."""

@@ -341,7 +341,8 @@ async def test_local_failures_keep_the_success_gauge_and_are_logged_once(
     failures = {**labels, "reason": "local", "sub_reason": "fd_exhausted"}
     assert registry.get_sample_value("outagewatch_probe_failures_total", failures) == 5
     assert [(e["event"], e["detail"]) for e in logs] == [("probe_failing", "Too many open files")]
-    assert [p.success for p in pipeline.state.history.probe_points("svc", 0.0)["p"]] == [True]
+    # Local failures add no chart point: the success chart holds the one success only.
+    assert [pct for _, pct in pipeline.state.history.success_percent("svc", 0.0)] == [100.0]
     assert not pipeline.state.history.events
 
 
