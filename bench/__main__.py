@@ -15,7 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import bench_detection, bench_reports, many_targets, probe_cost, scrape_cost
+from bench import (
+    bench_detection,
+    bench_reports,
+    cv_detection,
+    many_targets,
+    probe_cost,
+    scrape_cost,
+)
 from bench.common import Row, print_table
 
 
@@ -53,6 +60,7 @@ def main() -> int:
             lambda: bench_reports.measure(runs=runs, count=2000 if args.quick else 10_000),
         ),
         ("detection", bench_detection.measure),
+        ("detection cross-validated", cv_detection.measure),
     ]
     for name, step in steps:
         print(f"running: {name} ...", file=sys.stderr, flush=True)

@@ -53,13 +53,13 @@ class FileResult:
     raw: dict[str, float]
 
 
-def score_nab_file(args: tuple[Path, str, list[list[str]]]) -> FileResult:
-    """Backtest one NAB file and score its alert column under every profile."""
-    path, category, labelled = args
+def score_nab_file(args: tuple[Path, str, list[list[str]], DetectionSettings]) -> FileResult:
+    """Backtest one NAB file with the given settings; score its alert column per profile."""
+    path, category, labelled, settings = args
     with path.open(newline="", encoding="utf-8") as stream:
         series = read_series(stream)
     rows = [(ts, value) for _, ts, value in series]
-    alerts = [alert for *_, alert in run_backtest(signal_for(category), rows, DetectionSettings())]
+    alerts = [alert for *_, alert in run_backtest(signal_for(category), rows, settings)]
     stamps = [ts for ts, _ in rows]
     windows = window_rows(stamps, [(parse_timestamp(a), parse_timestamp(b)) for a, b in labelled])
     probation = probation_rows(len(alerts))
@@ -74,7 +74,7 @@ def score_nab(nab_dir: Path) -> list[FileResult]:
     """Backtest and score every NAB file of CATEGORIES, two processes at a time."""
     labels = json.loads((nab_dir / "labels" / "combined_windows.json").read_text())
     jobs = [
-        (path, category, labels[f"{category}/{path.name}"])
+        (path, category, labels[f"{category}/{path.name}"], DetectionSettings())
         for category in CATEGORIES
         for path in sorted((nab_dir / "data" / category).glob("*.csv"))
     ]
