@@ -56,6 +56,24 @@ _RESID_SLOTS: Final = 24
 
 
 @dataclass(frozen=True, slots=True)
+class _Point:
+    """One observation as measured against the baseline, before any test."""
+
+    timestamp: float
+    value: float
+    x: float  # the value in the unit the statistics run in (-ln rank for rank)
+    dt: float
+    season: float
+    base_y: float
+    sigma: float
+    z: float
+    warm: bool
+    tail: float
+    zt: float  # z divided by the stream's tail factor
+    sign: float  # the direction judged: +1, or -1 on generic below the baseline
+
+
+@dataclass(frozen=True, slots=True)
 class SpikeVerdict:
     """What the detector concluded about one observation.
 
@@ -473,20 +491,10 @@ class SpikeDetector:
         if self.n and timestamp < self.last_ts:
             return self.last_verdict
         s = self.settings
-        x = self._transform(value)
-        if self.n == 0:
-            self.first_ts = self.last_ts = timestamp
-            self.level = self.hi = self.lo = x
-        dt = timestamp - self.last_ts
-        season = self._seasonal(timestamp)
-        base_y = self._apply_season(self.level + self.drift, season)
-        sigma = self._scale(self._untransform(base_y))
-        z = (x - base_y) / sigma
-        warm = self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s
-        tail = self._tail_factor()
-        zt = z / tail
-        # Upward only, except for the generic two-sided signal.
-        sign = 1.0 if zt >= 0 or not self.two_sided else -1.0
+        p = self._measure(timestamp, value)
+        x, dt, season, base_y, z, warm, tail, zt, sign = (
+            p.x, p.dt, p.season, p.base_y, p.z, p.warm, p.tail, p.zt, p.sign
+        )  # fmt: skip
 
         range_break = self._range_test(x, base_y, dt, zt, sign)
         novel, novelty_dist = self._novelty_test(x, zt, sign)
@@ -498,26 +506,10 @@ class SpikeDetector:
         resid_top = self._resid_extreme(timestamp, sign)
         point_ok = self._point_beats_day(z, sign, resid_top)
 
-        cooling = timestamp < self.cooldown_until
-        # A repeat is suppressed, an escalation beyond the alerted spike's peak is
-        # not. Both are measured against the baseline of their own time, in
-        # calibrated scales: on a daily cycle raw values are not comparable, and
-        # a night outage must escalate past a daytime false alarm's peak.
-        escalating = sign == self.alert_sign and sign * zt > self.alert_peak_z
-        # generic: an alarm the same way soon after an alert is the same incident.
-        resuming = (
-            sign == self.alert_sign
-            and self.two_sided
-            and timestamp - self.spike_start <= s.resume_s
-        )
-        blocked = cooling and (resuming or not escalating)
-        cusum = self._cusum_test(zt, sign, self.active or blocked or not warm)
-        scan_z, scan_count = 0.0, 0.0
-        if self.signal == "reports" and s.reports_scan_z > 0:
-            if self.active or blocked or not warm:
-                self.recent.clear()
-            else:
-                scan_z, scan_count = self._scan(timestamp, value, max(base_y, 0.0), tail)
+        cooling, resuming, blocked = self._cooldown(timestamp, zt, sign)
+        idle = not (self.active or blocked or not warm)
+        cusum = self._cusum_test(zt, sign, not idle)
+        scan_z, scan_count = self._scan_test(timestamp, value, base_y, tail, idle)
         if self.use_novelty:
             others = (
                 cusum >= s.cusum_h
@@ -565,29 +557,97 @@ class SpikeDetector:
             and self._worth_alerting(max(value, scan_count), baseline, value),
         )
 
+        self._learn_point(p, suppressed, seasoned, novelty_dist, shift_z)
+        self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
+        return self.last_verdict
+
+    def _measure(self, timestamp: float, value: float) -> _Point:
+        """The point against the baseline: its z, raw and calibrated by the tail factor."""
+        s = self.settings
+        x = self._transform(value)
+        if self.n == 0:
+            self.first_ts = self.last_ts = timestamp
+            self.level = self.hi = self.lo = x
+        season = self._seasonal(timestamp)
+        base_y = self._apply_season(self.level + self.drift, season)
+        sigma = self._scale(self._untransform(base_y))
+        z = (x - base_y) / sigma
+        tail = self._tail_factor()
+        zt = z / tail
+        return _Point(
+            timestamp=timestamp,
+            value=value,
+            x=x,
+            dt=timestamp - self.last_ts,
+            season=season,
+            base_y=base_y,
+            sigma=sigma,
+            z=z,
+            warm=self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s,
+            tail=tail,
+            zt=zt,
+            # Upward only, except for the generic two-sided signal.
+            sign=1.0 if zt >= 0 or not self.two_sided else -1.0,
+        )
+
+    def _learn_point(
+        self, p: _Point, suppressed: bool, seasoned: bool, novelty_dist: float, shift_z: float
+    ) -> None:
+        """Everything the detector remembers takes the judged point."""
+        s = self.settings
         self.n += 1
-        self.last_ts = timestamp
+        self.last_ts = p.timestamp
         if self.active:
-            self.alert_peak_z = max(self.alert_peak_z, self.alert_sign * zt)
+            self.alert_peak_z = max(self.alert_peak_z, self.alert_sign * p.zt)
         else:
-            self._learn_autocorr(dt, z)
-            if warm and not suppressed:
-                self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
-        self._learn_tests(dt, x, z, seasoned, novelty_dist)
+            self._learn_autocorr(p.dt, p.z)
+            if p.warm and not suppressed:
+                self._learn_tail(p.dt, p.z if not self.two_sided else abs(p.z), p.tail)
+        self._learn_tests(p.dt, p.x, p.z, seasoned, novelty_dist)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
         # While the last hours already depart from the slow baseline (|shift z| at
         # least `shift_hold_z`), the drift and the seasonal profile in use hold, so
         # the fast baseline does not chase the departure the point and CUSUM tests
         # should measure.
-        if not self.active or timestamp - self.spike_start > s.freeze_max_s:
+        if not self.active or p.timestamp - self.spike_start > s.freeze_max_s:
             departing = self.shift_holds and abs(shift_z) >= s.shift_hold_z > 0
-            season_ok = abs(z) <= s.season_learn_max_z
-            self._learn(timestamp, dt, x, base_y, season, sigma, warm, season_ok, departing)
+            season_ok = abs(p.z) <= s.season_learn_max_z
+            self._learn(
+                p.timestamp, p.dt, p.x, p.base_y, p.season, p.sigma, p.warm, season_ok, departing
+            )
         if self.signal == "rank":
-            self.last_rank = value
-        self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
-        return self.last_verdict
+            self.last_rank = p.value
+
+    def _cooldown(self, timestamp: float, zt: float, sign: float) -> tuple[bool, bool, bool]:
+        """(cooling, resuming, blocked): where the point stands to the last alert.
+
+        A repeat inside the cooldown is blocked, an escalation beyond the
+        alerted spike's peak is not. Both are measured against the baseline of
+        their own time, in calibrated scales: on a daily cycle raw values are
+        not comparable, and a night outage must escalate past a daytime false
+        alarm's peak. generic: an alarm the same way within `resume_s` of the
+        alert is the same incident (resuming, blocked too).
+        """
+        cooling = timestamp < self.cooldown_until
+        escalating = sign == self.alert_sign and sign * zt > self.alert_peak_z
+        resuming = (
+            sign == self.alert_sign
+            and self.two_sided
+            and timestamp - self.spike_start <= self.settings.resume_s
+        )
+        return cooling, resuming, cooling and (resuming or not escalating)
+
+    def _scan_test(
+        self, timestamp: float, value: float, base_y: float, tail: float, idle: bool
+    ) -> tuple[float, float]:
+        """Count scan (reports): (calibrated z, window count); its memory clears while not idle."""
+        if not (self.signal == "reports" and self.settings.reports_scan_z > 0):
+            return 0.0, 0.0
+        if not idle:
+            self.recent.clear()
+            return 0.0, 0.0
+        return self._scan(timestamp, value, max(base_y, 0.0), tail)
 
     def _spike_evidence(
         self, signed_zt: float, point_counts: bool, cusum: float, flagged: bool, scan_z: float
