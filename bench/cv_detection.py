@@ -50,7 +50,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "point_range_margin (7nab4)": {"point_range_margin": 0.0},
     "reports_confirm_tail (7nab5/6)": {"reports_confirm_tail": 0.0},
     "tail_u_high (7nab7)": {"tail_u_high": 0.0},
-    "tail_decluster_s (7nab4)": {"tail_decluster_s": 0.0},
     "shift_hold_z (7gen2)": {"shift_hold_z": 0.0},
     "resume_s (7gen3)": {"resume_s": 0.0},
 }

@@ -92,62 +92,45 @@ class SpikeVerdict:
 
 class _Peaks:
     """Normal z's exceedances of one threshold: decayed count, sum and sum of squares of
-    the excesses, declustered (exceedances close together count once, with the
-    cluster's largest excess)."""
+    the excesses."""
 
-    __slots__ = ("cluster", "count", "excess", "excess_sq", "last", "u")
+    __slots__ = ("count", "excess", "excess_sq", "u")
 
     def __init__(self, u: float) -> None:
         self.u = u
         self.count = 0.0
         self.excess = 0.0
         self.excess_sq = 0.0
-        # Declustering: time of the last exceedance and its cluster's (decayed) excess.
-        self.last = -math.inf
-        self.cluster = 0.0
 
     def decay(self, keep: float) -> None:
         self.count *= keep
         self.excess *= keep
         self.excess_sq *= keep
-        self.cluster *= keep
 
-    def add(self, z: float, cap: float, timestamp: float, decluster_s: float) -> None:
+    def add(self, z: float, cap: float) -> None:
         """Count z if it exceeds the threshold (its excess capped at `cap`)."""
         if z <= self.u:
             return
         excess = max(0.0, min(z, cap) - self.u)
-        if decluster_s > 0 and self.last + decluster_s >= timestamp:
-            # Same cluster: it counts once, with its largest excess.
-            if excess > self.cluster:
-                old = self.cluster
-                self.excess += excess - old
-                self.excess_sq += excess * excess - old * old
-                self.cluster = excess
-        else:
-            self.count += 1.0
-            self.excess += excess
-            self.excess_sq += excess * excess
-            self.cluster = excess
-        self.last = timestamp
+        self.count += 1.0
+        self.excess += excess
+        self.excess_sq += excess * excess
 
     def to_state(self, prefix: str) -> dict[str, Any]:
         return {
             f"{prefix}count": self.count,
             f"{prefix}excess": self.excess,
             f"{prefix}excess_sq": self.excess_sq,
-            f"{prefix}last": None if math.isinf(self.last) else self.last,
-            f"{prefix}cluster": self.cluster,
         }
 
     def load_state(self, state: dict[str, Any], prefix: str) -> None:
-        """Restore `to_state` keys; missing ones (an older state) restore empty."""
+        """Restore `to_state` keys; missing ones (an older state) restore empty.
+
+        An older state's declustering keys (`last`, `cluster`) are ignored.
+        """
         self.count = float(state.get(f"{prefix}count", 0.0))
         self.excess = float(state.get(f"{prefix}excess", 0.0))
         self.excess_sq = float(state.get(f"{prefix}excess_sq", 0.0))
-        last = state.get(f"{prefix}last")
-        self.last = -math.inf if last is None else float(last)
-        self.cluster = float(state.get(f"{prefix}cluster", 0.0))
 
 
 def _decay(dt: float, half_life: float) -> float:
@@ -818,9 +801,9 @@ class SpikeDetector:
         self.peaks_high.decay(keep)
         # Capped so one wild point cannot lift the alarm level by much.
         cap = s.tail_cap * tail * s.z_alarm
-        self.peaks.add(z, cap, self.last_ts, s.tail_decluster_s)
+        self.peaks.add(z, cap)
         if self.use_tail_high:
-            self.peaks_high.add(z, cap, self.last_ts, s.tail_decluster_s)
+            self.peaks_high.add(z, cap)
 
     def _learn(
         self,
