@@ -1,7 +1,8 @@
 """Run every benchmark and print one results table: figure, peer, ratio, goal.
 
 Loopback only; each benchmark is bounded in time (about 12 minutes in all on two
-cores). ``--quick`` runs each briefly, to see that they work, not to quote.
+cores; the detection cross-validation adds about 3). ``--quick`` runs each briefly,
+to see that they work, not to quote.
 
     PYTHONPATH=daemon python -m bench [--quick]
 """
