@@ -1,9 +1,9 @@
 """Run every benchmark and print one results table: figure, peer, ratio, goal.
 
-Loopback only; each benchmark is bounded in time (about 40 minutes in all on two
-cores; time to page alone takes 12). ``--quick`` runs each briefly, to see that they
-work, not to quote. ``--soak 1h`` runs the 10,000-target daemon that long, sampling
-RSS, fds and tasks.
+Loopback only; each benchmark is bounded in time (about 45 minutes in all on two
+cores; time to page alone takes 12, the detection cross-validation about 3).
+``--quick`` runs each briefly, to see that they work, not to quote. ``--soak 1h``
+runs the 10,000-target daemon that long, sampling RSS, fds and tasks.
 
     PYTHONPATH=daemon python -m bench [--quick] [--soak 1h]
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from bench import (
     bench_detection,
     bench_reports,
+    cv_detection,
     growth,
     many_targets,
     memory,
@@ -71,6 +72,7 @@ def main() -> int:
             lambda: bench_reports.measure(runs=runs, count=2000 if args.quick else 10_000),
         ),
         ("detection", bench_detection.measure),
+        ("detection cross-validated", cv_detection.measure),
         (
             "time to page",
             lambda: time_to_page.measure(

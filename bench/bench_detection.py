@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
+import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from common import Row
 from nab_score import PROFILES, normalised, probation_rows, score_file, window_rows
 from outagewatch.detect.backtest import parse_timestamp, read_series, run_backtest
 from outagewatch.detect.settings import DetectionSettings
-from outagewatch.detect.spike import detector_for
+from outagewatch.detect.spike import BACKTEST_SIGNALS, detector_for
 from outagewatch.detect.synthetic import WEEK_S, baseline_at, simulate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,13 +55,13 @@ class FileResult:
     raw: dict[str, float]
 
 
-def score_nab_file(args: tuple[Path, str, list[list[str]]]) -> FileResult:
-    """Backtest one NAB file and score its alert column under every profile."""
-    path, category, labelled = args
+def score_nab_file(args: tuple[Path, str, list[list[str]], DetectionSettings]) -> FileResult:
+    """Backtest one NAB file with the given settings; score its alert column per profile."""
+    path, category, labelled, settings = args
     with path.open(newline="", encoding="utf-8") as stream:
         series = read_series(stream)
     rows = [(ts, value) for _, ts, value in series]
-    alerts = [alert for *_, alert in run_backtest(signal_for(category), rows, DetectionSettings())]
+    alerts = [alert for *_, alert in run_backtest(signal_for(category), rows, settings)]
     stamps = [ts for ts, _ in rows]
     windows = window_rows(stamps, [(parse_timestamp(a), parse_timestamp(b)) for a, b in labelled])
     probation = probation_rows(len(alerts))
@@ -74,7 +76,7 @@ def score_nab(nab_dir: Path) -> list[FileResult]:
     """Backtest and score every NAB file of CATEGORIES, two processes at a time."""
     labels = json.loads((nab_dir / "labels" / "combined_windows.json").read_text())
     jobs = [
-        (path, category, labels[f"{category}/{path.name}"])
+        (path, category, labels[f"{category}/{path.name}"], DetectionSettings())
         for category in CATEGORIES
         for path in sorted((nab_dir / "data" / category).glob("*.csv"))
     ]
@@ -87,13 +89,13 @@ PUBLISHED = {"Numenta HTM": 70.1, "Twitter ADVec": 47.1, "Etsy Skyline": 35.7}
 
 
 def measure(nab_dir: Path | None = None) -> list[Row]:
-    """The NAB standard score over every file, against published detectors' scores."""
+    """The NAB standard score over every file against published detectors', and the cost."""
     nab_dir = nab_dir or default_nab_dir()
     results = score_nab(nab_dir)
     windows = sum(r.windows for r in results)
     profile = PROFILES["standard"]
     score = normalised(sum(r.raw["standard"] for r in results), windows, profile)
-    return [
+    return cost_rows() + [
         Row(
             f"NAB standard score ({len(results)} files, {windows} windows; deterministic)",
             f"{score:.1f}",
@@ -104,6 +106,48 @@ def measure(nab_dir: Path | None = None) -> list[Row]:
             score >= 70,
         )
         for name, published in PUBLISHED.items()
+    ]
+
+
+# Each signal's values from one simulated report stream, in that signal's unit.
+COST_VALUES = {
+    "reports": lambda count: count,
+    "latency": lambda count: 0.2 + count / 1000,
+    "failure_ratio": lambda count: min(1.0, count / 500),
+    "rank": lambda count: 1.0 + count,
+    "generic": lambda count: count,
+}
+
+
+def detector_cost(weeks: int = 4, runs: int = 3) -> dict[str, list[float]]:
+    """CPU µs per update() per signal: `runs` fresh detectors over `weeks` of 5-minute points."""
+    stream = simulate(weeks, 100.0, seed=3000)
+    costs: dict[str, list[float]] = {}
+    for signal in BACKTEST_SIGNALS:
+        rows = [(ts, COST_VALUES[signal](v)) for ts, v in stream.rows]
+        costs[signal] = []
+        for _ in range(runs):
+            det = detector_for(signal, DetectionSettings())
+            started = time.process_time()
+            for ts, v in rows:
+                det.update(ts, v)
+            costs[signal].append(1e6 * (time.process_time() - started) / len(rows))
+    return costs
+
+
+def cost_rows() -> list[Row]:
+    """Bench rows: the detector's CPU cost per point, per signal (median of 3 runs)."""
+    return [
+        Row(
+            f"detector cost, µs CPU per point ({signal})",
+            f"{statistics.median(us):.1f} ({min(us):.1f}-{max(us):.1f})",
+            "none",
+            "-",
+            "-",
+            "<= 20",
+            statistics.median(us) <= 20,
+        )
+        for signal, us in detector_cost().items()
     ]
 
 
@@ -222,6 +266,9 @@ def main() -> int:
     """Print the NAB table and the synthetic figures."""
     nab_table(default_nab_dir())
     synthetic_figures()
+    print()
+    for signal, us in detector_cost().items():
+        print(f"detector cost {signal:14} {statistics.median(us):5.1f} µs CPU per point")
     return 0
 
 

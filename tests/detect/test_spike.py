@@ -324,8 +324,11 @@ def test_state_without_the_residual_window_still_restores() -> None:
     for ts, v in steady_counts(400, 20.0, seed=3):
         det.update(ts, v)
     state = det.to_state()
-    for key in ("tail_last", "tail_cluster", "resid_hi", "resid_lo", "resid_slot"):
+    for key in ("resid_hi", "resid_lo", "resid_slot"):
         del state[key]
+    # The declustered tail was dropped (issue 19): an older state's keys are ignored.
+    assert "tail_last" not in state
+    state["tail_last"], state["tail_cluster"] = T0, 1.5
     # Issue 7nab5's pending lone alarm is no longer kept: its keys are ignored.
     state["pending_ts"], state["pending_count"] = T0, 150.0
     # Before issue 7nab13 the alerted peak was a raw value: ignored, the peak is 0.

@@ -223,15 +223,6 @@ class DetectionSettings(BaseModel):
     point_range_window_s: float = Field(
         default=DAY, gt=0, description="The window of that largest residual (seconds)."
     )
-    # Tail calibration: exceedances less than this apart count once, with the
-    # cluster's largest excess (0 = off), so a sub-alarm outage of a few
-    # points does not inflate the tail factor.
-    tail_decluster_s: float = Field(
-        default=900.0,
-        ge=0,
-        description="Exceedances closer than this count once, with the cluster's largest (seconds; "
-        "0 = off).",
-    )
     # The baseline does not learn from a spike for this long, then takes it as normal.
     freeze_max_s: float = Field(
         default=2 * HOUR,

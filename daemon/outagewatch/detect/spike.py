@@ -56,6 +56,24 @@ _RESID_SLOTS: Final = 24
 
 
 @dataclass(frozen=True, slots=True)
+class _Point:
+    """One observation as measured against the baseline, before any test."""
+
+    timestamp: float
+    value: float
+    x: float  # the value in the unit the statistics run in (-ln rank for rank)
+    dt: float
+    season: float
+    base_y: float
+    sigma: float
+    z: float
+    warm: bool
+    tail: float
+    zt: float  # z divided by the stream's tail factor
+    sign: float  # the direction judged: +1, or -1 on generic below the baseline
+
+
+@dataclass(frozen=True, slots=True)
 class SpikeVerdict:
     """What the detector concluded about one observation.
 
@@ -74,62 +92,45 @@ class SpikeVerdict:
 
 class _Peaks:
     """Normal z's exceedances of one threshold: decayed count, sum and sum of squares of
-    the excesses, declustered (exceedances close together count once, with the
-    cluster's largest excess)."""
+    the excesses."""
 
-    __slots__ = ("cluster", "count", "excess", "excess_sq", "last", "u")
+    __slots__ = ("count", "excess", "excess_sq", "u")
 
     def __init__(self, u: float) -> None:
         self.u = u
         self.count = 0.0
         self.excess = 0.0
         self.excess_sq = 0.0
-        # Declustering: time of the last exceedance and its cluster's (decayed) excess.
-        self.last = -math.inf
-        self.cluster = 0.0
 
     def decay(self, keep: float) -> None:
         self.count *= keep
         self.excess *= keep
         self.excess_sq *= keep
-        self.cluster *= keep
 
-    def add(self, z: float, cap: float, timestamp: float, decluster_s: float) -> None:
+    def add(self, z: float, cap: float) -> None:
         """Count z if it exceeds the threshold (its excess capped at `cap`)."""
         if z <= self.u:
             return
         excess = max(0.0, min(z, cap) - self.u)
-        if decluster_s > 0 and self.last + decluster_s >= timestamp:
-            # Same cluster: it counts once, with its largest excess.
-            if excess > self.cluster:
-                old = self.cluster
-                self.excess += excess - old
-                self.excess_sq += excess * excess - old * old
-                self.cluster = excess
-        else:
-            self.count += 1.0
-            self.excess += excess
-            self.excess_sq += excess * excess
-            self.cluster = excess
-        self.last = timestamp
+        self.count += 1.0
+        self.excess += excess
+        self.excess_sq += excess * excess
 
     def to_state(self, prefix: str) -> dict[str, Any]:
         return {
             f"{prefix}count": self.count,
             f"{prefix}excess": self.excess,
             f"{prefix}excess_sq": self.excess_sq,
-            f"{prefix}last": None if math.isinf(self.last) else self.last,
-            f"{prefix}cluster": self.cluster,
         }
 
     def load_state(self, state: dict[str, Any], prefix: str) -> None:
-        """Restore `to_state` keys; missing ones (an older state) restore empty."""
+        """Restore `to_state` keys; missing ones (an older state) restore empty.
+
+        An older state's declustering keys (`last`, `cluster`) are ignored.
+        """
         self.count = float(state.get(f"{prefix}count", 0.0))
         self.excess = float(state.get(f"{prefix}excess", 0.0))
         self.excess_sq = float(state.get(f"{prefix}excess_sq", 0.0))
-        last = state.get(f"{prefix}last")
-        self.last = -math.inf if last is None else float(last)
-        self.cluster = float(state.get(f"{prefix}cluster", 0.0))
 
 
 def _decay(dt: float, half_life: float) -> float:
@@ -473,98 +474,33 @@ class SpikeDetector:
         if self.n and timestamp < self.last_ts:
             return self.last_verdict
         s = self.settings
-        x = self._transform(value)
-        if self.n == 0:
-            self.first_ts = self.last_ts = timestamp
-            self.level = self.hi = self.lo = x
-        dt = timestamp - self.last_ts
-        season = self._seasonal(timestamp)
-        base_y = self._apply_season(self.level + self.drift, season)
-        sigma = self._scale(self._untransform(base_y))
-        z = (x - base_y) / sigma
-        warm = self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s
-        tail = self._tail_factor()
-        zt = z / tail
-        # Upward only, except for the generic two-sided signal.
-        sign = 1.0 if zt >= 0 or not self.two_sided else -1.0
+        p = self._measure(timestamp, value)
+        x, dt, season, base_y, z, warm, tail, zt, sign = (
+            p.x, p.dt, p.season, p.base_y, p.z, p.warm, p.tail, p.zt, p.sign
+        )  # fmt: skip
 
-        # Decay the remembered range toward the baseline so an old peak stops masking.
-        keep = _decay(dt, s.range_half_life_s)
-        self.hi = base_y + (self.hi - base_y) * keep
-        self.lo = base_y + (self.lo - base_y) * keep
-        margin = s.range_margin * (self.hi - self.lo)
-        if sign > 0:
-            range_break = x > self.hi + margin and zt >= s.range_z_min
-        else:
-            range_break = x < self.lo - margin and -zt >= s.range_z_min
+        range_break = self._range_test(x, base_y, dt, zt, sign)
+        novel, novelty_dist = self._novelty_test(x, zt, sign)
 
-        novel = False
-        novelty_dist = 0.0
-        if self.use_novelty and s.novelty_ratio > 0:
-            # A context farther from every stored one than any recent normal point's
-            # was, with the calibrated z agreeing on the direction.
-            ratio, novelty_dist = self.novelty.ratio(x, self.hi - self.lo)
-            novel = ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min
-
-        # Against the slow baseline, once a season is known (before, the
-        # residuals would carry the daily cycle and inflate the spread). For
-        # counts the residual is the excess count itself, whose window mean is
-        # the excess of reports over the window: scaling it by a dispersion
-        # estimated from the same bursts would hide them (issue 7nab11).
-        shift_z = 0.0
-        seasoned = self.use_shift and self._season_known(timestamp)
-        if seasoned:
-            shift_z = self.shift.observe(timestamp, x - self._apply_season(self.level, season))
+        seasoned, shift_z = self._shift_test(timestamp, x, season)
         # generic: either way; reports: upward only.
         shift_size = abs(shift_z) if self.two_sided else max(0.0, shift_z)
 
-        # The point test alone must also beat the last day's largest residual.
         resid_top = self._resid_extreme(timestamp, sign)
-        point_ok = (
-            s.point_range_margin <= 0
-            or resid_top is None
-            or sign * z > resid_top + s.point_range_margin * abs(resid_top)
-        )
+        point_ok = self._point_beats_day(z, sign, resid_top)
 
-        cooling = timestamp < self.cooldown_until
-        # A repeat is suppressed, an escalation beyond the alerted spike's peak is
-        # not. Both are measured against the baseline of their own time, in
-        # calibrated scales: on a daily cycle raw values are not comparable, and
-        # a night outage must escalate past a daytime false alarm's peak.
-        escalating = sign == self.alert_sign and sign * zt > self.alert_peak_z
-        # generic: an alarm the same way soon after an alert is the same incident.
-        resuming = (
-            sign == self.alert_sign
-            and self.two_sided
-            and timestamp - self.spike_start <= s.resume_s
-        )
-        blocked = cooling and (resuming or not escalating)
-        if self.active or blocked or not warm:
-            self.cusum_up = self.cusum_down = 0.0
-        else:
-            zc = zt * self._cusum_factor()
-            self.cusum_up = max(0.0, self.cusum_up + min(zc, s.z_alarm) - s.cusum_k)
-            if self.two_sided:
-                self.cusum_down = max(0.0, self.cusum_down + min(-zc, s.z_alarm) - s.cusum_k)
-        cusum = self.cusum_up if sign > 0 else self.cusum_down
-        scan_z, scan_count = 0.0, 0.0
-        if self.signal == "reports" and s.reports_scan_z > 0:
-            if self.active or blocked or not warm:
-                self.recent.clear()
-            else:
-                scan_z, scan_count = self._scan(timestamp, value, max(base_y, 0.0), tail)
+        cooling, resuming, blocked = self._cooldown(timestamp, zt, sign)
+        idle = not (self.active or blocked or not warm)
+        cusum = self._cusum_test(zt, sign, not idle)
+        scan_z, scan_count = self._scan_test(timestamp, value, base_y, tail, idle)
         if self.use_novelty:
-            run, self.novel_run = self.novel_run, sign if novel else 0.0
-            lone = not (
+            others = (
                 cusum >= s.cusum_h
                 or range_break
                 or (self.use_shift and shift_size >= s.shift_z)
                 or sign * zt >= s.z_alarm
             )
-            if novel and lone and s.novelty_lone_gate:
-                # Alone, novelty must start its run and beat the day's largest residual.
-                taller = resid_top is None or sign * z > resid_top
-                novel = run != sign and taller
+            novel = self._lone_novelty_gate(novel, others, z, sign, resid_top)
         backed = (
             cusum >= s.cusum_h
             or range_break
@@ -572,15 +508,8 @@ class SpikeDetector:
             or (self.use_shift and shift_size >= s.shift_z)
             or (s.reports_scan_z > 0 and scan_z >= s.reports_scan_z)
         )
-        point_evidence = sign * zt / s.z_alarm
-        if not (point_ok or backed):
-            point_evidence = min(point_evidence, 0.999)
-        spike_evidence = max(
-            point_evidence,
-            cusum / s.cusum_h,
-            1.0 if range_break else 0.0,
-            1.0 if novel else 0.0,
-            scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
+        spike_evidence = self._spike_evidence(
+            sign * zt, point_ok or backed, cusum, range_break or novel, scan_z
         )
         shift_evidence = shift_size / s.shift_z if self.use_shift else 0.0
         evidence = max(spike_evidence, shift_evidence)
@@ -590,8 +519,6 @@ class SpikeDetector:
         alarm = warm and (
             evidence >= 1.0 or (self.signal == "rank" and self._rank_rule(value, timestamp))
         )
-        started = False
-        count = max(value, scan_count)
         if alarm and not backed and self.signal == "reports" and 0 < s.reports_confirm_tail <= tail:
             # A bursty stream: one 5-minute burst is its ordinary noise. A burst
             # that lasts shows in the count scan of the next points (calibrated
@@ -600,67 +527,249 @@ class SpikeDetector:
         # An alarm the cooldown suppresses is a repeat of the alerted incident,
         # not a normal point: like the alert's own points, it does not teach the tail.
         suppressed = alarm and blocked and not self.active
-        if self.active:
-            if self.alert_sign * zt <= s.z_exit:
-                self.active = False
-        elif alarm and resuming and spike_evidence >= 1.0:
-            # Held again, not alerted: spike_start, and so the freeze, stay the first alert's.
-            self.active = True
-        elif (
-            alarm
-            and not blocked
+        started = self._alert_step(
+            timestamp,
+            zt,
+            sign,
+            alarm=alarm,
+            resuming=resuming and spike_evidence >= 1.0,
             # The level shift does not escalate: inside the cooldown its window
             # mean is the same departure, a point beyond the alerted one is noise.
+            may_alert=not blocked
             and not (cooling and spike_evidence < 1.0 and self.use_shift)
-            and self._worth_alerting(count, baseline, value)
-        ):
-            self.active = started = True
-            self.alert_sign = sign
-            self.alert_peak_z = sign * zt
-            self.spike_start = timestamp
-            self.cooldown_until = timestamp + s.cooldown_s
-            self.cusum_up = self.cusum_down = 0.0
+            and self._worth_alerting(max(value, scan_count), baseline, value),
+        )
 
+        self._learn_point(p, suppressed, seasoned, novelty_dist, shift_z)
+        self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
+        return self.last_verdict
+
+    def _measure(self, timestamp: float, value: float) -> _Point:
+        """The point against the baseline: its z, raw and calibrated by the tail factor."""
+        s = self.settings
+        x = self._transform(value)
+        if self.n == 0:
+            self.first_ts = self.last_ts = timestamp
+            self.level = self.hi = self.lo = x
+        season = self._seasonal(timestamp)
+        base_y = self._apply_season(self.level + self.drift, season)
+        sigma = self._scale(self._untransform(base_y))
+        z = (x - base_y) / sigma
+        tail = self._tail_factor()
+        zt = z / tail
+        return _Point(
+            timestamp=timestamp,
+            value=value,
+            x=x,
+            dt=timestamp - self.last_ts,
+            season=season,
+            base_y=base_y,
+            sigma=sigma,
+            z=z,
+            warm=self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s,
+            tail=tail,
+            zt=zt,
+            # Upward only, except for the generic two-sided signal.
+            sign=1.0 if zt >= 0 or not self.two_sided else -1.0,
+        )
+
+    def _learn_point(
+        self, p: _Point, suppressed: bool, seasoned: bool, novelty_dist: float, shift_z: float
+    ) -> None:
+        """Everything the detector remembers takes the judged point."""
+        s = self.settings
         self.n += 1
-        self.last_ts = timestamp
+        self.last_ts = p.timestamp
         if self.active:
-            self.alert_peak_z = max(self.alert_peak_z, self.alert_sign * zt)
+            self.alert_peak_z = max(self.alert_peak_z, self.alert_sign * p.zt)
         else:
-            self._learn_autocorr(dt, z)
-            if warm and not suppressed:
-                self._learn_tail(dt, z if not self.two_sided else abs(z), tail)
-        self.hi = max(self.hi, x)
-        self.lo = min(self.lo, x)
-        slot = self.resid_slot % _RESID_SLOTS
-        self.resid_hi[slot] = max(self.resid_hi[slot], z)
-        self.resid_lo[slot] = min(self.resid_lo[slot], z)
-        if seasoned and not self.active:
-            self.shift.learn(_decay(dt, s.shift_half_life_s))
-        if self.use_novelty:
-            self.novelty.learn(x, novelty_dist, normal=not self.active)
+            self._learn_autocorr(p.dt, p.z)
+            if p.warm and not suppressed:
+                self._learn_tail(p.dt, p.z if not self.two_sided else abs(p.z), p.tail)
+        self._learn_tests(p.dt, p.x, p.z, seasoned, novelty_dist)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
         # While the last hours already depart from the slow baseline (|shift z| at
         # least `shift_hold_z`), the drift and the seasonal profile in use hold, so
         # the fast baseline does not chase the departure the point and CUSUM tests
         # should measure.
-        if not self.active or timestamp - self.spike_start > s.freeze_max_s:
+        if not self.active or p.timestamp - self.spike_start > s.freeze_max_s:
             departing = self.shift_holds and abs(shift_z) >= s.shift_hold_z > 0
+            season_ok = abs(p.z) <= s.season_learn_max_z
             self._learn(
-                timestamp,
-                dt,
-                x,
-                base_y,
-                season,
-                sigma,
-                warm,
-                abs(z) <= s.season_learn_max_z,
-                departing,
+                p.timestamp, p.dt, p.x, p.base_y, p.season, p.sigma, p.warm, season_ok, departing
             )
         if self.signal == "rank":
-            self.last_rank = value
-        self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
-        return self.last_verdict
+            self.last_rank = p.value
+
+    def _cooldown(self, timestamp: float, zt: float, sign: float) -> tuple[bool, bool, bool]:
+        """(cooling, resuming, blocked): where the point stands to the last alert.
+
+        A repeat inside the cooldown is blocked, an escalation beyond the
+        alerted spike's peak is not. Both are measured against the baseline of
+        their own time, in calibrated scales: on a daily cycle raw values are
+        not comparable, and a night outage must escalate past a daytime false
+        alarm's peak. generic: an alarm the same way within `resume_s` of the
+        alert is the same incident (resuming, blocked too).
+        """
+        cooling = timestamp < self.cooldown_until
+        escalating = sign == self.alert_sign and sign * zt > self.alert_peak_z
+        resuming = (
+            sign == self.alert_sign
+            and self.two_sided
+            and timestamp - self.spike_start <= self.settings.resume_s
+        )
+        return cooling, resuming, cooling and (resuming or not escalating)
+
+    def _scan_test(
+        self, timestamp: float, value: float, base_y: float, tail: float, idle: bool
+    ) -> tuple[float, float]:
+        """Count scan (reports): (calibrated z, window count); its memory clears while not idle."""
+        if not (self.signal == "reports" and self.settings.reports_scan_z > 0):
+            return 0.0, 0.0
+        if not idle:
+            self.recent.clear()
+            return 0.0, 0.0
+        return self._scan(timestamp, value, max(base_y, 0.0), tail)
+
+    def _spike_evidence(
+        self, signed_zt: float, point_counts: bool, cusum: float, flagged: bool, scan_z: float
+    ) -> float:
+        """The point, CUSUM, range/novelty and scan tests combined: 1 is an alarm.
+
+        A point alarm that does not count alone (`point_counts` false) stays
+        just short of it.
+        """
+        s = self.settings
+        point_evidence = signed_zt / s.z_alarm
+        if not point_counts:
+            point_evidence = min(point_evidence, 0.999)
+        return max(
+            point_evidence,
+            cusum / s.cusum_h,
+            1.0 if flagged else 0.0,
+            scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
+        )
+
+    def _alert_step(
+        self,
+        timestamp: float,
+        zt: float,
+        sign: float,
+        *,
+        alarm: bool,
+        resuming: bool,
+        may_alert: bool,
+    ) -> bool:
+        """The alert state machine: idle -> alerted (active) -> idle at `z_exit`.
+
+        While idle, an alarm either resumes the spike alerted last (held again,
+        not alerted: spike_start, and so the freeze, stay the first alert's) or,
+        where cooldown and floors allow, alerts. Returns whether it alerted.
+        """
+        if self.active:
+            if self.alert_sign * zt <= self.settings.z_exit:
+                self.active = False
+            return False
+        if alarm and resuming:
+            self.active = True
+            return False
+        if not (alarm and may_alert):
+            return False
+        self.active = True
+        self.alert_sign = sign
+        self.alert_peak_z = sign * zt
+        self.spike_start = timestamp
+        self.cooldown_until = timestamp + self.settings.cooldown_s
+        self.cusum_up = self.cusum_down = 0.0
+        return True
+
+    # The named tests. Each returns its finding on the current point; the ones
+    # with state (range, CUSUM, novelty run) update it here.
+
+    def _range_test(self, x: float, base_y: float, dt: float, zt: float, sign: float) -> bool:
+        """Range break: beyond the recently seen range (max, or min the other way) by a margin.
+
+        The remembered range decays toward the baseline first, so an old peak
+        stops masking.
+        """
+        s = self.settings
+        keep = _decay(dt, s.range_half_life_s)
+        self.hi = base_y + (self.hi - base_y) * keep
+        self.lo = base_y + (self.lo - base_y) * keep
+        margin = s.range_margin * (self.hi - self.lo)
+        if sign > 0:
+            return x > self.hi + margin and zt >= s.range_z_min
+        return x < self.lo - margin and -zt >= s.range_z_min
+
+    def _novelty_test(self, x: float, zt: float, sign: float) -> tuple[bool, float]:
+        """Contextual novelty (generic): (novel, nearest-neighbour distance).
+
+        Novel: a context farther from every stored one than any recent normal
+        point's was, with the calibrated z agreeing on the direction.
+        """
+        s = self.settings
+        if not (self.use_novelty and s.novelty_ratio > 0):
+            return False, 0.0
+        ratio, distance = self.novelty.ratio(x, self.hi - self.lo)
+        return ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min, distance
+
+    def _shift_test(self, timestamp: float, x: float, season: float) -> tuple[bool, float]:
+        """Level shift: (fed, window-mean z) of the residual against the slow baseline.
+
+        Fed once a season is known (before, the residuals would carry the daily
+        cycle and inflate the spread). For counts the residual is the excess
+        count itself, whose window mean is the excess of reports over the window:
+        scaling it by a dispersion estimated from the same bursts would hide them
+        (issue 7nab11).
+        """
+        if not (self.use_shift and self._season_known(timestamp)):
+            return False, 0.0
+        return True, self.shift.observe(timestamp, x - self._apply_season(self.level, season))
+
+    def _point_beats_day(self, z: float, sign: float, resid_top: float | None) -> bool:
+        """The point test alone must also beat the last day's largest residual by a margin."""
+        margin = self.settings.point_range_margin
+        return margin <= 0 or resid_top is None or sign * z > resid_top + margin * abs(resid_top)
+
+    def _cusum_test(self, zt: float, sign: float, reset: bool) -> float:
+        """CUSUM of capped, autocorrelation-weighted calibrated z; the sum the point's way."""
+        s = self.settings
+        if reset:
+            self.cusum_up = self.cusum_down = 0.0
+        else:
+            zc = zt * self._cusum_factor()
+            self.cusum_up = max(0.0, self.cusum_up + min(zc, s.z_alarm) - s.cusum_k)
+            if self.two_sided:
+                self.cusum_down = max(0.0, self.cusum_down + min(-zc, s.z_alarm) - s.cusum_k)
+        return self.cusum_up if sign > 0 else self.cusum_down
+
+    def _lone_novelty_gate(
+        self, novel: bool, others: bool, z: float, sign: float, resid_top: float | None
+    ) -> bool:
+        """A novelty alarm no other test backs counts only on its run's first novel
+        context and beyond the day's largest residual (`novelty_lone_gate`)."""
+        run, self.novel_run = self.novel_run, sign if novel else 0.0
+        if not (novel and not others and self.settings.novelty_lone_gate):
+            return novel
+        taller = resid_top is None or sign * z > resid_top
+        return run != sign and taller
+
+    def _learn_tests(
+        self, dt: float, x: float, z: float, seasoned: bool, novelty_dist: float
+    ) -> None:
+        """The tests' own memories take the point: range, the day's residuals,
+        the level shift's normal spread and the novelty's contexts (the last two
+        as normal only while no spike is held)."""
+        self.hi = max(self.hi, x)
+        self.lo = min(self.lo, x)
+        slot = self.resid_slot % _RESID_SLOTS
+        self.resid_hi[slot] = max(self.resid_hi[slot], z)
+        self.resid_lo[slot] = min(self.resid_lo[slot], z)
+        if seasoned and not self.active:
+            self.shift.learn(_decay(dt, self.settings.shift_half_life_s))
+        if self.use_novelty:
+            self.novelty.learn(x, novelty_dist, normal=not self.active)
 
     def _resid_extreme(self, timestamp: float, sign: float) -> float | None:
         """Largest residual (sign-adjusted) over the last point_range_window_s, None if none."""
@@ -692,9 +801,9 @@ class SpikeDetector:
         self.peaks_high.decay(keep)
         # Capped so one wild point cannot lift the alarm level by much.
         cap = s.tail_cap * tail * s.z_alarm
-        self.peaks.add(z, cap, self.last_ts, s.tail_decluster_s)
+        self.peaks.add(z, cap)
         if self.use_tail_high:
-            self.peaks_high.add(z, cap, self.last_ts, s.tail_decluster_s)
+            self.peaks_high.add(z, cap)
 
     def _learn(
         self,
