@@ -23,7 +23,7 @@ from outagewatch.observations import TrafficSample, traffic_source_key
 from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import classify_client_error
-from outagewatch.sources.retry_after import retry_after_seconds
+from outagewatch.sources.polling import RunBackoff, read_capped
 
 FAILURE_REASONS = (
     "timeout",
@@ -40,7 +40,6 @@ FAILURE_REASONS = (
     "non_finite",  # a NaN or infinite sample
     "credential",  # the configured secret cannot be read
 )
-_CHUNK = 64 * 1024
 _MAX_JSON_VALUES = 200_000
 
 
@@ -107,8 +106,7 @@ class PrometheusQuerySource:
         self.interval = config.interval
         self.timeout = config.timeout
         self.log_context = {"service": service, "query": name, "target": config.url}
-        self._failures_in_row = 0
-        self._runs_to_skip = 0
+        self._backoff = RunBackoff(config.interval, config.max_backoff)
 
     def _headers(self) -> dict[str, str]:
         cfg = self.config
@@ -130,16 +128,14 @@ class PrometheusQuerySource:
         return headers
 
     async def collect(self, ctx: RunContext) -> Sequence[TrafficSample]:
-        if self._runs_to_skip > 0:
-            self._runs_to_skip -= 1
-            raise SourceError("backoff", f"{self._runs_to_skip} more run(s) skipped after 429/5xx")
+        self._backoff.check()
         now = ctx.clock.time()
         try:
             async with asyncio.timeout(self.config.timeout):
                 value, series = await self._query(ctx, now)
         except TimeoutError:
             raise SourceError("timeout", f"no answer within {self.config.timeout:g}s") from None
-        self._failures_in_row = 0
+        self._backoff.succeeded()
         return [TrafficSample(self.service, self.name, now, value, series)]
 
     async def _query(self, ctx: RunContext, now: float) -> tuple[float, int]:
@@ -153,7 +149,7 @@ class PrometheusQuerySource:
             async with ctx.http.session().get(
                 url, params=params, headers=self._headers(), allow_redirects=False
             ) as response:
-                body = await self._body(response)
+                body = await read_capped(response, self.config.max_body_bytes)
                 status, answer_headers = response.status, response.headers
         except (aiohttp.ClientError, OSError) as exc:
             raise SourceError(classify_client_error(exc), f"{type(exc).__name__}: {exc}") from None
@@ -162,7 +158,7 @@ class PrometheusQuerySource:
         except ValueError:
             document = None  # not JSON: judged by the status below
         if status == 429 or status >= 500:
-            self._back_off(ctx, answer_headers.get("Retry-After"))
+            self._backoff.failed(answer_headers.get("Retry-After"), ctx.clock.time())
         error = _error_text(document)
         if status != 200:
             if error is not None:  # Prometheus' own error answer (400 bad_data, 503 timeout...)
@@ -171,23 +167,3 @@ class PrometheusQuerySource:
         if document is None:
             raise SourceError("bad_response", f"not JSON ({len(body)} bytes)")
         return parse_query_answer(document, cfg.max_series)
-
-    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
-        limit = self.config.max_body_bytes
-        if response.content_length is not None and response.content_length > limit:
-            raise SourceError("too_large", f"body of {response.content_length} bytes > {limit}")
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            body += chunk
-            if len(body) > limit:
-                raise SourceError("too_large", f"body exceeds {limit} bytes")
-        return bytes(body)
-
-    def _back_off(self, ctx: RunContext, retry_after: str | None) -> None:
-        """Skip runs for the server's Retry-After, or for doubling waits, capped."""
-        self._failures_in_row = min(self._failures_in_row + 1, 30)
-        wait = retry_after_seconds(retry_after, ctx.clock.time())
-        if wait is None:
-            wait = self.config.interval * 2 ** (self._failures_in_row - 1)
-        wait = min(wait, self.config.max_backoff)
-        self._runs_to_skip = max(0, math.ceil(wait / self.config.interval) - 1)

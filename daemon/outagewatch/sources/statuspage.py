@@ -9,7 +9,6 @@ reads nothing usable raises ``SourceError`` with one reason (see
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from outagewatch.observations import StatusSnapshot, status_source_key
 from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import classify_client_error
+from outagewatch.sources.polling import RunBackoff, read_capped
 from outagewatch.sources.redirects import get_following_redirects
-from outagewatch.sources.retry_after import retry_after_seconds
 from outagewatch.sources.status_formats import (
     PageReading,
     parse_google,
@@ -48,7 +47,6 @@ FAILURE_REASONS = (
     "bad_format",  # JSON, but not the page format
     "redirect",  # a redirect to another host (not allowed), or too many
 )
-_CHUNK = 64 * 1024
 _SUMMARY_PATH = "/api/v2/summary.json"
 # Bodies of bot-protection interstitials (Cloudflare's, the common one here).
 _CHALLENGE_MARKERS = re.compile(
@@ -92,8 +90,7 @@ class StatusPageSource:
         self.timeout = config.timeout
         self.log_context = {"service": service, "page": name, "target": config.url}
         self._cache: dict[str, _Cached] = {}
-        self._failures_in_row = 0
-        self._runs_to_skip = 0
+        self._backoff = RunBackoff(config.interval, config.max_backoff)
         self._warned_missing: set[str] = set()
 
     def _urls(self) -> list[tuple[str, Parser]]:
@@ -116,15 +113,13 @@ class StatusPageSource:
         return urls
 
     async def collect(self, ctx: RunContext) -> Sequence[StatusSnapshot]:
-        if self._runs_to_skip > 0:
-            self._runs_to_skip -= 1
-            raise SourceError("backoff", f"{self._runs_to_skip} more run(s) skipped after 429/5xx")
+        self._backoff.check()
         try:
             async with asyncio.timeout(self.config.timeout):
                 reading = await self._read(ctx)
         except TimeoutError:
             raise SourceError("timeout", f"no answer within {self.config.timeout:g}s") from None
-        self._failures_in_row = 0
+        self._backoff.succeeded()
         for selector in reading.missing_components:
             if selector not in self._warned_missing:
                 self._warned_missing.add(selector)
@@ -174,7 +169,7 @@ class StatusPageSource:
             async with get_following_redirects(
                 ctx.http.session(), url, headers, cfg.max_redirects, cfg.redirect_to_other_hosts
             ) as response:
-                body = await self._body(response)
+                body = await read_capped(response, self.config.max_body_bytes)
                 status, answer_headers = response.status, response.headers
         except aiohttp.ClientPayloadError as exc:
             raise SourceError("truncated", f"{type(exc).__name__}: {exc}") from None
@@ -188,7 +183,7 @@ class StatusPageSource:
         if status == 304 and cached is not None:
             return cached.reading
         if status == 429 or status >= 500:
-            self._back_off(ctx, answer_headers.get("Retry-After"))
+            self._backoff.failed(answer_headers.get("Retry-After"), ctx.clock.time())
             reason = "rate_limited" if status == 429 else "http_status"
             raise SourceError(reason, f"HTTP {status}")
         if status != 200:
@@ -201,17 +196,6 @@ class StatusPageSource:
             answer_headers.get("ETag"), answer_headers.get("Last-Modified"), reading
         )
         return reading
-
-    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
-        limit = self.config.max_body_bytes
-        if response.content_length is not None and response.content_length > limit:
-            raise SourceError("too_large", f"body of {response.content_length} bytes > {limit}")
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            body += chunk
-            if len(body) > limit:
-                raise SourceError("too_large", f"body exceeds {limit} bytes")
-        return bytes(body)
 
     @staticmethod
     def _parse(body: bytes, parser: Parser, max_values: int) -> PageReading:
@@ -226,16 +210,3 @@ class StatusPageSource:
             return parser(document)
         except ValueError as exc:
             raise SourceError("bad_format", str(exc)) from None
-
-    def _back_off(self, ctx: RunContext, retry_after: str | None) -> None:
-        """Skip runs for the server's Retry-After, or for doubling waits, capped.
-
-        Counted in runs, not seconds: the next run is one interval away anyway,
-        so a first failure skips nothing and a wait of n intervals skips n - 1.
-        """
-        self._failures_in_row = min(self._failures_in_row + 1, 30)
-        wait = retry_after_seconds(retry_after, ctx.clock.time())
-        if wait is None:
-            wait = self.config.interval * 2 ** (self._failures_in_row - 1)
-        wait = min(wait, self.config.max_backoff)
-        self._runs_to_skip = max(0, math.ceil(wait / self.config.interval) - 1)
