@@ -171,14 +171,14 @@ def answers(url: str) -> bool:
     return bool(fetch(url))
 
 
-def surge_per_step(now: float) -> tuple[float, int]:
+def surge_per_step(now: float, multiple: float = SURGE_MULTIPLE) -> tuple[float, int]:
     """(usual reports per 5 minutes, surge reports per 5 minutes) for a surge from ``now``.
 
     The usual is the history's own baseline at its highest over the next 10 minutes,
-    so the surge stays at least ``SURGE_MULTIPLE`` times it throughout.
+    so the surge stays at least ``multiple`` times it throughout.
     """
     usual = max(baseline_at(now + minute * 60, USUAL_MEAN) for minute in range(11))
-    return usual, math.ceil(SURGE_MULTIPLE * usual)
+    return usual, math.ceil(multiple * usual)
 
 
 def report_surge(
@@ -277,7 +277,7 @@ def fresh_install(config: Path, tmp: Path, names: list[str]) -> None:
 
 
 def run(
-    runs: int, quiet: float, services: int, stagger: float, wait: float
+    runs: int, quiet: float, services: int, stagger: float, wait: float, surge_multiple: float
 ) -> tuple[list[float], float | None, int, float, int, tuple[float, int]]:
     """(seconds to page per outage, seconds to page for the report surge, false pages,
     healthy service-hours, blips served, (usual, surge) reports per 5 minutes)."""
@@ -317,7 +317,7 @@ def run(
             surging = names[-1]
             stop = threading.Event()
             daemon = f"http://{LOOPBACK}:{daemon_port}"
-            rate = surge_per_step(time.time())
+            rate = surge_per_step(time.time(), surge_multiple)
             reporter = threading.Thread(
                 target=report_surge, args=(world, daemon, surging, rate[1], stop)
             )
@@ -352,12 +352,17 @@ def run(
 
 
 def measure(
-    runs: int = 5, quiet: float = 300, services: int = 20, stagger: float = 19, wait: float = 720
+    runs: int = 5,
+    quiet: float = 300,
+    services: int = 20,
+    stagger: float = 19,
+    wait: float = 720,
+    surge_multiple: float = SURGE_MULTIPLE,
 ) -> list[Row]:
     if runs >= services:
         raise SystemExit("--runs must leave a service for the report surge")
     seconds, surge, false_pages, hours, blips, (usual, per_step) = run(
-        runs, quiet, services, stagger, wait
+        runs, quiet, services, stagger, wait, surge_multiple
     )
     figure = Figure(tuple(seconds) or (float("nan"),))
     setup = (
@@ -407,8 +412,20 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="services broken, one per run")
     parser.add_argument("--quiet", type=float, default=300, help="healthy seconds first")
     parser.add_argument("--services", type=int, default=20, help="services watched")
+    parser.add_argument(
+        "--surge-multiple",
+        type=float,
+        default=SURGE_MULTIPLE,
+        help="report surge as a multiple of the usual volume for the time of day",
+    )
     args = parser.parse_args()
-    print_table(measure(runs=args.runs, quiet=args.quiet, services=args.services))
+    rows = measure(
+        runs=args.runs,
+        quiet=args.quiet,
+        services=args.services,
+        surge_multiple=args.surge_multiple,
+    )
+    print_table(rows)
     return 0
 
 
