@@ -24,7 +24,7 @@ Alongside the outages, users report the last service at ``SURGE_MULTIPLE`` (5) t
 its usual volume for the time of day: the usual is ``baseline_at`` (the function the
 history is drawn from) at its highest over the next 10 minutes, the surge that times 5
 rounded up, reports per 5 minutes evenly spaced (on a Sunday 04:00-05:00 UTC the usual
-is about 1.5 a 5 minutes, the surge 8), through the daemon's API from new reporters,
+is about 1.6 a 5 minutes, the surge 8), through the daemon's API from new reporters,
 while the service's probes stay healthy; time to page = from the start of the surge to
 the PagerDuty event naming that service (``OutagewatchReportSpike``).
 
@@ -33,6 +33,7 @@ never broken), per hour of healthy service time (services x quiet time); with no
 row also gives the 95 % upper bound, 3 / service-hours ("rule of three").
 
     PYTHONPATH=daemon python -m bench.time_to_page [--runs 5] [--quiet 300] [--services 20]
+        [--surge-multiple 5]
 """
 
 from __future__ import annotations
