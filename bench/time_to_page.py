@@ -14,16 +14,26 @@ apart so the onsets fall at different points of the probe and scrape cycles: the
 edge answers 503 and the web app 502 from then on. Time to page = from the moment the
 server starts failing to the first PagerDuty trigger event naming that service.
 
-Alongside, users report the last service: ``SURGE_PER_MINUTE`` reports a minute
-through the daemon's API from new reporters, against a fresh daemon's usual volume (the
-floor of one per 5 minutes), while its probes stay healthy; time to page = from the
-first report to the PagerDuty event naming that service (``OutagewatchReportSpike``).
+Each run starts from a fresh install with imported history, as a new user's does: the
+store does not exist yet, ``outagewatch reports import`` (bench/fresh_install.py) loads
+four weeks of reports for every service (``USUAL_MEAN`` = 6.5 a 5 minutes averaged over
+the day, with the daily cycle and quieter weekends of ``baseline_at`` in
+detect/synthetic.py) and replays them through the detectors, then the daemon starts.
+
+Alongside the outages, users report the last service at ``SURGE_MULTIPLE`` (5) times
+its usual volume for the time of day: the usual is ``baseline_at`` (the function the
+history is drawn from) at its highest over the next 10 minutes, the surge that times 5
+rounded up, reports per 5 minutes evenly spaced (on a Sunday 04:00-05:00 UTC the usual
+is about 1.6 a 5 minutes, the surge 8), through the daemon's API from new reporters,
+while the service's probes stay healthy; time to page = from the start of the surge to
+the PagerDuty event naming that service (``OutagewatchReportSpike``).
 
 False pages: every notification about a service before its onset (or about a service
 never broken), per hour of healthy service time (services x quiet time); with none, the
 row also gives the 95 % upper bound, 3 / service-hours ("rule of three").
 
     PYTHONPATH=daemon python -m bench.time_to_page [--runs 5] [--quiet 300] [--services 20]
+        [--surge-multiple 5]
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import argparse
 import contextlib
 import functools
 import json
+import math
 import random
 import sys
 import tempfile
@@ -56,6 +67,8 @@ from bench.common import (
     process,
     wait_until,
 )
+from bench.fresh_install import history_rows, prepare_fresh_install, write_history_csv
+from outagewatch.detect.synthetic import STEP_S, baseline_at
 
 ROOT = Path(__file__).parents[1]
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
@@ -66,9 +79,11 @@ GOAL_SECONDS = 90.0
 # the rules before it.
 BEFORE_SECONDS = 309.0
 BLIP = 0.01  # chance that one healthy probe request fails anyway
-# The report surge: a fresh daemon's usual volume is the floor of 1 report per 5
-# minutes; 6 a minute is 30 per 5 minutes.
-SURGE_PER_MINUTE = 6
+# The imported history: weeks of it, and the usual reports per 5 minutes over a day.
+HISTORY_WEEKS = 4.0
+USUAL_MEAN = 6.5
+# The report surge: this many times the usual volume for the time of day.
+SURGE_MULTIPLE = 5
 REPORT_GOAL_SECONDS = 600.0
 TOKEN = "bench-reporting-token"
 
@@ -157,13 +172,24 @@ def answers(url: str) -> bool:
     return bool(fetch(url))
 
 
+def surge_per_step(now: float, multiple: float = SURGE_MULTIPLE) -> tuple[float, int]:
+    """(usual reports per 5 minutes, surge reports per 5 minutes) for a surge from ``now``.
+
+    The usual is the history's own baseline at its highest over the next 10 minutes,
+    so the surge stays at least ``multiple`` times it throughout.
+    """
+    usual = max(baseline_at(now + minute * 60, USUAL_MEAN) for minute in range(11))
+    return usual, math.ceil(multiple * usual)
+
+
 def report_surge(
-    world: World, daemon: str, service: str, per_minute: int, stop: threading.Event
+    world: World, daemon: str, service: str, per_step: int, stop: threading.Event
 ) -> None:
-    """Users report ``service`` at ``per_minute``, each from a new reporter, until ``stop``."""
+    """Users report ``service``, ``per_step`` per 5 minutes evenly spaced, each from a new
+    reporter, until ``stop``."""
     world.surge_at[service] = time.monotonic()
     sent = 0
-    while not stop.wait(60 / per_minute):
+    while not stop.wait(STEP_S / per_step):
         body = json.dumps({"service": service, "problem": "app", "reporter": f"user-{sent}"})
         request = urllib.request.Request(
             f"{daemon}/api/v1/reports",
@@ -243,15 +269,25 @@ def alertmanager_config(tmp: Path, world: World) -> Path:
     return path
 
 
+def fresh_install(config: Path, tmp: Path, names: list[str]) -> None:
+    """Four weeks of history for every service imported into the config's new store."""
+    history = tmp / "history.csv"
+    count = write_history_csv(history, history_rows(names, time.time(), HISTORY_WEEKS, USUAL_MEAN))
+    imported = prepare_fresh_install(config, history)
+    print(f"fresh install: {count} reports imported and replayed in {imported.seconds:.1f} s")
+
+
 def run(
-    runs: int, quiet: float, services: int, stagger: float, wait: float
-) -> tuple[list[float], float | None, int, float, int]:
+    runs: int, quiet: float, services: int, stagger: float, wait: float, surge_multiple: float
+) -> tuple[list[float], float | None, int, float, int, tuple[float, int]]:
     """(seconds to page per outage, seconds to page for the report surge, false pages,
-    healthy service-hours, blips served)."""
+    healthy service-hours, blips served, (usual, surge) reports per 5 minutes)."""
     names = [f"svc{i:02d}" for i in range(services)]
     world = World(names)
     with tempfile.TemporaryDirectory(prefix="ow-page-") as tmpdir, served(world):
         tmp = Path(tmpdir)
+        config = daemon_config(tmp, world)
+        fresh_install(config, tmp, names)
         daemon_port, am_port, prom_port = free_port(), free_port(), free_port()
         am = [
             "prometheus-alertmanager",
@@ -269,7 +305,7 @@ def run(
             "--log.level=warn",
         ]
         with (
-            process(daemon_args(daemon_config(tmp, world), daemon_port), tmp / "daemon.log"),
+            process(daemon_args(config, daemon_port), tmp / "daemon.log"),
             process(am, tmp / "alertmanager.log"),
             process(prom, tmp / "prometheus.log"),
         ):
@@ -282,8 +318,9 @@ def run(
             surging = names[-1]
             stop = threading.Event()
             daemon = f"http://{LOOPBACK}:{daemon_port}"
+            rate = surge_per_step(time.time(), surge_multiple)
             reporter = threading.Thread(
-                target=report_surge, args=(world, daemon, surging, SURGE_PER_MINUTE, stop)
+                target=report_surge, args=(world, daemon, surging, rate[1], stop)
             )
             reporter.start()
             broken = names[:runs]
@@ -312,19 +349,27 @@ def run(
     if missing:
         print(f"no page within {wait:.0f} s for {', '.join(missing)}", file=sys.stderr)
     outages = [paged[name] for name in broken if name in paged]
-    return outages, paged.get(surging), false_pages, healthy, world.blips
+    return outages, paged.get(surging), false_pages, healthy, world.blips, rate
 
 
 def measure(
-    runs: int = 5, quiet: float = 300, services: int = 20, stagger: float = 19, wait: float = 720
+    runs: int = 5,
+    quiet: float = 300,
+    services: int = 20,
+    stagger: float = 19,
+    wait: float = 720,
+    surge_multiple: float = SURGE_MULTIPLE,
 ) -> list[Row]:
     if runs >= services:
         raise SystemExit("--runs must leave a service for the report surge")
-    seconds, surge, false_pages, hours, blips = run(runs, quiet, services, stagger, wait)
+    seconds, surge, false_pages, hours, blips, (usual, per_step) = run(
+        runs, quiet, services, stagger, wait, surge_multiple
+    )
     figure = Figure(tuple(seconds) or (float("nan"),))
     setup = (
-        f"API edge 503 + web app 502, probes every 30/60 s, {SCRAPE} scrape, shipped rules "
-        f"and routing; {len(seconds)} of {runs} runs"
+        f"fresh install with {HISTORY_WEEKS:.0f} weeks imported; API edge 503 + web app 502, "
+        f"probes every 30/60 s, {SCRAPE} scrape, shipped rules and routing; "
+        f"{len(seconds)} of {runs} runs"
     )
     worst = max(seconds, default=float("nan"))
     rate = false_pages / hours
@@ -340,8 +385,9 @@ def measure(
             len(seconds) == runs and worst <= GOAL_SECONDS,
         ),
         Row(
-            f"time to page s, report surge ({SURGE_PER_MINUTE} reports a minute against "
-            "the floor of 1 per 5 minutes, no other lens)",
+            f"time to page s, report surge ({per_step} reports per 5 minutes, "
+            f"{per_step / usual:.1f}x the usual {usual:.1f} for the time of day after "
+            f"{HISTORY_WEEKS:.0f} weeks imported, no other lens)",
             "none" if surge is None else f"{surge:.0f}",
             "n/a (issue 18: a ticket only)",
             "n/a",
@@ -367,8 +413,20 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="services broken, one per run")
     parser.add_argument("--quiet", type=float, default=300, help="healthy seconds first")
     parser.add_argument("--services", type=int, default=20, help="services watched")
+    parser.add_argument(
+        "--surge-multiple",
+        type=float,
+        default=SURGE_MULTIPLE,
+        help="report surge as a multiple of the usual volume for the time of day",
+    )
     args = parser.parse_args()
-    print_table(measure(runs=args.runs, quiet=args.quiet, services=args.services))
+    rows = measure(
+        runs=args.runs,
+        quiet=args.quiet,
+        services=args.services,
+        surge_multiple=args.surge_multiple,
+    )
+    print_table(rows)
     return 0
 
 
