@@ -20,6 +20,13 @@ def parse_timestamp(text: str) -> float:
     return moment.timestamp()
 
 
+def iso_time(ts: float | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC to the second (`2026-03-02T14:05:00Z`); None stays None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Clock(Protocol):
     def time(self) -> float:
         """Seconds since the epoch (for timestamps)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,8 +29,10 @@ from outagewatch.observations import (
     PHASES,
     worst_status,
 )
-from outagewatch.pipeline import State
-from outagewatch.store import Store
+
+if TYPE_CHECKING:
+    from outagewatch.pipeline import State
+    from outagewatch.store import Store
 
 
 @dataclass(frozen=True)
@@ -548,15 +550,9 @@ class StateCollector(Collector):
         yield from self._status_pages(state)
         yield from self._runs(state)
         yield from self._appstore(state)
-        yield from self._traffic(state)
+        for lens, lens_state in state.lenses:
+            yield from lens.families(lens_state)
         yield from self._scheduler(state)
-
-    def _traffic(self, state: State) -> Families:
-        fams = Families("outagewatch_traffic_value", "outagewatch_traffic_series")
-        for (service, query), sample in sorted(state.traffic.items()):
-            fams.add("outagewatch_traffic_value", [service, query], sample.value)
-            fams.add("outagewatch_traffic_series", [service, query], sample.series)
-        return fams
 
     def _probes(self, state: State) -> Families:
         fams = Families(*PROBE_FAMILIES)

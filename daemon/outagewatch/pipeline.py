@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +16,21 @@ import structlog
 
 from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
-from outagewatch.detect.disruption import LOCAL_REASONS, Reading
-from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
-from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks, service_evidence
+from outagewatch.config import ChatProbeBase
+from outagewatch.detect.disruption import (
+    LOCAL_REASONS,
+    PageEvidence,
+    Reading,
+    ServiceEvidence,
+    SpikeEvidence,
+)
+from outagewatch.detect.signals import FAILURE_BUCKET_S, REPORT_BUCKET_S, SignalDetectors
+from outagewatch.detect.tracker import (
+    EVIDENCE_SLICE,
+    DisruptionTracker,
+    ProbeStreaks,
+    probe_evidence,
+)
 from outagewatch.detect.vantage import (
     HEALTHY,
     ControlEvidence,
@@ -28,6 +40,8 @@ from outagewatch.detect.vantage import (
 )
 from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
+from outagewatch.lenses.base import EvidenceContext, Lens, LensStates
+from outagewatch.lenses.registry import LENSES
 from outagewatch.observations import (
     CHART_FEED_KIND,
     ChartSnapshot,
@@ -38,15 +52,14 @@ from outagewatch.observations import (
     ProbeResult,
     Report,
     StatusSnapshot,
-    TrafficSample,
     status_source_key,
-    traffic_source_key,
 )
 from outagewatch.ranks import AppStoreState
+from outagewatch.sources.base import probe_source_key
 from outagewatch.sources.control import control_source_key
 
 if TYPE_CHECKING:
-    from outagewatch.config import Config
+    from outagewatch.config import Config, ServiceConfig
     from outagewatch.store import Store
 
 # Probe latency buckets: from a fast API edge to a slow web app.
@@ -160,7 +173,7 @@ class State:
     signals: SignalDetectors = field(default_factory=SignalDetectors)
     disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
     vantage: VantageState = field(default_factory=VantageState)
-    traffic: dict[tuple[str, str], TrafficSample] = field(default_factory=dict)  # service, query
+    lenses: LensStates = field(default_factory=lambda: LensStates(LENSES))
     scheduler_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
 
 
@@ -176,8 +189,11 @@ class Pipeline:
             StatusSnapshot: self._status,
             Report: self._report,
             ControlResult: self._control,
-            TrafficSample: self._traffic,
         }
+        for lens in LENSES:
+            for kind in lens.observations:
+                self._handlers[kind] = self._lens_handler(lens)
+        self._by_kind: dict[str, Lens[Any]] = {kind: lens for lens in LENSES for kind in lens.kinds}
         self.state = State()
         self.log = structlog.get_logger("outagewatch.pipeline")
         self.store: Store | None = None
@@ -210,6 +226,9 @@ class Pipeline:
             run.last_error = f"{error_reason}: {error_detail}" if error_detail else error_reason
             if kind == CHART_FEED_KIND:
                 self.state.appstore.record_failure(key, error_reason)
+            lens = self._by_kind.get(kind)
+            if lens is not None:
+                lens.run_failed(self.state.lenses.of(type(lens)), key, error_reason)
         # Services are judged by the daemon's evaluation loop, not per run: judging
         # looks at all of a service's probes, which per run would cost O(probes²).
         self.ingest(observations)
@@ -297,9 +316,11 @@ class Pipeline:
             )
         streak.observe(result.time, result.success, result.reason, result.detail)
 
-    def _traffic(self, sample: TrafficSample) -> None:
-        self.state.traffic[(sample.service, sample.query)] = sample
-        self.state.signals.traffic(sample.service, sample.query, sample.time, sample.value)
+    def _lens_handler(self, lens: Lens[Any]) -> Callable[[Any], None]:
+        def handle(observation: Any) -> None:
+            lens.apply(self, self.state.lenses.of(type(lens)), observation)
+
+        return handle
 
     def _chat(self, result: ProbeResult, stats: ChatStats) -> None:
         chat = self.state.chats.setdefault((result.service, result.probe), ChatState())
@@ -374,9 +395,8 @@ class Pipeline:
         controls = self.state.vantage.controls
         for target in [t for t in controls if control_source_key(t) not in source_keys]:
             del controls[target]
-        for traffic_key in list(self.state.traffic):
-            if traffic_source_key(*traffic_key) not in source_keys:
-                del self.state.traffic[traffic_key]
+        for lens, lens_state in self.state.lenses:
+            lens.retain(lens_state, source_keys, probe_keys)
         for page_key in list(self.state.status_pages):
             if status_source_key(*page_key) not in source_keys:
                 del self.state.status_pages[page_key]
@@ -511,7 +531,7 @@ class Pipeline:
                 continue
             started = tracker.started.get(service, now)
             evidence = yield from service_evidence(
-                service, cfg, config, state, state.signals, self.scheduled, started
+                service, cfg, config, state, self.scheduled, started
             )
             services.append(evidence)
         # Our own vantage point first: it decides whether local failures say anything.
@@ -540,3 +560,67 @@ class Pipeline:
             reading = Reading(streak.last, control.interval, started)
             out.append(ControlEvidence(target, reading, streak.failing))
         return out
+
+
+def service_evidence(
+    service: str,
+    cfg: ServiceConfig,
+    config: Config,
+    state: State,
+    scheduled: set[str],
+    started: float,
+) -> Generator[None, None, ServiceEvidence]:
+    """What the rules need about ``service``, from the lenses this daemon runs.
+
+    Yields every EVIDENCE_SLICE probes, so a caller on the event loop can let
+    runs start in between; returns the evidence.
+    """
+    signals = state.signals
+    probes = []
+    chat_intervals = []
+    for count, (name, probe_cfg) in enumerate(cfg.probes.items(), 1):
+        if count % EVIDENCE_SLICE == 0:
+            yield
+        if probe_source_key(service, name) not in scheduled:
+            continue  # another shard's, or disabled
+        probe = state.probes.get((service, name))
+        streaks = probe.streaks if probe is not None else ProbeStreaks()
+        probes.append(probe_evidence(name, streaks, probe_cfg.interval, started))
+        if isinstance(probe_cfg, ChatProbeBase):
+            chat_intervals.append(probe_cfg.interval)
+    pages = []
+    for name, page_cfg in cfg.status_pages.items():
+        if status_source_key(service, name) not in scheduled:
+            continue
+        page = state.status_pages.get((service, name))
+        run = state.runs.get(status_source_key(service, name))
+        failing_since = run.failing_since if run is not None else None
+        if page is None:
+            reading = Reading(None, page_cfg.interval, started)
+            pages.append(PageEvidence(name, 0, reading, failing_since))
+        else:
+            reading = Reading(page.last.time, page_cfg.interval, started)
+            pages.append(PageEvidence(name, page.last.level, reading, failing_since))
+    # How often each detector gets a point, for its freshness.
+    cadence = {
+        "reports": REPORT_BUCKET_S,
+        "failure_ratio": max(
+            [FAILURE_BUCKET_S, min((p.reading.interval for p in probes), default=0.0)]
+        ),
+        "ttft": min(chat_intervals, default=0.0),
+        "latency": min(chat_intervals, default=0.0),
+        "rank": config.appstore.interval,
+    }
+    spikes = {}
+    for signal, interval in cadence.items():
+        status = signals.status.get((service, signal))
+        if status is not None and interval > 0:
+            reading = Reading(status.last_time, interval, started)
+            spikes[signal] = SpikeEvidence(status.verdict.active, reading)
+    ctx = EvidenceContext(service, cfg, config, signals, state.runs, scheduled, started)
+    for lens, lens_state in state.lenses:
+        part = yield from lens.evidence(lens_state, ctx)
+        probes.extend(part.probes)
+        pages.extend(part.pages)
+        spikes.update(part.spikes)
+    return ServiceEvidence(service, tuple(probes), tuple(pages), spikes)

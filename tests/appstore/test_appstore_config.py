@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from outagewatch.config import ConfigError, load_config, parse_config
-from outagewatch.sources import build_sources
+from outagewatch.lenses.registry import build_sources
 from outagewatch.sources.appstore import ChartFeedSource, tracked_apps
 from tests.appstore.payloads import CHATBOTS
 

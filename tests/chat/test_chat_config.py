@@ -14,7 +14,7 @@ from outagewatch.config import (
     load_config,
     parse_config,
 )
-from outagewatch.sources import build_sources
+from outagewatch.lenses.registry import build_sources
 
 REPO = Path(__file__).resolve().parents[2]
 

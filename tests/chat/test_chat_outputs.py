@@ -19,11 +19,11 @@ from structlog.testing import capture_logs
 from outagewatch.budget import ChatBudget
 from outagewatch.clock import SystemClock
 from outagewatch.config import AnthropicProbe, OpenAIProbe, parse_config
+from outagewatch.lenses.registry import build_sources
 from outagewatch.metrics import CATALOGUE, StateCollector
 from outagewatch.observations import CHAT_OUTCOMES
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
-from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.chat import ApiKey, ChatProbeSource
 from outagewatch.sources.client import HttpClients

@@ -12,8 +12,8 @@ from outagewatch.config import parse_config
 from outagewatch.demo import timeline
 from outagewatch.demo.runner import DEMO_TOKEN, Timing, demo_config, seed_history
 from outagewatch.demo.world import CLAUDE_APP_ID, DEMO_API_KEY, World
+from outagewatch.lenses.registry import build_sources
 from outagewatch.observations import ChartSnapshot, ProbeResult, StatusSnapshot
-from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext, SourceError
 from tests.conftest import Serve
 

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from outagewatch.lenses.traffic.source import FAILURE_REASONS, parse_query_answer
 from outagewatch.sources.base import SourceError
-from outagewatch.sources.prometheus import FAILURE_REASONS, parse_query_answer
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 json_values = st.recursive(

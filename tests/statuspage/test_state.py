@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 from outagewatch.clock import FakeClock
 from outagewatch.config import ConfigError, load_config, parse_config
 from outagewatch.incidents import IncidentLog
+from outagewatch.lenses.registry import build_sources
 from outagewatch.metrics import CATALOGUE, StateCollector
 from outagewatch.observations import COMPONENT_STATUSES, StatusIncident, StatusSnapshot
 from outagewatch.pipeline import Pipeline
-from outagewatch.sources import build_sources
 
 T0 = 1_786_000_000.0
 

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 
 from outagewatch.config import TrafficQuery
+from outagewatch.lenses.traffic.source import FAILURE_REASONS, PrometheusQuerySource
 from outagewatch.observations import TrafficSample
 from outagewatch.sources.base import RunContext, SourceError
-from outagewatch.sources.prometheus import FAILURE_REASONS, PrometheusQuerySource
 from tests.conftest import Serve
 from tests.daemon_process import free_port
 

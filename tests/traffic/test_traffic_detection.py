@@ -11,6 +11,7 @@ from outagewatch.clock import FakeClock
 from outagewatch.config import Config, parse_config
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.signals import traffic_signal
+from outagewatch.lenses.traffic import TrafficLens
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import TrafficSample, traffic_source_key
 from outagewatch.pipeline import Pipeline
@@ -105,7 +106,7 @@ def test_a_removed_query_forgets_its_detector_and_value() -> None:
     pipeline.configure_detection(empty, set())
     pipeline.retain(set(), set())
     assert ("claude", traffic_signal("requests")) not in pipeline.state.signals.detectors
-    assert pipeline.state.traffic == {}
+    assert pipeline.state.lenses.of(TrafficLens) == {}
 
 
 def test_detectors_survive_a_restart_through_their_snapshot() -> None:

@@ -17,9 +17,9 @@ from outagewatch.demo.world import CHATGPT_APP_ID, CLAUDE_APP_ID, DEMO_API_KEY, 
 from outagewatch.detect.disruption import DisruptionStatus, Transition
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
+from outagewatch.lenses.registry import build_sources
 from outagewatch.observations import ChartSnapshot, ProbeResult, Report
 from outagewatch.pipeline import Pipeline
-from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext
 from outagewatch.store import Store
 from outagewatch.web.status import (

@@ -1,7 +1,7 @@
 """Each service's disruption status over time: evidence in, transitions and leads out.
 
-The rules are in ``detect/disruption.py``; this module gathers the evidence
-from the pipeline's state, keeps each service's status, its recent transitions
+The rules are in ``detect/disruption.py``; the pipeline gathers the evidence
+(each lens supplies its part); this module keeps each service's status, its recent transitions
 (logged, persisted, and offered to the status page by ``recent_events``), and
 the detection lead of every official incident.
 """
@@ -9,43 +9,31 @@ the detection lead of every official incident.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import structlog
 
-from outagewatch.config import ChatProbeBase, Config, DisruptionConfig, ServiceConfig
+from outagewatch.config import DisruptionConfig
 from outagewatch.detect.disruption import (
     FLAGGED,
     STATES,
     DisruptionStatus,
     Lead,
-    PageEvidence,
     ProbeEvidence,
     Reading,
     ServiceEvidence,
-    SpikeEvidence,
     Transition,
     Verdict,
     incident_lead,
     judge,
     step,
 )
-from outagewatch.detect.signals import (
-    FAILURE_BUCKET_S,
-    REPORT_BUCKET_S,
-    SignalDetectors,
-    counts_as_failure,
-    traffic_signal,
-)
+from outagewatch.detect.signals import counts_as_failure
 from outagewatch.detect.vantage import is_local_failure
 from outagewatch.incidents import IncidentLog, IncidentRecord
-from outagewatch.observations import ProbeResult, status_source_key, traffic_source_key
-from outagewatch.sources.base import probe_source_key
-
-if TYPE_CHECKING:
-    from outagewatch.pipeline import State
+from outagewatch.observations import ProbeResult
 
 LEAD_OUTCOMES: Final = ("early", "late", "missed")
 # Leads kept (the oldest go first); as many as the incident log keeps.
@@ -126,73 +114,6 @@ def probe_evidence(
     )
     streaks.evidence = evidence
     return evidence
-
-
-def service_evidence(
-    service: str,
-    cfg: ServiceConfig,
-    config: Config,
-    state: State,
-    signals: SignalDetectors,
-    scheduled: set[str],
-    started: float,
-) -> Generator[None, None, ServiceEvidence]:
-    """What the rules need about ``service``, from the lenses this daemon runs.
-
-    Yields every EVIDENCE_SLICE probes, so a caller on the event loop can let
-    runs start in between; returns the evidence.
-    """
-    probes = []
-    chat_intervals = []
-    for count, (name, probe_cfg) in enumerate(cfg.probes.items(), 1):
-        if count % EVIDENCE_SLICE == 0:
-            yield
-        if probe_source_key(service, name) not in scheduled:
-            continue  # another shard's, or disabled
-        probe = state.probes.get((service, name))
-        streaks = probe.streaks if probe is not None else ProbeStreaks()
-        probes.append(probe_evidence(name, streaks, probe_cfg.interval, started))
-        if isinstance(probe_cfg, ChatProbeBase):
-            chat_intervals.append(probe_cfg.interval)
-    pages = []
-    for name, page_cfg in cfg.status_pages.items():
-        if status_source_key(service, name) not in scheduled:
-            continue
-        page = state.status_pages.get((service, name))
-        run = state.runs.get(status_source_key(service, name))
-        failing_since = run.failing_since if run is not None else None
-        if page is None:
-            reading = Reading(None, page_cfg.interval, started)
-            pages.append(PageEvidence(name, 0, reading, failing_since))
-        else:
-            reading = Reading(page.last.time, page_cfg.interval, started)
-            pages.append(PageEvidence(name, page.last.level, reading, failing_since))
-    # How often each detector gets a point, for its freshness.
-    cadence = {
-        "reports": REPORT_BUCKET_S,
-        "failure_ratio": max(
-            [FAILURE_BUCKET_S, min((p.reading.interval for p in probes), default=0.0)]
-        ),
-        "ttft": min(chat_intervals, default=0.0),
-        "latency": min(chat_intervals, default=0.0),
-        "rank": config.appstore.interval,
-    }
-    spikes = {}
-    for signal, interval in cadence.items():
-        status = signals.status.get((service, signal))
-        if status is not None and interval > 0:
-            reading = Reading(status.last_time, interval, started)
-            spikes[signal] = SpikeEvidence(status.verdict.active, reading)
-    for name, query_cfg in cfg.traffic.items():
-        if traffic_source_key(service, name) not in scheduled:
-            continue
-        signal = traffic_signal(name)
-        status = signals.status.get((service, signal))
-        if status is not None:
-            reading = Reading(status.last_time, query_cfg.interval, started)
-            reason = "traffic_drop" if status.direction < 0 else "traffic_spike"
-            spikes[signal] = SpikeEvidence(status.verdict.active, reading, reason)
-    return ServiceEvidence(service, tuple(probes), tuple(pages), spikes)
 
 
 class DisruptionTracker:

@@ -13,12 +13,14 @@ from typing import Any
 
 from outagewatch import __version__
 from outagewatch.baseline import HOUR, SLOTS_PER_HOUR, hour_of
+from outagewatch.clock import iso_time
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.replay import warmup
-from outagewatch.detect.signals import traffic_signal
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
+from outagewatch.lenses.base import PageContext
+from outagewatch.lenses.registry import LENSES
 from outagewatch.observations import short_detail, status_source_key
 from outagewatch.pipeline import State
 from outagewatch.ranks import RankPoint
@@ -68,12 +70,6 @@ def parse_refresh(asked: str | None) -> int:
     return min(max(int(asked), REFRESH_BOUNDS[0]), REFRESH_BOUNDS[1])
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _reason_text(reason: str, fetches: list[dict[str, Any]]) -> str:
     text = REASON_TEXT.get(reason, reason)
     if reason == "official_fetch_failing":
@@ -91,7 +87,7 @@ def _disruption(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any
     fetches = _page_fetches(state, service, cfg)
     return {
         "state": status.state if status else "unknown",
-        "since": _iso(status.since if status else None),
+        "since": iso_time(status.since if status else None),
         "reasons": reasons,
         "reason_texts": [_reason_text(r, fetches) for r in reasons],
         "lead": None
@@ -100,7 +96,7 @@ def _disruption(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any
             "outcome": lead.outcome,
             "seconds": lead.seconds,
             "incident": lead.incident,
-            "incident_start": _iso(lead.start),
+            "incident_start": iso_time(lead.start),
         },
     }
 
@@ -162,8 +158,8 @@ def _probe_entry(key: str, enabled: bool, state: State, service: str) -> dict[st
         "status_code": last.status_code if last else None,
         "duration_seconds": last.duration_seconds if last else None,
         "ttft_seconds": last.chat.ttft_seconds if last and last.chat else None,
-        "time": _iso(last.time if last else None),
-        "last_success": _iso(probe.last_success_time if probe else None),
+        "time": iso_time(last.time if last else None),
+        "last_success": iso_time(probe.last_success_time if probe else None),
     }
 
 
@@ -178,9 +174,9 @@ def _page_fetches(state: State, service: str, cfg: ServiceConfig) -> list[dict[s
             {
                 "page": name,
                 "failing": run is not None and run.failing_since is not None,
-                "failing_since": _iso(run.failing_since if run else None),
+                "failing_since": iso_time(run.failing_since if run else None),
                 "error": run.last_error if run else None,
-                "last_success": _iso(run.last_success_time if run else None),
+                "last_success": iso_time(run.last_success_time if run else None),
             }
         )
     return out
@@ -201,40 +197,16 @@ def _official(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any] 
             {
                 "page": page,
                 "indicator": snapshot.indicator,
-                "time": _iso(snapshot.time),
+                "time": iso_time(snapshot.time),
                 "components": dict(sorted(snapshot.components.items())),
                 "open_incidents": [
-                    {"name": i.name, "impact": i.impact, "start": _iso(i.start)}
+                    {"name": i.name, "impact": i.impact, "start": iso_time(i.start)}
                     for i in snapshot.open_incidents
                 ],
             }
             for page, snapshot in pages
         ],
     }
-
-
-def _traffic(state: State, service: str, cfg: ServiceConfig) -> list[dict[str, Any]]:
-    """Each traffic query's last value and its detector's state."""
-    out = []
-    for name, query in cfg.traffic.items():
-        sample = state.traffic.get((service, name))
-        status = state.signals.status.get((service, traffic_signal(name)))
-        if status is None:
-            verdict = "waiting"
-        elif status.verdict.active:
-            verdict = "drop" if status.direction < 0 else "surge"
-        else:
-            verdict = "normal"
-        out.append(
-            {
-                "query": name,
-                "enabled": query.enabled,
-                "value": sample.value if sample else None,
-                "time": _iso(sample.time if sample else None),
-                "state": verdict,
-            }
-        )
-    return out
 
 
 def _reports(
@@ -288,7 +260,7 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
             if probe in chat_probes
         },
         "reports_per_5m": [[t, float(c)] for t, c in counts],
-        "reports_counted_from": _iso(state.disruption.started.get(service)),
+        "reports_counted_from": iso_time(state.disruption.started.get(service)),
         "baseline_per_5m": [[t, round(state.reports.baseline(service, t), 3)] for t, _ in counts],
         "appstore_position": _rank_series(state, service, since),
     }
@@ -304,25 +276,27 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
             entry = {"source": source, "kind": run.kind, "error": short_detail(run.last_error)}
             failing.setdefault(source.split("/", 1)[0], []).append(entry)
     for key, cfg in config.services.items():
-        services.append(
-            {
-                "service": key,
-                "title": cfg.title(key),
-                "disruption": _disruption(state, key, cfg),
-                "detectors": _detectors(state, key),
-                "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
-                "official": _official(state, key, cfg),
-                "appstore": [
-                    {"country": r.country, "chart": r.chart, "rank": r.rank, "depth": r.depth}
-                    for r in state.appstore.service_ranks()
-                    if r.service == key
-                ],
-                "reports": _reports(state, key, cfg, now, base),
-                "traffic": _traffic(state, key, cfg),
-                "charts": _charts(state, key, config, now),
-                "failing_sources": failing.get(key, []),
-            }
-        )
+        ctx = PageContext(key, cfg, config, state.signals, now, base)
+        doc: dict[str, Any] = {
+            "service": key,
+            "title": cfg.title(key),
+            "disruption": _disruption(state, key, cfg),
+            "detectors": _detectors(state, key),
+            "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
+            "official": _official(state, key, cfg),
+            "appstore": [
+                {"country": r.country, "chart": r.chart, "rank": r.rank, "depth": r.depth}
+                for r in state.appstore.service_ranks()
+                if r.service == key
+            ],
+            "reports": _reports(state, key, cfg, now, base),
+        }
+        for lens, lens_state in state.lenses:
+            if lens.page_key is not None:
+                doc[lens.page_key] = lens.page(lens_state, ctx)
+        doc["charts"] = _charts(state, key, config, now)
+        doc["failing_sources"] = failing.get(key, [])
+        services.append(doc)
     events = [(e.time, e.service, e.kind, e.text) for e in state.history.events]
     for t in state.disruption.recent_events(RECENT_EVENTS):
         reasons = ", ".join(REASON_TEXT.get(r, r) for r in t.reasons)
@@ -331,11 +305,11 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
     events.sort(key=lambda e: e[0], reverse=True)
     return {
         "version": __version__,
-        "time": _iso(now),
+        "time": iso_time(now),
         "services": services,
         "summary": summary(services),
         "events": [
-            {"time": _iso(time), "service": service, "kind": kind, "text": text}
+            {"time": iso_time(time), "service": service, "kind": kind, "text": text}
             for time, service, kind, text in _bounded_events(events)
         ],
     }
@@ -603,16 +577,6 @@ def _appstore_html(ranks: list[dict[str, Any]]) -> str:
     return f"<p>{', '.join(items)}</p>"
 
 
-def _traffic_html(traffic: list[dict[str, Any]]) -> str:
-    if not traffic:
-        return ""
-    items = []
-    for t in traffic:
-        value = "not read yet" if t["value"] is None else f"{t['value']:.4g}"
-        items.append(f"{escape(t['query'])}: {escape(value)} ({escape(t['state'])})")
-    return f"<h3>Traffic</h3><p class=traffic>{', '.join(items)}</p>"
-
-
 def _reports_html(reports: dict[str, Any]) -> str:
     text = (
         f"<p class=reports>Reports in the last 5 minutes: <strong>{reports['last_5m']}</strong> "
@@ -861,9 +825,15 @@ def _card(service: dict[str, Any], now: float) -> str:
         f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"
         f"<h3>User reports</h3>{_reports_html(service['reports'])}"
         f"<h3>App Store</h3>{_appstore_html(service['appstore'])}"
-        f"{_traffic_html(service['traffic'])}"
+        f"{_lens_sections(service)}"
         f"<h3>Last hours</h3>{_charts_html(service, now)}"
         "</section>"
+    )
+
+
+def _lens_sections(service: dict[str, Any]) -> str:
+    return "".join(
+        lens.card(service[lens.page_key]) for lens in LENSES if lens.page_key is not None
     )
 
 

@@ -1,0 +1,137 @@
+"""What a lens is: the parts the framework iterates instead of naming lenses.
+
+A lens builds its sources from the config, folds its observations into its own
+state, forgets what the config dropped, renders its metric families, adds its
+fragment to the status document and supplies its evidence to the disruption
+judge. ``lenses/registry.py`` lists them; nothing else names a lens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from outagewatch.detect.disruption import PageEvidence, ProbeEvidence, SpikeEvidence
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from outagewatch.budget import ChatBudget
+    from outagewatch.config import Config, ServiceConfig
+    from outagewatch.detect.signals import SignalDetectors
+    from outagewatch.pipeline import Pipeline, SourceRunState
+    from outagewatch.sources.base import Source
+
+S = TypeVar("S")
+
+# Which instances of a sharded fleet run a source: its hashmod shard (and replicas),
+# shard 0 only unless `shard_all_sources`, or every instance (our own vantage point).
+Placement = Literal["split", "owner", "every"]
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A source and where in the fleet it runs."""
+
+    source: Source
+    placement: Placement
+
+
+@dataclass(frozen=True)
+class EvidenceContext:
+    """What a lens may read to say what it knows of one service."""
+
+    service: str
+    service_config: ServiceConfig
+    config: Config
+    signals: SignalDetectors
+    runs: Mapping[str, SourceRunState]
+    scheduled: set[str]  # the source keys this instance runs
+    started: float  # when the service was first judged
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One lens's part of a service's evidence.
+
+    ``cadence`` says how often a shared detector (failure_ratio, ttft, rank...)
+    gets a point from this lens; the framework keeps the shortest.
+    """
+
+    probes: tuple[ProbeEvidence, ...] = ()
+    pages: tuple[PageEvidence, ...] = ()
+    spikes: Mapping[str, SpikeEvidence] = field(default_factory=dict)
+    cadence: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What a lens may read to render its fragment of one service's status."""
+
+    service: str
+    service_config: ServiceConfig
+    config: Config
+    signals: SignalDetectors
+    now: float
+    base: str  # the external URL's path: links start with it
+
+
+class Lens(Generic[S]):
+    """One lens. Subclasses set the class attributes and override what they have."""
+
+    name: str
+    # Observation types this lens folds into its state.
+    observations: tuple[type, ...] = ()
+    # Source kinds this lens runs (the `kind` label of its source metrics).
+    kinds: frozenset[str] = frozenset()
+    # The key of its fragment in each service of /api/v1/status; None: it has none.
+    page_key: str | None = None
+
+    def new_state(self) -> S:
+        raise NotImplementedError
+
+    def sources(self, config: Config, budget: ChatBudget) -> Iterable[Placed]:
+        """Every enabled source of this lens the config describes."""
+        return ()
+
+    def apply(self, pipeline: Pipeline, state: S, observation: Any) -> None:
+        """Fold one observation of one of ``observations`` into the state."""
+
+    def run_failed(self, state: S, key: str, reason: str) -> None:
+        """A run of one of this lens's sources observed nothing."""
+
+    def retain(self, state: S, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
+        """Forget what the current config no longer has, so it leaves /metrics."""
+
+    def families(self, state: S) -> Iterable[Metric]:
+        """This lens's metric families, rendered at scrape time."""
+        return ()
+
+    def page(self, state: S, ctx: PageContext) -> Any:
+        """This lens's JSON-ready fragment of one service's status."""
+        return None
+
+    def card(self, fragment: Any) -> str:
+        """This lens's HTML section of a service's card, from its fragment."""
+        return ""
+
+    def evidence(self, state: S, ctx: EvidenceContext) -> Generator[None, None, Evidence]:
+        """This lens's evidence about one service; may yield to let runs start between slices."""
+        return Evidence()
+        yield  # a generator, so a lens with many targets can yield between slices
+
+
+class LensStates:
+    """Every registered lens with its state: the lens part of the pipeline's ``State``."""
+
+    def __init__(self, lenses: Iterable[Lens[Any]]) -> None:
+        self._lenses = {type(lens): (lens, lens.new_state()) for lens in lenses}
+
+    def of(self, lens: type[Lens[S]]) -> S:
+        """The state of a lens, by its class: ``state.lenses.of(TrafficLens)``."""
+        state: S = self._lenses[lens][1]
+        return state
+
+    def __iter__(self) -> Iterator[tuple[Lens[Any], Any]]:
+        return iter(self._lenses.values())
