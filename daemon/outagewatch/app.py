@@ -29,6 +29,7 @@ from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
 from outagewatch.detect.replay import adopt, bucket_start, needs_replay, replay, stored_reports
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
+from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.registry import build_sources
 from outagewatch.metrics import DetectionCollector, ReportsCollector
 from outagewatch.persistence import StateKeeper, StatePart, StateRestoreCollector, single
@@ -393,6 +394,7 @@ class Daemon:
         """Everything that survives a restart, one namespace of the store each."""
         state = self.pipeline.state
         budget = self.chat_budget
+        ranks = state.lenses.of(AppStoreLens)
         return [
             StatePart("detectors", state.signals.snapshot, state.signals.load),
             StatePart("disruption", state.disruption.snapshot, state.disruption.load),
@@ -403,7 +405,7 @@ class Daemon:
             StatePart("incidents", *single(state.incidents.snapshot, state.incidents.load)),
             StatePart(
                 "appstore_ranks",
-                *single(state.appstore.history.snapshot, state.appstore.history.load),
+                *single(ranks.history.snapshot, ranks.history.load),
             ),
         ]
 

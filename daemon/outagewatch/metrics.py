@@ -549,7 +549,6 @@ class StateCollector(Collector):
         yield from self._chats(state)
         yield from self._status_pages(state)
         yield from self._runs(state)
-        yield from self._appstore(state)
         for lens, lens_state in state.lenses:
             yield from lens.families(lens_state)
         yield from self._scheduler(state)
@@ -735,37 +734,6 @@ class StateCollector(Collector):
                     labels,
                     run.last_success_time,
                 )
-        return fams
-
-    def _appstore(self, state: State) -> Families:
-        fams = Families(
-            "outagewatch_appstore_rank",
-            "outagewatch_appstore_in_chart",
-            "outagewatch_appstore_chart_depth",
-            "outagewatch_appstore_best_rank",
-            "outagewatch_appstore_feed_last_success_timestamp_seconds",
-            "outagewatch_appstore_feed_failures_total",
-        )
-        appstore = state.appstore
-        for item in appstore.service_ranks():
-            labels = [item.service, item.country, item.chart]
-            if item.rank is not None:
-                fams.add("outagewatch_appstore_rank", labels, item.rank)
-            fams.add("outagewatch_appstore_in_chart", labels, int(item.rank is not None))
-        for (service, chart), rank in sorted(appstore.best_ranks().items()):
-            fams.add("outagewatch_appstore_best_rank", [service, chart], rank)
-        for (country, chart), feed in sorted(appstore.feeds.items()):
-            labels = [country, chart]
-            if feed.last is not None:
-                fams.add("outagewatch_appstore_chart_depth", labels, feed.last.depth)
-            if feed.last_success_time is not None:
-                fams.add(
-                    "outagewatch_appstore_feed_last_success_timestamp_seconds",
-                    labels,
-                    feed.last_success_time,
-                )
-            for reason, count in sorted(feed.failures.items()):
-                fams.add("outagewatch_appstore_feed_failures_total", [*labels, reason], count)
         return fams
 
     def _scheduler(self, state: State) -> Families:

@@ -43,8 +43,6 @@ from outagewatch.incidents import IncidentLog
 from outagewatch.lenses.base import EvidenceContext, Lens, LensStates
 from outagewatch.lenses.registry import LENSES
 from outagewatch.observations import (
-    CHART_FEED_KIND,
-    ChartSnapshot,
     ChatBudgetStatus,
     ChatStats,
     ControlResult,
@@ -54,7 +52,6 @@ from outagewatch.observations import (
     StatusSnapshot,
     status_source_key,
 )
-from outagewatch.ranks import AppStoreState
 from outagewatch.sources.base import probe_source_key
 from outagewatch.sources.control import control_source_key
 
@@ -167,7 +164,6 @@ class State:
     incidents: IncidentLog = field(default_factory=IncidentLog)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
-    appstore: AppStoreState = field(default_factory=AppStoreState)
     reports: ReportsState = field(default_factory=ReportsState)
     history: StatusHistory = field(default_factory=StatusHistory)
     signals: SignalDetectors = field(default_factory=SignalDetectors)
@@ -185,7 +181,6 @@ class Pipeline:
         self._handlers: dict[type, Callable[[Any], None]] = {
             ProbeResult: self._probe,
             ChatBudgetStatus: self._chat_budget,
-            ChartSnapshot: self._chart,
             StatusSnapshot: self._status,
             Report: self._report,
             ControlResult: self._control,
@@ -224,8 +219,6 @@ class Pipeline:
                 run.failing_since = self.clock.time()
             run.failures[error_reason] += 1
             run.last_error = f"{error_reason}: {error_detail}" if error_detail else error_reason
-            if kind == CHART_FEED_KIND:
-                self.state.appstore.record_failure(key, error_reason)
             lens = self._by_kind.get(kind)
             if lens is not None:
                 lens.run_failed(self.state.lenses.of(type(lens)), key, error_reason)
@@ -384,7 +377,6 @@ class Pipeline:
         """Forget what the current config no longer has, so it leaves /metrics."""
         for key in set(self.state.runs) - source_keys:
             del self.state.runs[key]
-        self.state.appstore.retain(source_keys)
         for pkey in set(self.state.probes) - probe_keys:
             del self.state.probes[pkey]
         kinds = {(service, probe.kind) for (service, _), probe in self.state.probes.items()}
@@ -474,18 +466,6 @@ class Pipeline:
         self.state.signals.report(report.service, report.time)
 
     # -- detection -----------------------------------------------------------
-
-    def _chart(self, snapshot: ChartSnapshot) -> None:
-        appstore = self.state.appstore
-        appstore.apply(snapshot)
-        for service in sorted(snapshot.apps):
-            # The best place over every chart and country; out of a chart is just below it.
-            best = min(
-                (r.rank if r.rank is not None else r.depth + 1)
-                for r in appstore.service_ranks()
-                if r.service == service
-            )
-            self.state.signals.rank(service, snapshot.time, best)
 
     def configure_detection(self, config: Config, scheduled: set[str]) -> None:
         """Take (re)loaded detection settings and rules, and the keys of the sources run."""
@@ -609,18 +589,22 @@ def service_evidence(
         ),
         "ttft": min(chat_intervals, default=0.0),
         "latency": min(chat_intervals, default=0.0),
-        "rank": config.appstore.interval,
     }
+    ctx = EvidenceContext(service, cfg, config, signals, state.runs, scheduled, started)
+    parts = []
+    for lens, lens_state in state.lenses:
+        part = yield from lens.evidence(lens_state, ctx)
+        parts.append(part)
+        probes.extend(part.probes)
+        pages.extend(part.pages)
+        for signal, interval in part.cadence.items():
+            cadence[signal] = min(interval, cadence.get(signal, interval))
     spikes = {}
     for signal, interval in cadence.items():
         status = signals.status.get((service, signal))
         if status is not None and interval > 0:
             reading = Reading(status.last_time, interval, started)
             spikes[signal] = SpikeEvidence(status.verdict.active, reading)
-    ctx = EvidenceContext(service, cfg, config, signals, state.runs, scheduled, started)
-    for lens, lens_state in state.lenses:
-        part = yield from lens.evidence(lens_state, ctx)
-        probes.extend(part.probes)
-        pages.extend(part.pages)
+    for part in parts:
         spikes.update(part.spikes)
     return ServiceEvidence(service, tuple(probes), tuple(pages), spikes)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from outagewatch.config import ConfigError, load_config, parse_config
+from outagewatch.lenses.appstore.source import ChartFeedSource, tracked_apps
 from outagewatch.lenses.registry import build_sources
-from outagewatch.sources.appstore import ChartFeedSource, tracked_apps
 from tests.appstore.payloads import CHATBOTS
 
 SHIPPED = Path(__file__).parents[2] / "deploy" / "config" / "outagewatch.yml"

@@ -12,10 +12,11 @@ from prometheus_client import CollectorRegistry
 
 from outagewatch.clock import FakeClock
 from outagewatch.config import parse_config
+from outagewatch.lenses.appstore import AppStoreLens
+from outagewatch.lenses.appstore.source import ChartFeedSource, build_chart_sources
 from outagewatch.metrics import StateCollector
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
-from outagewatch.sources.appstore import ChartFeedSource, build_chart_sources
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import USER_AGENT
 from tests.appstore.conftest import FeedServer, Reply
@@ -147,7 +148,8 @@ async def test_conditional_requests_and_304_keep_the_last_ranks(
         )
         == first_success + INTERVAL
     )
-    points = harness.pipeline.state.appstore.history.points(("claude", "us", "top-free"))
+    ranks = harness.pipeline.state.lenses.of(AppStoreLens)
+    points = ranks.history.points(("claude", "us", "top-free"))
     assert [(p.time, p.rank) for p in points] == [(first_success, 12), (first_success + 900, 12)]
     assert harness.failures("invalid") is None
 
@@ -265,7 +267,8 @@ async def test_failed_fetch_keeps_last_good_ranks_marked_stale(
         )
         == good_time
     )
-    points = harness.pipeline.state.appstore.history.points(("claude", "us", "top-free"))
+    ranks = harness.pipeline.state.lenses.of(AppStoreLens)
+    points = ranks.history.points(("claude", "us", "top-free"))
     assert len(points) == 1  # a failure adds nothing to the history
 
 
@@ -334,7 +337,8 @@ async def test_renamed_app_keeps_its_rank_series(
     await harness.run(source)
     clock.advance(INTERVAL)
     await harness.run(source)
-    points = harness.pipeline.state.appstore.history.points(("le-chat", "us", "top-grossing"))
+    ranks = harness.pipeline.state.lenses.of(AppStoreLens)
+    points = ranks.history.points(("le-chat", "us", "top-grossing"))
     assert [p.rank for p in points] == [20, 3]
     assert harness.rank("le-chat", chart="top-grossing") == 3
 

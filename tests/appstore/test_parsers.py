@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from outagewatch.config import AppStoreChart, AppStoreConfig
-from outagewatch.sources.appstore import (
+from outagewatch.lenses.appstore.source import (
     PARSERS,
     ChartEntry,
     FeedError,

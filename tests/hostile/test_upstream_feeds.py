@@ -29,12 +29,7 @@ from structlog.testing import capture_logs
 from outagewatch.clock import FakeClock
 from outagewatch.config import StatuspagePage, parse_config
 from outagewatch.incidents import IncidentLog
-from outagewatch.metrics import StateCollector
-from outagewatch.observations import StatusIncident, StatusSnapshot
-from outagewatch.pipeline import Pipeline
-from outagewatch.scheduler import Scheduler
-from outagewatch.sources import bounded_json
-from outagewatch.sources.appstore import (
+from outagewatch.lenses.appstore.source import (
     FEED_FAILURE_REASONS,
     PARSERS,
     ChartFeedSource,
@@ -42,6 +37,11 @@ from outagewatch.sources.appstore import (
     build_chart_sources,
     parse_legacy_xml,
 )
+from outagewatch.metrics import StateCollector
+from outagewatch.observations import StatusIncident, StatusSnapshot
+from outagewatch.pipeline import Pipeline
+from outagewatch.scheduler import Scheduler
+from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, Source, SourceError
 from outagewatch.sources.client import HttpClients
 from outagewatch.sources.retry_after import retry_after_seconds

@@ -17,6 +17,7 @@ from outagewatch.demo.world import CHATGPT_APP_ID, CLAUDE_APP_ID, DEMO_API_KEY, 
 from outagewatch.detect.disruption import DisruptionStatus, Transition
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
+from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.registry import build_sources
 from outagewatch.observations import ChartSnapshot, ProbeResult, Report
 from outagewatch.pipeline import Pipeline
@@ -339,9 +340,10 @@ async def test_demo_chart_keeps_both_apps_while_claude_takes_first_place(
         assert isinstance(snapshot, ChartSnapshot)
         assert CLAUDE_APP_ID in snapshot.ranks and CHATGPT_APP_ID in snapshot.ranks, minute
         pipeline.ingest([snapshot])
-    rank_line = pipeline.state.appstore.history.points(("claude", "us", "top-free"))
+    ranks = pipeline.state.lenses.of(AppStoreLens)
+    rank_line = ranks.history.points(("claude", "us", "top-free"))
     assert [p.position for p in rank_line] == [2, 1, 1, 1, 1]
-    chatgpt_line = pipeline.state.appstore.history.points(("chatgpt", "us", "top-free"))
+    chatgpt_line = ranks.history.points(("chatgpt", "us", "top-free"))
     assert [p.position for p in chatgpt_line] == [1, 2, 2, 2, 2]
     # Never two apps on one place, anywhere in the story.
     for country in timeline.COUNTRIES:

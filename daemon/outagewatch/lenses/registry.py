@@ -12,17 +12,20 @@ from typing import Any
 
 from outagewatch.budget import ChatBudget
 from outagewatch.config import ChatProbeBase, Config, DnsControl
+from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.base import Lens, Placed
 from outagewatch.lenses.traffic import TrafficLens
 from outagewatch.sources import replica_shards
-from outagewatch.sources.appstore import build_chart_sources
 from outagewatch.sources.base import Source
 from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 from outagewatch.sources.control import DnsControlSource, HttpControlSource
 from outagewatch.sources.http import HttpProbeSource
 from outagewatch.sources.statuspage import StatusPageSource
 
-LENSES: tuple[Lens[Any], ...] = (TrafficLens(),)
+LENSES: tuple[Lens[Any], ...] = (
+    AppStoreLens(),
+    TrafficLens(),
+)
 
 
 def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list[Source]:
@@ -70,7 +73,6 @@ def _unmoved_sources(config: Config, budget: ChatBudget) -> list[Placed]:
         for page_key, page in service.status_pages.items():
             if page.enabled:
                 placed.append(Placed(StatusPageSource(service_key, page_key, page), "owner"))
-    placed.extend(Placed(s, "owner") for s in build_chart_sources(config))
     for target, control in config.vantage.controls.items():
         if isinstance(control, DnsControl):
             placed.append(Placed(DnsControlSource(target, control), "every"))

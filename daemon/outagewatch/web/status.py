@@ -19,11 +19,12 @@ from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.replay import warmup
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
+from outagewatch.lenses.appstore import AppStoreLens
+from outagewatch.lenses.appstore.state import RankPoint
 from outagewatch.lenses.base import PageContext
 from outagewatch.lenses.registry import LENSES
 from outagewatch.observations import short_detail, status_source_key
 from outagewatch.pipeline import State
-from outagewatch.ranks import RankPoint
 from outagewatch.web.charts import Series, line_chart
 
 OFFICIAL_LEVELS = ("operational", "minor", "major", "critical")
@@ -230,14 +231,13 @@ def _rank_series(state: State, service: str, since: float) -> dict[str, list[lis
     """Position per country in the service's first charted feed (depth + 1 when out)."""
     series: dict[str, list[RankPoint]] = {}
     chart = None
-    for owner, country, chart_name in state.appstore.history.series_keys():
+    history = state.lenses.of(AppStoreLens).history
+    for owner, country, chart_name in history.series_keys():
         if owner != service or (chart is not None and chart_name != chart):
             continue
         chart = chart_name
         series[country] = [
-            p
-            for p in state.appstore.history.points((owner, country, chart_name))
-            if p.time >= since
+            p for p in history.points((owner, country, chart_name)) if p.time >= since
         ]
     return {
         country: [[p.time, float(p.position)] for p in points]
@@ -266,6 +266,20 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
     }
 
 
+# The keys of each service in the document, in their order.
+_SERVICE_KEYS = (
+    "service",
+    "title",
+    "disruption",
+    "detectors",
+    "probes",
+    "official",
+    "appstore",
+    "reports",
+    "traffic",
+)
+
+
 def status_document(config: Config, state: State, now: float, base: str = "") -> dict[str, Any]:
     """Everything the status page shows, as JSON-ready data; links start with ``base``."""
     services = []
@@ -284,16 +298,12 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
             "detectors": _detectors(state, key),
             "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
             "official": _official(state, key, cfg),
-            "appstore": [
-                {"country": r.country, "chart": r.chart, "rank": r.rank, "depth": r.depth}
-                for r in state.appstore.service_ranks()
-                if r.service == key
-            ],
             "reports": _reports(state, key, cfg, now, base),
         }
         for lens, lens_state in state.lenses:
             if lens.page_key is not None:
                 doc[lens.page_key] = lens.page(lens_state, ctx)
+        doc = {k: doc[k] for k in _SERVICE_KEYS}
         doc["charts"] = _charts(state, key, config, now)
         doc["failing_sources"] = failing.get(key, [])
         services.append(doc)
@@ -567,16 +577,6 @@ def _official_html(official: dict[str, Any] | None) -> str:
     return text + "</p>" + failing
 
 
-def _appstore_html(ranks: list[dict[str, Any]]) -> str:
-    if not ranks:
-        return "<p>No App Store chart read yet.</p>"
-    items = []
-    for r in ranks:
-        where = f"#{r['rank']}" if r["rank"] is not None else f"not in the top {r['depth']}"
-        items.append(f"{escape(r['country'].upper())} {escape(r['chart'])}: {escape(where)}")
-    return f"<p>{', '.join(items)}</p>"
-
-
 def _reports_html(reports: dict[str, Any]) -> str:
     text = (
         f"<p class=reports>Reports in the last 5 minutes: <strong>{reports['last_5m']}</strong> "
@@ -824,7 +824,6 @@ def _card(service: dict[str, Any], now: float) -> str:
         f"<h3>Official status page</h3>{_official_html(service['official'])}"
         f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"
         f"<h3>User reports</h3>{_reports_html(service['reports'])}"
-        f"<h3>App Store</h3>{_appstore_html(service['appstore'])}"
         f"{_lens_sections(service)}"
         f"<h3>Last hours</h3>{_charts_html(service, now)}"
         "</section>"
