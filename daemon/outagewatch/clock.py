@@ -27,6 +27,11 @@ def iso_time(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def when_text(iso: str | None) -> str:
+    """An ``iso_time`` for a reader: `2026-03-02 14:05:00 UTC`, or `never`."""
+    return "never" if iso is None else iso.replace("T", " ").replace("Z", " UTC")
+
+
 class Clock(Protocol):
     def time(self) -> float:
         """Seconds since the epoch (for timestamps)."""

@@ -24,10 +24,7 @@ from outagewatch.detect.disruption import REASONS, STATES
 from outagewatch.detect.tracker import LEAD_OUTCOMES
 from outagewatch.observations import (
     CHAT_OUTCOMES,
-    COMPONENT_STATUSES,
-    IMPACT_LEVELS,
     PHASES,
-    worst_status,
 )
 
 if TYPE_CHECKING:
@@ -547,7 +544,6 @@ class StateCollector(Collector):
         yield from self._probes(state)
         yield from self._probe_durations(state)
         yield from self._chats(state)
-        yield from self._status_pages(state)
         yield from self._runs(state)
         for lens, lens_state in state.lenses:
             yield from lens.families(lens_state)
@@ -652,71 +648,6 @@ class StateCollector(Collector):
                 for resource, ratio in sorted(chat.budget.remaining.items()):
                     fams.add("outagewatch_chat_budget_remaining_ratio", [*labels, resource], ratio)
                 fams.add("outagewatch_chat_budget_exhausted", labels, int(chat.budget.exhausted))
-        return fams
-
-    def _status_pages(self, state: State) -> Families:
-        """Per service, over its pages' last good readings (see docs/status-pages.md)."""
-        fams = Families(
-            "outagewatch_status_component",
-            "outagewatch_status_component_info",
-            "outagewatch_status_open_incidents_dropped",
-            "outagewatch_status_level",
-            "outagewatch_status_open_incidents",
-            "outagewatch_status_incident_start_timestamp_seconds",
-            "outagewatch_status_maintenance_active",
-            "outagewatch_status_last_success_timestamp_seconds",
-        )
-        services = sorted({service for service, _ in state.status_pages})
-        for service in services:
-            readings = [
-                page.last for (svc, _), page in sorted(state.status_pages.items()) if svc == service
-            ]
-            components: dict[str, list[str]] = {}
-            names: dict[str, str] = {}
-            for reading in readings:
-                for component, status in reading.components.items():
-                    components.setdefault(component, []).append(status)
-                for component, name in reading.component_names.items():
-                    names.setdefault(component, name)
-            for component, statuses in components.items():
-                current = worst_status(statuses)
-                for status in COMPONENT_STATUSES:
-                    fams.add(
-                        "outagewatch_status_component",
-                        [service, component, status],
-                        int(status == current),
-                    )
-                if component in names:
-                    fams.add(
-                        "outagewatch_status_component_info",
-                        [service, component, names[component]],
-                        1,
-                    )
-            fams.add(
-                "outagewatch_status_open_incidents_dropped",
-                [service],
-                sum(r.open_incidents_dropped for r in readings),
-            )
-            fams.add("outagewatch_status_level", [service], max(r.level for r in readings))
-            open_incidents = [i for r in readings for i in r.open_incidents]
-            for impact in IMPACT_LEVELS:
-                count = sum(1 for i in open_incidents if i.impact == impact)
-                fams.add("outagewatch_status_open_incidents", [service, impact], count)
-            starts = [start for r in readings if (start := r.earliest_start) is not None]
-            if starts:
-                fams.add(
-                    "outagewatch_status_incident_start_timestamp_seconds", [service], min(starts)
-                )
-            fams.add(
-                "outagewatch_status_maintenance_active",
-                [service],
-                int(any(r.maintenance_active for r in readings)),
-            )
-            fams.add(
-                "outagewatch_status_last_success_timestamp_seconds",
-                [service],
-                min(r.time for r in readings),
-            )
         return fams
 
     def _runs(self, state: State) -> Families:

@@ -49,8 +49,6 @@ from outagewatch.observations import (
     Observation,
     ProbeResult,
     Report,
-    StatusSnapshot,
-    status_source_key,
 )
 from outagewatch.sources.base import probe_source_key
 from outagewatch.sources.control import control_source_key
@@ -63,8 +61,6 @@ if TYPE_CHECKING:
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Time to first token: a healthy chatbot answers in well under a few seconds.
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
-# Incident changes in one fetch logged one by one; more make one line with counts.
-_INCIDENT_LINES_PER_FETCH = 5
 # At most one log line a minute per probe about a failure cause that changed.
 DETAIL_LOG_INTERVAL = 60.0
 # Scheduler lateness: a healthy event loop starts runs within a few milliseconds.
@@ -137,14 +133,6 @@ class SourceRunState:
 
 
 @dataclass
-class StatusPageState:
-    """The last good reading of one official status page; kept while fetches fail."""
-
-    kind: str
-    last: StatusSnapshot
-
-
-@dataclass
 class VantageState:
     """The control targets' streaks and the last judgement of our own vantage point."""
 
@@ -160,7 +148,6 @@ class State:
     probe_durations: dict[tuple[str, str], Histogram] = field(default_factory=dict)  # service, kind
     runs: dict[str, SourceRunState] = field(default_factory=dict)
     chats: dict[tuple[str, str], ChatState] = field(default_factory=dict)
-    status_pages: dict[tuple[str, str], StatusPageState] = field(default_factory=dict)
     incidents: IncidentLog = field(default_factory=IncidentLog)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
@@ -181,7 +168,6 @@ class Pipeline:
         self._handlers: dict[type, Callable[[Any], None]] = {
             ProbeResult: self._probe,
             ChatBudgetStatus: self._chat_budget,
-            StatusSnapshot: self._status,
             Report: self._report,
             ControlResult: self._control,
         }
@@ -326,53 +312,6 @@ class Pipeline:
         chat = self.state.chats.setdefault((status.service, status.probe), ChatState())
         chat.budget = status
 
-    def _status(self, snapshot: StatusSnapshot) -> None:
-        key = (snapshot.service, snapshot.page)
-        self.state.status_pages[key] = StatusPageState(snapshot.kind, snapshot)
-        opened, resolved = self.state.incidents.observe(snapshot)
-        # A line per incident for the usual one or two; past that, one line per
-        # fetch with counts, so a page listing thousands cannot flood the log.
-        per_incident = len(opened) + len(resolved) <= _INCIDENT_LINES_PER_FETCH
-        if not per_incident:
-            self.log.warning(
-                "status_incidents_changed",
-                service=snapshot.service,
-                page=snapshot.page,
-                opened=len(opened),
-                resolved=len(resolved),
-                open_dropped=snapshot.open_incidents_dropped,
-            )
-        for record in opened:
-            if per_incident:
-                self.log.warning(
-                    "status_incident_opened",
-                    service=record.service,
-                    page=record.page,
-                    incident=record.id,
-                    impact=record.impact,
-                    title=record.name,
-                )
-            self.state.history.event(
-                snapshot.time,
-                record.service,
-                "incident_opened",
-                f"official page: {record.impact} incident opened: {record.name}",
-            )
-        for record in resolved:
-            if per_incident:
-                self.log.info(
-                    "status_incident_resolved",
-                    service=record.service,
-                    page=record.page,
-                    incident=record.id,
-                )
-            self.state.history.event(
-                snapshot.time,
-                record.service,
-                "incident_resolved",
-                f"official page: incident resolved: {record.name}",
-            )
-
     def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
         """Forget what the current config no longer has, so it leaves /metrics."""
         for key in set(self.state.runs) - source_keys:
@@ -389,9 +328,6 @@ class Pipeline:
             del controls[target]
         for lens, lens_state in self.state.lenses:
             lens.retain(lens_state, source_keys, probe_keys)
-        for page_key in list(self.state.status_pages):
-            if status_source_key(*page_key) not in source_keys:
-                del self.state.status_pages[page_key]
         self.state.history.retain_probes(probe_keys)
 
     def record_lateness(self, seconds: float) -> None:
@@ -568,19 +504,7 @@ def service_evidence(
         probes.append(probe_evidence(name, streaks, probe_cfg.interval, started))
         if isinstance(probe_cfg, ChatProbeBase):
             chat_intervals.append(probe_cfg.interval)
-    pages = []
-    for name, page_cfg in cfg.status_pages.items():
-        if status_source_key(service, name) not in scheduled:
-            continue
-        page = state.status_pages.get((service, name))
-        run = state.runs.get(status_source_key(service, name))
-        failing_since = run.failing_since if run is not None else None
-        if page is None:
-            reading = Reading(None, page_cfg.interval, started)
-            pages.append(PageEvidence(name, 0, reading, failing_since))
-        else:
-            reading = Reading(page.last.time, page_cfg.interval, started)
-            pages.append(PageEvidence(name, page.last.level, reading, failing_since))
+    pages: list[PageEvidence] = []
     # How often each detector gets a point, for its freshness.
     cadence = {
         "reports": REPORT_BUCKET_S,

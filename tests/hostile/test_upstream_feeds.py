@@ -37,6 +37,15 @@ from outagewatch.lenses.appstore.source import (
     build_chart_sources,
     parse_legacy_xml,
 )
+from outagewatch.lenses.statuspage import StatusPageLens
+from outagewatch.lenses.statuspage.formats import (
+    MAX_OPEN_INCIDENTS,
+    PageReading,
+    parse_google,
+    parse_incidentio_native,
+    parse_statuspage,
+)
+from outagewatch.lenses.statuspage.source import FAILURE_REASONS, StatusPageSource
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import StatusIncident, StatusSnapshot
 from outagewatch.pipeline import Pipeline
@@ -45,14 +54,6 @@ from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, Source, SourceError
 from outagewatch.sources.client import HttpClients
 from outagewatch.sources.retry_after import retry_after_seconds
-from outagewatch.sources.status_formats import (
-    MAX_OPEN_INCIDENTS,
-    PageReading,
-    parse_google,
-    parse_incidentio_native,
-    parse_statuspage,
-)
-from outagewatch.sources.statuspage import FAILURE_REASONS, StatusPageSource
 from outagewatch.web.status import render_status_page, status_document
 from tests.appstore.conftest import FeedServer
 from tests.appstore.conftest import Reply as FeedReply
@@ -212,7 +213,7 @@ async def test_thirteen_thousand_open_incidents_are_capped_and_logged_once(
     source = statuspage(server.url())
     with capture_logs() as logs:
         assert await harness.run(source) is None
-    [reading] = [page.last for page in harness.pipeline.state.status_pages.values()]
+    [reading] = [page.last for page in harness.pipeline.state.lenses.of(StatusPageLens).values()]
     assert len(reading.open_incidents) == MAX_OPEN_INCIDENTS
     assert {i.id for i in reading.open_incidents} >= {f"crit{n}" for n in range(10)}
     assert reading.open_incidents_dropped == 13_000 - MAX_OPEN_INCIDENTS

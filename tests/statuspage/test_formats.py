@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from outagewatch.observations import StatusSnapshot
-from outagewatch.sources.status_formats import (
+from outagewatch.lenses.statuspage.formats import (
     PageReading,
     parse_google,
     parse_incidentio_native,
     parse_statuspage,
     parse_time,
 )
+from outagewatch.observations import StatusSnapshot
 from tests.statuspage.conftest import (
     claude_summary,
     fixture_json,

@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 
 from outagewatch.config import GooglePage, IncidentIoPage, StatuspagePage
+from outagewatch.lenses.statuspage.source import StatusPageSource
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.retry_after import retry_after_seconds
-from outagewatch.sources.statuspage import StatusPageSource
 from tests.statuspage.conftest import (
     FIXTURES,
     Reply,

@@ -73,6 +73,7 @@ class PageContext:
     service_config: ServiceConfig
     config: Config
     signals: SignalDetectors
+    runs: Mapping[str, SourceRunState]
     now: float
     base: str  # the external URL's path: links start with it
 
@@ -83,10 +84,12 @@ class Lens(Generic[S]):
     name: str
     # Observation types this lens folds into its state.
     observations: tuple[type, ...] = ()
-    # Source kinds this lens runs (the `kind` label of its source metrics).
+    # Source kinds whose failed runs this lens hears of (``run_failed``).
     kinds: frozenset[str] = frozenset()
     # The key of its fragment in each service of /api/v1/status; None: it has none.
     page_key: str | None = None
+    # Where its section goes in a service's card on the status page (lowest first).
+    card_position = 99
 
     def new_state(self) -> S:
         raise NotImplementedError

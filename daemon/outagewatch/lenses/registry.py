@@ -14,15 +14,16 @@ from outagewatch.budget import ChatBudget
 from outagewatch.config import ChatProbeBase, Config, DnsControl
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.base import Lens, Placed
+from outagewatch.lenses.statuspage import StatusPageLens
 from outagewatch.lenses.traffic import TrafficLens
 from outagewatch.sources import replica_shards
 from outagewatch.sources.base import Source
 from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 from outagewatch.sources.control import DnsControlSource, HttpControlSource
 from outagewatch.sources.http import HttpProbeSource
-from outagewatch.sources.statuspage import StatusPageSource
 
 LENSES: tuple[Lens[Any], ...] = (
+    StatusPageLens(),
     AppStoreLens(),
     TrafficLens(),
 )
@@ -70,9 +71,6 @@ def _unmoved_sources(config: Config, budget: ChatBudget) -> list[Placed]:
             else:
                 source = HttpProbeSource(service_key, probe_key, probe)
             placed.append(Placed(source, "split"))
-        for page_key, page in service.status_pages.items():
-            if page.enabled:
-                placed.append(Placed(StatusPageSource(service_key, page_key, page), "owner"))
     for target, control in config.vantage.controls.items():
         if isinstance(control, DnsControl):
             placed.append(Placed(DnsControlSource(target, control), "every"))

@@ -13,7 +13,7 @@ from typing import Any
 
 from outagewatch import __version__
 from outagewatch.baseline import HOUR, SLOTS_PER_HOUR, hour_of
-from outagewatch.clock import iso_time
+from outagewatch.clock import iso_time, when_text
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.replay import warmup
@@ -23,11 +23,11 @@ from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.appstore.state import RankPoint
 from outagewatch.lenses.base import PageContext
 from outagewatch.lenses.registry import LENSES
-from outagewatch.observations import short_detail, status_source_key
+from outagewatch.lenses.statuspage import page_fetches
+from outagewatch.observations import short_detail
 from outagewatch.pipeline import State
 from outagewatch.web.charts import Series, line_chart
 
-OFFICIAL_LEVELS = ("operational", "minor", "major", "critical")
 # The disruption state in words, with a symbol: colour is never the only signal.
 STATE_LABELS = {
     "ok": "✓ OK",
@@ -76,7 +76,7 @@ def _reason_text(reason: str, fetches: list[dict[str, Any]]) -> str:
     if reason == "official_fetch_failing":
         since = min((f["failing_since"] for f in fetches if f["failing_since"]), default=None)
         if since is not None:
-            text += f" since {_when(since)}"
+            text += f" since {when_text(since)}"
     return text
 
 
@@ -85,7 +85,7 @@ def _disruption(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any
     status = tracker.status.get(service)
     lead = tracker.last_lead(service)
     reasons = sorted(status.reasons) if status else []
-    fetches = _page_fetches(state, service, cfg)
+    fetches = page_fetches(state.runs, service, cfg)
     return {
         "state": status.state if status else "unknown",
         "since": iso_time(status.since if status else None),
@@ -161,52 +161,6 @@ def _probe_entry(key: str, enabled: bool, state: State, service: str) -> dict[st
         "ttft_seconds": last.chat.ttft_seconds if last and last.chat else None,
         "time": iso_time(last.time if last else None),
         "last_success": iso_time(probe.last_success_time if probe else None),
-    }
-
-
-def _page_fetches(state: State, service: str, cfg: ServiceConfig) -> list[dict[str, Any]]:
-    """Each enabled official page's fetching: failing (since when, why) or not."""
-    out = []
-    for name, page in sorted(cfg.status_pages.items()):
-        if not page.enabled:
-            continue
-        run = state.runs.get(status_source_key(service, name))
-        out.append(
-            {
-                "page": name,
-                "failing": run is not None and run.failing_since is not None,
-                "failing_since": iso_time(run.failing_since if run else None),
-                "error": run.last_error if run else None,
-                "last_success": iso_time(run.last_success_time if run else None),
-            }
-        )
-    return out
-
-
-def _official(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any] | None:
-    """None only when no official page is configured: a failing fetch says so."""
-    fetches = _page_fetches(state, service, cfg)
-    pages = sorted((k[1], v.last) for k, v in state.status_pages.items() if k[0] == service)
-    if not pages and not fetches:
-        return None
-    level = max((snapshot.level for _, snapshot in pages), default=None)
-    return {
-        "level": level,
-        "level_name": OFFICIAL_LEVELS[level] if level is not None else None,
-        "fetch": fetches,
-        "pages": [
-            {
-                "page": page,
-                "indicator": snapshot.indicator,
-                "time": iso_time(snapshot.time),
-                "components": dict(sorted(snapshot.components.items())),
-                "open_incidents": [
-                    {"name": i.name, "impact": i.impact, "start": iso_time(i.start)}
-                    for i in snapshot.open_incidents
-                ],
-            }
-            for page, snapshot in pages
-        ],
     }
 
 
@@ -290,14 +244,13 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
             entry = {"source": source, "kind": run.kind, "error": short_detail(run.last_error)}
             failing.setdefault(source.split("/", 1)[0], []).append(entry)
     for key, cfg in config.services.items():
-        ctx = PageContext(key, cfg, config, state.signals, now, base)
+        ctx = PageContext(key, cfg, config, state.signals, state.runs, now, base)
         doc: dict[str, Any] = {
             "service": key,
             "title": cfg.title(key),
             "disruption": _disruption(state, key, cfg),
             "detectors": _detectors(state, key),
             "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
-            "official": _official(state, key, cfg),
             "reports": _reports(state, key, cfg, now, base),
         }
         for lens, lens_state in state.lenses:
@@ -509,10 +462,6 @@ figure{margin:.4rem 0 .8rem}figcaption{font-size:.85rem;color:#333}
 """
 
 
-def _when(iso: str | None) -> str:
-    return "never" if iso is None else iso.replace("T", " ").replace("Z", " UTC")
-
-
 def _probe_rows(service: dict[str, Any]) -> str:
     if not service["probes"]:
         return "<p>No probes configured.</p>"
@@ -538,7 +487,7 @@ def _probe_rows(service: dict[str, Any]) -> str:
             why = f"<br><span class=detail>{escape(probe['detail'])}</span>"
         rows.append(
             f"<tr><td>{escape(probe['probe'])}</td><td class='{css}'>{escape(text)}{why}</td>"
-            f"<td>{escape(timing)}</td><td>{escape(_when(probe['last_success']))}</td></tr>"
+            f"<td>{escape(timing)}</td><td>{escape(when_text(probe['last_success']))}</td></tr>"
         )
     return (
         "<table><thead><tr><th scope=col>Probe</th><th scope=col>Last result</th>"
@@ -556,25 +505,6 @@ def _failing_sources_html(service: dict[str, Any]) -> str:
         for f in service["failing_sources"]
     )
     return f'<ul class="failing" aria-label="Failing sources">{items}</ul>'
-
-
-def _official_html(official: dict[str, Any] | None) -> str:
-    if official is None:
-        return "<p>No official status page configured.</p>"
-    failing = "".join(
-        f"<p class=official-fetch><strong class=down>Fetch failing</strong> since "
-        f"{escape(_when(f['failing_since']))}: {escape(f['error'] or '')}</p>"
-        for f in official["fetch"]
-        if f["failing"]
-    )
-    if official["level_name"] is None:
-        return failing or "<p class=official>Not read yet.</p>"
-    incidents = [i for page in official["pages"] for i in page["open_incidents"]]
-    text = f"<p class=official>Official level: <strong>{escape(official['level_name'])}</strong>"
-    if incidents:
-        names = "; ".join(f"{i['name']} ({i['impact']})" for i in incidents)
-        text += f". Open incidents: {escape(names)}"
-    return text + "</p>" + failing
 
 
 def _reports_html(reports: dict[str, Any]) -> str:
@@ -821,9 +751,6 @@ def _card(service: dict[str, Any], now: float) -> str:
         f'<h2 id="h-{escape(key)}">{escape(service["title"])}</h2>'
         f"{_disruption_html(service['disruption'], now, bool(warming))}"
         f"{_warmup_html(service.get('detectors'))}"
-        f"<h3>Official status page</h3>{_official_html(service['official'])}"
-        f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"
-        f"<h3>User reports</h3>{_reports_html(service['reports'])}"
         f"{_lens_sections(service)}"
         f"<h3>Last hours</h3>{_charts_html(service, now)}"
         "</section>"
@@ -831,16 +758,22 @@ def _card(service: dict[str, Any], now: float) -> str:
 
 
 def _lens_sections(service: dict[str, Any]) -> str:
-    return "".join(
-        lens.card(service[lens.page_key]) for lens in LENSES if lens.page_key is not None
-    )
+    """Each lens's section of the card, in the lenses' card order."""
+    sections = [
+        (1, f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"),
+        (2, f"<h3>User reports</h3>{_reports_html(service['reports'])}"),
+    ]
+    for lens in LENSES:
+        if lens.page_key is not None:
+            sections.append((lens.card_position, lens.card(service[lens.page_key])))
+    return "".join(html for _, html in sorted(sections, key=lambda s: s[0]))
 
 
 def _events_html(events: list[dict[str, Any]]) -> str:
     if not events:
         return "<p>Nothing yet.</p>"
     items = "".join(
-        f'<li><time datetime="{escape(e["time"])}">{escape(_when(e["time"]))}</time> '
+        f'<li><time datetime="{escape(e["time"])}">{escape(when_text(e["time"]))}</time> '
         f"<strong>{escape(e['service'])}</strong>: {escape(e['text'])}</li>"
         for e in events
     )
@@ -861,7 +794,7 @@ def render_status_page(document: dict[str, Any], now: float, refresh: int, base:
         f'<meta http-equiv=refresh content="{refresh}">'
         f"<title>outagewatch status</title><style>{_STYLE}</style></head><body>"
         "<header><h1>outagewatch status</h1>"
-        f"<p>As of {escape(_when(document['time']))}; this page reloads every {refresh} s. "
+        f"<p>As of {escape(when_text(document['time']))}; this page reloads every {refresh} s. "
         f"Version {escape(document['version'])}. "
         f'<a href="{base}/metrics">Metrics</a> · <a href="{base}/api/v1/status">JSON</a> · '
         f'<a href="{base}/-/ready">Readiness</a></p>'

@@ -30,6 +30,7 @@ class AppStoreLens(Lens[AppStoreState]):
     observations = (ChartSnapshot,)
     kinds = frozenset({ChartFeedSource.kind})
     page_key = "appstore"
+    card_position = 3
 
     def new_state(self) -> AppStoreState:
         return AppStoreState()

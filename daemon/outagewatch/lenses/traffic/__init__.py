@@ -56,6 +56,7 @@ class TrafficLens(Lens[TrafficState]):
     observations = (TrafficSample,)
     kinds = frozenset({PrometheusQuerySource.kind})
     page_key = "traffic"
+    card_position = 4
 
     def new_state(self) -> TrafficState:
         return {}

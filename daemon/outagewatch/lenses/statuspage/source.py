@@ -18,18 +18,18 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from outagewatch.config import ComponentPage, GooglePage, IncidentIoPage, StatusPageConfig
+from outagewatch.lenses.statuspage.formats import (
+    PageReading,
+    parse_google,
+    parse_incidentio_native,
+    parse_statuspage,
+)
 from outagewatch.observations import StatusSnapshot, status_source_key
 from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext, SourceError
 from outagewatch.sources.client import classify_client_error
 from outagewatch.sources.polling import RunBackoff, read_capped
 from outagewatch.sources.redirects import get_following_redirects
-from outagewatch.sources.status_formats import (
-    PageReading,
-    parse_google,
-    parse_incidentio_native,
-    parse_statuspage,
-)
 
 FAILURE_REASONS = (
     "timeout",
