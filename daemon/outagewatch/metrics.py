@@ -741,18 +741,7 @@ class DetectionCollector(Collector):
             "outagewatch_disruption_since_timestamp_seconds",
             "outagewatch_detection_lead_seconds",
             "outagewatch_detection_incidents_total",
-            "outagewatch_vantage_healthy",
-            "outagewatch_vantage_control_up",
-            "outagewatch_vantage_services_failing_locally_ratio",
         )
-        vantage = self._state.vantage
-        fams.add("outagewatch_vantage_healthy", [], int(vantage.verdict.healthy))
-        fams.add(
-            "outagewatch_vantage_services_failing_locally_ratio", [], vantage.verdict.local_share
-        )
-        for target in sorted(vantage.controls):
-            up = int(target not in vantage.verdict.failing_controls)
-            fams.add("outagewatch_vantage_control_up", [target], up)
         for (service, signal), status in sorted(signals.status.items()):
             labels = [service, signal]
             verdict = status.verdict

@@ -32,26 +32,21 @@ from outagewatch.detect.tracker import (
     probe_evidence,
 )
 from outagewatch.detect.vantage import (
-    HEALTHY,
-    ControlEvidence,
-    ControlStreak,
-    VantageVerdict,
     judge_vantage,
 )
 from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
 from outagewatch.lenses.base import EvidenceContext, Lens, LensStates
 from outagewatch.lenses.registry import LENSES
+from outagewatch.lenses.vantage import VantageLens, control_evidence
 from outagewatch.observations import (
     ChatBudgetStatus,
     ChatStats,
-    ControlResult,
     Observation,
     ProbeResult,
     Report,
 )
 from outagewatch.sources.base import probe_source_key
-from outagewatch.sources.control import control_source_key
 
 if TYPE_CHECKING:
     from outagewatch.config import Config, ServiceConfig
@@ -133,14 +128,6 @@ class SourceRunState:
 
 
 @dataclass
-class VantageState:
-    """The control targets' streaks and the last judgement of our own vantage point."""
-
-    controls: dict[str, ControlStreak] = field(default_factory=dict)
-    verdict: VantageVerdict = HEALTHY
-
-
-@dataclass
 class State:
     """Everything the collector and the pages read."""
 
@@ -155,7 +142,6 @@ class State:
     history: StatusHistory = field(default_factory=StatusHistory)
     signals: SignalDetectors = field(default_factory=SignalDetectors)
     disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
-    vantage: VantageState = field(default_factory=VantageState)
     lenses: LensStates = field(default_factory=lambda: LensStates(LENSES))
     scheduler_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
 
@@ -169,7 +155,6 @@ class Pipeline:
             ProbeResult: self._probe,
             ChatBudgetStatus: self._chat_budget,
             Report: self._report,
-            ControlResult: self._control,
         }
         for lens in LENSES:
             for kind in lens.observations:
@@ -284,17 +269,6 @@ class Pipeline:
             detail=result.detail,
         )
 
-    def _control(self, result: ControlResult) -> None:
-        streak = self.state.vantage.controls.setdefault(result.target, ControlStreak())
-        if streak.last is not None and (streak.failing == 0) != result.success:
-            self.log.warning(
-                "control_up" if result.success else "control_down",
-                control=result.target,
-                reason=result.reason,
-                detail=result.detail,
-            )
-        streak.observe(result.time, result.success, result.reason, result.detail)
-
     def _lens_handler(self, lens: Lens[Any]) -> Callable[[Any], None]:
         def handle(observation: Any) -> None:
             lens.apply(self, self.state.lenses.of(type(lens)), observation)
@@ -323,9 +297,6 @@ class Pipeline:
             del self.state.probe_durations[dkey]
         for pkey in set(self.state.chats) - probe_keys:
             del self.state.chats[pkey]
-        controls = self.state.vantage.controls
-        for target in [t for t in controls if control_source_key(t) not in source_keys]:
-            del controls[target]
         for lens, lens_state in self.state.lenses:
             lens.retain(lens_state, source_keys, probe_keys)
         self.state.history.retain_probes(probe_keys)
@@ -451,11 +422,13 @@ class Pipeline:
             )
             services.append(evidence)
         # Our own vantage point first: it decides whether local failures say anything.
-        controls = self._control_evidence(config, now)
+        own = state.lenses.of(VantageLens)
+        started = min(tracker.started.values(), default=now)
+        controls = control_evidence(own, config, started)
         vantage = judge_vantage(
             controls, services, now, config.vantage, config.disruption.stale_intervals
         )
-        if vantage.healthy != state.vantage.verdict.healthy:
+        if vantage.healthy != own.verdict.healthy:
             log = self.log.info if vantage.healthy else self.log.error
             log(
                 "vantage_healthy" if vantage.healthy else "vantage_unhealthy",
@@ -463,19 +436,10 @@ class Pipeline:
                 services_failing_locally=vantage.services_failing_locally,
                 services=vantage.services,
             )
-        state.vantage.verdict = vantage
+        own.verdict = vantage
         for evidence in services:
             tracker.evaluate(evidence, now, vantage.healthy)
         tracker.decide_leads(state.incidents, now)
-
-    def _control_evidence(self, config: Config, now: float) -> list[ControlEvidence]:
-        started = min(self.state.disruption.started.values(), default=now)
-        out = []
-        for target, control in config.vantage.controls.items():
-            streak = self.state.vantage.controls.get(target, ControlStreak())
-            reading = Reading(streak.last, control.interval, started)
-            out.append(ControlEvidence(target, reading, streak.failing))
-        return out
 
 
 def service_evidence(

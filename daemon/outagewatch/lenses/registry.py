@@ -11,21 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 from outagewatch.budget import ChatBudget
-from outagewatch.config import ChatProbeBase, Config, DnsControl
+from outagewatch.config import ChatProbeBase, Config
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.base import Lens, Placed
 from outagewatch.lenses.statuspage import StatusPageLens
 from outagewatch.lenses.traffic import TrafficLens
+from outagewatch.lenses.vantage import VantageLens
 from outagewatch.sources import replica_shards
 from outagewatch.sources.base import Source
 from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
-from outagewatch.sources.control import DnsControlSource, HttpControlSource
 from outagewatch.sources.http import HttpProbeSource
 
 LENSES: tuple[Lens[Any], ...] = (
     StatusPageLens(),
     AppStoreLens(),
     TrafficLens(),
+    VantageLens(),
 )
 
 
@@ -71,11 +72,6 @@ def _unmoved_sources(config: Config, budget: ChatBudget) -> list[Placed]:
             else:
                 source = HttpProbeSource(service_key, probe_key, probe)
             placed.append(Placed(source, "split"))
-    for target, control in config.vantage.controls.items():
-        if isinstance(control, DnsControl):
-            placed.append(Placed(DnsControlSource(target, control), "every"))
-        else:
-            placed.append(Placed(HttpControlSource(target, control), "every"))
     for lens in LENSES:
         placed.extend(lens.sources(config, budget))
     return placed
