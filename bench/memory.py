@@ -30,11 +30,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.common import Row, print_table
-from outagewatch.budget import ChatBudget
 from outagewatch.clock import FakeClock
 from outagewatch.config import Config, parse_config
 from outagewatch.exposition import MetricsPage
 from outagewatch.history import HISTORY_WINDOW, REPORT_BUCKET, StatusHistory
+from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
 from outagewatch.logging import configure
 from outagewatch.observations import HTTP_FAILURE_REASONS, PHASES, ChatStats, ProbeResult

@@ -12,8 +12,9 @@ from aiohttp.client_reqrep import ConnectionKey
 from structlog.testing import capture_logs
 
 from outagewatch.clock import FakeClock
+from outagewatch.lenses.probe import DETAIL_LOG_INTERVAL
 from outagewatch.observations import DETAIL_LIMIT, SUB_REASONS, ProbeResult
-from outagewatch.pipeline import DETAIL_LOG_INTERVAL, Pipeline
+from outagewatch.pipeline import Pipeline
 from outagewatch.sources.client import Failure, describe_failure
 
 

@@ -16,10 +16,10 @@ from aiohttp import web
 
 from outagewatch.clock import SystemClock
 from outagewatch.config import HttpProbe
+from outagewatch.lenses.probe.source import HttpProbeSource
 from outagewatch.observations import ProbeResult
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import HttpClients
-from outagewatch.sources.http import HttpProbeSource
 
 from .conftest import FakeResolver, Serve
 

@@ -18,8 +18,8 @@ from aiohttp import web
 from cryptography import x509
 
 from outagewatch.config import HttpProbe
+from outagewatch.lenses.probe.source import HttpProbeSource
 from outagewatch.sources.base import RunContext
-from outagewatch.sources.http import HttpProbeSource
 
 from .conftest import Serve
 from .daemon_process import DaemonProcess

@@ -23,13 +23,13 @@ from aiohttp.abc import AbstractResolver
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from outagewatch import __version__
-from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
 from outagewatch.detect.replay import adopt, bucket_start, needs_replay, replay, stored_reports
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
 from outagewatch.lenses.appstore import AppStoreLens
+from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
 from outagewatch.metrics import DetectionCollector, ReportsCollector
 from outagewatch.persistence import StateKeeper, StatePart, StateRestoreCollector, single

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from outagewatch import __version__, reports_cli
 from outagewatch.app import DEFAULT_LISTEN, Daemon, parse_listen_address, prepare_sources
-from outagewatch.budget import ChatBudget
 from outagewatch.config import (
     EX_CONFIG,
     ConfigError,
@@ -19,6 +18,7 @@ from outagewatch.config import (
 )
 from outagewatch.detect import BACKTEST_SIGNALS
 from outagewatch.detect.backtest import backtest_main
+from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.logging import LEVELS, configure
 from outagewatch.revision import build_revision
 from outagewatch.scrub import Scrubber

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as _generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
+from outagewatch.lenses.probe import ProbeLens, ProbeState
 from outagewatch.metrics import (
     CATALOGUE,
     PROBE_FAMILIES,
@@ -34,7 +35,7 @@ from outagewatch.metrics import (
     StateCollector,
 )
 from outagewatch.observations import PHASES
-from outagewatch.pipeline import ProbeState, SourceRunState, State
+from outagewatch.pipeline import SourceRunState, State
 
 # What the page is, named here rather than taken from the library, whose "latest"
 # constants move with its releases while these bytes do not.
@@ -252,7 +253,7 @@ class MetricsPage:
         state = self._state
         # Snapshots: runs finishing while a scrape yields must not resize what it walks.
         probes = await self._probes.render(
-            list(state.probes.items()),
+            list(state.lenses.of(ProbeLens).probes.items()),
             lambda key, probe: _ProbeLines(key[0], key[1]),
             openmetrics,
         )

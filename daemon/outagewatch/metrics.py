@@ -23,7 +23,6 @@ from outagewatch.clock import Clock
 from outagewatch.detect.disruption import REASONS, STATES
 from outagewatch.detect.tracker import LEAD_OUTCOMES
 from outagewatch.observations import (
-    CHAT_OUTCOMES,
     PHASES,
 )
 
@@ -542,16 +541,18 @@ class StateCollector(Collector):
             )
         yield from fams
         yield from self._probes(state)
-        yield from self._probe_durations(state)
-        yield from self._chats(state)
         yield from self._runs(state)
         for lens, lens_state in state.lenses:
             yield from lens.families(lens_state)
         yield from self._scheduler(state)
 
     def _probes(self, state: State) -> Families:
+        # Imported here: the probe lens renders its own families with this module.
+        from outagewatch.lenses.probe import ProbeLens
+
         fams = Families(*PROBE_FAMILIES)
-        for (service, probe_name), probe in sorted(state.probes.items()):
+        probes = state.lenses.of(ProbeLens).probes
+        for (service, probe_name), probe in sorted(probes.items()):
             labels = [service, probe_name]
             # An inconclusive run says nothing: keep the last conclusive answer.
             if probe.last_conclusive is not None:
@@ -582,72 +583,6 @@ class StateCollector(Collector):
                     labels,
                     probe.last_success_time,
                 )
-        return fams
-
-    def _probe_durations(self, state: State) -> Families:
-        # Per service and kind, not per probe: 13 series a probe would double a
-        # scrape at thousands of probes, and a 30 s probe gives a quantile little to use.
-        fams = Families("outagewatch_probe_total_duration_seconds")
-        for (service, kind), hist in sorted(state.probe_durations.items()):
-            fams.add_histogram(
-                "outagewatch_probe_total_duration_seconds",
-                [service, kind],
-                hist.cumulative(),
-                hist.sum,
-            )
-        return fams
-
-    def _chats(self, state: State) -> Families:
-        fams = Families(
-            "outagewatch_chat_ttft_seconds",
-            "outagewatch_chat_duration_seconds",
-            "outagewatch_chat_max_chunk_gap_seconds",
-            "outagewatch_chat_output_tokens_per_second",
-            "outagewatch_chat_outcome",
-            "outagewatch_chat_ratelimit_remaining_ratio",
-            "outagewatch_chat_retry_after_seconds",
-            "outagewatch_chat_should_retry",
-            "outagewatch_chat_budget_remaining_ratio",
-            "outagewatch_chat_budget_exhausted",
-        )
-        for (service, probe_name), chat in sorted(state.chats.items()):
-            labels = [service, probe_name]
-            last = chat.last
-            if last is not None:
-                hist = chat.ttft
-                fams.add_histogram(
-                    "outagewatch_chat_ttft_seconds", labels, hist.cumulative(), hist.sum
-                )
-                if chat.last_duration is not None:
-                    fams.add("outagewatch_chat_duration_seconds", labels, chat.last_duration)
-                if last.max_chunk_gap_seconds is not None:
-                    fams.add(
-                        "outagewatch_chat_max_chunk_gap_seconds", labels, last.max_chunk_gap_seconds
-                    )
-                if last.output_tokens_per_second is not None:
-                    fams.add(
-                        "outagewatch_chat_output_tokens_per_second",
-                        labels,
-                        last.output_tokens_per_second,
-                    )
-                for outcome in CHAT_OUTCOMES:
-                    fams.add(
-                        "outagewatch_chat_outcome", [*labels, outcome], int(outcome == last.outcome)
-                    )
-                for resource, ratio in sorted(last.ratelimit_remaining.items()):
-                    fams.add(
-                        "outagewatch_chat_ratelimit_remaining_ratio", [*labels, resource], ratio
-                    )
-                if last.retry_after_seconds is not None:
-                    fams.add(
-                        "outagewatch_chat_retry_after_seconds", labels, last.retry_after_seconds
-                    )
-                if last.should_retry is not None:
-                    fams.add("outagewatch_chat_should_retry", labels, int(last.should_retry))
-            if chat.budget is not None:
-                for resource, ratio in sorted(chat.budget.remaining.items()):
-                    fams.add("outagewatch_chat_budget_remaining_ratio", [*labels, resource], ratio)
-                fams.add("outagewatch_chat_budget_exhausted", labels, int(chat.budget.exhausted))
         return fams
 
     def _runs(self, state: State) -> Families:

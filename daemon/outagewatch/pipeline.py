@@ -6,7 +6,6 @@ only read ``State``.
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,102 +15,37 @@ import structlog
 
 from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
-from outagewatch.config import ChatProbeBase
 from outagewatch.detect.disruption import (
-    LOCAL_REASONS,
     PageEvidence,
+    ProbeEvidence,
     Reading,
     ServiceEvidence,
     SpikeEvidence,
 )
-from outagewatch.detect.signals import FAILURE_BUCKET_S, REPORT_BUCKET_S, SignalDetectors
+from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
 from outagewatch.detect.tracker import (
-    EVIDENCE_SLICE,
     DisruptionTracker,
-    ProbeStreaks,
-    probe_evidence,
 )
 from outagewatch.detect.vantage import (
     judge_vantage,
 )
+from outagewatch.histogram import Histogram
 from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
 from outagewatch.lenses.base import EvidenceContext, Lens, LensStates
 from outagewatch.lenses.registry import LENSES
 from outagewatch.lenses.vantage import VantageLens, control_evidence
 from outagewatch.observations import (
-    ChatBudgetStatus,
-    ChatStats,
     Observation,
-    ProbeResult,
     Report,
 )
-from outagewatch.sources.base import probe_source_key
 
 if TYPE_CHECKING:
     from outagewatch.config import Config, ServiceConfig
     from outagewatch.store import Store
 
-# Probe latency buckets: from a fast API edge to a slow web app.
-DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-# Time to first token: a healthy chatbot answers in well under a few seconds.
-TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
-# At most one log line a minute per probe about a failure cause that changed.
-DETAIL_LOG_INTERVAL = 60.0
 # Scheduler lateness: a healthy event loop starts runs within a few milliseconds.
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-@dataclass
-class Histogram:
-    """Cumulative-at-render histogram: counts per bucket, sum, count."""
-
-    bounds: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    sum: float = 0.0
-    count: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.bounds) + 1)
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-        self.count += 1
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        """Buckets as (le, cumulative count), ending with +Inf."""
-        out, running = [], 0
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            running += count
-            out.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
-        return out
-
-
-@dataclass
-class ProbeState:
-    """What we know of one probe: its last result and its lifetime counters."""
-
-    kind: str
-    last: ProbeResult | None = None
-    last_conclusive: bool | None = None
-    last_success_time: float | None = None
-    runs: int = 0
-    failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reason, sub_reason)
-    inconclusive: int = 0
-    streaks: ProbeStreaks = field(default_factory=ProbeStreaks)
-    detail_logged: tuple[str | None, float] = (None, float("-inf"))  # detail, monotonic time
-
-
-@dataclass
-class ChatState:
-    """What we know of one chat probe beyond the shared probe state."""
-
-    last: ChatStats | None = None
-    last_duration: float | None = None
-    ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
-    budget: ChatBudgetStatus | None = None
 
 
 @dataclass
@@ -131,10 +65,7 @@ class SourceRunState:
 class State:
     """Everything the collector and the pages read."""
 
-    probes: dict[tuple[str, str], ProbeState] = field(default_factory=dict)
-    probe_durations: dict[tuple[str, str], Histogram] = field(default_factory=dict)  # service, kind
     runs: dict[str, SourceRunState] = field(default_factory=dict)
-    chats: dict[tuple[str, str], ChatState] = field(default_factory=dict)
     incidents: IncidentLog = field(default_factory=IncidentLog)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
@@ -151,16 +82,15 @@ class Pipeline:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            ProbeResult: self._probe,
-            ChatBudgetStatus: self._chat_budget,
-            Report: self._report,
-        }
-        for lens in LENSES:
-            for kind in lens.observations:
-                self._handlers[kind] = self._lens_handler(lens)
-        self._by_kind: dict[str, Lens[Any]] = {kind: lens for lens in LENSES for kind in lens.kinds}
         self.state = State()
+        # Each observation type to the lenses that fold it, in registry order.
+        self._handlers: dict[type, list[Callable[[Any], None]]] = {Report: [self._report]}
+        self._by_kind: dict[str, tuple[Lens[Any], Any]] = {}
+        for lens, lens_state in self.state.lenses:
+            for kind in lens.observations:
+                self._handlers.setdefault(kind, []).append(self._lens_handler(lens, lens_state))
+            for source_kind in lens.kinds:
+                self._by_kind[source_kind] = (lens, lens_state)
         self.log = structlog.get_logger("outagewatch.pipeline")
         self.store: Store | None = None
         self.detection_config: Config | None = None
@@ -190,9 +120,9 @@ class Pipeline:
                 run.failing_since = self.clock.time()
             run.failures[error_reason] += 1
             run.last_error = f"{error_reason}: {error_detail}" if error_detail else error_reason
-            lens = self._by_kind.get(kind)
-            if lens is not None:
-                lens.run_failed(self.state.lenses.of(type(lens)), key, error_reason)
+            owner = self._by_kind.get(kind)
+            if owner is not None:
+                owner[0].run_failed(owner[1], key, error_reason)
         # Services are judged by the daemon's evaluation loop, not per run: judging
         # looks at all of a service's probes, which per run would cost O(probes²).
         self.ingest(observations)
@@ -200,103 +130,19 @@ class Pipeline:
     def ingest(self, observations: Iterable[Observation]) -> None:
         """Apply each observation to the state of its lens."""
         for observation in observations:
-            self._handlers[type(observation)](observation)
+            for handle in self._handlers[type(observation)]:
+                handle(observation)
 
-    def _probe(self, result: ProbeResult) -> None:
-        key = (result.service, result.probe)
-        probe = self.state.probes.get(key)
-        if probe is None:
-            probe = self.state.probes[key] = ProbeState(result.kind)
-        probe.last = result
-        probe.runs += 1
-        durations = self.state.probe_durations.get((result.service, result.kind))
-        if durations is None:
-            durations = self.state.probe_durations[(result.service, result.kind)] = Histogram(
-                DURATION_BUCKETS
-            )
-        durations.observe(result.duration_seconds)
-        local = result.reason in LOCAL_REASONS
-        if local:
-            # This host failed, not the target: no reading, `outagewatch_probe_success`
-            # keeps its last value (docs/runbooks.md), but the cause is still logged.
-            self._failure_detail(probe, result)
-        elif result.success is not None:
-            if probe.last_conclusive is not None and probe.last_conclusive != result.success:
-                # Transitions, not every run: a down endpoint must not flood the log.
-                self.log.warning(
-                    "probe_up" if result.success else "probe_down",
-                    service=result.service,
-                    probe=result.probe,
-                    reason=result.reason,
-                    sub_reason=result.sub_reason,
-                    detail=result.detail,
-                )
-                probe.detail_logged = (result.detail, self.clock.monotonic())
-            elif result.success is False:
-                self._failure_detail(probe, result)
-            probe.last_conclusive = result.success
-        if result.success:
-            probe.last_success_time = result.time
-        elif result.success is None:
-            probe.inconclusive += 1
-        else:
-            probe.failures[(result.reason or "unknown", result.sub_reason or "")] += 1
-        probe.streaks.observe(result)
-        if not local:  # no point on the success chart, no down/up event
-            self.state.history.probe(result)
-        if result.chat is not None:
-            self._chat(result, result.chat)
-        self.state.signals.probe(result)
-
-    def _failure_detail(self, probe: ProbeState, result: ProbeResult) -> None:
-        """Log why a probe fails: at its first failure, then when the cause changes.
-
-        A probe failing from start has no up -> down change to log; a cause that
-        keeps changing (a flapping error text) is logged at most once a minute.
-        """
-        logged, at = probe.detail_logged
-        now = self.clock.monotonic()
-        if at > float("-inf") and (result.detail == logged or now - at < DETAIL_LOG_INTERVAL):
-            return
-        probe.detail_logged = (result.detail, now)
-        self.log.warning(
-            "probe_failing",
-            service=result.service,
-            probe=result.probe,
-            reason=result.reason,
-            sub_reason=result.sub_reason,
-            status_code=result.status_code,
-            detail=result.detail,
-        )
-
-    def _lens_handler(self, lens: Lens[Any]) -> Callable[[Any], None]:
+    def _lens_handler(self, lens: Lens[Any], lens_state: Any) -> Callable[[Any], None]:
         def handle(observation: Any) -> None:
-            lens.apply(self, self.state.lenses.of(type(lens)), observation)
+            lens.apply(self, lens_state, observation)
 
         return handle
-
-    def _chat(self, result: ProbeResult, stats: ChatStats) -> None:
-        chat = self.state.chats.setdefault((result.service, result.probe), ChatState())
-        chat.last = stats
-        chat.last_duration = result.duration_seconds
-        if stats.ttft_seconds is not None:
-            chat.ttft.observe(stats.ttft_seconds)
-
-    def _chat_budget(self, status: ChatBudgetStatus) -> None:
-        chat = self.state.chats.setdefault((status.service, status.probe), ChatState())
-        chat.budget = status
 
     def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
         """Forget what the current config no longer has, so it leaves /metrics."""
         for key in set(self.state.runs) - source_keys:
             del self.state.runs[key]
-        for pkey in set(self.state.probes) - probe_keys:
-            del self.state.probes[pkey]
-        kinds = {(service, probe.kind) for (service, _), probe in self.state.probes.items()}
-        for dkey in set(self.state.probe_durations) - kinds:
-            del self.state.probe_durations[dkey]
-        for pkey in set(self.state.chats) - probe_keys:
-            del self.state.chats[pkey]
         for lens, lens_state in self.state.lenses:
             lens.retain(lens_state, source_keys, probe_keys)
         self.state.history.retain_probes(probe_keys)
@@ -456,28 +302,10 @@ def service_evidence(
     runs start in between; returns the evidence.
     """
     signals = state.signals
-    probes = []
-    chat_intervals = []
-    for count, (name, probe_cfg) in enumerate(cfg.probes.items(), 1):
-        if count % EVIDENCE_SLICE == 0:
-            yield
-        if probe_source_key(service, name) not in scheduled:
-            continue  # another shard's, or disabled
-        probe = state.probes.get((service, name))
-        streaks = probe.streaks if probe is not None else ProbeStreaks()
-        probes.append(probe_evidence(name, streaks, probe_cfg.interval, started))
-        if isinstance(probe_cfg, ChatProbeBase):
-            chat_intervals.append(probe_cfg.interval)
+    probes: list[ProbeEvidence] = []
     pages: list[PageEvidence] = []
     # How often each detector gets a point, for its freshness.
-    cadence = {
-        "reports": REPORT_BUCKET_S,
-        "failure_ratio": max(
-            [FAILURE_BUCKET_S, min((p.reading.interval for p in probes), default=0.0)]
-        ),
-        "ttft": min(chat_intervals, default=0.0),
-        "latency": min(chat_intervals, default=0.0),
-    }
+    cadence = {"reports": REPORT_BUCKET_S}
     ctx = EvidenceContext(service, cfg, config, signals, state.runs, scheduled, started)
     parts = []
     for lens, lens_state in state.lenses:

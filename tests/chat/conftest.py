@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from outagewatch.budget import ChatBudget
 from outagewatch.config import AnthropicProbe, OpenAIProbe
+from outagewatch.lenses.chat.budget import ChatBudget
+from outagewatch.lenses.chat.source import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 from outagewatch.observations import ChatBudgetStatus, Observation, ProbeResult
 from outagewatch.sources.base import RunContext
-from outagewatch.sources.chat import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 
 from ..conftest import FIXTURES, Serve
 

@@ -10,9 +10,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from outagewatch.budget import ChatBudget, estimated_cost, next_utc_midnight
 from outagewatch.clock import FakeClock
 from outagewatch.config import ChatPrice, parse_config
+from outagewatch.lenses.chat.budget import ChatBudget, estimated_cost, next_utc_midnight
 from outagewatch.observations import ChatBudgetStatus, ProbeResult
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import HttpClients

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from outagewatch.app import Daemon
+from outagewatch.lenses.probe import ProbeLens
 
 from .conftest import KNOWN_KEY, Reply, StartProvider, frames_of
 
@@ -49,8 +50,13 @@ async def test_daemon_probes_reports_and_keeps_the_budget_across_a_reload(
     daemon = Daemon(config, "127.0.0.1:0", handle_signals=False)
     task = asyncio.create_task(daemon.run())
     try:
-        await eventually(lambda: ("claude", "chat") in daemon.pipeline.state.probes)
-        assert daemon.pipeline.state.probes[("claude", "chat")].last_conclusive is True
+        await eventually(
+            lambda: ("claude", "chat") in daemon.pipeline.state.lenses.of(ProbeLens).probes
+        )
+        assert (
+            daemon.pipeline.state.lenses.of(ProbeLens).probes[("claude", "chat")].last_conclusive
+            is True
+        )
         async with aiohttp.ClientSession() as session:
             url = f"http://127.0.0.1:{daemon.bound_port}"
             async with session.get(f"{url}/metrics") as response:

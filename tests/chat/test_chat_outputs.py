@@ -16,16 +16,18 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from structlog.testing import capture_logs
 
-from outagewatch.budget import ChatBudget
 from outagewatch.clock import SystemClock
 from outagewatch.config import AnthropicProbe, OpenAIProbe, parse_config
+from outagewatch.lenses.chat import ChatLens
+from outagewatch.lenses.chat.budget import ChatBudget
+from outagewatch.lenses.chat.source import ApiKey, ChatProbeSource
+from outagewatch.lenses.probe import ProbeLens
 from outagewatch.lenses.registry import build_sources
 from outagewatch.metrics import CATALOGUE, StateCollector
 from outagewatch.observations import CHAT_OUTCOMES
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sources.base import RunContext
-from outagewatch.sources.chat import ApiKey, ChatProbeSource
 from outagewatch.sources.client import HttpClients
 from outagewatch.web.status import render_status_page, status_document
 
@@ -178,14 +180,14 @@ async def test_every_outcome_leaves_no_key_in_logs_metrics_pages_or_errors(
 
     outcomes = {}
     for name, (_, _, _, expected) in SCENARIOS.items():
-        probe_state = pipeline.state.probes[("claude", name)]
+        probe_state = pipeline.state.lenses.of(ProbeLens).probes[("claude", name)]
         assert probe_state.last is not None and probe_state.last.chat is not None
         outcomes[name] = probe_state.last.chat.outcome
         assert outcomes[name] == expected, (name, probe_state.last.detail)
     # `local` (this host out of file descriptors) needs a lowered RLIMIT_NOFILE: its own test.
     assert set(outcomes.values()) == set(CHAT_OUTCOMES) - {"local"}
     assert pipeline.state.runs["claude/probe/no-key"].failures == {"credential": 1}
-    spent_budget = pipeline.state.chats[("claude", "spent")].budget
+    spent_budget = pipeline.state.lenses.of(ChatLens)[("claude", "spent")].budget
     assert spent_budget is not None and spent_budget.exhausted
     # The key was really sent: the test would see a leak.
     assert fakes["ok"].requests[0][0]["x-api-key"] == KNOWN_KEY

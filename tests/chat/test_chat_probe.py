@@ -17,9 +17,9 @@ import structlog
 from aiohttp import web
 
 from outagewatch.clock import SystemClock
-from outagewatch.sources import chat as chat_source
+from outagewatch.lenses.chat import source as chat_source
+from outagewatch.lenses.chat.source import ProviderError, classify_error
 from outagewatch.sources.base import RunContext, SourceError
-from outagewatch.sources.chat import ProviderError, classify_error
 from outagewatch.sources.client import HttpClients
 
 from ..conftest import FakeResolver, Serve

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from outagewatch.budget import ChatBudget
 from outagewatch.config import parse_config
 from outagewatch.demo import timeline
 from outagewatch.demo.runner import DEMO_TOKEN, Timing, demo_config, seed_history
 from outagewatch.demo.world import CLAUDE_APP_ID, DEMO_API_KEY, World
+from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
 from outagewatch.observations import ChartSnapshot, ProbeResult, StatusSnapshot
 from outagewatch.sources.base import RunContext, SourceError

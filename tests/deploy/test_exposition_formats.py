@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from outagewatch.clock import FakeClock
 from outagewatch.exposition import GlobalStateCollector, MetricsPage, wants_openmetrics
+from outagewatch.lenses.probe import ProbeLens
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
 from tests.conftest import Serve, require_tool
@@ -107,7 +108,9 @@ async def test_both_formats_share_the_cached_target_lines() -> None:
     pipeline, page = busy_page()
     await page.render()
     om_before = await page.render(openmetrics=True)
-    pipeline.state.probes["claude", "web"].last = None  # unseen: no run counted it
+    pipeline.state.lenses.of(ProbeLens).probes[
+        "claude", "web"
+    ].last = None  # unseen: no run counted it
     assert await page.render(openmetrics=True) == om_before
 
 

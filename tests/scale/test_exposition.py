@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from outagewatch.clock import FakeClock
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
+from outagewatch.lenses.probe import ProbeLens
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
@@ -104,7 +105,9 @@ async def test_unchanged_targets_are_not_rendered_again() -> None:
     pipeline = busy_pipeline()
     page = await page_of(pipeline)
     before = await page.render()
-    pipeline.state.probes["claude", "web"].last = None  # unseen: no run counted it
+    pipeline.state.lenses.of(ProbeLens).probes[
+        "claude", "web"
+    ].last = None  # unseen: no run counted it
     assert await page.render() == before
 
 

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from outagewatch.budget import ChatBudget
 from outagewatch.clock import FakeClock
 from outagewatch.config import Config, parse_config
 from outagewatch.demo import timeline
@@ -18,6 +17,7 @@ from outagewatch.detect.disruption import DisruptionStatus, Transition
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
 from outagewatch.lenses.appstore import AppStoreLens
+from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
 from outagewatch.observations import ChartSnapshot, ProbeResult, Report
 from outagewatch.pipeline import Pipeline

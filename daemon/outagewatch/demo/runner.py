@@ -34,6 +34,7 @@ from aiohttp import web
 from outagewatch.app import Daemon
 from outagewatch.demo import timeline
 from outagewatch.demo.world import CHATGPT_APP_ID, CLAUDE_APP_ID, DEMO_API_KEY, World
+from outagewatch.lenses.probe import ProbeLens
 from outagewatch.observations import Report
 from outagewatch.store import Store
 
@@ -304,7 +305,7 @@ class Narrator:
         now = self.clock.time()
         parts = []
         for service in SERVICES:
-            probe = state.probes.get((service, "api"))
+            probe = state.lenses.of(ProbeLens).probes.get((service, "api"))
             last = probe.last if probe else None
             result = "-" if last is None else ("up" if last.success else f"{last.reason}")
             counts = state.reports.services.get(service)

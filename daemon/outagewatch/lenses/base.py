@@ -17,9 +17,9 @@ from outagewatch.detect.disruption import PageEvidence, ProbeEvidence, SpikeEvid
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
-    from outagewatch.budget import ChatBudget
     from outagewatch.config import Config, ServiceConfig
     from outagewatch.detect.signals import SignalDetectors
+    from outagewatch.lenses.chat.budget import ChatBudget
     from outagewatch.pipeline import Pipeline, SourceRunState
     from outagewatch.sources.base import Source
 

@@ -17,7 +17,6 @@ from outagewatch.clock import iso_time, when_text
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.replay import warmup
-from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.appstore.state import RankPoint
@@ -138,32 +137,6 @@ def _detectors(state: State, service: str) -> dict[str, Any]:
     }
 
 
-def _probe_entry(key: str, enabled: bool, state: State, service: str) -> dict[str, Any]:
-    probe = state.probes.get((service, key))
-    last = probe.last if probe else None
-    if not enabled:
-        result = "disabled"
-    elif last is None:
-        result = "no result yet"
-    elif last.success is None:
-        result = "inconclusive"
-    else:
-        result = "up" if last.success else "down"
-    return {
-        "probe": key,
-        "kind": probe.kind if probe else None,
-        "result": result,
-        "reason": last.reason if last else None,
-        "sub_reason": last.sub_reason if last else None,
-        "detail": last.detail if last else None,
-        "status_code": last.status_code if last else None,
-        "duration_seconds": last.duration_seconds if last else None,
-        "ttft_seconds": last.chat.ttft_seconds if last and last.chat else None,
-        "time": iso_time(last.time if last else None),
-        "last_success": iso_time(probe.last_success_time if probe else None),
-    }
-
-
 def _reports(
     state: State, service: str, cfg: ServiceConfig, now: float, base: str
 ) -> dict[str, Any]:
@@ -250,7 +223,6 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
             "title": cfg.title(key),
             "disruption": _disruption(state, key, cfg),
             "detectors": _detectors(state, key),
-            "probes": [_probe_entry(p, c.enabled, state, key) for p, c in cfg.probes.items()],
             "reports": _reports(state, key, cfg, now, base),
         }
         for lens, lens_state in state.lenses:
@@ -460,40 +432,6 @@ border-bottom:1px solid #ccc;border-left-style:solid;border-left-width:.6rem}
 .events h3{font-size:1rem;margin:.6rem 0 .2rem}
 figure{margin:.4rem 0 .8rem}figcaption{font-size:.85rem;color:#333}
 """
-
-
-def _probe_rows(service: dict[str, Any]) -> str:
-    if not service["probes"]:
-        return "<p>No probes configured.</p>"
-    rows = []
-    for probe in service["probes"]:
-        result, code = probe["result"], probe["status_code"]
-        failure = failure_text(probe["reason"], probe["sub_reason"], code)
-        if result == "down":
-            text, css = f"✕ down: {failure}", "down"
-        elif result == "up":
-            text, css = "✓ up", "up"
-        elif result == "inconclusive":
-            text, css = f"? inconclusive ({failure})", ""
-        else:
-            text, css = result, ""
-        timing = "-"
-        if probe["ttft_seconds"] is not None:
-            timing = f"first token {probe['ttft_seconds']:.2f} s"
-        elif probe["duration_seconds"] is not None:
-            timing = f"{probe['duration_seconds'] * 1000:.0f} ms"
-        why = ""
-        if result in ("down", "inconclusive") and probe["detail"] not in (None, f"HTTP {code}"):
-            why = f"<br><span class=detail>{escape(probe['detail'])}</span>"
-        rows.append(
-            f"<tr><td>{escape(probe['probe'])}</td><td class='{css}'>{escape(text)}{why}</td>"
-            f"<td>{escape(timing)}</td><td>{escape(when_text(probe['last_success']))}</td></tr>"
-        )
-    return (
-        "<table><thead><tr><th scope=col>Probe</th><th scope=col>Last result</th>"
-        "<th scope=col>Timing</th><th scope=col>Last success</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
 
 
 def _failing_sources_html(service: dict[str, Any]) -> str:
@@ -760,7 +698,7 @@ def _card(service: dict[str, Any], now: float) -> str:
 def _lens_sections(service: dict[str, Any]) -> str:
     """Each lens's section of the card, in the lenses' card order."""
     sections = [
-        (1, f"<h3>Probes</h3>{_probe_rows(service)}{_failing_sources_html(service)}"),
+        (1.5, _failing_sources_html(service)),
         (2, f"<h3>User reports</h3>{_reports_html(service['reports'])}"),
     ]
     for lens in LENSES:

@@ -20,8 +20,8 @@ from outagewatch.metrics import Families
 from outagewatch.observations import ChartSnapshot
 
 if TYPE_CHECKING:
-    from outagewatch.budget import ChatBudget
     from outagewatch.config import Config
+    from outagewatch.lenses.chat.budget import ChatBudget
     from outagewatch.pipeline import Pipeline
 
 

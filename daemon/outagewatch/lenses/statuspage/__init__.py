@@ -29,8 +29,8 @@ from outagewatch.observations import (
 )
 
 if TYPE_CHECKING:
-    from outagewatch.budget import ChatBudget
     from outagewatch.config import Config, ServiceConfig
+    from outagewatch.lenses.chat.budget import ChatBudget
     from outagewatch.pipeline import Pipeline, SourceRunState
 
 OFFICIAL_LEVELS = ("operational", "minor", "major", "critical")

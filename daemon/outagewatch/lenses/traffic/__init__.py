@@ -23,8 +23,8 @@ from outagewatch.metrics import Families
 from outagewatch.observations import TrafficSample, traffic_source_key
 
 if TYPE_CHECKING:
-    from outagewatch.budget import ChatBudget
     from outagewatch.config import Config
+    from outagewatch.lenses.chat.budget import ChatBudget
     from outagewatch.pipeline import Pipeline
 
 # The last sample of each query, by (service, query).

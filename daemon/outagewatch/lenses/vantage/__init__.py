@@ -27,8 +27,8 @@ from outagewatch.metrics import Families
 from outagewatch.observations import ControlResult
 
 if TYPE_CHECKING:
-    from outagewatch.budget import ChatBudget
     from outagewatch.config import Config
+    from outagewatch.lenses.chat.budget import ChatBudget
     from outagewatch.pipeline import Pipeline
 
 

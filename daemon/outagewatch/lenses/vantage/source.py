@@ -10,9 +10,9 @@ import asyncio
 from collections.abc import Sequence
 
 from outagewatch.config import DnsControl, HttpControl, HttpProbe
+from outagewatch.lenses.probe.source import HttpProbeSource
 from outagewatch.observations import ControlResult
 from outagewatch.sources.base import RunContext
-from outagewatch.sources.http import HttpProbeSource
 
 # Any status at all proves the request crossed the network.
 _ANY_STATUS = list(range(100, 600))

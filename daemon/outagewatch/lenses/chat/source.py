@@ -27,8 +27,8 @@ from typing import Any
 
 import aiohttp
 
-from outagewatch.budget import ChatBudget, estimated_cost
 from outagewatch.config import AnthropicProbe, ChatProbeBase, OpenAIProbe
+from outagewatch.lenses.chat.budget import ChatBudget, estimated_cost
 from outagewatch.observations import (
     RATELIMIT_RESOURCES,
     ChatBudgetStatus,
