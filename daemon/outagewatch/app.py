@@ -31,7 +31,8 @@ from outagewatch.exposition import GlobalStateCollector, MetricsPage
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
-from outagewatch.metrics import DetectionCollector, ReportsCollector
+from outagewatch.lenses.reports import ReportsCollector
+from outagewatch.metrics import DetectionCollector
 from outagewatch.persistence import StateKeeper, StatePart, StateRestoreCollector, single
 from outagewatch.pipeline import Pipeline
 from outagewatch.revision import build_revision
@@ -183,7 +184,7 @@ class Daemon:
             )
         )
         assert self.store is not None
-        self.registry.register(ReportsCollector(self.pipeline.state, self.clock, self.store))
+        self.registry.register(ReportsCollector(self.pipeline.reports, self.clock, self.store))
         self.registry.register(DetectionCollector(self.pipeline.state))
         assert self.keeper is not None
         self.registry.register(StateRestoreCollector(self.keeper))

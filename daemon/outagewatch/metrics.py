@@ -19,7 +19,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from outagewatch.clock import Clock
 from outagewatch.detect.disruption import REASONS, STATES
 from outagewatch.detect.tracker import LEAD_OUTCOMES
 from outagewatch.observations import (
@@ -28,7 +27,6 @@ from outagewatch.observations import (
 
 if TYPE_CHECKING:
     from outagewatch.pipeline import State
-    from outagewatch.store import Store
 
 
 @dataclass(frozen=True)
@@ -609,52 +607,6 @@ class StateCollector(Collector):
             "outagewatch_scheduler_lateness_seconds", [], hist.cumulative(), hist.sum
         )
         return fams
-
-
-class ReportsCollector(Collector):
-    """Renders report counts, baselines and store health at scrape time."""
-
-    def __init__(self, state: State, clock: Clock, store: Store) -> None:
-        self._state = state
-        self._clock = clock
-        self._store = store
-
-    def collect(self) -> Iterator[Metric]:
-        reports = self._state.reports
-        now = self._clock.time()
-        fams = Families(
-            "outagewatch_reports_total",
-            "outagewatch_reports_duplicates_total",
-            "outagewatch_reports_rejected_total",
-            "outagewatch_reports_baseline_per_5m",
-            "outagewatch_reports_last_5m",
-            "outagewatch_reports_ratio_to_baseline",
-            "outagewatch_store_commit_duration_seconds",
-            "outagewatch_store_commit_failures_total",
-            "outagewatch_store_size_bytes",
-        )
-        for service, counts in sorted(reports.services.items()):
-            for problem in reports.problems:
-                fams.add("outagewatch_reports_total", [service, problem], counts.total[problem])
-            fams.add("outagewatch_reports_duplicates_total", [service], counts.duplicates)
-            baseline = reports.baseline(service, now)
-            last = counts.last_5m(now)
-            fams.add("outagewatch_reports_baseline_per_5m", [service], baseline)
-            fams.add("outagewatch_reports_last_5m", [service], last)
-            fams.add(
-                "outagewatch_reports_ratio_to_baseline",
-                [service],
-                last / max(baseline, reports.floor_per_5m),
-            )
-        for reason, count in sorted(reports.rejected.items()):
-            fams.add("outagewatch_reports_rejected_total", [reason], count)
-        hist = self._store.commit_durations
-        fams.add_histogram(
-            "outagewatch_store_commit_duration_seconds", [], hist.cumulative(), hist.sum
-        )
-        fams.add("outagewatch_store_commit_failures_total", [], self._store.commit_failures)
-        fams.add("outagewatch_store_size_bytes", [], self._store.size_bytes())
-        yield from fams
 
 
 class DetectionCollector(Collector):

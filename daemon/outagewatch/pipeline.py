@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
 from outagewatch.detect.disruption import (
     PageEvidence,
@@ -34,6 +33,8 @@ from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
 from outagewatch.lenses.base import EvidenceContext, Lens, LensStates
 from outagewatch.lenses.registry import LENSES
+from outagewatch.lenses.reports import ReportsLens
+from outagewatch.lenses.reports.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.lenses.vantage import VantageLens, control_evidence
 from outagewatch.observations import (
     Observation,
@@ -69,7 +70,6 @@ class State:
     incidents: IncidentLog = field(default_factory=IncidentLog)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
-    reports: ReportsState = field(default_factory=ReportsState)
     history: StatusHistory = field(default_factory=StatusHistory)
     signals: SignalDetectors = field(default_factory=SignalDetectors)
     disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
@@ -84,7 +84,7 @@ class Pipeline:
         self.clock = clock
         self.state = State()
         # Each observation type to the lenses that fold it, in registry order.
-        self._handlers: dict[type, list[Callable[[Any], None]]] = {Report: [self._report]}
+        self._handlers: dict[type, list[Callable[[Any], None]]] = {}
         self._by_kind: dict[str, tuple[Lens[Any], Any]] = {}
         for lens, lens_state in self.state.lenses:
             for kind in lens.observations:
@@ -156,13 +156,17 @@ class Pipeline:
         if ok:
             self.state.config_reload_time = self.clock.time()
 
-    # -- users' reports ----------------------------------------------------
+    # -- users' reports: pushed, not run; counted once the store has them ---
+
+    @property
+    def reports(self) -> ReportsState:
+        return self.state.lenses.of(ReportsLens)
 
     async def start_reports(self, store: Store, config: Config) -> None:
         """Keep reports in ``store``; load the counts behind the baselines from it."""
         self.store = store
         self.configure_reports(config)
-        reports = self.state.reports
+        reports = self.reports
         now = self.clock.time()
         history = await store.report_history(reports.keep_hours_from(now) * HOUR, now)
         reports.history_start = history.history_start
@@ -175,7 +179,7 @@ class Pipeline:
 
     def configure_reports(self, config: Config) -> None:
         """Apply (re)loaded baseline settings; forget services no longer configured."""
-        reports = self.state.reports
+        reports = self.reports
         reports.weeks = config.reports.baseline_weeks
         reports.min_weeks = config.reports.baseline_min_weeks
         reports.floor_per_5m = config.reports.baseline_floor_per_5m
@@ -195,28 +199,19 @@ class Pipeline:
         verdicts = await self.store.add_reports(reports, window)
         for report, counted in zip(reports, verdicts, strict=True):
             if counted:
-                self._report(report)
+                self.ingest([report])
             else:
-                self.state.reports.counts(report.service).duplicates += 1
+                self.reports.counts(report.service).duplicates += 1
         return verdicts
 
     def reject_report(self, reason: str) -> None:
         """Count a refused submission by its (bounded) reason."""
-        self.state.reports.rejected[reason] += 1
+        self.reports.rejected[reason] += 1
 
     async def prune_reports(self, retention: float) -> int:
         """Delete stored reports older than ``retention`` seconds."""
         assert self.store is not None, "start_reports first"
         return await self.store.prune_reports(self.clock.time() - retention)
-
-    def _report(self, report: Report) -> None:
-        reports = self.state.reports
-        reports.roll(report.time)
-        counts = reports.counts(report.service)
-        counts.total[report.problem] += 1
-        counts.add(report.time)
-        self.state.history.report(report)
-        self.state.signals.report(report.service, report.time)
 
     # -- detection -----------------------------------------------------------
 
@@ -235,7 +230,7 @@ class Pipeline:
         self.state.signals.configure(config.detection, services, traffic)
         self.state.disruption.configure(config.disruption, services, now)
         for service in services:
-            counts = self.state.reports.counts(service)
+            counts = self.reports.counts(service)
             bucket_start = now - now % REPORT_BUCKET_S
             held = sum(n for b, n in counts.recent.items() if b * RECENT_BUCKET >= bucket_start)
             self.state.signals.open_reports(service, now, held)
@@ -305,7 +300,7 @@ def service_evidence(
     probes: list[ProbeEvidence] = []
     pages: list[PageEvidence] = []
     # How often each detector gets a point, for its freshness.
-    cadence = {"reports": REPORT_BUCKET_S}
+    cadence: dict[str, float] = {}
     ctx = EvidenceContext(service, cfg, config, signals, state.runs, scheduled, started)
     parts = []
     for lens, lens_state in state.lenses:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from outagewatch.baseline import HOUR, WEEK_HOURS, ReportsState, expected_per_5m
 from outagewatch.clock import FakeClock
 from outagewatch.config import parse_config
-from outagewatch.metrics import ReportsCollector
+from outagewatch.lenses.reports import ReportsCollector
+from outagewatch.lenses.reports.baseline import HOUR, WEEK_HOURS, ReportsState, expected_per_5m
 from outagewatch.observations import Report
 from outagewatch.pipeline import Pipeline
 from outagewatch.store import Store
@@ -93,7 +93,7 @@ async def test_baseline_from_the_store_at_start_up_and_live_reports(tmp_path: Pa
         pipeline = Pipeline(clock)
         await pipeline.start_reports(store, config)
         registry = CollectorRegistry()
-        registry.register(ReportsCollector(pipeline.state, clock, store))
+        registry.register(ReportsCollector(pipeline.reports, clock, store))
 
         def sample(name: str, service: str = "claude") -> float | None:
             return registry.get_sample_value(name, {"service": service})

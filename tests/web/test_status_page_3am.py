@@ -241,7 +241,7 @@ def test_no_ratio_is_printed_against_a_usual_below_the_floor() -> None:
     config = _config({"claude": "Claude"})
     pipeline = Pipeline(clock)
     pipeline.configure_reports(config)
-    counts = pipeline.state.reports.counts("claude")
+    counts = pipeline.reports.counts("claude")
     for _ in range(3):
         counts.add(clock.time())
     document = status_document(config, pipeline.state, clock.time())
@@ -255,7 +255,7 @@ def test_no_ratio_is_printed_against_a_usual_below_the_floor() -> None:
     hour = int(clock.time() // HOUR)
     for back in range(1, 25):
         counts.hourly[hour - back] = 48
-    pipeline.state.reports.history_start = clock.time() - 25 * HOUR
+    pipeline.reports.history_start = clock.time() - 25 * HOUR
     for _ in range(9):
         counts.add(clock.time())
     page = render_status_page(status_document(config, pipeline.state, clock.time()), 0.0, 30)
@@ -312,7 +312,7 @@ async def test_reports_chart_starts_at_the_start_without_history() -> None:
     config = _config({"claude": "Claude"})
     pipeline = Pipeline(clock)
     pipeline.configure_reports(config)
-    pipeline.state.reports.history_start = clock.time()  # a new store: nothing before now
+    pipeline.reports.history_start = clock.time()  # a new store: nothing before now
     pipeline.configure_detection(config, set())
     started = clock.time()
     clock.advance(900)

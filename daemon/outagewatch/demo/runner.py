@@ -308,7 +308,7 @@ class Narrator:
             probe = state.lenses.of(ProbeLens).probes.get((service, "api"))
             last = probe.last if probe else None
             result = "-" if last is None else ("up" if last.success else f"{last.reason}")
-            counts = state.reports.services.get(service)
+            counts = self.daemon.pipeline.reports.services.get(service)
             recent = counts.last_5m(now) if counts else 0
             status = state.disruption.status.get(service)
             verdict = status.state if status else "unknown"

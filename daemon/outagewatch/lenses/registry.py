@@ -16,6 +16,7 @@ from outagewatch.lenses.base import Lens
 from outagewatch.lenses.chat import ChatLens
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.probe import ProbeLens
+from outagewatch.lenses.reports import ReportsLens
 from outagewatch.lenses.statuspage import StatusPageLens
 from outagewatch.lenses.traffic import TrafficLens
 from outagewatch.lenses.vantage import VantageLens
@@ -27,6 +28,7 @@ LENSES: tuple[Lens[Any], ...] = (
     ChatLens(),
     StatusPageLens(),
     AppStoreLens(),
+    ReportsLens(),
     TrafficLens(),
     VantageLens(),
 )

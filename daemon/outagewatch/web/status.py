@@ -12,7 +12,6 @@ from html import escape
 from typing import Any
 
 from outagewatch import __version__
-from outagewatch.baseline import HOUR, SLOTS_PER_HOUR, hour_of
 from outagewatch.clock import iso_time, when_text
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
@@ -22,6 +21,8 @@ from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.appstore.state import RankPoint
 from outagewatch.lenses.base import PageContext
 from outagewatch.lenses.registry import LENSES
+from outagewatch.lenses.reports import ReportsLens
+from outagewatch.lenses.reports.baseline import HOUR, SLOTS_PER_HOUR, hour_of
 from outagewatch.lenses.statuspage import page_fetches
 from outagewatch.observations import short_detail
 from outagewatch.pipeline import State
@@ -137,23 +138,6 @@ def _detectors(state: State, service: str) -> dict[str, Any]:
     }
 
 
-def _reports(
-    state: State, service: str, cfg: ServiceConfig, now: float, base: str
-) -> dict[str, Any]:
-    reports = state.reports
-    counts = reports.services.get(service)
-    last_5m = counts.last_5m(now) if counts else 0
-    baseline = reports.baseline(service, now)
-    return {
-        "last_5m": last_5m,
-        "baseline_per_5m": round(baseline, 3),
-        "ratio": round(last_5m / max(baseline, reports.floor_per_5m), 3),
-        "floor_per_5m": reports.floor_per_5m,
-        "total": sum(counts.total.values()) if counts else 0,
-        "page": f"{base}/report/{service}" if cfg.reports.public else None,
-    }
-
-
 def _rank_series(state: State, service: str, since: float) -> dict[str, list[list[float]]]:
     """Position per country in the service's first charted feed (depth + 1 when out)."""
     series: dict[str, list[RankPoint]] = {}
@@ -178,6 +162,7 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
     cfg = config.services[service]
     chat_probes = {k for k, p in cfg.probes.items() if isinstance(p, ChatProbeBase)}
     counts = _report_counts(state, service, since, now)
+    reports = state.lenses.of(ReportsLens)
     return {
         "since": since,
         "probe_success_percent": [list(p) for p in state.history.success_percent(service, since)],
@@ -188,23 +173,9 @@ def _charts(state: State, service: str, config: Config, now: float) -> dict[str,
         },
         "reports_per_5m": [[t, float(c)] for t, c in counts],
         "reports_counted_from": iso_time(state.disruption.started.get(service)),
-        "baseline_per_5m": [[t, round(state.reports.baseline(service, t), 3)] for t, _ in counts],
+        "baseline_per_5m": [[t, round(reports.baseline(service, t), 3)] for t, _ in counts],
         "appstore_position": _rank_series(state, service, since),
     }
-
-
-# The keys of each service in the document, in their order.
-_SERVICE_KEYS = (
-    "service",
-    "title",
-    "disruption",
-    "detectors",
-    "probes",
-    "official",
-    "appstore",
-    "reports",
-    "traffic",
-)
 
 
 def status_document(config: Config, state: State, now: float, base: str = "") -> dict[str, Any]:
@@ -223,12 +194,10 @@ def status_document(config: Config, state: State, now: float, base: str = "") ->
             "title": cfg.title(key),
             "disruption": _disruption(state, key, cfg),
             "detectors": _detectors(state, key),
-            "reports": _reports(state, key, cfg, now, base),
         }
         for lens, lens_state in state.lenses:
             if lens.page_key is not None:
                 doc[lens.page_key] = lens.page(lens_state, ctx)
-        doc = {k: doc[k] for k in _SERVICE_KEYS}
         doc["charts"] = _charts(state, key, config, now)
         doc["failing_sources"] = failing.get(key, [])
         services.append(doc)
@@ -371,9 +340,9 @@ def _report_counts(
     watching = state.disruption.started.get(service)
     if watching is None:
         return list(live)
-    counts = state.reports.services.get(service)
+    counts = state.lenses.of(ReportsLens).services.get(service)
     hourly = counts.hourly if counts else {}
-    known_from = state.reports.history_start
+    known_from = state.lenses.of(ReportsLens).history_start
     first_live = int(watching // REPORT_BUCKET) * REPORT_BUCKET
     start_hour = hour_of(watching)
     # The start hour's reports before the start: its stored total less what was counted live.
@@ -443,30 +412,6 @@ def _failing_sources_html(service: dict[str, Any]) -> str:
         for f in service["failing_sources"]
     )
     return f'<ul class="failing" aria-label="Failing sources">{items}</ul>'
-
-
-def _reports_html(reports: dict[str, Any]) -> str:
-    text = (
-        f"<p class=reports>Reports in the last 5 minutes: <strong>{reports['last_5m']}</strong> "
-        f"({_usual_text(reports)}). "
-        f"Total since start: <span class=report-total>{reports['total']}</span>."
-    )
-    if reports["page"]:
-        text += f' <a href="{escape(reports["page"])}">Report a problem</a>'
-    return text + "</p>"
-
-
-def _usual_text(reports: dict[str, Any]) -> str:
-    """The usual level and the ratio to it; no ratio against a usual below the floor.
-
-    The ratio is taken against the floor when the usual level is lower (so a
-    quiet hour does not turn 2 reports into a spike), and "1.0 times" a printed
-    usual of 0.0 reads as nonsense: below the floor the page says so instead.
-    """
-    baseline, floor = reports["baseline_per_5m"], reports.get("floor_per_5m", 0.0)
-    if baseline < floor or baseline <= 0:
-        return f"usual: under {floor:g}" if floor > 0 else "no usual level yet"
-    return f"usual: {baseline:.1f}, {reports['ratio']:.1f} times that"
 
 
 def _summary_html(summary: dict[str, Any]) -> str:
@@ -697,10 +642,8 @@ def _card(service: dict[str, Any], now: float) -> str:
 
 def _lens_sections(service: dict[str, Any]) -> str:
     """Each lens's section of the card, in the lenses' card order."""
-    sections = [
-        (1.5, _failing_sources_html(service)),
-        (2, f"<h3>User reports</h3>{_reports_html(service['reports'])}"),
-    ]
+    # Runs that observed nothing, whatever their lens: under the probes' table.
+    sections = [(1.5, _failing_sources_html(service))]
     for lens in LENSES:
         if lens.page_key is not None:
             sections.append((lens.card_position, lens.card(service[lens.page_key])))
