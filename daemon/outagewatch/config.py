@@ -13,7 +13,7 @@ import re
 import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -1132,10 +1132,19 @@ class ConfigError(Exception):
         return "\n".join(lines)
 
 
-# Tags pydantic puts into error locations of discriminated unions; they are not keys.
+def _kind_tags(*unions: Any) -> frozenset[str]:
+    """The `kind` values of the models of discriminated unions (``Annotated[A | B, ...]``)."""
+    tags: set[str] = set()
+    for union in unions:
+        members, *_ = get_args(union)
+        for model in get_args(members):
+            tags.update(get_args(model.model_fields["kind"].annotation))
+    return frozenset(tags)
+
+
 # The `kind` tags of the discriminated unions (probes, status pages): pydantic puts
 # them into error locations, but they are not keys of the document.
-_UNION_TAGS = frozenset({"http", "anthropic", "openai", "statuspage", "incidentio", "google"})
+_UNION_TAGS = _kind_tags(ProbeConfig, StatusPageConfig)
 
 
 def _key_path(loc: Sequence[int | str], data: Any) -> str:

@@ -82,6 +82,8 @@ class Lens(Generic[S]):
     """One lens. Subclasses set the class attributes and override what they have."""
 
     name: str
+    # The config models it reads (they live in config.py, with the rest of the schema).
+    config_models: tuple[type, ...] = ()
     # Observation types this lens folds into its state.
     observations: tuple[type, ...] = ()
     # Source kinds whose failed runs this lens hears of (``run_failed``).

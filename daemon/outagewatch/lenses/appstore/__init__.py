@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
+from outagewatch.config import AppStoreApp, AppStoreChart, AppStoreConfig
 from outagewatch.lenses.appstore.source import ChartFeedSource, build_chart_sources
 from outagewatch.lenses.appstore.state import AppStoreState
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 class AppStoreLens(Lens[AppStoreState]):
     name = "appstore"
+    config_models = (AppStoreConfig, AppStoreApp, AppStoreChart)
     observations = (ChartSnapshot,)
     kinds = frozenset({ChartFeedSource.kind})
     page_key = "appstore"

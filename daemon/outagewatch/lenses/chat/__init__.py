@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
-from outagewatch.config import ChatProbeBase
+from outagewatch.config import AnthropicProbe, ChatProbeBase, OpenAIProbe
 from outagewatch.detect.tracker import EVIDENCE_SLICE
 from outagewatch.histogram import Histogram
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, Placed
@@ -56,6 +56,7 @@ ChatsState = dict[tuple[str, str], ChatState]
 
 class ChatLens(Lens[ChatsState]):
     name = "chat"
+    config_models = (AnthropicProbe, OpenAIProbe)
     observations = (ProbeResult, ChatBudgetStatus)
 
     def new_state(self) -> ChatsState:

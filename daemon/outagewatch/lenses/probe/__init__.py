@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import Metric
 
 from outagewatch.clock import iso_time, when_text
-from outagewatch.config import ChatProbeBase
+from outagewatch.config import ChatProbeBase, HttpProbe
 from outagewatch.detect.disruption import LOCAL_REASONS
 from outagewatch.detect.signals import FAILURE_BUCKET_S
 from outagewatch.detect.tracker import EVIDENCE_SLICE, ProbeStreaks, probe_evidence
@@ -66,6 +66,7 @@ class ProbesState:
 
 class ProbeLens(Lens[ProbesState]):
     name = "probe"
+    config_models = (HttpProbe,)
     observations = (ProbeResult,)
     page_key = "probes"
     card_position = 1

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from outagewatch.config import ReportsConfig, ServiceReports
 from outagewatch.detect.signals import REPORT_BUCKET_S
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext
 from outagewatch.lenses.reports.baseline import ReportsState
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 class ReportsLens(Lens[ReportsState]):
     name = "reports"
+    config_models = (ReportsConfig, ServiceReports)
     observations = (Report,)
     page_key = "reports"
     card_position = 2

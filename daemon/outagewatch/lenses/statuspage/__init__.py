@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import Metric
 
 from outagewatch.clock import iso_time, when_text
+from outagewatch.config import GooglePage, IncidentIoPage, StatuspagePage
 from outagewatch.detect.disruption import PageEvidence, Reading
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
 from outagewatch.lenses.statuspage.source import StatusPageSource
@@ -121,6 +122,7 @@ def official_html(official: dict[str, Any] | None) -> str:
 
 class StatusPageLens(Lens[StatusPagesState]):
     name = "statuspage"
+    config_models = (StatuspagePage, IncidentIoPage, GooglePage)
     observations = (StatusSnapshot,)
     page_key = "official"
     card_position = 0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import Metric
 
 from outagewatch.clock import iso_time
+from outagewatch.config import TrafficQuery
 from outagewatch.detect.disruption import Reading, SpikeEvidence
 from outagewatch.detect.signals import traffic_signal
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
@@ -53,6 +54,7 @@ class TrafficView:
 
 class TrafficLens(Lens[TrafficState]):
     name = "traffic"
+    config_models = (TrafficQuery,)
     observations = (TrafficSample,)
     kinds = frozenset({PrometheusQuerySource.kind})
     page_key = "traffic"

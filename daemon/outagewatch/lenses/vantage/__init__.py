@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
-from outagewatch.config import DnsControl
+from outagewatch.config import DnsControl, HttpControl, VantageConfig
 from outagewatch.detect.disruption import Reading
 from outagewatch.detect.vantage import HEALTHY, ControlEvidence, ControlStreak, VantageVerdict
 from outagewatch.lenses.base import Lens, Placed
@@ -42,6 +42,7 @@ class VantageState:
 
 class VantageLens(Lens[VantageState]):
     name = "vantage"
+    config_models = (VantageConfig, DnsControl, HttpControl)
     observations = (ControlResult,)
 
     def new_state(self) -> VantageState:
