@@ -1,0 +1,105 @@
+"""The lens registry is the one list of lenses, and docs/architecture.md is true to it."""
+
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+
+import pytest
+
+from outagewatch import config as config_module
+from outagewatch.clock import FakeClock
+from outagewatch.config import Model
+from outagewatch.lenses.base import Lens
+from outagewatch.lenses.registry import LENSES
+from outagewatch.observations import Observation
+from outagewatch.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+LENS_DIR = ROOT / "daemon" / "outagewatch" / "lenses"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def _section(title: str) -> str:
+    text = ARCHITECTURE.read_text()
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert match is not None, f"docs/architecture.md has no section {title!r}"
+    return match.group(1)
+
+
+def _listed_files(text: str) -> list[str]:
+    """The paths a checklist names: the first code span of each `- ` line."""
+    return re.findall(r"^- `([^`]+)`", text, re.M)
+
+
+def test_every_lens_package_is_registered_once() -> None:
+    packages = sorted(p.name for p in LENS_DIR.iterdir() if (p / "__init__.py").is_file())
+    registered = sorted(type(lens).__module__.split(".")[2] for lens in LENSES)
+    assert registered == packages
+    assert len({lens.name for lens in LENSES}) == len(LENSES)
+    keys = [lens.page_key for lens in LENSES if lens.page_key is not None]
+    assert len(set(keys)) == len(keys)
+
+
+def test_the_traffic_lens_is_one_folder_of_at_most_two_files() -> None:
+    files = sorted(p.name for p in (LENS_DIR / "traffic").glob("*.py"))
+    assert files == ["__init__.py", "source.py"]
+
+
+def test_every_observation_type_is_folded_by_a_lens() -> None:
+    folded = {kind for lens in LENSES for kind in lens.observations}
+    assert folded == set(typing.get_args(Observation))
+
+
+def test_each_lens_state_is_its_own() -> None:
+    pipeline = Pipeline(FakeClock(0.0))
+    states = [state for _, state in pipeline.state.lenses]
+    assert len({id(state) for state in states}) == len(LENSES)
+    for lens in LENSES:
+        assert pipeline.state.lenses.of(type(lens)) is dict(pipeline.state.lenses)[lens]
+
+
+def test_lenses_name_the_config_models_and_union_tags_they_read() -> None:
+    named = {model for lens in LENSES for model in lens.config_models}
+    assert named and all(issubclass(model, Model) for model in named)
+    # Every `kind` a config union accepts belongs to a lens that names its model.
+    kinds = {
+        tag
+        for model in named
+        if "kind" in model.model_fields
+        for tag in typing.get_args(model.model_fields["kind"].annotation)
+    }
+    assert kinds >= config_module._UNION_TAGS
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["How to add a lens", "How to add a signal", "How to add a metric", "How to add an alert"],
+)
+def test_checklists_name_files_that_exist(title: str) -> None:
+    files = _listed_files(_section(title))
+    assert files, f"{title}: no files listed"
+    for path in files:
+        resolved = ROOT / path.replace("<lens>", "traffic")
+        assert resolved.is_file(), f"{title}: {path} does not exist"
+
+
+def test_adding_a_lens_is_three_code_files_and_a_metric_two() -> None:
+    lens_code = _section("How to add a lens").split("Its entries in the shared catalogues")[0]
+    assert len(_listed_files(lens_code)) <= 3
+    assert len(_listed_files(_section("How to add a metric"))) <= 2
+
+
+def test_the_registry_table_lists_every_lens() -> None:
+    parts = _section("The parts")
+    for lens in LENSES:
+        assert f"| {lens.name} | `lenses/{type(lens).__module__.split('.')[2]}/` |" in parts
+
+
+def test_the_lens_interface_table_names_real_members() -> None:
+    rows = re.findall(r"^\| (`[^|]+) \|", _section("The registry"), re.M)[1:]  # past the head
+    names = [name for cell in rows for name in re.findall(r"`(\w+)`", cell)]
+    assert names
+    for name in names:
+        assert hasattr(Lens, name) or name in Lens.__annotations__, name
