@@ -17,7 +17,7 @@ from aiohttp import web
 from outagewatch.clock import SystemClock
 from outagewatch.config import HttpProbe
 from outagewatch.observations import ProbeResult
-from outagewatch.sources.base import RunContext
+from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.client import HttpClients
 from outagewatch.sources.http import HttpProbeSource
 
@@ -30,7 +30,7 @@ def probe(url: str, **options: Any) -> HttpProbeSource:
 
 
 async def run(source: HttpProbeSource, ctx: RunContext) -> ProbeResult:
-    (result,) = await source.collect(ctx)
+    (result,) = await run_source(source, ctx)
     return result
 
 

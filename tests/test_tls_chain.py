@@ -18,7 +18,7 @@ from aiohttp import web
 from cryptography import x509
 
 from outagewatch.config import HttpProbe
-from outagewatch.sources.base import RunContext
+from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.http import HttpProbeSource
 
 from .conftest import Serve
@@ -79,7 +79,7 @@ async def test_probe_reports_the_earliest_expiry_this_python_can_see(
         ),
     )
 
-    [result] = await source.collect(run_context)
+    [result] = await run_source(source, run_context)
 
     assert result.success is True, result.detail
     assert result.tls_earliest_expiry == server.expected_expiry()

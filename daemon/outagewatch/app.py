@@ -29,6 +29,7 @@ from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
 from outagewatch.detect.replay import adopt, bucket_start, needs_replay, replay, stored_reports
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
+from outagewatch.keys import probe_source_key
 from outagewatch.metrics import DetectionCollector, ReportsCollector
 from outagewatch.persistence import StateKeeper, StatePart, StateRestoreCollector, single
 from outagewatch.pipeline import Pipeline
@@ -37,7 +38,7 @@ from outagewatch.scheduler import Scheduler
 from outagewatch.scrub import Scrubber, config_secrets
 from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
 from outagewatch.sources import build_sources
-from outagewatch.sources.base import RunContext, Source, probe_source_key
+from outagewatch.sources.base import RunContext, Source
 from outagewatch.sources.client import HttpClients
 from outagewatch.store import Store, StoreError, StoreLock, decode_state
 from outagewatch.web.connections import (

@@ -6,7 +6,6 @@ only read ``State``.
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +25,16 @@ from outagewatch.detect.vantage import (
     VantageVerdict,
     judge_vantage,
 )
+from outagewatch.histogram import Histogram
 from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
-from outagewatch.observations import (
+from outagewatch.keys import (
     CHART_FEED_KIND,
+    control_source_key,
+    status_source_key,
+    traffic_source_key,
+)
+from outagewatch.observations import (
     ChartSnapshot,
     ChatBudgetStatus,
     ChatStats,
@@ -39,11 +44,8 @@ from outagewatch.observations import (
     Report,
     StatusSnapshot,
     TrafficSample,
-    status_source_key,
-    traffic_source_key,
 )
 from outagewatch.ranks import AppStoreState
-from outagewatch.sources.control import control_source_key
 
 if TYPE_CHECKING:
     from outagewatch.config import Config
@@ -59,33 +61,6 @@ _INCIDENT_LINES_PER_FETCH = 5
 DETAIL_LOG_INTERVAL = 60.0
 # Scheduler lateness: a healthy event loop starts runs within a few milliseconds.
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-@dataclass
-class Histogram:
-    """Cumulative-at-render histogram: counts per bucket, sum, count."""
-
-    bounds: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    sum: float = 0.0
-    count: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.bounds) + 1)
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-        self.count += 1
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        """Buckets as (le, cumulative count), ending with +Inf."""
-        out, running = [], 0
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            running += count
-            out.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
-        return out
 
 
 @dataclass

@@ -38,8 +38,8 @@ from typing import Any, TypeVar
 import structlog
 
 from outagewatch.clock import Clock
+from outagewatch.histogram import Histogram
 from outagewatch.observations import Report
-from outagewatch.pipeline import Histogram
 
 T = TypeVar("T")
 

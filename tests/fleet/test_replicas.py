@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from outagewatch.config import Config, ConfigError, ShardConfig, parse_config
+from outagewatch.keys import probe_source_key
 from outagewatch.sources import build_sources, hashmod, replica_shards
-from outagewatch.sources.base import probe_source_key
 
 PROBES = [f"p{i:03d}" for i in range(120)]
 

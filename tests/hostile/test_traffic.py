@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outagewatch.sources.base import SourceError
+from outagewatch.sources.errors import SourceError
 from outagewatch.sources.prometheus import FAILURE_REASONS, parse_query_answer
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)

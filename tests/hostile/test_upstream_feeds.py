@@ -35,15 +35,14 @@ from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sources import bounded_json
 from outagewatch.sources.appstore import (
-    FEED_FAILURE_REASONS,
     PARSERS,
     ChartFeedSource,
-    FeedError,
     build_chart_sources,
     parse_legacy_xml,
 )
-from outagewatch.sources.base import RunContext, Source, SourceError
+from outagewatch.sources.base import RunContext, Source, run_source
 from outagewatch.sources.client import HttpClients
+from outagewatch.sources.errors import FEED_FAILURE_REASONS, FeedError, SourceError
 from outagewatch.sources.retry_after import retry_after_seconds
 from outagewatch.sources.status_formats import (
     MAX_OPEN_INCIDENTS,
@@ -357,7 +356,7 @@ async def test_an_eight_megabyte_feed_is_parsed_off_the_event_loop(
         parse_time = held_for(lambda: parse_legacy_xml(body))
         assert parse_time > 0.2  # else this could not tell on-loop from off-loop
         gc.collect()
-        gap = await longest_loop_gap(lambda: source.collect(ctx))
+        gap = await longest_loop_gap(lambda: run_source(source, ctx))
         trials.append((gap, parse_time))
         if gap < max(0.05, parse_time / 4):
             break
@@ -490,7 +489,8 @@ async def test_an_unreadable_retry_after_backs_off_by_doubling(
     assert reasons == ["rate_limited", "rate_limited", "backoff"]
     feeds.serve(V2_US, FeedReply(b"slow down", 429, headers={"Retry-After": value}))
     chart = chart_source(feeds)
-    assert [await harness.run(chart) for _ in range(2)] == ["throttled", "backoff"]
+    # The chart feed shares the one run back-off (sources/polling.py).
+    assert [await harness.run(chart) for _ in range(3)] == ["throttled", "throttled", "backoff"]
 
 
 @pytest.mark.parametrize(

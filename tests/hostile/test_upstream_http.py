@@ -36,7 +36,8 @@ from outagewatch.observations import HTTP_FAILURE_REASONS, SUB_REASONS, ProbeRes
 from outagewatch.pipeline import Pipeline
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import HttpClients, PhaseTimer
-from outagewatch.sources.wire import Fetcher, Request, Response, Url, WireError, ssl_context
+from outagewatch.sources.errors import WireError
+from outagewatch.sources.wire import Fetcher, Request, Response, Url, ssl_context
 
 from ..chat.conftest import anthropic_probe, run_probe, source_for
 from ..daemon_process import free_port

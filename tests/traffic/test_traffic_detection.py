@@ -11,8 +11,9 @@ from outagewatch.clock import FakeClock
 from outagewatch.config import Config, parse_config
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.signals import traffic_signal
+from outagewatch.keys import traffic_source_key
 from outagewatch.metrics import StateCollector
-from outagewatch.observations import TrafficSample, traffic_source_key
+from outagewatch.observations import TrafficSample
 from outagewatch.pipeline import Pipeline
 from outagewatch.web.status import status_document
 

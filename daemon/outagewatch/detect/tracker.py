@@ -41,8 +41,8 @@ from outagewatch.detect.signals import (
 )
 from outagewatch.detect.vantage import is_local_failure
 from outagewatch.incidents import IncidentLog, IncidentRecord
-from outagewatch.observations import ProbeResult, status_source_key, traffic_source_key
-from outagewatch.sources.base import probe_source_key
+from outagewatch.keys import probe_source_key, status_source_key, traffic_source_key
+from outagewatch.observations import ProbeResult
 
 if TYPE_CHECKING:
     from outagewatch.pipeline import State

@@ -19,7 +19,8 @@ from outagewatch.detect.replay import warmup
 from outagewatch.detect.signals import traffic_signal
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
-from outagewatch.observations import short_detail, status_source_key
+from outagewatch.keys import status_source_key
+from outagewatch.observations import short_detail
 from outagewatch.pipeline import State
 from outagewatch.ranks import RankPoint
 from outagewatch.web.charts import Series, line_chart
