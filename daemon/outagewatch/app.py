@@ -10,7 +10,6 @@ import os
 import platform
 import secrets
 import signal
-import sqlite3
 import ssl
 import weakref
 from collections.abc import Callable, Mapping
@@ -27,7 +26,6 @@ from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
-from outagewatch.detect.replay import adopt, bucket_start, needs_replay, replay, stored_reports
 from outagewatch.exposition import GlobalStateCollector, MetricsPage
 from outagewatch.keys import probe_source_key
 from outagewatch.metrics import DetectionCollector, ReportsCollector
@@ -41,6 +39,7 @@ from outagewatch.sources import build_sources
 from outagewatch.sources.base import RunContext, Source
 from outagewatch.sources.client import HttpClients
 from outagewatch.store import Store, StoreError, StoreLock, decode_state
+from outagewatch.warmstart import warm_start
 from outagewatch.web.connections import (
     AcceptErrorLog,
     ConnectionGate,
@@ -409,49 +408,10 @@ class Daemon:
         ]
 
     async def _warm_start(self) -> None:
-        """Replay stored reports into report detectors missing or younger than the history.
-
-        The replay runs in a thread; the catch-up to the live bucket and the swap run
-        here, on the loop, with nothing awaited between them (detect/replay.py).
-        """
+        """Replay stored reports into the report detectors (outagewatch/warmstart.py)."""
         assert self.store is not None and self.keeper is not None
-        store, signals = self.store, self.pipeline.state.signals
-        try:
-            firsts = await asyncio.to_thread(store.first_reports)
-        except sqlite3.Error as exc:  # a damaged table: the daemon runs cold
-            self.log.error("detectors_replay_failed", error=str(exc)[:300])
-            return
-        services = [
-            s
-            for s in sorted(signals.services)
-            if needs_replay(signals.detectors.get((s, "reports")), firsts.get(s))
-        ]
-        if not services:
-            return
-        began = self.clock.monotonic()
-        settings, until = signals.settings, bucket_start(self.clock.time())
-        try:
-            done = await asyncio.to_thread(
-                lambda: replay(
-                    settings, services, stored_reports(store.iter_reports(), services), until
-                )
-            )
-            now = self.clock.time()
-            signals.close(now)
-            done.feed(stored_reports(store.iter_reports(done.until), services), bucket_start(now))
-        except Exception as exc:  # whatever the replay raises, the daemon runs cold
-            self.log.error("detectors_replay_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            return
-        adopted = adopt(signals, done, older_only=True)
-        if not adopted:
-            return
-        self.log.info(
-            "detectors_replayed",
-            services=adopted,
-            reports=done.reports,
-            seconds=round(self.clock.monotonic() - began, 3),
-        )
-        await self.keeper.save_logged()
+        if await warm_start(self.store, self.pipeline.state.signals, self.clock, self.log):
+            await self.keeper.save_logged()
 
     async def _detect(self) -> None:
         """Judge every service now and every evaluate interval."""

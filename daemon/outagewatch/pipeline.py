@@ -15,6 +15,7 @@ import structlog
 
 from outagewatch.baseline import HOUR, RECENT_BUCKET, ReportsState
 from outagewatch.clock import Clock
+from outagewatch.config import Config, DisruptionConfig
 from outagewatch.detect.disruption import LOCAL_REASONS, Reading
 from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
 from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks, service_evidence
@@ -48,7 +49,6 @@ from outagewatch.observations import (
 from outagewatch.ranks import AppStoreState
 
 if TYPE_CHECKING:
-    from outagewatch.config import Config
     from outagewatch.store import Store
 
 # Probe latency buckets: from a fast API edge to a slow web app.
@@ -133,7 +133,9 @@ class State:
     reports: ReportsState = field(default_factory=ReportsState)
     history: StatusHistory = field(default_factory=StatusHistory)
     signals: SignalDetectors = field(default_factory=SignalDetectors)
-    disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
+    disruption: DisruptionTracker = field(
+        default_factory=lambda: DisruptionTracker(DisruptionConfig())
+    )
     vantage: VantageState = field(default_factory=VantageState)
     traffic: dict[tuple[str, str], TrafficSample] = field(default_factory=dict)  # service, query
     scheduler_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
