@@ -26,9 +26,9 @@ from outagewatch.budget import ChatBudget
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
-from outagewatch.exposition import GlobalStateCollector, MetricsPage
+from outagewatch.exposition import MetricsPage
 from outagewatch.keys import probe_source_key
-from outagewatch.metrics import DetectionCollector, ReportsCollector
+from outagewatch.metrics import DetectionCollector, ReportsCollector, StateCollector
 from outagewatch.persistence import StateKeeper, StatePart, StateRestoreCollector, single
 from outagewatch.pipeline import Pipeline
 from outagewatch.revision import build_revision
@@ -177,7 +177,7 @@ class Daemon:
         GCCollector(registry=self.registry)
         # Per-target families are rendered by MetricsPage (cached), the rest from here.
         self.registry.register(
-            GlobalStateCollector(
+            StateCollector(
                 self.pipeline.state, __version__, build_revision(), platform.python_version()
             )
         )

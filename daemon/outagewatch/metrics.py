@@ -26,7 +26,6 @@ from outagewatch.observations import (
     CHAT_OUTCOMES,
     COMPONENT_STATUSES,
     IMPACT_LEVELS,
-    PHASES,
     worst_status,
 )
 from outagewatch.pipeline import State
@@ -520,7 +519,8 @@ class Families:
 
 
 class StateCollector(Collector):
-    """Renders State as metric families at scrape time."""
+    """Renders State as metric families at scrape time, all but the per-probe and
+    per-source families: exposition.MetricsPage renders those (cached per target)."""
 
     def __init__(self, state: State, version: str, revision: str, python_version: str) -> None:
         self._state = state
@@ -542,11 +542,9 @@ class StateCollector(Collector):
                 state.config_reload_time,
             )
         yield from fams
-        yield from self._probes(state)
         yield from self._probe_durations(state)
         yield from self._chats(state)
         yield from self._status_pages(state)
-        yield from self._runs(state)
         yield from self._appstore(state)
         yield from self._traffic(state)
         yield from self._scheduler(state)
@@ -556,41 +554,6 @@ class StateCollector(Collector):
         for (service, query), sample in sorted(state.traffic.items()):
             fams.add("outagewatch_traffic_value", [service, query], sample.value)
             fams.add("outagewatch_traffic_series", [service, query], sample.series)
-        return fams
-
-    def _probes(self, state: State) -> Families:
-        fams = Families(*PROBE_FAMILIES)
-        for (service, probe_name), probe in sorted(state.probes.items()):
-            labels = [service, probe_name]
-            # An inconclusive run says nothing: keep the last conclusive answer.
-            if probe.last_conclusive is not None:
-                fams.add("outagewatch_probe_success", labels, int(probe.last_conclusive))
-            last = probe.last
-            if last is not None:
-                for phase in PHASES:
-                    fams.add(
-                        "outagewatch_probe_duration_seconds",
-                        [*labels, phase],
-                        last.phases.get(phase, 0.0),
-                    )
-                fams.add("outagewatch_probe_last_duration_seconds", labels, last.duration_seconds)
-                fams.add("outagewatch_probe_http_status_code", labels, last.status_code or 0)
-                if last.tls_earliest_expiry is not None:
-                    fams.add(
-                        "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
-                        labels,
-                        last.tls_earliest_expiry,
-                    )
-            fams.add("outagewatch_probes_total", labels, probe.runs)
-            for (reason, sub_reason), count in sorted(probe.failures.items()):
-                fams.add("outagewatch_probe_failures_total", [*labels, reason, sub_reason], count)
-            fams.add("outagewatch_probe_inconclusive_total", labels, probe.inconclusive)
-            if probe.last_success_time is not None:
-                fams.add(
-                    "outagewatch_probe_last_success_timestamp_seconds",
-                    labels,
-                    probe.last_success_time,
-                )
         return fams
 
     def _probe_durations(self, state: State) -> Families:
@@ -722,23 +685,6 @@ class StateCollector(Collector):
                 [service],
                 min(r.time for r in readings),
             )
-        return fams
-
-    def _runs(self, state: State) -> Families:
-        fams = Families(*RUN_FAMILIES)
-        for key, run in sorted(state.runs.items()):
-            labels = [key, run.kind]
-            fams.add("outagewatch_source_runs_total", labels, run.runs)
-            for reason, count in sorted(run.failures.items()):
-                fams.add("outagewatch_source_failures_total", [*labels, reason], count)
-            if run.last_duration is not None:
-                fams.add("outagewatch_source_last_run_duration_seconds", labels, run.last_duration)
-            if run.last_success_time is not None:
-                fams.add(
-                    "outagewatch_source_last_success_timestamp_seconds",
-                    labels,
-                    run.last_success_time,
-                )
         return fams
 
     def _appstore(self, state: State) -> Families:

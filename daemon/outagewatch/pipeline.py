@@ -464,13 +464,11 @@ class Pipeline:
             held = sum(n for b, n in counts.recent.items() if b * RECENT_BUCKET >= bucket_start)
             self.state.signals.open_reports(service, now, held)
 
-    def detect(self) -> None:
-        """Close ended signal buckets, judge every service, decide incident leads."""
-        for _ in self.detect_steps():
-            pass
-
     def detect_steps(self) -> Iterator[None]:
-        """``detect`` in steps: yields between slices of a big service's probes."""
+        """Close ended signal buckets, judge every service, decide incident leads.
+
+        Yields between slices of a big service's probes (the daemon's loop sleeps there).
+        """
         config = self.detection_config
         if config is None:
             return

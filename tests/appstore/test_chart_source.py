@@ -8,11 +8,9 @@ import random
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from outagewatch.clock import FakeClock
 from outagewatch.config import parse_config
-from outagewatch.metrics import StateCollector
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sources.appstore import ChartFeedSource, build_chart_sources
@@ -30,6 +28,7 @@ from tests.appstore.payloads import (
     legacy_xml,
     v2_json,
 )
+from tests.scrape import Scrape, scrape
 
 V2_US = "/v2/us/apps/top-free/100/apps.json"
 LEGACY_US = "/us/rss/topgrossingapplications/limit=100/json"
@@ -55,11 +54,11 @@ class Harness:
     def __init__(self, ctx: RunContext, clock: FakeClock) -> None:
         self.pipeline = Pipeline(clock)
         self.scheduler = Scheduler(self.pipeline, lambda _s: ctx, clock, 8, 0.0)
-        self.registry = CollectorRegistry()
-        self.registry.register(StateCollector(self.pipeline.state, "t", "t", "3"))
+        self.registry = Scrape(b"")
 
     async def run(self, source: ChartFeedSource) -> None:
         await self.scheduler.run_once(source)
+        self.registry = await scrape(self.pipeline.state)
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.registry.get_sample_value(name, labels)

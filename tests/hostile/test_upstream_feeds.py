@@ -23,13 +23,11 @@ import structlog
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from outagewatch.clock import FakeClock
 from outagewatch.config import StatuspagePage, parse_config
 from outagewatch.incidents import IncidentLog
-from outagewatch.metrics import StateCollector
 from outagewatch.observations import StatusIncident, StatusSnapshot
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
@@ -66,6 +64,7 @@ from tests.appstore.payloads import (
     legacy_xml,
     v2_json,
 )
+from tests.scrape import Scrape, scrape
 from tests.statuspage.conftest import (
     LoopbackResolver,
     Reply,
@@ -134,12 +133,12 @@ class Harness:
     def __init__(self, ctx: RunContext, clock: FakeClock) -> None:
         self.pipeline = Pipeline(clock)
         self.scheduler = Scheduler(self.pipeline, lambda _s: ctx, clock, 8, 0.0)
-        self.registry = CollectorRegistry()
-        self.registry.register(StateCollector(self.pipeline.state, "t", "t", "3"))
+        self.registry = Scrape(b"")
 
     async def run(self, source: Source) -> str | None:
         """Run once; the failure reason, or None on success."""
         await self.scheduler.run_once(source)
+        self.registry = await scrape(self.pipeline.state)
         error = self.pipeline.state.runs[source.key].last_error
         return None if error is None else error.split(":")[0]
 
