@@ -32,6 +32,7 @@ from outagewatch.incidents import IncidentLog
 from outagewatch.keys import (
     CHART_FEED_KIND,
     control_source_key,
+    probe_source_key,
     status_source_key,
     traffic_source_key,
 )
@@ -335,6 +336,19 @@ class Pipeline:
                 "incident_resolved",
                 f"official page: incident resolved: {record.name}",
             )
+
+    def apply(self, config: Config, source_keys: set[str]) -> None:
+        """Take a reloaded config: forget what it dropped, take its report and
+        detection settings."""
+        probe_keys = {
+            (service, probe)
+            for service, cfg in config.services.items()
+            for probe in cfg.probes
+            if probe_source_key(service, probe) in source_keys
+        }
+        self.retain(source_keys, probe_keys)
+        self.configure_reports(config)
+        self.configure_detection(config, source_keys)
 
     def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
         """Forget what the current config no longer has, so it leaves /metrics."""
