@@ -5,27 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from outagewatch.app import Daemon
 from outagewatch.store import StoreClosed, StoreLock
+from tests.chat.test_chat_daemon import eventually
 
 
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "outagewatch.yml"
     path.write_text(f"storage:\n  path: {tmp_path / 'store.db'}\n")
     return path
-
-
-async def eventually(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_a_start_failing_at_the_web_site_releases_the_store_and_its_lock(
