@@ -47,6 +47,7 @@ system-deps:
 lint: $(BIN)/.installed
 	$(BIN)/ruff check daemon tests bench dashboards setup.py
 	$(BIN)/ruff format --check daemon tests bench dashboards setup.py
+	$(BIN)/lint-imports --no-cache
 
 # Once as the lowest supported Python (pyproject), once as the newest.
 typecheck: $(BIN)/.installed

@@ -34,12 +34,12 @@ from outagewatch.clock import FakeClock
 from outagewatch.config import Config, parse_config
 from outagewatch.exposition import MetricsPage
 from outagewatch.history import HISTORY_WINDOW, REPORT_BUCKET, StatusHistory
+from outagewatch.keys import probe_source_key
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
 from outagewatch.logging import configure
 from outagewatch.observations import HTTP_FAILURE_REASONS, PHASES, ChatStats, ProbeResult
 from outagewatch.pipeline import Pipeline
-from outagewatch.sources.base import probe_source_key
 
 SERVICE = "bench"
 # Bytes per target each structure may hold at steady state; tests/scale asserts

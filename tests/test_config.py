@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from outagewatch.config import EX_CONFIG, ConfigError, load_config, parse_config, parse_duration
 
@@ -145,3 +146,27 @@ def test_config_is_frozen() -> None:
     config = parse_config({})
     with pytest.raises(ValueError):
         config.services = {}  # type: ignore[misc]
+
+
+def test_appstore_backoff_max_is_a_deprecated_name_of_max_backoff(tmp_path: Path) -> None:
+    path = tmp_path / "old.yml"
+    path.write_text("appstore:\n  backoff_max: 2h\n")
+    with structlog.testing.capture_logs() as logs:
+        config = load_config(path)
+    assert config.appstore.max_backoff == 7200
+    warnings = [e for e in logs if e["event"] == "config_key_deprecated"]
+    assert [(w["key"], w["use"]) for w in warnings] == [
+        ("appstore -> backoff_max", "appstore -> max_backoff")
+    ]
+    with structlog.testing.capture_logs() as logs:
+        assert load_config(_written(tmp_path, "appstore:\n  max_backoff: 2h\n")).appstore
+    assert not [e for e in logs if e["event"] == "config_key_deprecated"]
+    with pytest.raises(ConfigError) as caught:
+        load_config(_written(tmp_path, "appstore:\n  max_backoff: 2h\n  backoff_max: 1h\n"))
+    assert "appstore" in str(caught.value) and "not both" in str(caught.value)
+
+
+def _written(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    return path

@@ -18,7 +18,7 @@ from outagewatch.clock import SystemClock
 from outagewatch.config import HttpProbe
 from outagewatch.lenses.probe.source import HttpProbeSource
 from outagewatch.observations import ProbeResult
-from outagewatch.sources.base import RunContext
+from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.client import HttpClients
 
 from .conftest import FakeResolver, Serve
@@ -30,7 +30,7 @@ def probe(url: str, **options: Any) -> HttpProbeSource:
 
 
 async def run(source: HttpProbeSource, ctx: RunContext) -> ProbeResult:
-    (result,) = await source.collect(ctx)
+    (result,) = await run_source(source, ctx)
     return result
 
 

@@ -19,7 +19,7 @@ from cryptography import x509
 
 from outagewatch.config import HttpProbe
 from outagewatch.lenses.probe.source import HttpProbeSource
-from outagewatch.sources.base import RunContext
+from outagewatch.sources.base import RunContext, run_source
 
 from .conftest import Serve
 from .daemon_process import DaemonProcess
@@ -79,7 +79,7 @@ async def test_probe_reports_the_earliest_expiry_this_python_can_see(
         ),
     )
 
-    [result] = await source.collect(run_context)
+    [result] = await run_source(source, run_context)
 
     assert result.success is True, result.detail
     assert result.tls_earliest_expiry == server.expected_expiry()

@@ -10,7 +10,6 @@ import os
 import platform
 import secrets
 import signal
-import sqlite3
 import ssl
 import weakref
 from collections.abc import Callable, Mapping
@@ -26,22 +25,22 @@ from outagewatch import __version__
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
-from outagewatch.detect.replay import adopt, bucket_start, needs_replay, replay, stored_reports
-from outagewatch.exposition import GlobalStateCollector, MetricsPage
+from outagewatch.exposition import MetricsPage
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
 from outagewatch.lenses.reports import ReportsCollector
-from outagewatch.metrics import DetectionCollector
+from outagewatch.metrics import DetectionCollector, StateCollector
 from outagewatch.persistence import StateKeeper, StatePart, StateRestoreCollector, single
 from outagewatch.pipeline import Pipeline
 from outagewatch.revision import build_revision
 from outagewatch.scheduler import Scheduler
 from outagewatch.scrub import Scrubber, config_secrets
 from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
-from outagewatch.sources.base import RunContext, Source, probe_source_key
+from outagewatch.sources.base import RunContext, Source
 from outagewatch.sources.client import HttpClients
 from outagewatch.store import Store, StoreError, StoreLock, decode_state
+from outagewatch.warmstart import warm_start
 from outagewatch.web.connections import (
     AcceptErrorLog,
     ConnectionGate,
@@ -116,8 +115,65 @@ class Prepared:
     secrets: list[str]
 
 
+@dataclass
+class Running:
+    """The parts ``Daemon.run`` built, each torn down by its exit stack, and the
+    config in force (``applied``, swapped by each reload)."""
+
+    store: Store
+    keeper: StateKeeper
+    intake: ReportIntake
+    site: GatedSite
+    scheduler: Scheduler
+    web_security: WebSecurityHolder
+    bound_port: int
+    applied: Prepared
+
+
+class WebSecurityHolder:
+    """The web config in force: read per request, swapped whole on reload."""
+
+    def __init__(self, security: WebSecurity, tls: ssl.SSLContext | None) -> None:
+        self.security = security
+        self.tls = tls  # the listening socket's context, kept for the site's life
+
+    def __call__(self) -> WebSecurity:
+        return self.security
+
+    def apply(
+        self,
+        security: WebSecurity,
+        tls: ssl.SSLContext | None,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        """Users and headers now, a renewed certificate for new connections; other TLS
+        changes wait for a restart."""
+        old_tls = self.security.config.tls_server_config
+        self.security = security
+        new_tls = security.config.tls_server_config
+        if self.tls is not None and new_tls is not None:
+            try:
+                self.tls.load_cert_chain(new_tls.cert_file, new_tls.key_file)
+            except (OSError, ssl.SSLError) as exc:  # changed again since it was checked
+                log.error("web_tls_reload_failed", error=str(exc))
+        if old_tls is None and new_tls is None:
+            return
+        same = {"cert_file", "key_file"}
+        if (old_tls is None) != (new_tls is None) or (
+            old_tls is not None
+            and new_tls is not None
+            and old_tls.model_dump(exclude=same) != new_tls.model_dump(exclude=same)
+        ):
+            log.warning("web_tls_change_needs_restart")
+
+
 class Daemon:
-    """One outagewatch process: config, scheduler, pipeline, web, signals."""
+    """One outagewatch process: config, scheduler, pipeline, web, signals.
+
+    ``run`` builds the parts in order on an ``AsyncExitStack``, so they come down
+    in reverse order by construction; a reload applies a new config to each part
+    through its own ``apply``.
+    """
 
     def __init__(
         self,
@@ -138,9 +194,6 @@ class Daemon:
             self.web_options.route_prefix,
             parse_listen_address(listen_address)[1],
         )
-        self.web_security: WebSecurity | None = None
-        self.tls: ssl.SSLContext | None = None
-        self.site: GatedSite | None = None
         self.fd_limits = (0, 0)  # soft, hard RLIMIT_NOFILE after raising the soft one
         self.clock = clock or SystemClock()
         self.handle_signals = handle_signals
@@ -155,15 +208,15 @@ class Daemon:
         # Chat probes' spending today: one ledger for the process, kept across reloads.
         self.chat_budget = ChatBudget()
         self.config: Config = Config()
-        self.scheduler: Scheduler | None = None
-        self.store: Store | None = None
-        self.intake: ReportIntake | None = None
-        self.keeper: StateKeeper | None = None
-        self.applied: Prepared | None = None
-        self.bound_port: int | None = None
+        # What run() built, from when it serves (None before): read by tests and is_ready.
+        self.running: Running | None = None
         self._contexts: weakref.WeakKeyDictionary[Source, RunContext] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+
+    @property
+    def bound_port(self) -> int | None:
+        return self.running.bound_port if self.running is not None else None
 
     def _context(self, source: Source) -> RunContext:
         # Bound once per source, not per run: binding costs more than a probe's bookkeeping.
@@ -173,29 +226,22 @@ class Daemon:
             ctx = self._contexts[source] = RunContext(http=self.http, clock=self.clock, log=log)
         return ctx
 
-    def _register_collectors(self) -> None:
+    def _register_collectors(
+        self, store: Store, keeper: StateKeeper, gate: Callable[[], ConnectionGate | None]
+    ) -> None:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         # Per-target families are rendered by MetricsPage (cached), the rest from here.
         self.registry.register(
-            GlobalStateCollector(
+            StateCollector(
                 self.pipeline.state, __version__, build_revision(), platform.python_version()
             )
         )
-        assert self.store is not None
-        self.registry.register(ReportsCollector(self.pipeline.reports, self.clock, self.store))
+        self.registry.register(ReportsCollector(self.pipeline.reports, self.clock, store))
         self.registry.register(DetectionCollector(self.pipeline.state))
-        assert self.keeper is not None
-        self.registry.register(StateRestoreCollector(self.keeper))
-        self.registry.register(ConnectionsCollector(self._gate))
-
-    def _gate(self) -> ConnectionGate | None:
-        return self.site.gate if self.site is not None else None
-
-    def _security(self) -> WebSecurity:
-        assert self.web_security is not None
-        return self.web_security
+        self.registry.register(StateRestoreCollector(keeper))
+        self.registry.register(ConnectionsCollector(gate))
 
     async def _load(self) -> Config:
         config = await asyncio.to_thread(load_config, self.config_path)
@@ -216,63 +262,28 @@ class Daemon:
         )
         return security, tls
 
-    def _apply_web_security(self, security: WebSecurity, tls: ssl.SSLContext | None) -> None:
-        """Swap in a reloaded web config: users and headers now, a renewed certificate
-        for new connections; other TLS changes wait for a restart."""
-        old = self.web_security
-        self.web_security = security
-        new_tls = security.config.tls_server_config
-        old_tls = old.config.tls_server_config if old is not None else None
-        if self.tls is not None and new_tls is not None:
-            try:
-                self.tls.load_cert_chain(new_tls.cert_file, new_tls.key_file)
-            except (OSError, ssl.SSLError) as exc:  # changed again since it was checked
-                self.log.error("web_tls_reload_failed", error=str(exc))
-        if old_tls is None and new_tls is None:
-            return
-        same = {"cert_file", "key_file"}
-        if (old_tls is None) != (new_tls is None) or (
-            old_tls is not None
-            and new_tls is not None
-            and old_tls.model_dump(exclude=same) != new_tls.model_dump(exclude=same)
-        ):
-            self.log.warning("web_tls_change_needs_restart")
-
     def stop(self) -> None:
         self._stop.set()
 
     def is_ready(self) -> bool:
-        return self.scheduler is not None and self.scheduler.running
+        return self.running is not None and self.running.scheduler.running
 
-    async def _prepare(self) -> Prepared:
+    async def _prepare(self, store: Store, keeper: StateKeeper) -> Prepared:
         """Load the config file and build what it needs, touching nothing running."""
         config = await self._load()
-        tokens, reporter_key = await self._report_secrets(config)
+        tokens, reporter_key = await self._report_secrets(config, store, keeper)
         secrets = await asyncio.to_thread(config_secrets, config, os.environ, reporter_key)
         sources = prepare_sources(config, self.chat_budget, str(self.config_path))
         return Prepared(config, sources, tokens, reporter_key, secrets)
 
-    def _apply(self, new: Prepared) -> None:
-        """Make ``new`` the running config: schedule, pipeline, intake, scrubber."""
-        assert self.scheduler is not None and self.intake is not None
-        self.scheduler.sync(new.sources)
-        self.config = new.config
+    def _apply(self, running: Running, new: Prepared) -> None:
+        """Make ``new`` the running config: each part takes it through its own apply."""
         keys = {s.key for s in new.sources}
-        self.pipeline.retain(
-            keys,
-            {
-                (svc, probe)
-                for svc, cfg in new.config.services.items()
-                for probe in cfg.probes
-                if probe_source_key(svc, probe) in keys
-            },
-        )
-        self.pipeline.configure_reports(new.config)
-        self.pipeline.configure_detection(new.config, keys)
-        self.intake.set_tokens(new.tokens)
-        self.intake.hasher = ReporterHasher(new.reporter_key)
+        running.scheduler.sync(new.sources)
+        self.config = new.config
+        self.pipeline.apply(new.config, keys)
+        running.intake.apply(new.tokens, new.reporter_key)
         self.scrubber.replace(new.secrets)
-        self.applied = new
 
     async def reload(self) -> bool:
         """Load the config file again; on any error keep running the old one."""
@@ -285,25 +296,27 @@ class Daemon:
         Should applying fail part way, the old config is applied again. Either
         way systemd hears READY=1 again and the reload metric tells the outcome.
         """
+        running = self.running
+        if running is None:
+            return "the daemon is not running yet"
         async with self._reload_lock:
             self.notifier.reloading()
-            old = self.applied
+            old = running.applied
             try:
-                new = await self._prepare()
+                new = await self._prepare(running.store, running.keeper)
                 security, tls = await self._load_web_security()
                 if new.config.storage != self.config.storage:
                     self.log.warning("storage_change_needs_restart")
                 try:
-                    self._apply(new)
+                    self._apply(running, new)
                 except Exception:
-                    if old is not None:
-                        self.chat_budget.configure(old.config)
-                        self._apply(old)
+                    self.chat_budget.configure(old.config)
+                    self._apply(running, old)
                     raise
-                self._apply_web_security(security, tls)
+                running.applied = new
+                running.web_security.apply(security, tls, self.log)
             except Exception as exc:
-                if old is not None:
-                    self.chat_budget.configure(old.config)  # building sources set new caps
+                self.chat_budget.configure(old.config)  # building sources set new caps
                 errors = exc.errors if isinstance(exc, ConfigError) else [f"{exc!r}"[:500]]
                 self.log.error("config_reload_failed", errors=errors)
                 self.pipeline.record_reload(ok=False)
@@ -326,25 +339,198 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``). Raises ConfigError at start-up,
-        StoreError when the store is unusable or used by another daemon."""
+        StoreError when the store is unusable or used by another daemon.
+
+        Each part is registered on the exit stack as it is built, so teardown runs
+        in reverse: stop scheduling and cancel runs, close the web, save the state,
+        close the HTTP clients and the store, release the lock.
+        """
         self.fd_limits = raise_fd_limit()
         self.config = await self._load()
-        self.web_security, self.tls = await self._load_web_security()
+        web_security = WebSecurityHolder(*await self._load_web_security())
         sources = prepare_sources(self.config, self.chat_budget, str(self.config_path))
+        async with contextlib.AsyncExitStack() as stack:
+            store = await self._open_store(stack)
+            stack.push_async_callback(self.http.close)
+            keeper = await self._restore_state(stack, store, sources)
+            prepared = await self._first_config(store, keeper, sources)
+            intake = ReportIntake(
+                self.pipeline,
+                lambda: self.config,
+                self.clock,
+                ReporterHasher(prepared.reporter_key),
+                RateLimiter(self.clock),
+            )
+            intake.set_tokens(prepared.tokens)
+            self.pipeline.record_reload(ok=True)
+            site, bound_port, cap = await self._serve_web(stack, intake, web_security)
+            self._register_collectors(store, keeper, lambda: site.gate)
+            scheduler = self._start_scheduler(stack, sources)
+            self.running = Running(
+                store, keeper, intake, site, scheduler, web_security, bound_port, prepared
+            )
+            self._started(sources, web_security.tls is not None, bound_port, cap)
+            self._start_tasks(stack, store, keeper)
+            stack.callback(self._stopping)
+            await self._stop.wait()
+        return 0
+
+    async def _open_store(self, stack: contextlib.AsyncExitStack) -> Store:
+        """Take the store's lock, then open it; both undone when the stack closes."""
         path = self.config.storage.resolved_path(os.environ)
         lock = StoreLock(path)
         await asyncio.to_thread(lock.acquire)
-        try:
-            self.store = Store(path, self.clock, self.config.storage.synchronous)
-            await asyncio.to_thread(self.store.open)
-            try:
-                return await self._serve(sources)
-            finally:
-                await asyncio.to_thread(self.store.close)
-        finally:
-            lock.release()
+        stack.callback(lock.release)
+        store = Store(path, self.clock, self.config.storage.synchronous)
+        await asyncio.to_thread(store.open)
+        stack.push_async_callback(asyncio.to_thread, store.close)
+        return store
 
-    async def _report_secrets(self, config: Config) -> tuple[list[str], bytes]:
+    async def _restore_state(
+        self, stack: contextlib.AsyncExitStack, store: Store, sources: list[Source]
+    ) -> StateKeeper:
+        """Reports and saved state from the store; the state is saved again at exit."""
+        await self.pipeline.start_reports(store, self.config)
+        # Configured before the saved detector state loads into it.
+        self.pipeline.configure_detection(self.config, {s.key for s in sources})
+        keeper = StateKeeper(store, self._state_parts())
+        keeper.failures["reporter_hash_key"] += 0
+        for table in store.repaired:
+            keeper.record_failure("store_schema", [table], "table or index missing")
+        await keeper.load()
+        stack.push_async_callback(keeper.save_logged)  # after runs stop, before the store closes
+        return keeper
+
+    async def _first_config(
+        self, store: Store, keeper: StateKeeper, sources: list[Source]
+    ) -> Prepared:
+        """The start-up config's report secrets and scrubbed secrets, applied."""
+        tokens, reporter_key = await self._report_secrets(self.config, store, keeper)
+        secrets_now = await asyncio.to_thread(config_secrets, self.config, os.environ, reporter_key)
+        self.scrubber.replace(secrets_now)
+        return Prepared(self.config, sources, tokens, reporter_key, secrets_now)
+
+    async def _serve_web(
+        self,
+        stack: contextlib.AsyncExitStack,
+        intake: ReportIntake,
+        web_security: WebSecurityHolder,
+    ) -> tuple[GatedSite, int, int]:
+        """Signals, the aiohttp app and its listening site, with the port it bound and
+        its connection cap; all undone at exit."""
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(AcceptErrorLog())
+        stack.callback(loop.set_exception_handler, None)
+        if self.handle_signals:
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                stack.callback(loop.remove_signal_handler, sig)
+        timeouts = self.web_options.timeouts
+        web_ctx = WebContext(
+            state=self.pipeline.state,
+            config=lambda: self.config,
+            ready=self.is_ready,
+            reload=self._reload_from_web,
+            reports=intake,
+            clock=self.clock,
+            security=web_security,
+            timeouts=timeouts,
+        )
+        app = make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry))
+        app.middlewares.append(self.scrubber.middleware())  # before the app freezes
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            # aiohttp closes a connection idle this long between requests, a partial
+            # next request head included.
+            keepalive_timeout=timeouts.idle,
+        )
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        host, port = parse_listen_address(self.listen_address)
+        soft_fds, _hard_fds = self.fd_limits
+        cap = connection_cap(
+            self.web_options.max_connections, soft_fds, self.config.scheduler.max_concurrency
+        )
+        if cap < self.web_options.max_connections:
+            self.log.warning(
+                "web_max_connections_lowered",
+                wanted=self.web_options.max_connections,
+                cap=cap,
+                fd_limit=soft_fds,
+                probe_concurrency=self.config.scheduler.max_concurrency,
+            )
+        site = GatedSite(
+            runner,
+            host,
+            port,
+            cap,
+            timeouts.header,
+            ssl_context=web_security.tls,
+            reuse_address=True,
+        )
+        await site.start()
+        return site, runner.addresses[0][1] if runner.addresses else port, cap
+
+    def _start_scheduler(
+        self, stack: contextlib.AsyncExitStack, sources: list[Source]
+    ) -> Scheduler:
+        """Schedule the sources; at exit, stop scheduling and cancel runs in flight."""
+        scheduler = Scheduler(
+            self.pipeline,
+            self._context,
+            self.clock,
+            self.config.scheduler.max_concurrency,
+            self.config.scheduler.jitter_ratio,
+        )
+        scheduler.start(sources)
+        stack.push_async_callback(lambda: scheduler.shutdown(self.config.scheduler.shutdown_grace))
+        return scheduler
+
+    def _started(self, sources: list[Source], tls: bool, port: int, cap: int) -> None:
+        # What start-up built lives as long as the process: keep it out of the full
+        # collections, which otherwise walk every source and stall the loop at 10,000.
+        gc.freeze()
+        # A young generation of 700 objects is collected while requests are in flight,
+        # so their objects reach the old generation and full collections (100-300 ms
+        # at 10,000 probes) came every few seconds. A larger one lets them die young.
+        gc.set_threshold(*_GC_THRESHOLDS)
+        loop = asyncio.get_running_loop()
+        soft_fds, hard_fds = self.fd_limits
+        self.log.info(
+            "started",
+            version=__version__,
+            listen=self.listen_address,
+            port=port,
+            external_url=self.external.url,
+            tls=tls,
+            max_connections=cap,
+            fd_limit=soft_fds,
+            fd_hard_limit=hard_fds,
+            sources=len(sources),
+            config=str(self.config_path),
+            event_loop="uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
+        )
+        self.notifier.ready()
+
+    def _start_tasks(
+        self, stack: contextlib.AsyncExitStack, store: Store, keeper: StateKeeper
+    ) -> None:
+        """The background loops; each cancelled (and awaited) at exit, first of all."""
+        for loop_task in (
+            self._warm_start(store, keeper),
+            keeper.run(lambda: self.config.storage.state_save_interval),
+            self._detect(),
+            self._prune_reports(),
+            self._watchdog(),
+        ):
+            stack.push_async_callback(_cancelled, asyncio.create_task(loop_task))
+
+    async def _report_secrets(
+        self, config: Config, store: Store, keeper: StateKeeper
+    ) -> tuple[list[str], bytes]:
         """Intake tokens and the reporter hash key; ConfigError when unreadable."""
         cfg = config.reports
         try:
@@ -363,8 +549,7 @@ class Daemon:
         except CredentialError as exc:
             raise ConfigError(str(self.config_path), [str(exc)]) from None
         # No configured key: generate one once and keep it beside the reports.
-        assert self.store is not None
-        stored = (await self.store.get_state_text("reports")).get("reporter_hash_key")
+        stored = (await store.get_state_text("reports")).get("reporter_hash_key")
         if stored is not None:
             try:
                 key = bytes.fromhex(decode_state(stored))
@@ -373,10 +558,9 @@ class Daemon:
                 return tokens, key
             except (ValueError, TypeError) as exc:
                 # Damaged: a new key (reporters' earlier reports no longer match theirs).
-                assert self.keeper is not None
-                self.keeper.record_failure("reporter_hash_key", [], str(exc)[:200])
+                keeper.record_failure("reporter_hash_key", [], str(exc)[:200])
         key = secrets.token_bytes(32)
-        await self.store.put_state("reports", "reporter_hash_key", key.hex())
+        await store.put_state("reports", "reporter_hash_key", key.hex())
         return tokens, key
 
     async def _prune_reports(self) -> None:
@@ -410,50 +594,10 @@ class Daemon:
             ),
         ]
 
-    async def _warm_start(self) -> None:
-        """Replay stored reports into report detectors missing or younger than the history.
-
-        The replay runs in a thread; the catch-up to the live bucket and the swap run
-        here, on the loop, with nothing awaited between them (detect/replay.py).
-        """
-        assert self.store is not None and self.keeper is not None
-        store, signals = self.store, self.pipeline.state.signals
-        try:
-            firsts = await asyncio.to_thread(store.first_reports)
-        except sqlite3.Error as exc:  # a damaged table: the daemon runs cold
-            self.log.error("detectors_replay_failed", error=str(exc)[:300])
-            return
-        services = [
-            s
-            for s in sorted(signals.services)
-            if needs_replay(signals.detectors.get((s, "reports")), firsts.get(s))
-        ]
-        if not services:
-            return
-        began = self.clock.monotonic()
-        settings, until = signals.settings, bucket_start(self.clock.time())
-        try:
-            done = await asyncio.to_thread(
-                lambda: replay(
-                    settings, services, stored_reports(store.iter_reports(), services), until
-                )
-            )
-            now = self.clock.time()
-            signals.close(now)
-            done.feed(stored_reports(store.iter_reports(done.until), services), bucket_start(now))
-        except Exception as exc:  # whatever the replay raises, the daemon runs cold
-            self.log.error("detectors_replay_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            return
-        adopted = adopt(signals, done, older_only=True)
-        if not adopted:
-            return
-        self.log.info(
-            "detectors_replayed",
-            services=adopted,
-            reports=done.reports,
-            seconds=round(self.clock.monotonic() - began, 3),
-        )
-        await self.keeper.save_logged()
+    async def _warm_start(self, store: Store, keeper: StateKeeper) -> None:
+        """Replay stored reports into the report detectors (outagewatch/warmstart.py)."""
+        if await warm_start(store, self.pipeline.state.signals, self.clock, self.log):
+            await keeper.save_logged()
 
     async def _detect(self) -> None:
         """Judge every service now and every evaluate interval."""
@@ -462,133 +606,9 @@ class Daemon:
                 await asyncio.sleep(0)  # runs due meanwhile start between slices
             await asyncio.sleep(self.config.disruption.evaluate_interval)
 
-    async def _serve(self, sources: list[Source]) -> int:
-        assert self.store is not None
-        await self.pipeline.start_reports(self.store, self.config)
-        self.pipeline.configure_detection(self.config, {s.key for s in sources})
-        self.keeper = StateKeeper(self.store, self._state_parts())
-        self.keeper.failures["reporter_hash_key"] += 0
-        for table in self.store.repaired:
-            self.keeper.record_failure("store_schema", [table], "table or index missing")
-        await self.keeper.load()
-        tokens, reporter_key = await self._report_secrets(self.config)
-        secrets_now = await asyncio.to_thread(config_secrets, self.config, os.environ, reporter_key)
-        self.scrubber.replace(secrets_now)
-        self.applied = Prepared(self.config, sources, tokens, reporter_key, secrets_now)
-        self.intake = ReportIntake(
-            self.pipeline,
-            lambda: self.config,
-            self.clock,
-            ReporterHasher(reporter_key),
-            RateLimiter(self.clock),
-        )
-        self.intake.set_tokens(tokens)
-        self.pipeline.record_reload(ok=True)
-        self._register_collectors()
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(AcceptErrorLog())
-        if self.handle_signals:
-            loop.add_signal_handler(signal.SIGTERM, self.stop)
-            loop.add_signal_handler(signal.SIGINT, self.stop)
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
-        web_ctx = WebContext(
-            state=self.pipeline.state,
-            config=lambda: self.config,
-            ready=self.is_ready,
-            reload=self._reload_from_web,
-            reports=self.intake,
-            clock=self.clock,
-            security=self._security,
-            timeouts=self.web_options.timeouts,
-        )
-        timeouts = self.web_options.timeouts
-        app = make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry))
-        app.middlewares.append(self.scrubber.middleware())  # before the app freezes
-        runner = web.AppRunner(
-            app,
-            access_log=None,
-            # aiohttp closes a connection idle this long between requests, a partial
-            # next request head included.
-            keepalive_timeout=timeouts.idle,
-        )
-        await runner.setup()
-        host, port = parse_listen_address(self.listen_address)
-        soft_fds, hard_fds = self.fd_limits
-        cap = connection_cap(
-            self.web_options.max_connections, soft_fds, self.config.scheduler.max_concurrency
-        )
-        if cap < self.web_options.max_connections:
-            self.log.warning(
-                "web_max_connections_lowered",
-                wanted=self.web_options.max_connections,
-                cap=cap,
-                fd_limit=soft_fds,
-                probe_concurrency=self.config.scheduler.max_concurrency,
-            )
-        self.site = GatedSite(
-            runner, host, port, cap, timeouts.header, ssl_context=self.tls, reuse_address=True
-        )
-        await self.site.start()
-        self.bound_port = runner.addresses[0][1] if runner.addresses else port
-        self.scheduler = Scheduler(
-            self.pipeline,
-            self._context,
-            self.clock,
-            self.config.scheduler.max_concurrency,
-            self.config.scheduler.jitter_ratio,
-        )
-        self.scheduler.start(sources)
-        # What start-up built lives as long as the process: keep it out of the full
-        # collections, which otherwise walk every source and stall the loop at 10,000.
-        gc.freeze()
-        # A young generation of 700 objects is collected while requests are in flight,
-        # so their objects reach the old generation and full collections (100-300 ms
-        # at 10,000 probes) came every few seconds. A larger one lets them die young.
-        gc.set_threshold(*_GC_THRESHOLDS)
-        self.log.info(
-            "started",
-            version=__version__,
-            listen=self.listen_address,
-            port=self.bound_port,
-            external_url=self.external.url,
-            tls=self.tls is not None,
-            max_connections=cap,
-            fd_limit=soft_fds,
-            fd_hard_limit=hard_fds,
-            sources=len(sources),
-            config=str(self.config_path),
-            event_loop="uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
-        )
-        self.notifier.ready()
-        watchdog = asyncio.create_task(self._watchdog())
-        pruning = asyncio.create_task(self._prune_reports())
-        detecting = asyncio.create_task(self._detect())
-        warming = asyncio.create_task(self._warm_start())
-        saving = asyncio.create_task(
-            self.keeper.run(lambda: self.config.storage.state_save_interval)
-        )
-        try:
-            await self._stop.wait()
-        finally:
-            self.log.info("stopping")
-            self.notifier.stopping()
-            watchdog.cancel()
-            pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
-            await self.scheduler.shutdown(self.config.scheduler.shutdown_grace)
-            for task in (warming, detecting, saving):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await self.keeper.save_logged()  # before run() closes the store
-            await runner.cleanup()
-            await self.http.close()
-            if self.handle_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                    loop.remove_signal_handler(sig)
-            loop.set_exception_handler(None)
-        return 0
+    def _stopping(self) -> None:
+        self.log.info("stopping")
+        self.notifier.stopping()
 
     async def _watchdog(self) -> None:
         """Ping systemd from the event loop: a stuck loop stops the pings."""
@@ -598,3 +618,10 @@ class Daemon:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel a background loop and wait until it has stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

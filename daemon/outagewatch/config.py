@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
+import structlog
 import yaml
 from pydantic import (
     AfterValidator,
@@ -164,6 +165,10 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 Interval = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_interval)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+# The appstore section's old name for max_backoff, still read.
+DEPRECATED_APPSTORE_KEY = "backoff_max"
 
 
 class Model(BaseModel):
@@ -514,8 +519,10 @@ class AppStoreConfig(Scheduled):
     timeout: Duration = Field(
         default=30.0, description="Longest a run may take; at most the interval."
     )
-    backoff_max: Duration = Field(
-        default=21600.0, description="Longest pause after 403/429/5xx or a throttled feed."
+    max_backoff: Duration = Field(
+        default=21600.0,
+        description="Longest pause after 403/429/5xx or a throttled feed. The old name "
+        "`backoff_max` is still read (deprecated; a warning names it at load).",
     )
     max_body_bytes: int = Field(
         default=8 << 20, gt=0, description="Read at most this much of a feed."
@@ -537,6 +544,20 @@ class AppStoreConfig(Scheduled):
         default_factory=dict,
         description="Apps tracked without a service; the key is their `service` label.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_backoff_name(cls, data: Any) -> Any:
+        # `backoff_max` was this section's name for what every other source calls
+        # `max_backoff`; old configs keep working (load_config warns).
+        if isinstance(data, dict) and DEPRECATED_APPSTORE_KEY in data:
+            if "max_backoff" in data:
+                raise ValueError(
+                    f"give max_backoff or its deprecated name {DEPRECATED_APPSTORE_KEY}, not both"
+                )
+            data = dict(data)
+            data["max_backoff"] = data.pop(DEPRECATED_APPSTORE_KEY)
+        return data
 
     @field_validator("charts")
     @classmethod
@@ -1408,4 +1429,17 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     errors = check_files(config, os.environ if environ is None else environ)
     if errors:
         raise ConfigError(source, errors)
+    _warn_deprecated(data, source)
     return config
+
+
+def _warn_deprecated(data: Any, source: str) -> None:
+    """One warning per deprecated key still in the file, naming its key path."""
+    appstore = data.get("appstore") if isinstance(data, dict) else None
+    if isinstance(appstore, dict) and DEPRECATED_APPSTORE_KEY in appstore:
+        structlog.get_logger("outagewatch.config").warning(
+            "config_key_deprecated",
+            key=f"appstore -> {DEPRECATED_APPSTORE_KEY}",
+            use="appstore -> max_backoff",
+            file=source,
+        )

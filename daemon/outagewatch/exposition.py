@@ -5,7 +5,8 @@ prometheus_client builds a Sample object for every series on every scrape; at
 that have not run since the last scrape. The per-probe and per-source families
 are rendered here straight from ``State``, each target's lines kept until its
 run count moves; the few process-wide families still come from the registry
-(``GlobalStateCollector`` is ``StateCollector`` less those two sections).
+(``metrics.StateCollector``). One renderer per family: the per-target ones
+exist only here.
 
 The page is Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when the
 scraper's Accept header prefers it (Prometheus does by default). The two differ
@@ -31,8 +32,6 @@ from outagewatch.metrics import (
     CATALOGUE,
     PROBE_FAMILIES,
     RUN_FAMILIES,
-    Families,
-    StateCollector,
 )
 from outagewatch.observations import PHASES
 from outagewatch.pipeline import SourceRunState, State
@@ -50,16 +49,6 @@ Chunks = tuple[bytes, ...]
 # Go's float formatting, as generate_latest writes values (typed here: the library's is not).
 _fmt: Callable[[float], str] = floatToGoString
 generate_openmetrics: Callable[[CollectorRegistry], bytes] = _generate_openmetrics
-
-
-class GlobalStateCollector(StateCollector):
-    """StateCollector without the per-probe and per-source families MetricsPage renders."""
-
-    def _probes(self, state: State) -> Families:
-        return Families()
-
-    def _runs(self, state: State) -> Families:
-        return Families()
 
 
 def _label_value(value: str) -> str:

@@ -1,4 +1,8 @@
-"""A histogram kept as counts per bucket and rendered cumulative at scrape time."""
+"""A histogram kept as plain numbers and rendered at scrape time.
+
+Neutral ground: the pipeline's state and the store's own timings both keep one,
+and neither may import the other for it.
+"""
 
 from __future__ import annotations
 

@@ -21,9 +21,6 @@ from prometheus_client.registry import Collector
 
 from outagewatch.detect.disruption import REASONS, STATES
 from outagewatch.detect.tracker import LEAD_OUTCOMES
-from outagewatch.observations import (
-    PHASES,
-)
 
 if TYPE_CHECKING:
     from outagewatch.pipeline import State
@@ -516,7 +513,8 @@ class Families:
 
 
 class StateCollector(Collector):
-    """Renders State as metric families at scrape time."""
+    """Renders State as metric families at scrape time, all but the per-probe and
+    per-source families: exposition.MetricsPage renders those (cached per target)."""
 
     def __init__(self, state: State, version: str, revision: str, python_version: str) -> None:
         self._state = state
@@ -538,67 +536,9 @@ class StateCollector(Collector):
                 state.config_reload_time,
             )
         yield from fams
-        yield from self._probes(state)
-        yield from self._runs(state)
         for lens, lens_state in state.lenses:
             yield from lens.families(lens_state)
         yield from self._scheduler(state)
-
-    def _probes(self, state: State) -> Families:
-        # Imported here: the probe lens renders its own families with this module.
-        from outagewatch.lenses.probe import ProbeLens
-
-        fams = Families(*PROBE_FAMILIES)
-        probes = state.lenses.of(ProbeLens).probes
-        for (service, probe_name), probe in sorted(probes.items()):
-            labels = [service, probe_name]
-            # An inconclusive run says nothing: keep the last conclusive answer.
-            if probe.last_conclusive is not None:
-                fams.add("outagewatch_probe_success", labels, int(probe.last_conclusive))
-            last = probe.last
-            if last is not None:
-                for phase in PHASES:
-                    fams.add(
-                        "outagewatch_probe_duration_seconds",
-                        [*labels, phase],
-                        last.phases.get(phase, 0.0),
-                    )
-                fams.add("outagewatch_probe_last_duration_seconds", labels, last.duration_seconds)
-                fams.add("outagewatch_probe_http_status_code", labels, last.status_code or 0)
-                if last.tls_earliest_expiry is not None:
-                    fams.add(
-                        "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
-                        labels,
-                        last.tls_earliest_expiry,
-                    )
-            fams.add("outagewatch_probes_total", labels, probe.runs)
-            for (reason, sub_reason), count in sorted(probe.failures.items()):
-                fams.add("outagewatch_probe_failures_total", [*labels, reason, sub_reason], count)
-            fams.add("outagewatch_probe_inconclusive_total", labels, probe.inconclusive)
-            if probe.last_success_time is not None:
-                fams.add(
-                    "outagewatch_probe_last_success_timestamp_seconds",
-                    labels,
-                    probe.last_success_time,
-                )
-        return fams
-
-    def _runs(self, state: State) -> Families:
-        fams = Families(*RUN_FAMILIES)
-        for key, run in sorted(state.runs.items()):
-            labels = [key, run.kind]
-            fams.add("outagewatch_source_runs_total", labels, run.runs)
-            for reason, count in sorted(run.failures.items()):
-                fams.add("outagewatch_source_failures_total", [*labels, reason], count)
-            if run.last_duration is not None:
-                fams.add("outagewatch_source_last_run_duration_seconds", labels, run.last_duration)
-            if run.last_success_time is not None:
-                fams.add(
-                    "outagewatch_source_last_success_timestamp_seconds",
-                    labels,
-                    run.last_success_time,
-                )
-        return fams
 
     def _scheduler(self, state: State) -> Families:
         fams = Families("outagewatch_scheduler_lateness_seconds")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 # Why a probe failed: exactly one of these per failed run.
-HTTP_FAILURE_REASONS = (
+ProbeReason = Literal[
     "timeout",
     "dns",
     "connect",
@@ -17,7 +18,8 @@ HTTP_FAILURE_REASONS = (
     "body",  # the head arrived, the body broke off: the status code is kept
     "bad_response",  # not HTTP a user agent may accept (too many 1xx, bad framing)
     "local",  # this host's own resources ran out: not a reading of the service
-)
+]
+HTTP_FAILURE_REASONS: tuple[ProbeReason, ...] = get_args(ProbeReason)
 # Finer causes of a failure where they form a closed set: the failures counter's
 # `sub_reason` label ("" for a failure without one). docs/runbooks.md says what each means.
 SUB_REASONS: dict[str, tuple[str, ...]] = {
@@ -30,7 +32,7 @@ SUB_REASONS: dict[str, tuple[str, ...]] = {
 DETAIL_LIMIT = 200
 PHASES = ("dns", "connect", "tls", "processing", "transfer")
 # What a chat probe run ended as: exactly one per run (`ok` or the failure reason).
-CHAT_OUTCOMES = (
+ChatOutcome = Literal[
     "ok",
     "overloaded",
     "rate_limited",
@@ -46,7 +48,8 @@ CHAT_OUTCOMES = (
     "tls",
     "dns",
     "local",
-)
+]
+CHAT_OUTCOMES: tuple[ChatOutcome, ...] = get_args(ChatOutcome)
 # Rate-limit resources the providers report headroom for (bounded label values).
 RATELIMIT_RESOURCES = ("requests", "tokens", "input_tokens", "output_tokens")
 # What chat budgets cap.
@@ -125,23 +128,6 @@ def short_detail(text: str) -> str:
     return line if len(line) <= DETAIL_LIMIT else line[: DETAIL_LIMIT - 1] + "…"
 
 
-CHART_FEED_KIND = "appstore"
-
-
-def chart_feed_key(country: str, chart: str) -> str:
-    """The source key of one App Store chart feed: ``appstore/us/top-free``."""
-    return f"{CHART_FEED_KIND}/{country}/{chart}"
-
-
-def chart_of_feed_key(key: str) -> tuple[str, str] | None:
-    """(country, chart) of a chart feed's source key; None for any other key."""
-    kind, _, rest = key.partition("/")
-    country, _, chart = rest.partition("/")
-    if kind != CHART_FEED_KIND or not country or not chart:
-        return None
-    return country, chart
-
-
 @dataclass(frozen=True, slots=True)
 class ChartSnapshot:
     """One good read of one App Store chart in one country.
@@ -182,11 +168,6 @@ _STATUS_RANK = {
 def worst_status(statuses: Iterable[str]) -> str:
     """The most severe of several component statuses (operational when none)."""
     return max(statuses, key=lambda s: _STATUS_RANK.get(s, 0), default="operational")
-
-
-def status_source_key(service: str, page: str) -> str:
-    """The scheduled source key of one status page of a service."""
-    return f"{service}/status/{page}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +253,6 @@ class ControlResult:
     success: bool
     reason: str | None = None
     detail: str | None = None
-
-
-def traffic_source_key(service: str, query: str) -> str:
-    """The source key of a traffic query: its job id and its shard key."""
-    return f"{service}/traffic/{query}"
 
 
 @dataclass(frozen=True, slots=True)

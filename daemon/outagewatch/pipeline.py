@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from outagewatch.clock import Clock
+from outagewatch.config import DisruptionConfig
 from outagewatch.detect.disruption import (
     PageEvidence,
     ProbeEvidence,
@@ -31,6 +32,9 @@ from outagewatch.detect.vantage import (
 from outagewatch.histogram import Histogram
 from outagewatch.history import StatusHistory
 from outagewatch.incidents import IncidentLog
+from outagewatch.keys import (
+    probe_source_key,
+)
 from outagewatch.lenses.base import EvidenceContext, Lens, LensStates
 from outagewatch.lenses.registry import LENSES
 from outagewatch.lenses.reports import ReportsLens
@@ -72,7 +76,9 @@ class State:
     config_reload_time: float | None = None
     history: StatusHistory = field(default_factory=StatusHistory)
     signals: SignalDetectors = field(default_factory=SignalDetectors)
-    disruption: DisruptionTracker = field(default_factory=DisruptionTracker)
+    disruption: DisruptionTracker = field(
+        default_factory=lambda: DisruptionTracker(DisruptionConfig())
+    )
     lenses: LensStates = field(default_factory=lambda: LensStates(LENSES))
     scheduler_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
 
@@ -138,6 +144,19 @@ class Pipeline:
             lens.apply(self, lens_state, observation)
 
         return handle
+
+    def apply(self, config: Config, source_keys: set[str]) -> None:
+        """Take a reloaded config: forget what it dropped, take its report and
+        detection settings."""
+        probe_keys = {
+            (service, probe)
+            for service, cfg in config.services.items()
+            for probe in cfg.probes
+            if probe_source_key(service, probe) in source_keys
+        }
+        self.retain(source_keys, probe_keys)
+        self.configure_reports(config)
+        self.configure_detection(config, source_keys)
 
     def retain(self, source_keys: set[str], probe_keys: set[tuple[str, str]]) -> None:
         """Forget what the current config no longer has, so it leaves /metrics."""
@@ -235,13 +254,11 @@ class Pipeline:
             held = sum(n for b, n in counts.recent.items() if b * RECENT_BUCKET >= bucket_start)
             self.state.signals.open_reports(service, now, held)
 
-    def detect(self) -> None:
-        """Close ended signal buckets, judge every service, decide incident leads."""
-        for _ in self.detect_steps():
-            pass
-
     def detect_steps(self) -> Iterator[None]:
-        """``detect`` in steps: yields between slices of a big service's probes."""
+        """Close ended signal buckets, judge every service, decide incident leads.
+
+        Yields between slices of a big service's probes (the daemon's loop sleeps there).
+        """
         config = self.detection_config
         if config is None:
             return

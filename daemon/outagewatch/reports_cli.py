@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from outagewatch.clock import Clock, SystemClock, parse_timestamp
 from outagewatch.config import EX_CONFIG, Config, ConfigError, load_config
-from outagewatch.detect.replay import SIGNAL, Replay, adopt, bucket_start, replay, stored_reports
+from outagewatch.detect.replay import SIGNAL, Replay, adopt, bucket_start, replay
 from outagewatch.detect.signals import SignalDetectors
 from outagewatch.observations import Report
 from outagewatch.report_fields import (
@@ -38,6 +38,7 @@ from outagewatch.report_fields import (
     check_time,
 )
 from outagewatch.store import Store, StoreError, StoreLock, StoreLocked, decode_state
+from outagewatch.warmstart import stored_reports
 
 HEADER = ("timestamp", "service", "problem", "country")
 DETECTORS = "detectors"  # the detectors' state namespace (app.py)

@@ -7,9 +7,9 @@ the probe itself (APScheduler's wake-up, job store and ``datetime`` work per
 run); per cohort that cost is shared by every member.
 
 The framework, not the source, records each run: duration, success, failure
-reason. APScheduler 3 does not cancel running jobs on shutdown, so in-flight
-runs are tracked here and cancelled by ``shutdown``, and by ``sync`` for the
-sources it removes or replaces.
+reason, under one deadline per run (``run_source``). APScheduler 3 does not
+cancel running jobs on shutdown, so in-flight runs are tracked here and
+cancelled by ``shutdown``, and by ``sync`` for the sources it removes or replaces.
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from outagewatch.clock import Clock
 from outagewatch.pipeline import Pipeline
-from outagewatch.sources.base import RunContext, Source, SourceError
+from outagewatch.sources.base import RunContext, Source, run_source
+from outagewatch.sources.errors import SourceError
 
-# Beyond its own timeout a run gets this much more before the framework stops it.
-_HARD_TIMEOUT_GRACE = 5.0
 # Spread first runs over at most this long so a restart does not wait a whole long interval.
 _MAX_FIRST_RUN_SPREAD = 60.0
 # Width of a cohort's phase slot: members start up to this much before their own phase.
@@ -202,18 +201,13 @@ class Scheduler:
         ctx = self._context(source)
         start = self._clock.monotonic()
         try:
-            async with asyncio.timeout(source.timeout + _HARD_TIMEOUT_GRACE):
-                observations = await source.collect(ctx)
+            observations = await run_source(source, ctx)
         except SourceError as exc:
             duration = self._clock.monotonic() - start
             ctx.log.warning("source_failed", reason=exc.reason, detail=exc.detail)
             self._pipeline.record_run(
                 source.key, source.kind, duration, error_reason=exc.reason, error_detail=exc.detail
             )
-        except TimeoutError:
-            duration = self._clock.monotonic() - start
-            ctx.log.warning("source_timed_out", seconds=round(duration, 3))
-            self._pipeline.record_run(source.key, source.kind, duration, error_reason="timeout")
         except Exception as exc:  # a bug in one source must not stop the others
             duration = self._clock.monotonic() - start
             ctx.log.exception("source_crashed")

@@ -8,17 +8,16 @@ import random
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from outagewatch.clock import FakeClock
 from outagewatch.config import parse_config
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.appstore.source import ChartFeedSource, build_chart_sources
-from outagewatch.metrics import StateCollector
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.client import USER_AGENT
+from outagewatch.sources.errors import SourceError
 from tests.appstore.conftest import FeedServer, Reply
 from tests.appstore.payloads import (
     CHATBOTS,
@@ -30,6 +29,7 @@ from tests.appstore.payloads import (
     legacy_xml,
     v2_json,
 )
+from tests.scrape import Scrape, scrape
 
 V2_US = "/v2/us/apps/top-free/100/apps.json"
 LEGACY_US = "/us/rss/topgrossingapplications/limit=100/json"
@@ -55,11 +55,11 @@ class Harness:
     def __init__(self, ctx: RunContext, clock: FakeClock) -> None:
         self.pipeline = Pipeline(clock)
         self.scheduler = Scheduler(self.pipeline, lambda _s: ctx, clock, 8, 0.0)
-        self.registry = CollectorRegistry()
-        self.registry.register(StateCollector(self.pipeline.state, "t", "t", "3"))
+        self.registry = Scrape(b"")
 
     async def run(self, source: ChartFeedSource) -> None:
         await self.scheduler.run_once(source)
+        self.registry = await scrape(self.pipeline.state)
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.registry.get_sample_value(name, labels)
@@ -161,24 +161,27 @@ async def test_backoff_after_429_skips_runs_until_it_ends(
         V2_US,
         Reply(v2_json(chart_with_chatbots())),
         Reply(b"Too Many Requests", status=429, content_type="text/plain"),
+        Reply(b"Too Many Requests", status=429, content_type="text/plain"),
         Reply(v2_json(chart_with_chatbots())),
     )
-    source = make_sources(feed_server, backoff_max="2h")["appstore/us/top-free"]
+    source = make_sources(feed_server, max_backoff="2h")["appstore/us/top-free"]
     await harness.run(source)  # good
     clock.advance(INTERVAL)
-    await harness.run(source)  # 429: backs off for 15..30 min (2 x interval, jittered)
-    assert harness.failures("throttled") == 1
-    assert len(feed_server.requests) == 2
+    await harness.run(source)  # 429: a first failure waits one interval (the next run)
+    clock.advance(INTERVAL)
+    await harness.run(source)  # 429 again: waits 1..2 intervals, jittered: one run skipped
+    assert harness.failures("throttled") == 2
+    assert len(feed_server.requests) == 3
 
-    clock.advance(INTERVAL - 1)
+    clock.advance(INTERVAL)
     await harness.run(source)
-    assert len(feed_server.requests) == 2  # skipped: no request while backing off
+    assert len(feed_server.requests) == 3  # skipped: no request while backing off
     assert harness.failures("backoff") == 1
     assert harness.rank("claude") == EXPECTED_RANKS["claude"]  # last good ranks stay
 
-    clock.advance(INTERVAL + 1)
+    clock.advance(INTERVAL)
     await harness.run(source)
-    assert len(feed_server.requests) == 3
+    assert len(feed_server.requests) == 4
     assert (
         harness.value(
             "outagewatch_appstore_feed_last_success_timestamp_seconds",
@@ -192,26 +195,29 @@ async def test_backoff_after_429_skips_runs_until_it_ends(
 async def test_backoff_doubles_with_jitter_and_honours_retry_after(
     feed_server: FeedServer, run_context: RunContext, clock: FakeClock
 ) -> None:
+    """The shared run back-off (sources/polling.py), one run per interval."""
     feed_server.serve(V2_US, Reply(b"busy", status=503, content_type="text/plain"))
-    source = make_sources(feed_server, backoff_max="6h")["appstore/us/top-free"]
-    request_times = []
-    for _ in range(500):  # 500 steps of 60 s cover four doublings of 15 min
+    source = make_sources(feed_server, max_backoff="6h")["appstore/us/top-free"]
+    request_runs = []
+    for run in range(40):  # 40 runs cover five doublings
         try:
-            await source.collect(run_context)
+            await run_source(source, run_context)
         except SourceError as exc:
             if exc.reason != "backoff":
                 assert exc.reason == "server_error"
-                request_times.append(clock.time())
-        if len(request_times) == 5:
+                request_runs.append(run)
+        if len(request_runs) == 6:
             break
-        clock.advance(60)
-    pauses = [b - a for a, b in itertools.pairwise(request_times)]
-    # Pause n lies in [interval x 2^n / 2, interval x 2^n] (+ the 60 s step).
-    assert len(pauses) == 4
-    for n, pause in enumerate(pauses, start=1):
-        ceiling = INTERVAL * 2**n
-        assert ceiling / 2 <= pause <= ceiling + 60
-    assert len(feed_server.requests) == 5
+        clock.advance(INTERVAL)
+    gaps = [b - a for a, b in itertools.pairwise(request_runs)]
+    # After failure n the wait lies in [interval x 2^(n-1) / 2, interval x 2^(n-1)],
+    # counted in whole runs.
+    assert len(gaps) == 5
+    for n, gap in enumerate(gaps, start=1):
+        whole = 2 ** (n - 1)
+        assert max(1, whole // 2) <= gap <= whole
+    assert gaps[-1] > 1  # it did double
+    assert len(feed_server.requests) == 6
 
     feed_server.serve(
         V2_US,
@@ -219,11 +225,32 @@ async def test_backoff_doubles_with_jitter_and_honours_retry_after(
     )
     fresh = make_sources(feed_server)["appstore/us/top-free"]
     with pytest.raises(SourceError):
-        await fresh.collect(run_context)
-    clock.advance(7100)
-    with pytest.raises(SourceError) as caught:
-        await fresh.collect(run_context)
+        await run_source(fresh, run_context)
+    for _ in range(7):  # Retry-After 2 h = 8 intervals: seven runs skipped
+        with pytest.raises(SourceError) as caught:
+            await run_source(fresh, run_context)
+        assert caught.value.reason == "backoff"
+    assert len(feed_server.requests) == 7
+
+
+async def test_old_backoff_max_name_still_caps_the_backoff(
+    feed_server: FeedServer, run_context: RunContext
+) -> None:
+    """`backoff_max` is the deprecated name of `max_backoff` (docs/appstore.md)."""
+    feed_server.serve(
+        V2_US,
+        Reply(b"slow down", status=429, content_type="text/plain", headers={"Retry-After": "7200"}),
+    )
+    source = make_sources(feed_server, backoff_max="30m")["appstore/us/top-free"]
+    assert source.config.max_backoff == 1800
+    with pytest.raises(SourceError):
+        await run_source(source, run_context)
+    with pytest.raises(SourceError) as caught:  # capped at 2 intervals: one run skipped
+        await run_source(source, run_context)
     assert caught.value.reason == "backoff"
+    with pytest.raises(SourceError) as caught:
+        await run_source(source, run_context)
+    assert caught.value.reason == "throttled"
 
 
 @pytest.mark.parametrize(
@@ -276,18 +303,19 @@ async def test_throttled_legacy_feed_backs_off_and_keeps_ranks(
     feed_server: FeedServer, harness: Harness, clock: FakeClock
 ) -> None:
     feed_server.serve(
-        LEGACY_US, Reply(legacy_json(chart_with_chatbots())), Reply(legacy_json(None))
+        LEGACY_US,
+        Reply(legacy_json(chart_with_chatbots())),
+        Reply(legacy_json(None)),
+        Reply(legacy_json(None)),
     )
     sources = make_sources(feed_server, charts=[{"chart": "top-grossing", "feed": "legacy-json"}])
     source = sources["appstore/us/top-grossing"]
-    await harness.run(source)
-    clock.advance(INTERVAL)
-    await harness.run(source)
-    clock.advance(INTERVAL - 1)
-    await harness.run(source)
-    assert harness.failures("throttled", chart="top-grossing") == 1
+    for _ in range(4):  # good, throttled, throttled again, skipped
+        await harness.run(source)
+        clock.advance(INTERVAL)
+    assert harness.failures("throttled", chart="top-grossing") == 2
     assert harness.failures("backoff", chart="top-grossing") == 1
-    assert len(feed_server.requests) == 2
+    assert len(feed_server.requests) == 3
     assert harness.rank("gemini", chart="top-grossing") == EXPECTED_RANKS["gemini"]
 
 

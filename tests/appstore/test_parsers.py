@@ -11,7 +11,6 @@ from outagewatch.config import AppStoreChart, AppStoreConfig
 from outagewatch.lenses.appstore.source import (
     PARSERS,
     ChartEntry,
-    FeedError,
     feed_url,
     looks_like_html,
     parse_legacy_json,
@@ -19,6 +18,7 @@ from outagewatch.lenses.appstore.source import (
     parse_v2_json,
     ranks_of,
 )
+from outagewatch.sources.errors import FeedError
 from tests.appstore.payloads import (
     CHATBOTS,
     DECOYS,

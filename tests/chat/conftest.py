@@ -16,7 +16,7 @@ from outagewatch.config import AnthropicProbe, OpenAIProbe
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.chat.source import AnthropicProbeSource, ChatProbeSource, OpenAIProbeSource
 from outagewatch.observations import ChatBudgetStatus, Observation, ProbeResult
-from outagewatch.sources.base import RunContext
+from outagewatch.sources.base import RunContext, run_source
 
 from ..conftest import FIXTURES, Serve
 
@@ -155,4 +155,4 @@ def budget_of(observations: Sequence[Observation]) -> ChatBudgetStatus:
 
 
 async def run_probe(source: ChatProbeSource, ctx: RunContext) -> ProbeResult:
-    return result_of(await source.collect(ctx))
+    return result_of(await run_source(source, ctx))

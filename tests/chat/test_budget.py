@@ -14,7 +14,7 @@ from outagewatch.clock import FakeClock
 from outagewatch.config import ChatPrice, parse_config
 from outagewatch.lenses.chat.budget import ChatBudget, estimated_cost, next_utc_midnight
 from outagewatch.observations import ChatBudgetStatus, ProbeResult
-from outagewatch.sources.base import RunContext
+from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.client import HttpClients
 
 from .conftest import Reply, StartProvider, anthropic_probe, frames_of, source_for
@@ -129,7 +129,7 @@ async def test_probe_pauses_at_its_cap_and_resumes_after_utc_midnight(
     with capture_logs() as logs:
         runs = []
         for _ in range(4):
-            runs.append(await source.collect(ctx))
+            runs.append(await run_source(source, ctx))
             clock.advance(60)
     assert [type(o).__name__ for o in runs[0]] == ["ProbeResult", "ChatBudgetStatus"]
     first_status = runs[0][1]
@@ -148,7 +148,7 @@ async def test_probe_pauses_at_its_cap_and_resumes_after_utc_midnight(
     assert exhausted_logs[0]["resumes_at"] == "2026-11-28T00:00:00+00:00"
 
     clock.advance(600)  # past 00:00 UTC
-    after = await source.collect(ctx)
+    after = await run_source(source, ctx)
     assert isinstance(after[0], ProbeResult) and after[0].success
     assert isinstance(after[1], ChatBudgetStatus) and not after[1].exhausted
     assert after[1].remaining["requests"] == 0.5
@@ -164,6 +164,6 @@ async def test_stream_without_usage_is_charged_the_most_it_could_cost(
     probe = anthropic_probe(fake.base_url, key_file, budget={"tokens_per_day": 1000})
     budget = ChatBudget()
     budget.configure(config({"chat": probe.model_dump(mode="json")}))
-    await source_for(probe, budget).collect(ctx)
+    await run_source(source_for(probe, budget), ctx)
     (row,) = budget.snapshot()["usage"]
     assert row["tokens"] == len(probe.prompt) // 2 + 16 + probe.max_tokens

@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
 from structlog.testing import capture_logs
 
 from outagewatch.clock import SystemClock
@@ -23,13 +22,14 @@ from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.chat.source import ApiKey, ChatProbeSource
 from outagewatch.lenses.probe import ProbeLens
 from outagewatch.lenses.registry import build_sources
-from outagewatch.metrics import CATALOGUE, StateCollector
+from outagewatch.metrics import CATALOGUE
 from outagewatch.observations import CHAT_OUTCOMES
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import HttpClients
 from outagewatch.web.status import render_status_page, status_document
+from tests.scrape import scrape
 
 from ..conftest import FakeResolver, Serve, require_tool
 from .conftest import (
@@ -192,9 +192,8 @@ async def test_every_outcome_leaves_no_key_in_logs_metrics_pages_or_errors(
     # The key was really sent: the test would see a leak.
     assert fakes["ok"].requests[0][0]["x-api-key"] == KNOWN_KEY
 
-    registry = CollectorRegistry()
-    registry.register(StateCollector(pipeline.state, "0", "test", "3"))
-    metrics = generate_latest(registry).decode()
+    registry = await scrape(pipeline.state)
+    metrics = registry.text
     document = status_document(config, pipeline.state, clock.time())
     landing = render_status_page(document, clock.time(), 30) + json.dumps(document)
     # A run that observed nothing says why, next to the service's probes.

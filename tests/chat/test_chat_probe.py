@@ -19,8 +19,9 @@ from aiohttp import web
 from outagewatch.clock import SystemClock
 from outagewatch.lenses.chat import source as chat_source
 from outagewatch.lenses.chat.source import ProviderError, classify_error
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.client import HttpClients
+from outagewatch.sources.errors import SourceError
 
 from ..conftest import FakeResolver, Serve
 from .conftest import (
@@ -581,7 +582,7 @@ async def test_keyless_probe_returns_no_budget_status(
 ) -> None:
     reply = Reply([fixture_bytes("openai-error-invalid-api-key-401.json")], status=401)
     fake = await provider(reply)
-    observations = await source_for(openai_probe(fake.base_url, None)).collect(run_context)
+    observations = await run_source(source_for(openai_probe(fake.base_url, None)), run_context)
     assert len(observations) == 1
 
 
@@ -594,7 +595,7 @@ async def test_missing_key_file_fails_the_run_as_a_credential_error(
     fake = await provider(Reply(ANTHROPIC))
     probe = anthropic_probe(fake.base_url, tmp_path / "absent")
     with pytest.raises(SourceError) as raised:
-        await source_for(probe).collect(run_context)
+        await run_source(source_for(probe), run_context)
     assert raised.value.reason == "credential"
     assert "cannot read API key file" in raised.value.detail
     assert fake.requests == []  # nothing was sent
@@ -610,7 +611,7 @@ async def test_key_from_a_systemd_credential(
     probe = anthropic_probe(fake.base_url, None, auth="key", api_key_credential="anthropic-key")
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     with pytest.raises(SourceError, match=r"needs \$CREDENTIALS_DIRECTORY"):
-        await source_for(probe).collect(run_context)
+        await run_source(source_for(probe), run_context)
     (tmp_path / "anthropic-key").write_text(f"  {KNOWN_KEY}\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     result = await run_probe(source_for(probe), run_context)
@@ -625,4 +626,4 @@ async def test_unusable_key_file_is_a_credential_error(
     path = tmp_path / "key"
     path.write_bytes(content)
     with pytest.raises(SourceError, match=message):
-        await source_for(anthropic_probe("http://127.0.0.1:9/v1", path)).collect(run_context)
+        await run_source(source_for(anthropic_probe("http://127.0.0.1:9/v1", path)), run_context)

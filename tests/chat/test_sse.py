@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from outagewatch.sources.sse import SSEError, SSEEvent, SSEParser
+from outagewatch.sources.errors import SSEError
+from outagewatch.sources.sse import SSEEvent, SSEParser
 
 from .conftest import fixture_bytes
 

@@ -14,7 +14,8 @@ from outagewatch.demo.world import CLAUDE_APP_ID, DEMO_API_KEY, World
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
 from outagewatch.observations import ChartSnapshot, ProbeResult, StatusSnapshot
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext, run_source
+from outagewatch.sources.errors import SourceError
 from tests.conftest import Serve
 
 START = 1_800_000_000.0
@@ -39,7 +40,7 @@ async def _read_world(
     seen: dict[str, object] = {}
     for source in build_sources(config, ChatBudget()):
         try:
-            observations = await source.collect(run_context)
+            observations = await run_source(source, run_context)
         except SourceError as exc:
             seen[source.key] = exc.reason
             continue

@@ -19,8 +19,9 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from outagewatch.clock import FakeClock
-from outagewatch.exposition import GlobalStateCollector, MetricsPage, wants_openmetrics
+from outagewatch.exposition import MetricsPage, wants_openmetrics
 from outagewatch.lenses.probe import ProbeLens
+from outagewatch.metrics import StateCollector
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
 from tests.conftest import Serve, require_tool
@@ -75,7 +76,7 @@ def busy_page() -> tuple[Pipeline, MetricsPage]:
         )
     pipeline.record_run("claude/odd", "http", 2.0, error_reason="timeout")
     registry = CollectorRegistry()
-    registry.register(GlobalStateCollector(pipeline.state, "1", "r", "3.11"))
+    registry.register(StateCollector(pipeline.state, "1", "r", "3.11"))
     return pipeline, MetricsPage(pipeline.state, registry)
 
 

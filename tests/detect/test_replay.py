@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import random
 
-from outagewatch.detect.replay import (
-    adopt,
-    bucket_start,
-    needs_replay,
-    replay,
-    stored_reports,
-    warmup,
-)
+from outagewatch.detect.replay import adopt, bucket_start, needs_replay, replay, warmup
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.signals import SignalDetectors
+from outagewatch.warmstart import stored_reports
 
 SETTINGS = DetectionSettings()
 T0 = 1_760_000_100.0  # a bucket start plus 100 s

@@ -120,7 +120,7 @@ def page(now: float, level: int) -> ServiceEvidence:
 
 
 def test_tracker_keeps_transitions_newest_first_and_decides_leads() -> None:
-    tracker = DisruptionTracker()
+    tracker = DisruptionTracker(DisruptionConfig())
     tracker.configure(DisruptionConfig(recover_after=60), ["claude"], T0)
     tracker.evaluate(healthy(T0 + 10), T0 + 10)
     tracker.evaluate(failing(T0 + 100), T0 + 100)
@@ -147,7 +147,7 @@ def test_tracker_keeps_transitions_newest_first_and_decides_leads() -> None:
 
 
 def test_incidents_from_before_outagewatch_watched_have_no_lead() -> None:
-    tracker = DisruptionTracker()
+    tracker = DisruptionTracker(DisruptionConfig())
     tracker.configure(DisruptionConfig(), ["claude"], T0)
     log = IncidentLog()
     incident = StatusIncident("old", "Old", "minor", T0 - 3600, T0 - 3600)
@@ -156,7 +156,7 @@ def test_incidents_from_before_outagewatch_watched_have_no_lead() -> None:
 
 
 def test_tracker_round_trips_status_history_and_leads() -> None:
-    tracker = DisruptionTracker()
+    tracker = DisruptionTracker(DisruptionConfig())
     tracker.configure(DisruptionConfig(), ["claude"], T0)
     tracker.evaluate(page(T0 + 5, 2), T0 + 5)
     log = IncidentLog()
@@ -165,7 +165,7 @@ def test_tracker_round_trips_status_history_and_leads() -> None:
         StatusSnapshot("claude", "main", "statuspage", T0 + 5, "major", {}, (incident,), False)
     )
     tracker.decide_leads(log, T0 + 5 + 7 * 3600)
-    restored = DisruptionTracker()
+    restored = DisruptionTracker(DisruptionConfig())
     restored.configure(DisruptionConfig(), ["claude"], T0 + 9999)
     assert restored.load(tracker.snapshot()) == []
     assert restored.snapshot() == tracker.snapshot()

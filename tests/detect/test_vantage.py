@@ -122,14 +122,14 @@ def down(now: float) -> ServiceEvidence:
 
 def restart(stored_state: str, judged: float | None, now: float) -> DisruptionTracker:
     """A second daemon's tracker, loaded with what the first one saved."""
-    first = DisruptionTracker()
+    first = DisruptionTracker(DisruptionConfig())
     first.configure(DisruptionConfig(), ["claude"], judged or now - 100)
     snapshot = first.snapshot()
     snapshot["claude"]["state"] = stored_state
     snapshot["claude"]["judged"] = judged
     if judged is None:
         del snapshot["claude"]["judged"]  # a store written before the field existed
-    second = DisruptionTracker()
+    second = DisruptionTracker(DisruptionConfig())
     second.configure(DisruptionConfig(restored_fresh_for=60), ["claude"], now)
     assert second.load(snapshot) == []
     return second
@@ -152,7 +152,7 @@ def test_a_stale_or_undated_restored_ok_is_not_evidence(judged: float | None) ->
 
 
 def test_the_snapshot_says_when_each_service_was_judged() -> None:
-    tracker = DisruptionTracker()
+    tracker = DisruptionTracker(DisruptionConfig())
     tracker.configure(DisruptionConfig(), ["claude"], NOW)
     tracker.evaluate(down(NOW + 5), NOW + 5)
     assert tracker.snapshot()["claude"]["judged"] == NOW + 5
@@ -177,12 +177,12 @@ def test_malformed_vantage_config_names_the_key_path() -> None:
 def test_a_malformed_stored_judged_time_is_reported_and_the_service_starts_unknown(
     judged: object,
 ) -> None:
-    first = DisruptionTracker()
+    first = DisruptionTracker(DisruptionConfig())
     first.configure(DisruptionConfig(), ["claude"], NOW - 100)
     snapshot = first.snapshot()
     snapshot["claude"]["state"] = "ok"
     snapshot["claude"]["judged"] = judged
-    second = DisruptionTracker()
+    second = DisruptionTracker(DisruptionConfig())
     second.configure(DisruptionConfig(), ["claude"], NOW)
     assert second.load(snapshot) == ["claude"]
     assert second.status["claude"].state == "unknown" and "claude" not in second.restored

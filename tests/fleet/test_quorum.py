@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
+from outagewatch.keys import probe_source_key
 from outagewatch.sources import replica_shards
-from outagewatch.sources.base import probe_source_key
 from tests.conftest import require_tool
 from tests.deploy.servers import LOOPBACK, alertmanager, free_port, http_json, running
 

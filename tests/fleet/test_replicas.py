@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from outagewatch.config import Config, ConfigError, ShardConfig, parse_config
+from outagewatch.keys import probe_source_key
 from outagewatch.lenses.registry import build_sources
 from outagewatch.sources import hashmod, replica_shards
-from outagewatch.sources.base import probe_source_key
 
 PROBES = [f"p{i:03d}" for i in range(120)]
 

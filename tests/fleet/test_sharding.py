@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from outagewatch.keys import probe_source_key
 from outagewatch.sources import hashmod
-from outagewatch.sources.base import probe_source_key
 from tests.conftest import require_tool
 from tests.deploy.servers import LOOPBACK, free_port, http_json, prometheus, running
 

@@ -388,8 +388,8 @@ class FullDisk:
             subprocess.run(["umount", "-l", str(self.mount)], check=False)
 
     async def _pragma(self, sql: str) -> None:
-        assert self.run is not None and self.run.daemon.store is not None
-        await self.run.daemon.store._submit(lambda conn: conn.execute(sql).fetchall())
+        assert self.run is not None and self.run.daemon.running is not None
+        await self.run.daemon.running.store._submit(lambda conn: conn.execute(sql).fetchall())
 
     async def fill(self) -> None:
         if self.kind == "max_page_count":
@@ -570,8 +570,8 @@ async def test_fuzzed_form_bodies_get_an_answer_never_a_500(
         runs = start_daemon.runs = [await start_daemon()]  # type: ignore[attr-defined]
     run = runs[0]
     run.clock.advance(60)
-    assert run.daemon.intake is not None
-    valid = run.daemon.intake.form_tokens.issue("claude")
+    assert run.daemon.running is not None
+    valid = run.daemon.running.intake.form_tokens.issue("claude")
     fields = {k: valid if v == "VALID" else v for k, v in fields.items()}
     if raw is None:
         body = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in fields.items()).encode()

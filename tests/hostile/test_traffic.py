@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from outagewatch.lenses.traffic.source import FAILURE_REASONS, parse_query_answer
-from outagewatch.sources.base import SourceError
+from outagewatch.sources.errors import SourceError
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 json_values = st.recursive(

@@ -24,19 +24,19 @@ import pytest
 import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from outagewatch.clock import FakeClock, SystemClock
 from outagewatch.config import DisruptionConfig
 from outagewatch.detect.disruption import ServiceEvidence, judge
 from outagewatch.detect.tracker import ProbeStreaks, probe_evidence
-from outagewatch.metrics import StateCollector
 from outagewatch.observations import HTTP_FAILURE_REASONS, SUB_REASONS, ProbeResult
 from outagewatch.pipeline import Pipeline
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import HttpClients, PhaseTimer
-from outagewatch.sources.wire import Fetcher, Request, Response, Url, WireError, ssl_context
+from outagewatch.sources.errors import WireError
+from outagewatch.sources.wire import Fetcher, Request, Response, Url, ssl_context
+from tests.scrape import scrape
 
 from ..chat.conftest import anthropic_probe, run_probe, source_for
 from ..daemon_process import free_port
@@ -333,8 +333,7 @@ async def test_local_failures_keep_the_success_gauge_and_are_logged_once(
         for _ in range(5):
             with no_file_descriptors_left():
                 pipeline.ingest([await run(source, run_context)])
-    registry = CollectorRegistry()
-    registry.register(StateCollector(pipeline.state, "1", "r", "3.11"))
+    registry = await scrape(pipeline.state)
     labels = {"service": "svc", "probe": "p"}
     # Not a page: the endpoint alert reads outagewatch_probe_success == 0.
     assert registry.get_sample_value("outagewatch_probe_success", labels) == 1

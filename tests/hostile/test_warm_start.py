@@ -95,7 +95,8 @@ async def test_damaged_detector_state_is_replayed_and_a_restart_keeps_it(
     daemon, task = await started(config)
     try:
         signals = daemon.pipeline.state.signals
-        assert daemon.keeper is not None and daemon.keeper.failures["detectors"] == 1
+        running = daemon.running
+        assert running is not None and running.keeper.failures["detectors"] == 1
         deadline = time.monotonic() + 20
         while signals.detectors.get(("claude", "reports")) is None or (
             signals.detectors[("claude", "reports")].n < 2000
@@ -113,6 +114,6 @@ async def test_damaged_detector_state_is_replayed_and_a_restart_keeps_it(
         await asyncio.sleep(1.5)
         kept = again.pipeline.state.signals.detectors[("claude", "reports")]
         assert kept.first_ts == replayed.first_ts and kept.n >= replayed.n
-        assert again.keeper is not None and again.keeper.failures["detectors"] == 0
+        assert again.running is not None and again.running.keeper.failures["detectors"] == 0
     finally:
         await stopped(again, task)

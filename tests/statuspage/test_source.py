@@ -10,7 +10,8 @@ from aiohttp import web
 
 from outagewatch.config import GooglePage, IncidentIoPage, StatuspagePage
 from outagewatch.lenses.statuspage.source import StatusPageSource
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext, run_source
+from outagewatch.sources.errors import SourceError
 from outagewatch.sources.retry_after import retry_after_seconds
 from tests.statuspage.conftest import (
     FIXTURES,
@@ -33,7 +34,7 @@ def statuspage(url: str, **extra: Any) -> StatusPageSource:
 
 async def failure(source: StatusPageSource, ctx: RunContext) -> SourceError:
     with pytest.raises(SourceError) as caught:
-        await source.collect(ctx)
+        await run_source(source, ctx)
     return caught.value
 
 
@@ -44,7 +45,7 @@ async def test_real_summary_capture_becomes_a_snapshot(
         (FIXTURES / "statuspage-summary-cloudflare-2026-08-07.json").read_bytes()
     )
     config = StatuspagePage(kind="statuspage", url=server.url(), components=["2htqrtyxmmtr"])
-    [snap] = await StatusPageSource("cloudflare", "main", config).collect(ctx)
+    [snap] = await run_source(StatusPageSource("cloudflare", "main", config), ctx)
     assert snap.components == {"2htqrtyxmmtr": "partial_outage"}
     assert snap.component_names == {"2htqrtyxmmtr": "Arica, Chile - (ARI)"}
     assert (snap.service, snap.page, snap.kind, snap.time) == (
@@ -63,7 +64,7 @@ async def test_real_google_capture_filtered_by_product(
         (FIXTURES / "gcp-incidents-2026-07.json").read_bytes()
     )
     config = GooglePage(kind="google", url=server.url("/incidents.json"), products=["Media CDN"])
-    [snap] = await StatusPageSource("gcp", "cloud", config).collect(ctx)
+    [snap] = await run_source(StatusPageSource("gcp", "cloud", config), ctx)
     assert snap.components == {"Media CDN": "operational"}
     assert [i.open for i in snap.incidents] == [False]
     assert snap.level == 0
@@ -109,7 +110,7 @@ async def test_old_anthropic_host_redirects_to_the_new_one(
     server.replies[SUMMARY] = Reply(b"", 301, {"Location": new + SUMMARY})
     second_server.replies[SUMMARY] = Reply(claude_summary(status="major_outage"))
     source = statuspage(server.url(host="status.anthropic.com"), redirect_to_other_hosts=True)
-    [snap] = await source.collect(ctx)
+    [snap] = await run_source(source, ctx)
     assert snap.components["rwppv331jlwc"] == "major_outage"
     assert [r.host for r in server.requests] == [f"status.anthropic.com:{server.port}"]
     assert [r.host for r in second_server.requests] == [f"status.claude.com:{second_server.port}"]
@@ -144,10 +145,10 @@ async def test_conditional_request_reuses_the_last_reading_on_304(
         headers={"ETag": '"v1"', "Last-Modified": "Fri, 07 Aug 2026 02:48:45 GMT"},
     )
     source = statuspage(server.url())
-    await source.collect(ctx)
+    await run_source(source, ctx)
     server.replies[SUMMARY] = Reply(b"", 304)
     ctx.clock.advance(60)  # type: ignore[attr-defined]
-    [snap] = await source.collect(ctx)
+    [snap] = await run_source(source, ctx)
     assert snap.components["rwppv331jlwc"] == "partial_outage"
     assert snap.time == ctx.clock.time()
     assert server.requests[1].headers["If-None-Match"] == '"v1"'
@@ -164,7 +165,7 @@ async def test_rate_limit_backs_off_for_retry_after_then_recovers(
     assert [(await failure(source, ctx)).reason for _ in range(2)] == ["backoff", "backoff"]
     assert len(server.requests) == 1
     server.replies[SUMMARY] = Reply(claude_summary())
-    [snap] = await source.collect(ctx)
+    [snap] = await run_source(source, ctx)
     assert snap.components["rwppv331jlwc"] == "operational"
 
 
@@ -229,7 +230,7 @@ async def test_incidentio_compatible_json(
 ) -> None:
     server.replies[SUMMARY] = Reply(incidentio_summary(incidents))
     config = IncidentIoPage(kind="incidentio", url=server.url(), components=["Login"])
-    [snap] = await StatusPageSource("chatgpt", "main", config).collect(ctx)
+    [snap] = await run_source(StatusPageSource("chatgpt", "main", config), ctx)
     assert snap.kind == "incidentio"
     assert snap.components == {"Login": "degraded_performance"}
     assert snap.incidents == ()
@@ -241,7 +242,7 @@ async def test_incidentio_falls_back_to_the_native_summary(
     server.replies[SUMMARY] = Reply("<html>gone</html>", 200, content_type="text/html")
     server.replies["/proxy/127.0.0.1"] = Reply(incidentio_native())
     config = IncidentIoPage(kind="incidentio", url=server.url(), components=["Chat Completions"])
-    [snap] = await StatusPageSource("chatgpt", "main", config).collect(ctx)
+    [snap] = await run_source(StatusPageSource("chatgpt", "main", config), ctx)
     assert snap.components == {"Chat Completions": "major_outage"}
     assert snap.level == 3
 
@@ -265,7 +266,7 @@ async def test_google_open_incident_on_the_workspace_feed(
     config = GooglePage(
         kind="google", url=server.url("/appsstatus/dashboard/incidents.json"), products=["Gemini"]
     )
-    [snap] = await StatusPageSource("gemini", "app", config).collect(ctx)
+    [snap] = await run_source(StatusPageSource("gemini", "app", config), ctx)
     assert [i.id for i in snap.open_incidents] == ["wsp1"]
     assert snap.components == {"Gemini": "major_outage"}
 

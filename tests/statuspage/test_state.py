@@ -15,6 +15,7 @@ from outagewatch.lenses.registry import build_sources
 from outagewatch.metrics import CATALOGUE, StateCollector
 from outagewatch.observations import COMPONENT_STATUSES, StatusIncident, StatusSnapshot
 from outagewatch.pipeline import Pipeline
+from tests.scrape import Scrape, scrape
 
 T0 = 1_786_000_000.0
 
@@ -57,7 +58,7 @@ def registry(pipeline: Pipeline) -> CollectorRegistry:
     return registry
 
 
-def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+def value(registry: CollectorRegistry | Scrape, name: str, **labels: str) -> float | None:
     return registry.get_sample_value(name, labels)
 
 
@@ -116,7 +117,7 @@ def test_quiet_page_has_no_incident_start(pipeline: Pipeline, registry: Collecto
     )
 
 
-def test_failed_fetch_keeps_the_last_reading_and_its_age(
+async def test_failed_fetch_keeps_the_last_reading_and_its_age(
     pipeline: Pipeline, registry: CollectorRegistry
 ) -> None:
     pipeline.record_run(
@@ -130,7 +131,7 @@ def test_failed_fetch_keeps_the_last_reading_and_its_age(
     )
     assert (
         value(
-            registry,
+            await scrape(pipeline.state),  # per-source families: the served page renders them
             "outagewatch_source_failures_total",
             source="claude/status/main",
             kind="statuspage",

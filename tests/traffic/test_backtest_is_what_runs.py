@@ -23,7 +23,8 @@ from outagewatch.detect.signals import (
     traffic_signal,
 )
 from outagewatch.detect.spike import SpikeDetector, detector_for
-from outagewatch.observations import TrafficSample, traffic_source_key
+from outagewatch.keys import traffic_source_key
+from outagewatch.observations import TrafficSample
 from outagewatch.pipeline import Pipeline
 
 CONFIG = """

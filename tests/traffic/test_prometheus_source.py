@@ -16,7 +16,8 @@ from aiohttp import web
 from outagewatch.config import TrafficQuery
 from outagewatch.lenses.traffic.source import FAILURE_REASONS, PrometheusQuerySource
 from outagewatch.observations import TrafficSample
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext, run_source
+from outagewatch.sources.errors import SourceError
 from tests.conftest import Serve
 from tests.daemon_process import free_port
 
@@ -61,7 +62,7 @@ def source(url: str, **fields: Any) -> PrometheusQuerySource:
 
 async def failure(src: PrometheusQuerySource, ctx: RunContext) -> SourceError:
     with pytest.raises(SourceError) as caught:
-        await src.collect(ctx)
+        await run_source(src, ctx)
     assert caught.value.reason in FAILURE_REASONS
     return caught.value
 
@@ -70,7 +71,7 @@ async def test_a_vector_is_summed_into_one_sample(serve: Serve, run_context: Run
     api = Api()
     base = await serve(api.app())
     api.body = vector("1.5", "2.5")
-    (sample,) = await source(base, max_series=2).collect(run_context)
+    (sample,) = await run_source(source(base, max_series=2), run_context)
     assert isinstance(sample, TrafficSample)
     assert (sample.service, sample.query, sample.value, sample.series) == (
         "claude",
@@ -88,7 +89,7 @@ async def test_a_vector_is_summed_into_one_sample(serve: Serve, run_context: Run
 async def test_a_scalar_is_one_sample(serve: Serve, run_context: RunContext) -> None:
     api = Api()
     api.body = {"status": "success", "data": {"resultType": "scalar", "result": [1.0, "7"]}}
-    (sample,) = await source(await serve(api.app())).collect(run_context)
+    (sample,) = await run_source(source(await serve(api.app())), run_context)
     assert (sample.value, sample.series) == (7.0, 1)
 
 
@@ -158,7 +159,7 @@ async def test_5xx_backs_off_then_recovers(serve: Serve, run_context: RunContext
     assert (await failure(src, run_context)).reason == "backoff"  # second: 2 intervals
     assert len(api.requests) == 2
     api.status, api.body = 200, vector("3")
-    (sample,) = await src.collect(run_context)
+    (sample,) = await run_source(src, run_context)
     assert sample.value == 3.0
 
 
@@ -169,10 +170,12 @@ async def test_bearer_and_basic_credentials_are_sent(
     base = await serve(api.app())
     token = tmp_path / "token"
     token.write_text("s3cret\n")
-    await source(base, auth="bearer", secret_file=token).collect(run_context)
+    await run_source(source(base, auth="bearer", secret_file=token), run_context)
     assert api.requests[-1].headers["Authorization"] == "Bearer s3cret"
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    await source(base, auth="basic", username="ow", secret_credential="token").collect(run_context)
+    await run_source(
+        source(base, auth="basic", username="ow", secret_credential="token"), run_context
+    )
     expected = "Basic " + base64.b64encode(b"ow:s3cret").decode()
     assert api.requests[-1].headers["Authorization"] == expected
     token.unlink()

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-
 from outagewatch.clock import FakeClock
 from outagewatch.config import Config, parse_config
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.signals import traffic_signal
+from outagewatch.keys import traffic_source_key
 from outagewatch.lenses.traffic import TrafficLens
-from outagewatch.metrics import StateCollector
-from outagewatch.observations import TrafficSample, traffic_source_key
+from outagewatch.observations import TrafficSample
 from outagewatch.pipeline import Pipeline
 from outagewatch.web.status import status_document
+from tests.scrape import scrape
 
 START = 1_700_000_000.0
 
@@ -49,7 +48,8 @@ def run(values: list[float]) -> Pipeline:
     for value in values:
         clock.advance(1.0)
         pipeline.ingest([TrafficSample("claude", "requests", clock.time(), value, 1)])
-        pipeline.detect()
+        for _ in pipeline.detect_steps():
+            pass
     return pipeline
 
 
@@ -80,11 +80,9 @@ def test_a_drop_is_traffic_drop() -> None:
     assert status.verdict.active and status.direction == -1.0
 
 
-def test_the_value_and_state_show_on_metrics_and_the_card() -> None:
+async def test_the_value_and_state_show_on_metrics_and_the_card() -> None:
     pipeline = run([*steady(), 5.0])
-    registry = CollectorRegistry()
-    registry.register(StateCollector(pipeline.state, "v", "r", "3"))
-    text = generate_latest(registry).decode()
+    text = (await scrape(pipeline.state)).text
     assert 'outagewatch_traffic_value{query="requests",service="claude"} 5.0' in text
     assert 'outagewatch_traffic_series{query="requests",service="claude"} 1.0' in text
     document = status_document(config(), pipeline.state, START + 100)

@@ -21,7 +21,7 @@ from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
 from outagewatch.observations import ChartSnapshot, ProbeResult, Report
 from outagewatch.pipeline import Pipeline
-from outagewatch.sources.base import RunContext
+from outagewatch.sources.base import RunContext, run_source
 from outagewatch.store import Store
 from outagewatch.web.status import (
     RECENT_EVENTS,
@@ -336,7 +336,7 @@ async def test_demo_chart_keeps_both_apps_while_claude_takes_first_place(
     (source,) = [s for s in build_sources(config, ChatBudget()) if s.key == "appstore/us/top-free"]
     pipeline = Pipeline(FakeClock(start))
     for minute in (84.0, 85.5, 86.0, 87.9, 88.5):
-        (snapshot,) = await source.collect(run_context)
+        (snapshot,) = await run_source(source, run_context)
         assert isinstance(snapshot, ChartSnapshot)
         assert CLAUDE_APP_ID in snapshot.ranks and CHATGPT_APP_ID in snapshot.ranks, minute
         pipeline.ingest([snapshot])

@@ -53,9 +53,30 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
-from outagewatch.config import DisruptionConfig
+
+class DisruptionRules(Protocol):
+    """The thresholds the rules read; ``config.DisruptionConfig`` is one.
+
+    A protocol, so detect/ takes plain settings and never imports config.
+    """
+
+    @property
+    def probe_failure_runs(self) -> int: ...
+    @property
+    def probe_failure_share(self) -> float: ...
+    @property
+    def chat_overloaded_runs(self) -> int: ...
+    @property
+    def official_disrupted_level(self) -> int: ...
+    @property
+    def corroborating_lenses(self) -> int: ...
+    @property
+    def stale_intervals(self) -> float: ...
+    @property
+    def recover_after(self) -> float: ...
+
 
 STATES: Final = ("ok", "degraded", "disrupted", "unknown")
 FLAGGED: Final = frozenset({"degraded", "disrupted"})
@@ -137,10 +158,10 @@ class ProbeEvidence:
     succeeded: bool = False
     local_failure: bool = False
 
-    def is_down(self, rules: DisruptionConfig) -> bool:
+    def is_down(self, rules: DisruptionRules) -> bool:
         return self.failing_runs >= rules.probe_failure_runs
 
-    def is_up(self, rules: DisruptionConfig) -> bool:
+    def is_up(self, rules: DisruptionRules) -> bool:
         """Up: the last run succeeded, or it has succeeded since start and is not down."""
         if self.reading.last is None or self.is_down(rules):
             return False
@@ -191,7 +212,7 @@ class Verdict:
 def judge(
     evidence: ServiceEvidence,
     now: float,
-    rules: DisruptionConfig,
+    rules: DisruptionRules,
     vantage_healthy: bool = True,
 ) -> Verdict:
     """Apply the rules to one service's evidence at ``now``."""
@@ -263,7 +284,7 @@ class DisruptionStatus:
 
 
 def step(
-    status: DisruptionStatus, verdict: Verdict, now: float, rules: DisruptionConfig
+    status: DisruptionStatus, verdict: Verdict, now: float, rules: DisruptionRules
 ) -> DisruptionStatus:
     """The next status: worse (or unknown, or out of unknown) at once, milder after a hold.
 

@@ -10,15 +10,14 @@ are history, not alerts: the live alert counts are kept.
 
 The replay runs in a thread (pure Python: the event loop gets the GIL back every
 few milliseconds); the catch-up to the live bucket and ``adopt`` run on the
-loop, so nothing live is lost between the end of the replay and the swap.
+loop, so nothing live is lost between the end of the replay and the swap. This
+module is pure: reading the store is ``outagewatch/warmstart.py``'s.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors, SignalStatus
@@ -30,22 +29,6 @@ SIGNAL = "reports"
 def bucket_start(now: float) -> float:
     """The start of the 5-minute report bucket holding ``now``."""
     return now - now % REPORT_BUCKET_S
-
-
-def stored_reports(
-    rows: Iterable[tuple[int, Any, Any, Any, Any]], services: Iterable[str]
-) -> Iterator[tuple[float, str]]:
-    """(time, service) of ``Store.iter_reports`` rows for ``services``; other rows skipped.
-
-    Stored rows are unchecked (an older version or another tool may have written
-    them): a time that is not a finite number is left out.
-    """
-    keep = set(services)
-    for _id, when, service, _problem, _country in rows:
-        if service not in keep or isinstance(when, bool) or not isinstance(when, int | float):
-            continue
-        if math.isfinite(when):
-            yield float(when), service
 
 
 @dataclass

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 
-from outagewatch.config import DisruptionConfig
 from outagewatch.detect.disruption import (
     FLAGGED,
     STATES,
+    DisruptionRules,
     DisruptionStatus,
     Lead,
     ProbeEvidence,
@@ -116,11 +116,22 @@ def probe_evidence(
     return evidence
 
 
+class TrackerRules(DisruptionRules, Protocol):
+    """The rules plus what the tracker keeps; ``config.DisruptionConfig`` is one."""
+
+    @property
+    def history(self) -> int: ...
+    @property
+    def lead_window(self) -> float: ...
+    @property
+    def restored_fresh_for(self) -> float: ...
+
+
 class DisruptionTracker:
     """Per service: the status, the recent transitions, and the leads of incidents."""
 
-    def __init__(self) -> None:
-        self.rules = DisruptionConfig()
+    def __init__(self, rules: TrackerRules) -> None:
+        self.rules = rules
         self.status: dict[str, DisruptionStatus] = {}
         self.history: dict[str, deque[Transition]] = {}
         # When outagewatch first judged each service: incidents that started
@@ -135,7 +146,7 @@ class DisruptionTracker:
         self.lead_outcomes: Counter[tuple[str, str]] = Counter()
         self.log = structlog.get_logger("outagewatch.disruption")
 
-    def configure(self, rules: DisruptionConfig, services: Iterable[str], now: float) -> None:
+    def configure(self, rules: TrackerRules, services: Iterable[str], now: float) -> None:
         """Take (re)loaded rules; start watching new services, forget removed ones."""
         self.rules = rules
         keep = set(services)

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
-from outagewatch.config import VantageConfig
 from outagewatch.detect.disruption import Reading, ServiceEvidence
 
 # Failure reasons (and sub-reasons, ``connect_refused`` or ``connect/refused``)
@@ -116,11 +115,22 @@ def failing_locally(evidence: ServiceEvidence, now: float, stale_intervals: floa
     return local > 0 and local * 2 >= fresh
 
 
+class VantageRules(Protocol):
+    """The thresholds of the vantage judgement; ``config.VantageConfig`` is one."""
+
+    @property
+    def control_failure_runs(self) -> int: ...
+    @property
+    def local_failure_share(self) -> float: ...
+    @property
+    def min_services(self) -> int: ...
+
+
 def judge_vantage(
     controls: Iterable[ControlEvidence],
     services: Sequence[ServiceEvidence],
     now: float,
-    rules: VantageConfig,
+    rules: VantageRules,
     stale_intervals: float,
 ) -> VantageVerdict:
     """The vantage point's health from its control targets and the services' failures."""

@@ -24,6 +24,7 @@ from aiohttp.resolver import DefaultResolver
 
 from outagewatch import __version__
 from outagewatch.observations import short_detail
+from outagewatch.sources.errors import TransportReason
 from outagewatch.sources.tls import earliest_expiry
 
 USER_AGENT = f"outagewatch/{__version__} (+https://github.com/outagewatch/outagewatch)"
@@ -38,7 +39,7 @@ _FAMILIES: dict[IpProtocol, socket.AddressFamily] = {
 class Failure(NamedTuple):
     """Why a request failed: a reason, its sub-reason where the set is closed, a short text."""
 
-    reason: str
+    reason: TransportReason
     sub_reason: str | None
     detail: str
 
@@ -154,7 +155,7 @@ def describe_failure(exc: BaseException) -> Failure:
     return Failure("connect", None, type(exc).__name__)
 
 
-def classify_client_error(exc: BaseException) -> str:
+def classify_client_error(exc: BaseException) -> TransportReason:
     """Map a client exception (aiohttp's, or the OSError under it) to one failure reason."""
     return describe_failure(exc).reason
 

@@ -4,10 +4,11 @@ body read under a cap."""
 from __future__ import annotations
 
 import math
+import random
 
 import aiohttp
 
-from outagewatch.sources.base import SourceError
+from outagewatch.sources.errors import SourceError
 from outagewatch.sources.retry_after import retry_after_seconds
 
 _CHUNK = 64 * 1024
@@ -19,12 +20,15 @@ class RunBackoff:
     """Skip runs for the server's Retry-After, or for doubling waits, capped.
 
     Counted in runs, not seconds: the next run is one interval away anyway, so a
-    first failure skips nothing and a wait of n intervals skips n - 1.
+    first failure skips nothing and a wait of n intervals skips n - 1. With
+    ``rng`` a doubling wait is drawn between its half and its whole, so many
+    sources throttled by one host at once do not come back at once.
     """
 
-    def __init__(self, interval: float, longest: float) -> None:
+    def __init__(self, interval: float, longest: float, rng: random.Random | None = None) -> None:
         self.interval = interval
         self.longest = longest
+        self._rng = rng
         self.failures_in_row = 0
         self.runs_to_skip = 0
 
@@ -43,6 +47,8 @@ class RunBackoff:
         wait = retry_after_seconds(retry_after, now)
         if wait is None:
             wait = self.interval * 2 ** (self.failures_in_row - 1)
+            if self._rng is not None:
+                wait = self._rng.uniform(wait / 2, wait)
         wait = min(wait, self.longest)
         self.runs_to_skip = max(0, math.ceil(wait / self.interval) - 1)
 

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 from yarl import URL
 
-from outagewatch.sources.base import SourceError
+from outagewatch.sources.errors import SourceError
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 

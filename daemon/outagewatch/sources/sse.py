@@ -13,12 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from outagewatch.sources.errors import SSEError
+
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
-
-
-class SSEError(ValueError):
-    """The bytes are not an event stream (bad UTF-8, an endless line)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from outagewatch.observations import short_detail
+from outagewatch.observations import ProbeReason
 from outagewatch.sources.client import (
     USER_AGENT,
     Failure,
@@ -38,6 +38,7 @@ from outagewatch.sources.client import (
     PhaseTimer,
     describe_failure,
 )
+from outagewatch.sources.errors import WireError
 from outagewatch.sources.tls import earliest_expiry
 
 HEAD_LIMIT = 64 * 1024  # status line and headers together
@@ -79,22 +80,6 @@ _FAMILIES: dict[IpProtocol, tuple[int, ...]] = {
 Resolve = Callable[[str, int, IpProtocol], Awaitable[list[tuple[int, str]]]]
 # Cookies set along one run's redirect chain, by host: name -> value.
 Jar = dict[str, dict[str, str]]
-
-
-class WireError(Exception):
-    """A request that failed for one of the probe's failure reasons.
-
-    ``status`` is the answer's status code when its head arrived before the failure.
-    """
-
-    def __init__(
-        self, reason: str, detail: str, sub_reason: str | None = None, status: int | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = short_detail(detail)
-        self.sub_reason = sub_reason
-        self.status = status
 
 
 def ssl_context(verify: bool = True, cafile: str | None = None) -> ssl.SSLContext:
@@ -545,7 +530,9 @@ class _Exchange(asyncio.Protocol):
             how = describe_failure(exc).detail if exc is not None else "connection closed"
             self._fail(f"{how} {what}", "body")
 
-    def _fail(self, detail: str, reason: str = "connect", sub_reason: str | None = None) -> None:
+    def _fail(
+        self, detail: str, reason: ProbeReason = "connect", sub_reason: str | None = None
+    ) -> None:
         self._mode = _DONE
         if not self.done.done():
             status = self.status or None  # set once the head arrived

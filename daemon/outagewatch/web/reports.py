@@ -236,6 +236,11 @@ class ReportIntake:
     def set_tokens(self, tokens: Sequence[str]) -> None:
         self.token_digests = frozenset(_token_digest(t) for t in tokens)
 
+    def apply(self, tokens: Sequence[str], reporter_key: bytes) -> None:
+        """Take a (re)loaded config's report tokens and reporter hash key."""
+        self.set_tokens(tokens)
+        self.hasher = ReporterHasher(reporter_key)
+
     def authenticated(self, request: web.Request) -> bool:
         """False without a token; Rejection(401) for a wrong one."""
         header = request.headers.get("Authorization")

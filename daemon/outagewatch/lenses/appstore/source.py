@@ -34,30 +34,14 @@ from outagewatch.config import (
     AppStoreConfig,
     Config,
 )
-from outagewatch.observations import CHART_FEED_KIND, ChartSnapshot, chart_feed_key
+from outagewatch.keys import CHART_FEED_KIND, chart_feed_key
+from outagewatch.observations import ChartSnapshot
 from outagewatch.sources import bounded_json
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import classify_client_error
+from outagewatch.sources.errors import FeedError, FeedReason, SourceError
+from outagewatch.sources.polling import RunBackoff, read_capped
 from outagewatch.sources.redirects import get_following_redirects
-from outagewatch.sources.retry_after import retry_after_seconds
-
-# Why a chart fetch failed: exactly one of these per failed run.
-FEED_FAILURE_REASONS = (
-    "throttled",  # HTTP 403/429, or a legacy feed with no entries
-    "server_error",  # HTTP 5xx
-    "http_status",  # any other unexpected status
-    "html",  # an HTML page where a feed was expected (often with 200)
-    "invalid",  # not the feed's JSON/XML shape
-    "truncated",  # the body ends before the document does
-    "empty",  # an empty chart where the last read had entries
-    "too_large",
-    "backoff",  # no request: still backing off after a throttled or failed fetch
-    "timeout",
-    "dns",
-    "connect",
-    "tls",
-    "redirect",  # a redirect to another host (not allowed), or too many
-)
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _ITUNES = "{http://itunes.apple.com/rss}"
@@ -66,7 +50,6 @@ _ACCEPT = {
     "legacy-json": "application/json",
     "legacy-xml": "application/atom+xml, application/xml;q=0.9",
 }
-_CHUNK = 64 * 1024
 # Bounds on what one body may cost (see docs/appstore.md).
 MAX_XML_DEPTH = 32  # an Atom chart is 4 deep; deeper nesting is not a chart
 _NAME_LIMIT = 200  # app names kept per entry
@@ -76,15 +59,6 @@ _THROTTLED_MAX_BYTES = 64 * 1024
 _MAX_REDIRECTS = 5
 _APP_ID = re.compile(r"[0-9]{1,15}")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
-
-
-class FeedError(Exception):
-    """A body that is not a usable chart, with one reason from FEED_FAILURE_REASONS."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +107,7 @@ def _load_json(body: bytes) -> Any:
         raise FeedError("invalid", f"not UTF-8: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         text = body.decode("utf-8", errors="replace")
-        reason = "truncated" if _unclosed_json(text) else "invalid"
+        reason: FeedReason = "truncated" if _unclosed_json(text) else "invalid"
         raise FeedError(reason, f"JSON: {exc.msg} at offset {exc.pos}") from None
     except ValueError as exc:  # nested too deep, or a number past 4300 digits
         raise FeedError("invalid", f"JSON: {str(exc)[:120]}") from None
@@ -289,7 +263,7 @@ def parse_legacy_xml(body: bytes, max_entries: int = APPSTORE_MAX_LIMIT) -> list
         parser.close()
     except ParseError as exc:
         # expat 3 "no element found", 5 "unclosed token": the text stopped early.
-        reason = "truncated" if getattr(exc, "code", None) in (3, 5) else "invalid"
+        reason: FeedReason = "truncated" if getattr(exc, "code", None) in (3, 5) else "invalid"
         raise FeedError(reason, f"XML: {exc}") from None
     except DefusedXmlException as exc:
         raise FeedError("invalid", f"XML: forbidden construct {type(exc).__name__}") from None
@@ -346,7 +320,7 @@ class ChartFeed:
     url: str
     interval: float
     timeout: float
-    backoff_max: float
+    max_backoff: float
     max_body_bytes: int
     apps: tuple[tuple[str, str], ...]
     limit: int = APPSTORE_MAX_LIMIT  # entries kept; the URL asks for as many
@@ -369,37 +343,28 @@ class ChartFeedSource:
         self.interval = feed.interval
         self.timeout = feed.timeout
         self.log_context = {"country": feed.country, "chart": feed.chart, "target": feed.url}
-        self._rng = rng or random.Random()
+        self._backoff = RunBackoff(feed.interval, feed.max_backoff, rng or random.Random())
         self._apps = dict(feed.apps)
         self._etag: str | None = None
         self._last_modified: str | None = None
         self._last: ChartSnapshot | None = None
-        self._backoffs_in_a_row = 0
-        self._backoff_until: float | None = None
 
     async def collect(self, ctx: RunContext) -> Sequence[ChartSnapshot]:
-        now = ctx.clock.time()
-        if self._backoff_until is not None and now < self._backoff_until:
-            raise SourceError(
-                "backoff", f"throttled earlier; next request in {self._backoff_until - now:.0f}s"
-            )
+        self._backoff.check()
         try:
-            async with asyncio.timeout(self.timeout):
-                status, headers, body = await self._fetch(ctx)
-        except FeedError as exc:
-            raise SourceError(exc.reason, exc.detail) from None
+            status, headers, body = await self._fetch(ctx)
         except aiohttp.ClientPayloadError as exc:
             raise SourceError("truncated", f"{type(exc).__name__}: {exc}") from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise SourceError(classify_client_error(exc), f"{type(exc).__name__}: {exc}") from None
         now = ctx.clock.time()
         if status == 304 and self._last is not None:
             # Unchanged since the last good read: the same ranks, seen now.
-            self._backoffs_in_a_row = 0
+            self._backoff.succeeded()
             self._last = replace(self._last, time=now)
             return [self._last]
         if status in (403, 429) or status >= 500:
-            self._back_off(now, retry_after_seconds(headers.get("Retry-After"), now))
+            self._backoff.failed(headers.get("Retry-After"), now)
             raise SourceError("throttled" if status < 500 else "server_error", f"HTTP {status}")
         if not 200 <= status < 300:
             raise SourceError("http_status", f"HTTP {status}")
@@ -410,12 +375,11 @@ class ChartFeedSource:
             entries = await asyncio.to_thread(PARSERS[self.config.flavour], body, self.config.limit)
         except FeedError as exc:
             if exc.reason == "throttled":
-                self._back_off(now, None)
-            raise SourceError(exc.reason, exc.detail) from None
+                self._backoff.failed(None, now)
+            raise
         if not entries and self._last is not None and self._last.depth > 0:
             raise SourceError("empty", f"no entries where the last read had {self._last.depth}")
-        self._backoffs_in_a_row = 0
-        self._backoff_until = None
+        self._backoff.succeeded()
         self._etag = headers.get("ETag")
         self._last_modified = headers.get("Last-Modified")
         self._last = ChartSnapshot(
@@ -443,21 +407,8 @@ class ChartFeedSource:
             _MAX_REDIRECTS,
             self.config.redirect_to_other_hosts,
         ) as response:
-            body = bytearray()
-            async for chunk in response.content.iter_chunked(_CHUNK):
-                body += chunk
-                if len(body) > self.config.max_body_bytes:
-                    raise FeedError("too_large", f"body exceeds {self.config.max_body_bytes} bytes")
-            return response.status, response.headers, bytes(body)
-
-    def _back_off(self, now: float, retry_after: float | None) -> None:
-        """Skip runs for a doubling, jittered pause (at least what Retry-After asks)."""
-        self._backoffs_in_a_row += 1
-        ceiling = min(self.config.backoff_max, self.interval * 2**self._backoffs_in_a_row)
-        pause = self._rng.uniform(ceiling / 2, ceiling)
-        if retry_after is not None:
-            pause = max(pause, min(retry_after, self.config.backoff_max))
-        self._backoff_until = now + pause
+            body = await read_capped(response, self.config.max_body_bytes)
+            return response.status, response.headers, body
 
 
 def build_chart_sources(config: Config, rng: random.Random | None = None) -> list[ChartFeedSource]:
@@ -475,7 +426,7 @@ def build_chart_sources(config: Config, rng: random.Random | None = None) -> lis
                 url=feed_url(store, country, chart),
                 interval=store.interval,
                 timeout=store.timeout,
-                backoff_max=store.backoff_max,
+                max_backoff=store.max_backoff,
                 max_body_bytes=store.max_body_bytes,
                 apps=apps,
                 limit=store.limit,

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from outagewatch.observations import ChartSnapshot, chart_of_feed_key
+from outagewatch.keys import chart_of_feed_key
+from outagewatch.observations import ChartSnapshot
 
 # One service's rank in one chart of one country.
 RankKey = tuple[str, str, str]  # (service, country, chart)

@@ -17,6 +17,7 @@ from prometheus_client.core import Metric
 from outagewatch.config import AnthropicProbe, ChatProbeBase, OpenAIProbe
 from outagewatch.detect.tracker import EVIDENCE_SLICE
 from outagewatch.histogram import Histogram
+from outagewatch.keys import probe_source_key
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, Placed
 from outagewatch.lenses.chat.source import (
     AnthropicProbeSource,
@@ -25,7 +26,6 @@ from outagewatch.lenses.chat.source import (
 )
 from outagewatch.metrics import Families
 from outagewatch.observations import CHAT_OUTCOMES, ChatBudgetStatus, ChatStats, ProbeResult
-from outagewatch.sources.base import probe_source_key
 
 if TYPE_CHECKING:
     from outagewatch.config import Config

@@ -28,18 +28,21 @@ from typing import Any
 import aiohttp
 
 from outagewatch.config import AnthropicProbe, ChatProbeBase, OpenAIProbe
+from outagewatch.keys import probe_source_key
 from outagewatch.lenses.chat.budget import ChatBudget, estimated_cost
 from outagewatch.observations import (
     RATELIMIT_RESOURCES,
     ChatBudgetStatus,
+    ChatOutcome,
     ChatStats,
     Observation,
     ProbeResult,
 )
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import PhaseTimer, describe_failure
+from outagewatch.sources.errors import ChatFailure, SourceError, SSEError
 from outagewatch.sources.retry_after import retry_after_seconds
-from outagewatch.sources.sse import SSEError, SSEEvent, SSEParser
+from outagewatch.sources.sse import SSEEvent, SSEParser
 
 _ERROR_BODY_BYTES = 64 * 1024
 # One line of printable ASCII: anything else cannot go into a header.
@@ -49,7 +52,7 @@ _KEY_CHARS = re.compile(r"[\x21-\x7e]+")
 # usage limits. You will regain access on ..."), sent as 400 invalid_request_error.
 _SPEND_LIMIT = re.compile(r"reached your (?:specified )?API usage limit", re.IGNORECASE)
 # Provider error codes and types, most specific first (OpenAI's `code`, then `type`).
-_ERROR_OUTCOMES = {
+_ERROR_OUTCOMES: dict[str, ChatOutcome] = {
     "overloaded_error": "overloaded",
     "rate_limit_error": "rate_limited",
     "rate_limit_exceeded": "rate_limited",
@@ -61,15 +64,6 @@ _ERROR_OUTCOMES = {
     "api_error": "server_error",
     "timeout_error": "server_error",
 }
-
-
-class ChatFailure(Exception):
-    """Ends a chat run with one outcome class."""
-
-    def __init__(self, outcome: str, detail: str) -> None:
-        super().__init__(f"{outcome}: {detail}")
-        self.outcome = outcome
-        self.detail = detail
 
 
 class ApiKey:
@@ -176,7 +170,7 @@ def parse_provider_error(body: bytes) -> ProviderError | None:
         return None
 
 
-def classify_error(status: int | None, error: ProviderError | None) -> str:
+def classify_error(status: int | None, error: ProviderError | None) -> ChatOutcome:
     """One outcome class from the HTTP status and the provider's error type/code.
 
     ``status`` is None for an error that arrived inside a 200 stream. A body that
@@ -379,7 +373,7 @@ class ChatProbeSource(ABC):
         self.name = name
         self.config = config
         self._budget = budget
-        self.key = f"{service}/probe/{name}"
+        self.key = probe_source_key(service, name)
         self.interval = config.interval
         self.timeout = config.timeout
         self.url = config.base_url.rstrip("/") + self.path
@@ -418,7 +412,19 @@ class ChatProbeSource(ABC):
                         ).isoformat(),
                     )
                 return [self._budget_status(now)]
-        result, measure = await self._probe(ctx, key)
+        measure = _Measure(start=ctx.clock.monotonic())
+        timer = PhaseTimer(ctx.clock.monotonic)
+        ctx.answer_on_timeout(
+            lambda: self._settled(ctx, key, self._timed_out(ctx, measure, timer), measure)
+        )
+        result = await self._probe(ctx, key, measure, timer)
+        return self._settled(ctx, key, result, measure)
+
+    def _settled(
+        self, ctx: RunContext, key: ApiKey | None, result: ProbeResult, measure: _Measure
+    ) -> list[Observation]:
+        """The run's result, and with a key what it spent of the budget."""
+        cfg = self.config
         if key is None:
             return [result]
         reader = measure.reader
@@ -452,24 +458,46 @@ class ChatProbeSource(ABC):
             remaining=remaining,
         )
 
-    async def _probe(self, ctx: RunContext, key: ApiKey | None) -> tuple[ProbeResult, _Measure]:
-        measure = _Measure(start=ctx.clock.monotonic())
-        timer = PhaseTimer(ctx.clock.monotonic)
-        outcome, detail, sub_reason = "ok", None, None
+    async def _probe(
+        self, ctx: RunContext, key: ApiKey | None, measure: _Measure, timer: PhaseTimer
+    ) -> ProbeResult:
+        outcome: ChatOutcome = "ok"
+        detail, sub_reason = None, None
         try:
-            async with asyncio.timeout(self.config.timeout):
-                await self._exchange(ctx, key, timer, measure)
+            await self._exchange(ctx, key, timer, measure)
         except ChatFailure as exc:
-            outcome, detail = exc.outcome, exc.detail
+            outcome, detail = exc.reason, exc.detail
         except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
             timer.close_open()
             # Built from the exception (OS and OpenSSL texts), never from the request.
-            outcome, sub_reason, detail = describe_failure(exc)
+            failure = describe_failure(exc)
+            sub_reason, detail = failure.sub_reason, failure.detail
+            # Too many redirects is the one transport reason no chat outcome names.
+            outcome = "bad_response" if failure.reason == "http_status" else failure.reason
             if measure.status is not None and outcome == "connect":
                 outcome, sub_reason = "truncated", None  # it broke after the answer began
                 detail = f"{detail} after HTTP {measure.status}"
             if outcome == "timeout":
-                detail = f"no complete answer within {self.config.timeout:g}s"
+                detail = self._not_within()
+        return self._result(ctx, measure, timer, outcome, detail, sub_reason)
+
+    def _not_within(self) -> str:
+        return f"no complete answer within {self.timeout:g}s"
+
+    def _timed_out(self, ctx: RunContext, measure: _Measure, timer: PhaseTimer) -> ProbeResult:
+        """The run's deadline cut the exchange short: what it measured so far."""
+        timer.close_open()
+        return self._result(ctx, measure, timer, "timeout", self._not_within(), None)
+
+    def _result(
+        self,
+        ctx: RunContext,
+        measure: _Measure,
+        timer: PhaseTimer,
+        outcome: ChatOutcome,
+        detail: str | None,
+        sub_reason: str | None,
+    ) -> ProbeResult:
         end = ctx.clock.monotonic()
         reader = measure.reader
         output_tokens = reader.output_tokens if reader else None
@@ -494,7 +522,7 @@ class ChatProbeSource(ABC):
             ),
             should_retry=_should_retry(measure.headers.get("x-should-retry")),
         )
-        result = ProbeResult(
+        return ProbeResult(
             service=self.service,
             probe=self.name,
             kind=self.kind,
@@ -509,7 +537,6 @@ class ChatProbeSource(ABC):
             chat=stats,
             sub_reason=sub_reason,
         )
-        return result, measure
 
     async def _exchange(
         self, ctx: RunContext, key: ApiKey | None, timer: PhaseTimer, measure: _Measure

@@ -24,11 +24,11 @@ from outagewatch.detect.signals import FAILURE_BUCKET_S
 from outagewatch.detect.tracker import EVIDENCE_SLICE, ProbeStreaks, probe_evidence
 from outagewatch.failure_text import failure_text
 from outagewatch.histogram import Histogram
+from outagewatch.keys import probe_source_key
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
 from outagewatch.lenses.probe.source import HttpProbeSource
 from outagewatch.metrics import Families
 from outagewatch.observations import ProbeResult
-from outagewatch.sources.base import probe_source_key
 
 if TYPE_CHECKING:
     from outagewatch.config import Config

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from outagewatch.config import HttpProbe
+from outagewatch.keys import probe_source_key
 from outagewatch.observations import ProbeResult
-from outagewatch.sources.base import RunContext, probe_source_key
+from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import IpProtocol, PhaseTimer, describe_failure
-from outagewatch.sources.wire import Fetcher, Request, Response, Url, WireError, ssl_context
+from outagewatch.sources.errors import WireError
+from outagewatch.sources.wire import Fetcher, Request, Response, Url, ssl_context
 
 
 def json_path(document: Any, path: str) -> Any:
@@ -71,46 +72,74 @@ class HttpProbeSource:
     async def collect(self, ctx: RunContext) -> Sequence[ProbeResult]:
         start = ctx.clock.monotonic()
         timer = PhaseTimer(ctx.clock.monotonic)
-        status: int | None = None
-        expiry: float | None = None
-        success: bool | None = False
-        reason: str | None = None
-        sub_reason: str | None = None
-        detail: str | None = None
+        ctx.answer_on_timeout(lambda: [self._failed(ctx, start, timer, *self._timed_out(timer))])
         try:
-            async with asyncio.timeout(self.config.timeout):
-                response = await self._fetch(ctx, timer)
-            status, expiry = response.status, timer.tls_earliest_expiry
-            success, reason, detail = self._judge(status, response.headers, response.body)
+            response = await self._fetch(ctx, timer)
         except WireError as exc:
-            reason, sub_reason, detail, status = exc.reason, exc.sub_reason, exc.detail, exc.status
-            timer.close_open()
-        except TimeoutError:
-            reason, sub_reason, detail = self._timed_out(timer)
-            timer.close_open()
+            return [
+                self._failed(ctx, start, timer, exc.reason, exc.sub_reason, exc.detail, exc.status)
+            ]
         except OSError as exc:  # refused, reset, TLS (ssl.SSLError), out of descriptors
-            reason, sub_reason, detail = describe_failure(exc)
-            timer.close_open()
+            return [self._failed(ctx, start, timer, *describe_failure(exc))]
+        success, reason, detail = self._judge(response.status, response.headers, response.body)
         return [
-            ProbeResult(
-                service=self.service,
-                probe=self.name,
-                kind=self.kind,
-                time=ctx.clock.time(),
-                success=success,
-                duration_seconds=ctx.clock.monotonic() - start,
-                reason=reason,
-                status_code=status,
-                phases=dict(timer.totals),
-                tls_earliest_expiry=expiry,
-                detail=detail,
-                sub_reason=sub_reason,
+            self._result(
+                ctx,
+                start,
+                timer,
+                reason,
+                None,
+                detail,
+                response.status,
+                success,
+                timer.tls_earliest_expiry,
             )
         ]
 
+    def _result(
+        self,
+        ctx: RunContext,
+        start: float,
+        timer: PhaseTimer,
+        reason: str | None,
+        sub_reason: str | None,
+        detail: str | None,
+        status: int | None = None,
+        success: bool | None = False,
+        expiry: float | None = None,
+    ) -> ProbeResult:
+        return ProbeResult(
+            service=self.service,
+            probe=self.name,
+            kind=self.kind,
+            time=ctx.clock.time(),
+            success=success,
+            duration_seconds=ctx.clock.monotonic() - start,
+            reason=reason,
+            status_code=status,
+            phases=dict(timer.totals),
+            tls_earliest_expiry=expiry,
+            detail=detail,
+            sub_reason=sub_reason,
+        )
+
+    def _failed(
+        self,
+        ctx: RunContext,
+        start: float,
+        timer: PhaseTimer,
+        reason: str,
+        sub_reason: str | None,
+        detail: str | None,
+        status: int | None = None,
+    ) -> ProbeResult:
+        """A run that failed before a judgeable answer: the open phase gets the time."""
+        timer.close_open()
+        return self._result(ctx, start, timer, reason, sub_reason, detail, status)
+
     def _timed_out(self, timer: PhaseTimer) -> tuple[str, str | None, str]:
         """What the run was waiting for when its time ran out (the open phase mark)."""
-        within = f"within {self.config.timeout:g}s"
+        within = f"within {self.timeout:g}s"
         if timer.get("dns_start") is not None:
             return "dns", "timeout", f"no DNS answer {within}"
         if timer.get("headers_received") is not None:

@@ -18,6 +18,7 @@ from prometheus_client.core import Metric
 from outagewatch.clock import iso_time, when_text
 from outagewatch.config import GooglePage, IncidentIoPage, StatuspagePage
 from outagewatch.detect.disruption import PageEvidence, Reading
+from outagewatch.keys import status_source_key
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
 from outagewatch.lenses.statuspage.source import StatusPageSource
 from outagewatch.metrics import Families
@@ -25,7 +26,6 @@ from outagewatch.observations import (
     COMPONENT_STATUSES,
     IMPACT_LEVELS,
     StatusSnapshot,
-    status_source_key,
     worst_status,
 )
 

@@ -18,35 +18,22 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from outagewatch.config import ComponentPage, GooglePage, IncidentIoPage, StatusPageConfig
+from outagewatch.keys import status_source_key
 from outagewatch.lenses.statuspage.formats import (
     PageReading,
     parse_google,
     parse_incidentio_native,
     parse_statuspage,
 )
-from outagewatch.observations import StatusSnapshot, status_source_key
+from outagewatch.observations import StatusSnapshot
 from outagewatch.sources import bounded_json
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import classify_client_error
+from outagewatch.sources.errors import STATUS_FAILURE_REASONS, SourceError, StatusReason
 from outagewatch.sources.polling import RunBackoff, read_capped
 from outagewatch.sources.redirects import get_following_redirects
 
-FAILURE_REASONS = (
-    "timeout",
-    "dns",
-    "connect",
-    "tls",
-    "truncated",  # the connection closed before the announced body ended
-    "too_large",
-    "challenge",  # a bot-protection answer: inconclusive, not "page down"
-    "rate_limited",
-    "http_status",
-    "backoff",  # a run skipped while waiting out a 429/5xx
-    "html",  # an HTML page where JSON was expected (often a 200 error page)
-    "invalid_json",
-    "bad_format",  # JSON, but not the page format
-    "redirect",  # a redirect to another host (not allowed), or too many
-)
+FAILURE_REASONS = STATUS_FAILURE_REASONS
 _SUMMARY_PATH = "/api/v2/summary.json"
 # Bodies of bot-protection interstitials (Cloudflare's, the common one here).
 _CHALLENGE_MARKERS = re.compile(
@@ -114,11 +101,7 @@ class StatusPageSource:
 
     async def collect(self, ctx: RunContext) -> Sequence[StatusSnapshot]:
         self._backoff.check()
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                reading = await self._read(ctx)
-        except TimeoutError:
-            raise SourceError("timeout", f"no answer within {self.config.timeout:g}s") from None
+        reading = await self._read(ctx)
         self._backoff.succeeded()
         for selector in reading.missing_components:
             if selector not in self._warned_missing:
@@ -184,7 +167,7 @@ class StatusPageSource:
             return cached.reading
         if status == 429 or status >= 500:
             self._backoff.failed(answer_headers.get("Retry-After"), ctx.clock.time())
-            reason = "rate_limited" if status == 429 else "http_status"
+            reason: StatusReason = "rate_limited" if status == 429 else "http_status"
             raise SourceError(reason, f"HTTP {status}")
         if status != 200:
             raise SourceError("http_status", f"HTTP {status}")

@@ -18,10 +18,11 @@ from outagewatch.clock import iso_time
 from outagewatch.config import TrafficQuery
 from outagewatch.detect.disruption import Reading, SpikeEvidence
 from outagewatch.detect.signals import traffic_signal
+from outagewatch.keys import traffic_source_key
 from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
 from outagewatch.lenses.traffic.source import PrometheusQuerySource
 from outagewatch.metrics import Families
-from outagewatch.observations import TrafficSample, traffic_source_key
+from outagewatch.observations import TrafficSample
 
 if TYPE_CHECKING:
     from outagewatch.config import Config

@@ -8,7 +8,6 @@ that reads nothing usable raises ``SourceError`` with one reason of
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import math
 import os
@@ -19,27 +18,15 @@ import aiohttp
 
 from outagewatch.config import TrafficQuery
 from outagewatch.credentials import CredentialError, read_secret, secret_path
-from outagewatch.observations import TrafficSample, traffic_source_key
+from outagewatch.keys import traffic_source_key
+from outagewatch.observations import TrafficSample
 from outagewatch.sources import bounded_json
-from outagewatch.sources.base import RunContext, SourceError
+from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import classify_client_error
+from outagewatch.sources.errors import TRAFFIC_FAILURE_REASONS, SourceError
 from outagewatch.sources.polling import RunBackoff, read_capped
 
-FAILURE_REASONS = (
-    "timeout",
-    "dns",
-    "connect",
-    "tls",
-    "http_status",  # an HTTP error without Prometheus' error JSON
-    "rate_limited",
-    "backoff",  # a run skipped while waiting out a 429/5xx
-    "too_large",
-    "bad_response",  # not the API's JSON, or its `status: error` (errorType and error kept)
-    "too_many_series",  # more series than max_series
-    "no_data",  # an empty vector: the query matched nothing
-    "non_finite",  # a NaN or infinite sample
-    "credential",  # the configured secret cannot be read
-)
+FAILURE_REASONS = TRAFFIC_FAILURE_REASONS
 _MAX_JSON_VALUES = 200_000
 
 
@@ -130,11 +117,7 @@ class PrometheusQuerySource:
     async def collect(self, ctx: RunContext) -> Sequence[TrafficSample]:
         self._backoff.check()
         now = ctx.clock.time()
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                value, series = await self._query(ctx, now)
-        except TimeoutError:
-            raise SourceError("timeout", f"no answer within {self.config.timeout:g}s") from None
+        value, series = await self._query(ctx, now)
         self._backoff.succeeded()
         return [TrafficSample(self.service, self.name, now, value, series)]
 

@@ -17,11 +17,11 @@ from prometheus_client.core import Metric
 from outagewatch.config import DnsControl, HttpControl, VantageConfig
 from outagewatch.detect.disruption import Reading
 from outagewatch.detect.vantage import HEALTHY, ControlEvidence, ControlStreak, VantageVerdict
+from outagewatch.keys import control_source_key
 from outagewatch.lenses.base import Lens, Placed
 from outagewatch.lenses.vantage.source import (
     DnsControlSource,
     HttpControlSource,
-    control_source_key,
 )
 from outagewatch.metrics import Families
 from outagewatch.observations import ControlResult

@@ -6,20 +6,17 @@ network (``detect/vantage.py``), never a service's state or the probe metrics.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from outagewatch.config import DnsControl, HttpControl, HttpProbe
+from outagewatch.keys import control_source_key
 from outagewatch.lenses.probe.source import HttpProbeSource
-from outagewatch.observations import ControlResult
+from outagewatch.observations import ControlResult, Observation, ProbeResult
 from outagewatch.sources.base import RunContext
 
 # Any status at all proves the request crossed the network.
 _ANY_STATUS = list(range(100, 600))
-
-
-def control_source_key(target: str) -> str:
-    return f"vantage/control/{target}"
 
 
 class DnsControlSource:
@@ -36,17 +33,18 @@ class DnsControlSource:
         self.log_context = {"control": target, "target": config.host}
 
     async def collect(self, ctx: RunContext) -> Sequence[ControlResult]:
-        reason = detail = None
+        host = self.config.host
+        ctx.answer_on_timeout(lambda: [self._result(ctx, "timeout", f"resolving {host} timed out")])
         try:
-            async with asyncio.timeout(self.config.timeout):
-                addresses = await ctx.http.resolve(self.config.host, 443, "any")
-            if not addresses:
-                reason, detail = "dns", f"no address for {self.config.host}"
-        except TimeoutError:
-            reason, detail = "timeout", f"resolving {self.config.host} timed out"
+            addresses = await ctx.http.resolve(host, 443, "any")
         except OSError as exc:
-            reason, detail = "dns", f"cannot resolve {self.config.host}: {exc}"
-        return [ControlResult(self.target, ctx.clock.time(), reason is None, reason, detail)]
+            return [self._result(ctx, "dns", f"cannot resolve {host}: {exc}")]
+        if not addresses:
+            return [self._result(ctx, "dns", f"no address for {host}")]
+        return [self._result(ctx, None, None)]
+
+    def _result(self, ctx: RunContext, reason: str | None, detail: str | None) -> ControlResult:
+        return ControlResult(self.target, ctx.clock.time(), reason is None, reason, detail)
 
 
 class HttpControlSource:
@@ -71,14 +69,18 @@ class HttpControlSource:
         self._probe = HttpProbeSource("vantage", target, probe)
 
     async def collect(self, ctx: RunContext) -> Sequence[ControlResult]:
-        (result,) = await self._probe.collect(ctx)
+        # The probe leaves its timeout answer in its own slot; this run's answer wraps it.
+        probe_ctx = replace(ctx, timeout_answers=[])
+        ctx.answer_on_timeout(lambda: [self._control(r) for r in probe_ctx.timeout_answers[-1]()])
+        return [self._control(result) for result in await self._probe.collect(probe_ctx)]
+
+    def _control(self, result: Observation) -> ControlResult:
+        assert isinstance(result, ProbeResult)
         success = result.success is not False  # a bot challenge is an answer too
-        return [
-            ControlResult(
-                self.target,
-                result.time,
-                success,
-                None if success else result.reason,
-                None if success else result.detail,
-            )
-        ]
+        return ControlResult(
+            self.target,
+            result.time,
+            success,
+            None if success else result.reason,
+            None if success else result.detail,
+        )
