@@ -7,6 +7,7 @@ HTML with inline SVG charts: no script, no external asset, a meta refresh.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -23,7 +24,7 @@ from outagewatch.lenses.base import PageContext
 from outagewatch.lenses.registry import LENSES
 from outagewatch.lenses.reports import ReportsLens
 from outagewatch.lenses.reports.baseline import HOUR, SLOTS_PER_HOUR, hour_of
-from outagewatch.lenses.statuspage import page_fetches
+from outagewatch.lenses.statuspage import FetchView, page_fetches
 from outagewatch.observations import short_detail
 from outagewatch.pipeline import State
 from outagewatch.web.charts import Series, line_chart
@@ -71,12 +72,12 @@ def parse_refresh(asked: str | None) -> int:
     return min(max(int(asked), REFRESH_BOUNDS[0]), REFRESH_BOUNDS[1])
 
 
-def _reason_text(reason: str, fetches: list[dict[str, Any]]) -> str:
+def _reason_text(reason: str, fetches: Sequence[FetchView]) -> str:
     text = REASON_TEXT.get(reason, reason)
     if reason == "official_fetch_failing":
-        since = min((f["failing_since"] for f in fetches if f["failing_since"]), default=None)
-        if since is not None:
-            text += f" since {when_text(since)}"
+        starts = [f.failing_since for f in fetches if f.failing_since is not None]
+        if starts:
+            text += f" since {when_text(iso_time(min(starts)))}"
     return text
 
 

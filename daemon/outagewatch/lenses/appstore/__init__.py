@@ -8,6 +8,7 @@ feeds the `rank` spike signal with each service's best place.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
+from dataclasses import asdict, dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
     from outagewatch.config import Config
     from outagewatch.lenses.chat.budget import ChatBudget
     from outagewatch.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class RankView:
+    """Where a service's app stands in one chart of one country (None: out of the top depth)."""
+
+    country: str
+    chart: str
+    rank: int | None
+    depth: int
 
 
 class AppStoreLens(Lens[AppStoreState]):
@@ -89,12 +100,15 @@ class AppStoreLens(Lens[AppStoreState]):
                 fams.add("outagewatch_appstore_feed_failures_total", [*labels, reason], count)
         return fams
 
-    def page(self, state: AppStoreState, ctx: PageContext) -> list[dict[str, Any]]:
+    def views(self, state: AppStoreState, ctx: PageContext) -> list[RankView]:
         return [
-            {"country": r.country, "chart": r.chart, "rank": r.rank, "depth": r.depth}
+            RankView(r.country, r.chart, r.rank, r.depth)
             for r in state.service_ranks()
             if r.service == ctx.service
         ]
+
+    def page(self, state: AppStoreState, ctx: PageContext) -> list[dict[str, Any]]:
+        return [asdict(view) for view in self.views(state, ctx)]
 
     def card(self, fragment: list[dict[str, Any]]) -> str:
         if not fragment:

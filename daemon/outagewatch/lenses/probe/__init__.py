@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Generator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -144,11 +144,14 @@ class ProbeLens(Lens[ProbesState]):
             )
         return fams
 
-    def page(self, state: ProbesState, ctx: PageContext) -> list[dict[str, Any]]:
+    def views(self, state: ProbesState, ctx: PageContext) -> list[ProbeView]:
         return [
-            probe_entry(state, ctx.service, name, probe.enabled)
+            probe_view(state, ctx.service, name, probe.enabled)
             for name, probe in ctx.service_config.probes.items()
         ]
+
+    def page(self, state: ProbesState, ctx: PageContext) -> list[dict[str, Any]]:
+        return [view.json() for view in self.views(state, ctx)]
 
     def card(self, fragment: list[dict[str, Any]]) -> str:
         return f"<h3>Probes</h3>{probe_rows(fragment)}"
@@ -191,7 +194,30 @@ def _failure_detail(pipeline: Pipeline, probe: ProbeState, result: ProbeResult) 
     )
 
 
-def probe_entry(state: ProbesState, service: str, key: str, enabled: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProbeView:
+    """One probe's row of the status page: its last result and when it last succeeded."""
+
+    probe: str
+    kind: str | None  # None until it has run
+    result: str  # up | down | inconclusive | disabled | no result yet
+    reason: str | None
+    sub_reason: str | None
+    detail: str | None
+    status_code: int | None
+    duration_seconds: float | None
+    ttft_seconds: float | None
+    time: float | None
+    last_success: float | None
+
+    def json(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["time"] = iso_time(self.time)
+        document["last_success"] = iso_time(self.last_success)
+        return document
+
+
+def probe_view(state: ProbesState, service: str, key: str, enabled: bool) -> ProbeView:
     """One probe's row of the status page."""
     probe = state.probes.get((service, key))
     last = probe.last if probe else None
@@ -203,19 +229,19 @@ def probe_entry(state: ProbesState, service: str, key: str, enabled: bool) -> di
         result = "inconclusive"
     else:
         result = "up" if last.success else "down"
-    return {
-        "probe": key,
-        "kind": probe.kind if probe else None,
-        "result": result,
-        "reason": last.reason if last else None,
-        "sub_reason": last.sub_reason if last else None,
-        "detail": last.detail if last else None,
-        "status_code": last.status_code if last else None,
-        "duration_seconds": last.duration_seconds if last else None,
-        "ttft_seconds": last.chat.ttft_seconds if last and last.chat else None,
-        "time": iso_time(last.time if last else None),
-        "last_success": iso_time(probe.last_success_time if probe else None),
-    }
+    return ProbeView(
+        probe=key,
+        kind=probe.kind if probe else None,
+        result=result,
+        reason=last.reason if last else None,
+        sub_reason=last.sub_reason if last else None,
+        detail=last.detail if last else None,
+        status_code=last.status_code if last else None,
+        duration_seconds=last.duration_seconds if last else None,
+        ttft_seconds=last.chat.ttft_seconds if last and last.chat else None,
+        time=last.time if last else None,
+        last_success=probe.last_success_time if probe else None,
+    )
 
 
 def probe_rows(probes: list[dict[str, Any]]) -> str:

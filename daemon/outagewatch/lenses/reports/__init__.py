@@ -9,6 +9,7 @@ feeds the `reports` spike signal.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from dataclasses import asdict, dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,18 @@ if TYPE_CHECKING:
     from outagewatch.clock import Clock
     from outagewatch.pipeline import Pipeline
     from outagewatch.store import Store
+
+
+@dataclass(frozen=True)
+class ReportsView:
+    """A service's reports on the status page: now, the usual level, the ratio."""
+
+    last_5m: int
+    baseline_per_5m: float
+    ratio: float
+    floor_per_5m: float
+    total: int
+    page: str | None  # the public report page, when the service has one
 
 
 class ReportsLens(Lens[ReportsState]):
@@ -46,19 +59,22 @@ class ReportsLens(Lens[ReportsState]):
         pipeline.state.history.report(report)
         pipeline.state.signals.report(report.service, report.time)
 
-    def page(self, reports: ReportsState, ctx: PageContext) -> dict[str, Any]:
+    def view(self, reports: ReportsState, ctx: PageContext) -> ReportsView:
         service, cfg, now, base = ctx.service, ctx.service_config, ctx.now, ctx.base
         counts = reports.services.get(service)
         last_5m = counts.last_5m(now) if counts else 0
         baseline = reports.baseline(service, now)
-        return {
-            "last_5m": last_5m,
-            "baseline_per_5m": round(baseline, 3),
-            "ratio": round(last_5m / max(baseline, reports.floor_per_5m), 3),
-            "floor_per_5m": reports.floor_per_5m,
-            "total": sum(counts.total.values()) if counts else 0,
-            "page": f"{base}/report/{service}" if cfg.reports.public else None,
-        }
+        return ReportsView(
+            last_5m=last_5m,
+            baseline_per_5m=round(baseline, 3),
+            ratio=round(last_5m / max(baseline, reports.floor_per_5m), 3),
+            floor_per_5m=reports.floor_per_5m,
+            total=sum(counts.total.values()) if counts else 0,
+            page=f"{base}/report/{service}" if cfg.reports.public else None,
+        )
+
+    def page(self, reports: ReportsState, ctx: PageContext) -> dict[str, Any]:
+        return asdict(self.view(reports, ctx))
 
     def card(self, fragment: dict[str, Any]) -> str:
         return f"<h3>User reports</h3>{reports_html(fragment)}"

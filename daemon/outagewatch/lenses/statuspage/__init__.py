@@ -51,54 +51,96 @@ class StatusPageState:
 StatusPagesState = dict[tuple[str, str], StatusPageState]
 
 
+@dataclass(frozen=True)
+class FetchView:
+    """One enabled official page's fetching: failing (since when, why) or not."""
+
+    page: str
+    failing: bool
+    failing_since: float | None
+    error: str | None
+    last_success: float | None
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "page": self.page,
+            "failing": self.failing,
+            "failing_since": iso_time(self.failing_since),
+            "error": self.error,
+            "last_success": iso_time(self.last_success),
+        }
+
+
+@dataclass(frozen=True)
+class PageView:
+    """What one official page says now: its indicator, components and open incidents."""
+
+    page: str
+    reading: StatusSnapshot
+
+    def json(self) -> dict[str, Any]:
+        snapshot = self.reading
+        return {
+            "page": self.page,
+            "indicator": snapshot.indicator,
+            "time": iso_time(snapshot.time),
+            "components": dict(sorted(snapshot.components.items())),
+            "open_incidents": [
+                {"name": i.name, "impact": i.impact, "start": iso_time(i.start)}
+                for i in snapshot.open_incidents
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class OfficialView:
+    """A service's official status: the worst level over its pages, each page, each fetch."""
+
+    level: int | None  # None until a page was read
+    fetches: tuple[FetchView, ...]
+    pages: tuple[PageView, ...]
+
+    def json(self) -> dict[str, Any]:
+        level = self.level
+        return {
+            "level": level,
+            "level_name": OFFICIAL_LEVELS[level] if level is not None else None,
+            "fetch": [fetch.json() for fetch in self.fetches],
+            "pages": [page.json() for page in self.pages],
+        }
+
+
 def page_fetches(
     runs: Mapping[str, SourceRunState], service: str, cfg: ServiceConfig
-) -> list[dict[str, Any]]:
-    """Each enabled official page's fetching: failing (since when, why) or not."""
+) -> tuple[FetchView, ...]:
+    """Each enabled official page's fetching, from the framework's run records."""
     out = []
     for name, page in sorted(cfg.status_pages.items()):
         if not page.enabled:
             continue
         run = runs.get(status_source_key(service, name))
         out.append(
-            {
-                "page": name,
-                "failing": run is not None and run.failing_since is not None,
-                "failing_since": iso_time(run.failing_since if run else None),
-                "error": run.last_error if run else None,
-                "last_success": iso_time(run.last_success_time if run else None),
-            }
+            FetchView(
+                page=name,
+                failing=run is not None and run.failing_since is not None,
+                failing_since=run.failing_since if run else None,
+                error=run.last_error if run else None,
+                last_success=run.last_success_time if run else None,
+            )
         )
-    return out
+    return tuple(out)
 
 
 def official(
     state: StatusPagesState, runs: Mapping[str, SourceRunState], service: str, cfg: ServiceConfig
-) -> dict[str, Any] | None:
+) -> OfficialView | None:
     """None only when no official page is configured: a failing fetch says so."""
     fetches = page_fetches(runs, service, cfg)
     pages = sorted((k[1], v.last) for k, v in state.items() if k[0] == service)
     if not pages and not fetches:
         return None
     level = max((snapshot.level for _, snapshot in pages), default=None)
-    return {
-        "level": level,
-        "level_name": OFFICIAL_LEVELS[level] if level is not None else None,
-        "fetch": fetches,
-        "pages": [
-            {
-                "page": page,
-                "indicator": snapshot.indicator,
-                "time": iso_time(snapshot.time),
-                "components": dict(sorted(snapshot.components.items())),
-                "open_incidents": [
-                    {"name": i.name, "impact": i.impact, "start": iso_time(i.start)}
-                    for i in snapshot.open_incidents
-                ],
-            }
-            for page, snapshot in pages
-        ],
-    }
+    return OfficialView(level, fetches, tuple(PageView(page, reading) for page, reading in pages))
 
 
 def official_html(official: dict[str, Any] | None) -> str:
@@ -252,7 +294,8 @@ class StatusPageLens(Lens[StatusPagesState]):
         return fams
 
     def page(self, state: StatusPagesState, ctx: PageContext) -> dict[str, Any] | None:
-        return official(state, ctx.runs, ctx.service, ctx.service_config)
+        view = official(state, ctx.runs, ctx.service, ctx.service_config)
+        return None if view is None else view.json()
 
     def card(self, fragment: dict[str, Any] | None) -> str:
         return f"<h3>Official status page</h3>{official_html(fragment)}"
