@@ -24,10 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from bench.common import Figure, Row, print_table
+from outagewatch.catalogue import PROBE_FAMILIES, RUN_FAMILIES
 from outagewatch.clock import SystemClock
 from outagewatch.exposition import MetricsPage
 from outagewatch.logging import configure
-from outagewatch.metrics import PROBE_FAMILIES, RUN_FAMILIES, StateCollector
+from outagewatch.metrics import StateCollector
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
 

@@ -27,12 +27,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as _generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
+from outagewatch.catalogue import CATALOGUE, PROBE_FAMILIES, RUN_FAMILIES
 from outagewatch.lenses.probe import ProbeLens, ProbeState
-from outagewatch.metrics import (
-    CATALOGUE,
-    PROBE_FAMILIES,
-    RUN_FAMILIES,
-)
 from outagewatch.observations import PHASES
 from outagewatch.pipeline import SourceRunState, State
 

@@ -7,10 +7,11 @@ import subprocess
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from outagewatch.catalogue import PROBE_FAMILIES, RUN_FAMILIES
 from outagewatch.clock import FakeClock
 from outagewatch.exposition import MetricsPage
 from outagewatch.lenses.probe import ProbeLens
-from outagewatch.metrics import PROBE_FAMILIES, RUN_FAMILIES, StateCollector
+from outagewatch.metrics import StateCollector
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
 from tests.conftest import require_tool

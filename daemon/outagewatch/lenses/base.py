@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from outagewatch.detect.disruption import PageEvidence, ProbeEvidence, SpikeEvidence
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
+    from outagewatch.clock import Clock
     from outagewatch.config import Config, ServiceConfig
     from outagewatch.detect.signals import SignalDetectors
+    from outagewatch.history import StatusHistory
+    from outagewatch.incidents import IncidentLog
     from outagewatch.lenses.chat.budget import ChatBudget
-    from outagewatch.pipeline import Pipeline, SourceRunState
     from outagewatch.sources.base import Source
 
 S = TypeVar("S")
@@ -28,6 +30,42 @@ S = TypeVar("S")
 # Which instances of a sharded fleet run a source: its hashmod shard (and replicas),
 # shard 0 only unless `shard_all_sources`, or every instance (our own vantage point).
 Placement = Literal["split", "owner", "every"]
+
+
+class RunRecord(Protocol):
+    """What a lens reads of the framework's record of a source's runs
+    (``pipeline.SourceRunState`` is one)."""
+
+    @property
+    def failing_since(self) -> float | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def last_success_time(self) -> float | None: ...
+
+
+class SharedState(Protocol):
+    """The parts of the pipeline's state every lens may feed: the history charts,
+    the spike detectors and the official incident log."""
+
+    @property
+    def history(self) -> StatusHistory: ...
+    @property
+    def signals(self) -> SignalDetectors: ...
+    @property
+    def incidents(self) -> IncidentLog: ...
+
+
+class Folding(Protocol):
+    """What a lens may use of the pipeline while it folds an observation
+    (``pipeline.Pipeline`` is one): lenses sit below the pipeline and never import it."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def log(self) -> Any: ...  # a structlog logger
+    @property
+    def state(self) -> SharedState: ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +84,7 @@ class EvidenceContext:
     service_config: ServiceConfig
     config: Config
     signals: SignalDetectors
-    runs: Mapping[str, SourceRunState]
+    runs: Mapping[str, RunRecord]
     scheduled: set[str]  # the source keys this instance runs
     started: float  # when the service was first judged
 
@@ -73,7 +111,7 @@ class PageContext:
     service_config: ServiceConfig
     config: Config
     signals: SignalDetectors
-    runs: Mapping[str, SourceRunState]
+    runs: Mapping[str, RunRecord]
     now: float
     base: str  # the external URL's path: links start with it
 
@@ -100,7 +138,7 @@ class Lens(Generic[S]):
         """Every enabled source of this lens the config describes."""
         return ()
 
-    def apply(self, pipeline: Pipeline, state: S, observation: Any) -> None:
+    def apply(self, pipeline: Folding, state: S, observation: Any) -> None:
         """Fold one observation of one of ``observations`` into the state."""
 
     def run_failed(self, state: S, key: str, reason: str) -> None:

@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from outagewatch.metrics import Families
+from outagewatch.catalogue import Families
 
 # fds the process needs besides inbound connections and probes: stdio, the event
 # loop's selector and self-pipe, SQLite's database, WAL and shm files, the systemd

@@ -14,17 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
+from outagewatch.catalogue import Families
 from outagewatch.config import AppStoreApp, AppStoreChart, AppStoreConfig
 from outagewatch.lenses.appstore.source import ChartFeedSource, build_chart_sources
 from outagewatch.lenses.appstore.state import AppStoreState
-from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
-from outagewatch.metrics import Families
+from outagewatch.lenses.base import Evidence, EvidenceContext, Folding, Lens, PageContext, Placed
 from outagewatch.observations import ChartSnapshot
 
 if TYPE_CHECKING:
     from outagewatch.config import Config
     from outagewatch.lenses.chat.budget import ChatBudget
-    from outagewatch.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class AppStoreLens(Lens[AppStoreState]):
     def sources(self, config: Config, budget: ChatBudget) -> Iterable[Placed]:
         return [Placed(source, "owner") for source in build_chart_sources(config)]
 
-    def apply(self, pipeline: Pipeline, state: AppStoreState, snapshot: ChartSnapshot) -> None:
+    def apply(self, pipeline: Folding, state: AppStoreState, snapshot: ChartSnapshot) -> None:
         state.apply(snapshot)
         for service in sorted(snapshot.apps):
             # The best place over every chart and country; out of a chart is just below it.

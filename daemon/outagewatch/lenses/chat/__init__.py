@@ -14,23 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
+from outagewatch.catalogue import Families
 from outagewatch.config import AnthropicProbe, ChatProbeBase, OpenAIProbe
 from outagewatch.detect.tracker import EVIDENCE_SLICE
 from outagewatch.histogram import Histogram
 from outagewatch.keys import probe_source_key
-from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, Placed
+from outagewatch.lenses.base import Evidence, EvidenceContext, Folding, Lens, Placed
 from outagewatch.lenses.chat.source import (
     AnthropicProbeSource,
     ChatProbeSource,
     OpenAIProbeSource,
 )
-from outagewatch.metrics import Families
 from outagewatch.observations import CHAT_OUTCOMES, ChatBudgetStatus, ChatStats, ProbeResult
 
 if TYPE_CHECKING:
     from outagewatch.config import Config
     from outagewatch.lenses.chat.budget import ChatBudget
-    from outagewatch.pipeline import Pipeline
 
 # Time to first token: a healthy chatbot answers in well under a few seconds.
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
@@ -69,7 +68,7 @@ class ChatLens(Lens[ChatsState]):
                     source = CHAT_PROBE_KINDS[probe.kind](service, name, probe, budget)
                     yield Placed(source, "split")
 
-    def apply(self, pipeline: Pipeline, state: ChatsState, observation: Any) -> None:
+    def apply(self, pipeline: Folding, state: ChatsState, observation: Any) -> None:
         if isinstance(observation, ChatBudgetStatus):
             chat = state.setdefault((observation.service, observation.probe), ChatState())
             chat.budget = observation

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
+from outagewatch.catalogue import Families
 from outagewatch.clock import iso_time, when_text
 from outagewatch.config import ChatProbeBase, HttpProbe
 from outagewatch.detect.disruption import LOCAL_REASONS
@@ -25,15 +26,13 @@ from outagewatch.detect.tracker import EVIDENCE_SLICE, ProbeStreaks, probe_evide
 from outagewatch.failure_text import failure_text
 from outagewatch.histogram import Histogram
 from outagewatch.keys import probe_source_key
-from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
+from outagewatch.lenses.base import Evidence, EvidenceContext, Folding, Lens, PageContext, Placed
 from outagewatch.lenses.probe.source import HttpProbeSource
-from outagewatch.metrics import Families
 from outagewatch.observations import ProbeResult
 
 if TYPE_CHECKING:
     from outagewatch.config import Config
     from outagewatch.lenses.chat.budget import ChatBudget
-    from outagewatch.pipeline import Pipeline
 
 # Probe latency buckets: from a fast API edge to a slow web app.
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -80,7 +79,7 @@ class ProbeLens(Lens[ProbesState]):
                 if probe.enabled and not isinstance(probe, ChatProbeBase):
                     yield Placed(HttpProbeSource(service, name, probe), "split")
 
-    def apply(self, pipeline: Pipeline, state: ProbesState, result: ProbeResult) -> None:
+    def apply(self, pipeline: Folding, state: ProbesState, result: ProbeResult) -> None:
         key = (result.service, result.probe)
         probe = state.probes.get(key)
         if probe is None:
@@ -172,7 +171,7 @@ class ProbeLens(Lens[ProbesState]):
         return Evidence(probes=tuple(probes), cadence=cadence)
 
 
-def _failure_detail(pipeline: Pipeline, probe: ProbeState, result: ProbeResult) -> None:
+def _failure_detail(pipeline: Folding, probe: ProbeState, result: ProbeResult) -> None:
     """Log why a probe fails: at its first failure, then when the cause changes.
 
     A probe failing from start has no up -> down change to log; a cause that

@@ -11,22 +11,21 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from outagewatch.catalogue import Families
 from outagewatch.config import ReportsConfig, ServiceReports
 from outagewatch.detect.signals import REPORT_BUCKET_S
-from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext
+from outagewatch.lenses.base import Evidence, EvidenceContext, Folding, Lens, PageContext
 from outagewatch.lenses.reports.baseline import ReportsState
-from outagewatch.metrics import Families
 from outagewatch.observations import Report
 
 if TYPE_CHECKING:
     from outagewatch.clock import Clock
-    from outagewatch.pipeline import Pipeline
-    from outagewatch.store import Store
+    from outagewatch.histogram import Histogram
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class ReportsLens(Lens[ReportsState]):
     def new_state(self) -> ReportsState:
         return ReportsState()
 
-    def apply(self, pipeline: Pipeline, reports: ReportsState, report: Report) -> None:
+    def apply(self, pipeline: Folding, reports: ReportsState, report: Report) -> None:
         reports.roll(report.time)
         counts = reports.counts(report.service)
         counts.total[report.problem] += 1
@@ -86,12 +85,23 @@ class ReportsLens(Lens[ReportsState]):
         yield
 
 
+class StoreHealth(Protocol):
+    """What the collector reads of the store (``store.Store`` is one): lenses sit
+    below the store and never import it."""
+
+    @property
+    def commit_durations(self) -> Histogram: ...
+    @property
+    def commit_failures(self) -> int: ...
+    def size_bytes(self) -> int: ...
+
+
 # Report counts need the clock (the last 5 minutes, this hour's baseline), so they
 # render from a collector of their own, with the store's health beside them.
 class ReportsCollector(Collector):
     """Renders report counts, baselines and store health at scrape time."""
 
-    def __init__(self, reports: ReportsState, clock: Clock, store: Store) -> None:
+    def __init__(self, reports: ReportsState, clock: Clock, store: StoreHealth) -> None:
         self._reports = reports
         self._clock = clock
         self._store = store

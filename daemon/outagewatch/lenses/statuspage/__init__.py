@@ -15,13 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
+from outagewatch.catalogue import Families
 from outagewatch.clock import iso_time, when_text
 from outagewatch.config import GooglePage, IncidentIoPage, StatuspagePage
 from outagewatch.detect.disruption import PageEvidence, Reading
 from outagewatch.keys import status_source_key
-from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
+from outagewatch.lenses.base import (
+    Evidence,
+    EvidenceContext,
+    Folding,
+    Lens,
+    PageContext,
+    Placed,
+    RunRecord,
+)
 from outagewatch.lenses.statuspage.source import StatusPageSource
-from outagewatch.metrics import Families
 from outagewatch.observations import (
     COMPONENT_STATUSES,
     IMPACT_LEVELS,
@@ -32,7 +40,6 @@ from outagewatch.observations import (
 if TYPE_CHECKING:
     from outagewatch.config import Config, ServiceConfig
     from outagewatch.lenses.chat.budget import ChatBudget
-    from outagewatch.pipeline import Pipeline, SourceRunState
 
 OFFICIAL_LEVELS = ("operational", "minor", "major", "critical")
 # Incident changes in one fetch logged one by one; more make one line with counts.
@@ -111,7 +118,7 @@ class OfficialView:
 
 
 def page_fetches(
-    runs: Mapping[str, SourceRunState], service: str, cfg: ServiceConfig
+    runs: Mapping[str, RunRecord], service: str, cfg: ServiceConfig
 ) -> tuple[FetchView, ...]:
     """Each enabled official page's fetching, from the framework's run records."""
     out = []
@@ -132,7 +139,7 @@ def page_fetches(
 
 
 def official(
-    state: StatusPagesState, runs: Mapping[str, SourceRunState], service: str, cfg: ServiceConfig
+    state: StatusPagesState, runs: Mapping[str, RunRecord], service: str, cfg: ServiceConfig
 ) -> OfficialView | None:
     """None only when no official page is configured: a failing fetch says so."""
     fetches = page_fetches(runs, service, cfg)
@@ -178,7 +185,7 @@ class StatusPageLens(Lens[StatusPagesState]):
                 if page.enabled:
                     yield Placed(StatusPageSource(service, name, page), "owner")
 
-    def apply(self, pipeline: Pipeline, state: StatusPagesState, snapshot: StatusSnapshot) -> None:
+    def apply(self, pipeline: Folding, state: StatusPagesState, snapshot: StatusSnapshot) -> None:
         state[(snapshot.service, snapshot.page)] = StatusPageState(snapshot.kind, snapshot)
         opened, resolved = pipeline.state.incidents.observe(snapshot)
         # A line per incident for the usual one or two; past that, one line per

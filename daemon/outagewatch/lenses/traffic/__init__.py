@@ -14,20 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
+from outagewatch.catalogue import Families
 from outagewatch.clock import iso_time
 from outagewatch.config import TrafficQuery
 from outagewatch.detect.disruption import Reading, SpikeEvidence
 from outagewatch.detect.signals import traffic_signal
 from outagewatch.keys import traffic_source_key
-from outagewatch.lenses.base import Evidence, EvidenceContext, Lens, PageContext, Placed
+from outagewatch.lenses.base import Evidence, EvidenceContext, Folding, Lens, PageContext, Placed
 from outagewatch.lenses.traffic.source import PrometheusQuerySource
-from outagewatch.metrics import Families
 from outagewatch.observations import TrafficSample
 
 if TYPE_CHECKING:
     from outagewatch.config import Config
     from outagewatch.lenses.chat.budget import ChatBudget
-    from outagewatch.pipeline import Pipeline
 
 # The last sample of each query, by (service, query).
 TrafficState = dict[tuple[str, str], TrafficSample]
@@ -70,7 +69,7 @@ class TrafficLens(Lens[TrafficState]):
                 if query.enabled:
                     yield Placed(PrometheusQuerySource(service, name, query), "owner")
 
-    def apply(self, pipeline: Pipeline, state: TrafficState, sample: TrafficSample) -> None:
+    def apply(self, pipeline: Folding, state: TrafficState, sample: TrafficSample) -> None:
         state[(sample.service, sample.query)] = sample
         pipeline.state.signals.traffic(sample.service, sample.query, sample.time, sample.value)
 

@@ -14,22 +14,21 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
+from outagewatch.catalogue import Families
 from outagewatch.config import DnsControl, HttpControl, VantageConfig
 from outagewatch.detect.disruption import Reading
 from outagewatch.detect.vantage import HEALTHY, ControlEvidence, ControlStreak, VantageVerdict
 from outagewatch.keys import control_source_key
-from outagewatch.lenses.base import Lens, Placed
+from outagewatch.lenses.base import Folding, Lens, Placed
 from outagewatch.lenses.vantage.source import (
     DnsControlSource,
     HttpControlSource,
 )
-from outagewatch.metrics import Families
 from outagewatch.observations import ControlResult
 
 if TYPE_CHECKING:
     from outagewatch.config import Config
     from outagewatch.lenses.chat.budget import ChatBudget
-    from outagewatch.pipeline import Pipeline
 
 
 @dataclass
@@ -55,7 +54,7 @@ class VantageLens(Lens[VantageState]):
             else:
                 yield Placed(HttpControlSource(target, control), "every")
 
-    def apply(self, pipeline: Pipeline, state: VantageState, result: ControlResult) -> None:
+    def apply(self, pipeline: Folding, state: VantageState, result: ControlResult) -> None:
         streak = state.controls.setdefault(result.target, ControlStreak())
         if streak.last is not None and (streak.failing == 0) != result.success:
             pipeline.log.warning(
