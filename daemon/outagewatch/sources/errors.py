@@ -15,7 +15,7 @@ from outagewatch.observations import ChatOutcome, ProbeReason, short_detail
 
 # What the transport can fail with, whatever the protocol (sources/client.py).
 TransportReason = Literal["timeout", "dns", "connect", "tls", "http_status", "local"]
-# Why a status page run failed (sources/statuspage.py).
+# Why a status page run failed (lenses/statuspage/source.py).
 StatusReason = Literal[
     "timeout",
     "dns",
@@ -32,7 +32,7 @@ StatusReason = Literal[
     "bad_format",  # JSON, but not the page format
     "redirect",  # a redirect to another host (not allowed), or too many
 ]
-# Why a traffic query run failed (sources/prometheus.py).
+# Why a traffic query run failed (lenses/traffic/source.py).
 TrafficReason = Literal[
     "timeout",
     "dns",
@@ -48,7 +48,7 @@ TrafficReason = Literal[
     "non_finite",  # a NaN or infinite sample
     "credential",  # the configured secret cannot be read
 ]
-# Why a chart fetch failed (sources/appstore.py).
+# Why a chart fetch failed (lenses/appstore/source.py).
 FeedReason = Literal[
     "throttled",  # HTTP 403/429, or a legacy feed with no entries
     "server_error",  # HTTP 5xx
@@ -101,7 +101,7 @@ class WireError(SourceError):
 
 
 class FeedError(SourceError):
-    """A body that is not a usable chart (sources/appstore.py)."""
+    """A body that is not a usable chart (lenses/appstore/source.py)."""
 
     def __init__(self, reason: FeedReason, detail: str) -> None:
         super().__init__(reason, detail)
@@ -109,7 +109,7 @@ class FeedError(SourceError):
 
 
 class ChatFailure(SourceError):
-    """Ends a chat run with one outcome class (sources/chat.py)."""
+    """Ends a chat run with one outcome class (lenses/chat/source.py)."""
 
     def __init__(self, reason: ChatOutcome, detail: str) -> None:
         super().__init__(reason, detail)
