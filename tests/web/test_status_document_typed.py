@@ -3,8 +3,9 @@
 ``status_document_golden.json`` was captured from the dict-built document (the
 commit before the typed read views) for these fixed, busy states: a service
 fed an hour of probes, reports, a chart and a major incident, judged, with a
-failing source; nine services judged at 3 a.m.; a flapping probe under a state
-change. The typed document must give the same keys, order and values.
+failing source, a lead; nine services judged at 3 a.m.; a flapping probe under a state
+change. The typed document must give the same keys, order and values, and the
+same page, byte for byte.
 """
 
 from __future__ import annotations
@@ -68,17 +69,18 @@ def _flapping() -> dict[str, Any]:
 
 
 def _document(config: Any, pipeline: Pipeline, now: float) -> dict[str, Any]:
-    from outagewatch.web.status import status_document
+    """The JSON of /api/v1/status and the page, both from one document."""
+    from outagewatch.web.status import render_status_page, status_document
 
-    document: dict[str, Any] = status_document(config, pipeline.state, now, "/base")
-    return document
+    document = status_document(config, pipeline.state, now, "/base")
+    return {"json": document, "page": render_status_page(document, now, 30, "/base")}
 
 
 def documents() -> dict[str, Any]:
     return {"busy": _busy(), "night": _night(), "flapping": _flapping()}
 
 
-def test_the_typed_document_serialises_as_the_dict_one_did() -> None:
+def test_the_typed_document_serialises_and_renders_as_the_dict_one_did() -> None:
     golden = GOLDEN.read_text(encoding="utf-8")
     assert json.dumps(documents(), indent=1) + "\n" == golden
 
