@@ -31,6 +31,7 @@ from outagewatch.logging import configure
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
+from outagewatch.views import StatusQuery
 
 GOAL_MS = 250.0
 
@@ -83,12 +84,12 @@ def measure_one(targets: int, runs: int) -> tuple[Figure, Figure, int, int]:
     rest = CollectorRegistry()
     PlatformCollector(registry=rest)
     GCCollector(registry=rest)
-    rest.register(StateCollector(pipeline.state, "bench", "bench", "3"))
+    rest.register(StateCollector(StatusQuery(pipeline.state), "bench", "bench", "3"))
     page = MetricsPage(pipeline.state, rest)
     full = CollectorRegistry()
     PlatformCollector(registry=full)
     GCCollector(registry=full)
-    full.register(StateCollector(pipeline.state, "bench", "bench", "3"))
+    full.register(StateCollector(StatusQuery(pipeline.state), "bench", "bench", "3"))
     full.register(_PerTarget(pipeline, page))
 
     async def scrapes() -> tuple[list[float], int]:

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from outagewatch.exposition import MetricsPage
 from outagewatch.metrics import StateCollector
 from outagewatch.pipeline import State
+from outagewatch.views import StatusQuery
 
 
 class Scrape:
@@ -36,7 +37,7 @@ class Scrape:
 def metrics_page(state: State) -> MetricsPage:
     """The page the daemon serves for ``state`` (minus the process collectors)."""
     registry = CollectorRegistry()
-    registry.register(StateCollector(state, "t", "t", "3"))
+    registry.register(StateCollector(StatusQuery(state), "t", "t", "3"))
     return MetricsPage(state, registry)
 
 

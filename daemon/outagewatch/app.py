@@ -40,6 +40,7 @@ from outagewatch.sdnotify import SystemdNotifier, watchdog_interval
 from outagewatch.sources.base import RunContext, Source
 from outagewatch.sources.client import HttpClients
 from outagewatch.store import Store, StoreError, StoreLock, decode_state
+from outagewatch.views import StatusQuery
 from outagewatch.warmstart import warm_start
 from outagewatch.web.connections import (
     AcceptErrorLog,
@@ -203,6 +204,8 @@ class Daemon:
         self.scrubber = scrubber if scrubber is not None else Scrubber()
         self.notifier = SystemdNotifier()
         self.pipeline = Pipeline(self.clock)
+        # The read side of the pipeline: the page, its JSON and the collectors read this.
+        self.status = StatusQuery(self.pipeline.state)
         self.registry = CollectorRegistry()
         self.http = HttpClients(resolver_factory)
         # Chat probes' spending today: one ledger for the process, kept across reloads.
@@ -234,12 +237,10 @@ class Daemon:
         GCCollector(registry=self.registry)
         # Per-target families are rendered by MetricsPage (cached), the rest from here.
         self.registry.register(
-            StateCollector(
-                self.pipeline.state, __version__, build_revision(), platform.python_version()
-            )
+            StateCollector(self.status, __version__, build_revision(), platform.python_version())
         )
         self.registry.register(ReportsCollector(self.pipeline.reports, self.clock, store))
-        self.registry.register(DetectionCollector(self.pipeline.state))
+        self.registry.register(DetectionCollector(self.status))
         self.registry.register(StateRestoreCollector(keeper))
         self.registry.register(ConnectionsCollector(gate))
 
@@ -429,7 +430,7 @@ class Daemon:
                 stack.callback(loop.remove_signal_handler, sig)
         timeouts = self.web_options.timeouts
         web_ctx = WebContext(
-            state=self.pipeline.state,
+            status=self.status,
             config=lambda: self.config,
             ready=self.is_ready,
             reload=self._reload_from_web,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, overload
 
 
 def parse_timestamp(text: str) -> float:
@@ -20,6 +20,10 @@ def parse_timestamp(text: str) -> float:
     return moment.timestamp()
 
 
+@overload
+def iso_time(ts: float) -> str: ...
+@overload
+def iso_time(ts: float | None) -> str | None: ...
 def iso_time(ts: float | None) -> str | None:
     """Unix seconds as ISO 8601 UTC to the second (`2026-03-02T14:05:00Z`); None stays None."""
     if ts is None:

@@ -1,4 +1,5 @@
-"""The collectors: the pipeline's state rendered as metric families at scrape time.
+"""The collectors: the pipeline's state, read through ``views.StatusQuery``, rendered
+as metric families at scrape time.
 
 Every name comes from the catalogue (``catalogue.py``); the lenses render their own
 families, these the framework's (build, reload, scheduler, detection). A target
@@ -16,45 +17,48 @@ from prometheus_client.registry import Collector
 
 from outagewatch.catalogue import Families
 from outagewatch.detect.disruption import REASONS, STATES
-from outagewatch.detect.tracker import LEAD_OUTCOMES
 
 if TYPE_CHECKING:
-    from outagewatch.pipeline import State
+    from outagewatch.views import StatusQuery
 
 
 class StateCollector(Collector):
-    """Renders State as metric families at scrape time, all but the per-probe and
-    per-source families: exposition.MetricsPage renders those (cached per target)."""
+    """Renders the framework's families and each lens's at scrape time, all but the
+    per-probe and per-source families: exposition.MetricsPage renders those (cached
+    per target)."""
 
-    def __init__(self, state: State, version: str, revision: str, python_version: str) -> None:
-        self._state = state
+    def __init__(
+        self, status: StatusQuery, version: str, revision: str, python_version: str
+    ) -> None:
+        self._status = status
         self._build = [version, revision, python_version]
 
     def collect(self) -> Iterator[Metric]:
-        state = self._state
+        status = self._status
+        reload = status.reload()
         fams = Families(
             "outagewatch_build_info",
             "outagewatch_config_last_reload_successful",
             "outagewatch_config_last_reload_success_timestamp_seconds",
         )
         fams.add("outagewatch_build_info", self._build, 1)
-        fams.add("outagewatch_config_last_reload_successful", [], int(state.config_reload_ok))
-        if state.config_reload_time is not None:
+        fams.add("outagewatch_config_last_reload_successful", [], int(reload.ok))
+        if reload.success_time is not None:
             fams.add(
                 "outagewatch_config_last_reload_success_timestamp_seconds",
                 [],
-                state.config_reload_time,
+                reload.success_time,
             )
         yield from fams
-        for lens, lens_state in state.lenses:
+        for lens, lens_state in status.lens_states():
             yield from lens.families(lens_state)
-        yield from self._scheduler(state)
+        yield from self._scheduler(status)
 
-    def _scheduler(self, state: State) -> Families:
+    def _scheduler(self, status: StatusQuery) -> Families:
         fams = Families("outagewatch_scheduler_lateness_seconds")
-        hist = state.scheduler_lateness
+        hist = status.lateness()
         fams.add_histogram(
-            "outagewatch_scheduler_lateness_seconds", [], hist.cumulative(), hist.sum
+            "outagewatch_scheduler_lateness_seconds", [], list(hist.cumulative), hist.sum
         )
         return fams
 
@@ -62,12 +66,10 @@ class StateCollector(Collector):
 class DetectionCollector(Collector):
     """Renders spike detectors, disruption states and detection leads at scrape time."""
 
-    def __init__(self, state: State) -> None:
-        self._state = state
+    def __init__(self, status: StatusQuery) -> None:
+        self._status = status
 
     def collect(self) -> Iterator[Metric]:
-        signals = self._state.signals
-        tracker = self._state.disruption
         fams = Families(
             "outagewatch_spike_score",
             "outagewatch_spike_active",
@@ -79,15 +81,15 @@ class DetectionCollector(Collector):
             "outagewatch_detection_lead_seconds",
             "outagewatch_detection_incidents_total",
         )
-        for (service, signal), status in sorted(signals.status.items()):
-            labels = [service, signal]
-            verdict = status.verdict
-            fams.add("outagewatch_spike_score", labels, verdict.score)
-            fams.add("outagewatch_spike_active", labels, int(verdict.active))
-            if math.isfinite(verdict.baseline):
-                fams.add("outagewatch_spike_baseline", labels, verdict.baseline)
-            fams.add("outagewatch_spikes_total", labels, signals.spikes_total[(service, signal)])
-        for service, current in sorted(tracker.status.items()):
+        for spike in self._status.spikes():
+            labels = [spike.service, spike.signal]
+            fams.add("outagewatch_spike_score", labels, spike.score)
+            fams.add("outagewatch_spike_active", labels, int(spike.active))
+            if math.isfinite(spike.baseline):
+                fams.add("outagewatch_spike_baseline", labels, spike.baseline)
+            fams.add("outagewatch_spikes_total", labels, spike.spikes_total)
+        for current in self._status.disruptions():
+            service = current.service
             for state in STATES:
                 active = int(current.state == state)
                 fams.add("outagewatch_disruption_state", [service, state], active)
@@ -95,13 +97,8 @@ class DetectionCollector(Collector):
                 holds = int(reason in current.reasons)
                 fams.add("outagewatch_disruption_reason", [service, reason], holds)
             fams.add("outagewatch_disruption_since_timestamp_seconds", [service], current.since)
-            lead = tracker.last_lead(service)
-            if lead is not None and lead.seconds is not None:
-                fams.add("outagewatch_detection_lead_seconds", [service], lead.seconds)
-            for outcome in LEAD_OUTCOMES:
-                fams.add(
-                    "outagewatch_detection_incidents_total",
-                    [service, outcome],
-                    tracker.lead_outcomes[(service, outcome)],
-                )
+            if current.lead_seconds is not None:
+                fams.add("outagewatch_detection_lead_seconds", [service], current.lead_seconds)
+            for outcome, count in current.incidents:
+                fams.add("outagewatch_detection_incidents_total", [service, outcome], count)
         yield from fams

@@ -28,7 +28,8 @@ from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import HttpClients
-from outagewatch.web.status import render_status_page, status_document
+from outagewatch.views import StatusQuery
+from outagewatch.web.status import render_status_page
 from tests.scrape import scrape
 
 from ..conftest import FakeResolver, Serve, require_tool
@@ -194,8 +195,9 @@ async def test_every_outcome_leaves_no_key_in_logs_metrics_pages_or_errors(
 
     registry = await scrape(pipeline.state)
     metrics = registry.text
-    document = status_document(config, pipeline.state, clock.time())
-    landing = render_status_page(document, clock.time(), 30) + json.dumps(document)
+    typed = StatusQuery(pipeline.state).document(config, clock.time())
+    document = typed.json()
+    landing = render_status_page(typed, clock.time(), 30) + json.dumps(document)
     # A run that observed nothing says why, next to the service's probes.
     (no_key,) = [f for f in document["services"][0]["failing_sources"] if "no-key" in f["source"]]
     assert no_key["error"].startswith("credential: ")

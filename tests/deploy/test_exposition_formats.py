@@ -24,6 +24,7 @@ from outagewatch.lenses.probe import ProbeLens
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
+from outagewatch.views import StatusQuery
 from tests.conftest import Serve, require_tool
 from tests.daemon_process import DaemonProcess, free_port
 
@@ -76,7 +77,7 @@ def busy_page() -> tuple[Pipeline, MetricsPage]:
         )
     pipeline.record_run("claude/odd", "http", 2.0, error_reason="timeout")
     registry = CollectorRegistry()
-    registry.register(StateCollector(pipeline.state, "1", "r", "3.11"))
+    registry.register(StateCollector(StatusQuery(pipeline.state), "1", "r", "3.11"))
     return pipeline, MetricsPage(pipeline.state, registry)
 
 

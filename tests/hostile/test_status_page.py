@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outagewatch.web.status import render_status_page, status_document, summary
+from outagewatch.views import Event, ServiceStatus, StatusDocument, StatusQuery, summary
+from outagewatch.web.status import render_status_page
 from tests.web.test_status_page_3am import NIGHT, _judged
 
 
@@ -34,16 +36,33 @@ def _shape(page: str) -> set[tuple[str, tuple[str, ...]]]:
     return parser.seen
 
 
-def _night() -> tuple[dict[str, Any], float]:
+def _night() -> tuple[StatusDocument, float]:
     pipeline, config, clock = _judged(NIGHT)
-    return status_document(config, pipeline.state, clock.time()), clock.time()
+    return StatusQuery(pipeline.state).document(config, clock.time()), clock.time()
 
 
-BASE, NOW = _night()
+def _with_probe(service: ServiceStatus, **changes: Any) -> ServiceStatus:
+    """The service with its first probe's row changed (the probe lens's own fragment)."""
+    parts = []
+    for part in service.lenses:
+        if part.lens.page_key == "probes":
+            rows = copy.deepcopy(part.fragment)
+            rows[0].update(changes)
+            part = replace(part, fragment=rows)
+        parts.append(part)
+    return replace(service, lenses=tuple(parts))
+
+
+NIGHT_DOCUMENT, NOW = _night()
 # Tags and attributes the page makes itself, whatever the text; a probe row of each kind.
-for _service in BASE["services"]:
-    _service["probes"][0].update(result="down", reason="http_status", status_code=503, detail="x")
-BASE["events"] = [{"time": BASE["time"], "service": "claude", "kind": "state", "text": "t"}]
+BASE = replace(
+    NIGHT_DOCUMENT,
+    services=tuple(
+        _with_probe(s, result="down", reason="http_status", status_code=503, detail="x")
+        for s in NIGHT_DOCUMENT.services
+    ),
+    events=(Event(NIGHT_DOCUMENT.time, "claude", "state", "t"),),
+)
 BASE_SHAPE = _shape(render_status_page(BASE, NOW, 30))
 
 hostile = st.text(max_size=60) | st.sampled_from(
@@ -64,18 +83,27 @@ def test_hostile_text_never_shapes_the_page(
     failure: tuple[str, str | None, int | None, str],
     event: str,
 ) -> None:
-    document = copy.deepcopy(BASE)
-    for service, title in zip(document["services"], titles, strict=True):
-        service["title"] = title
-        reason, sub_reason, code, detail = failure
-        service["probes"][0].update(
-            reason=reason, sub_reason=sub_reason, status_code=code, detail=detail
+    reason, sub_reason, code, detail = failure
+    services = []
+    for service, title in zip(BASE.services, titles, strict=True):
+        service = _with_probe(
+            replace(service, title=title),
+            reason=reason,
+            sub_reason=sub_reason,
+            status_code=code,
+            detail=detail,
         )
-    grok = next(s for s in document["services"] if s["service"] == "grok")
-    grok["disruption"]["reasons"] = reasons
-    document["events"][0]["text"] = event
-    document["summary"] = summary(document["services"])
-    json.dumps(document["summary"])
+        if service.service == "grok":
+            disruption = replace(service.disruption, reasons=tuple(reasons))
+            service = replace(service, disruption=disruption)
+        services.append(service)
+    document = replace(
+        BASE,
+        services=tuple(services),
+        summary=summary(services),
+        events=(replace(BASE.events[0], text=event),),
+    )
+    json.dumps(document.json())
     page = render_status_page(document, NOW, 30)
     assert _shape(page) <= BASE_SHAPE
-    assert document["summary"]["text"].startswith("2 of 9 disrupted")
+    assert document.summary.text.startswith("2 of 9 disrupted")

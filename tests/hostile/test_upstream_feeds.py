@@ -51,7 +51,8 @@ from outagewatch.sources.base import RunContext, Source, run_source
 from outagewatch.sources.client import HttpClients
 from outagewatch.sources.errors import FEED_FAILURE_REASONS, FeedError, SourceError
 from outagewatch.sources.retry_after import retry_after_seconds
-from outagewatch.web.status import render_status_page, status_document
+from outagewatch.views import StatusQuery
+from outagewatch.web.status import render_status_page
 from tests.appstore.conftest import FeedServer
 from tests.appstore.conftest import Reply as FeedReply
 from tests.appstore.payloads import (
@@ -245,7 +246,7 @@ async def test_thirteen_thousand_open_incidents_are_capped_and_logged_once(
             }
         }
     )
-    page = render_status_page(status_document(config, harness.pipeline.state, 0.0), 0.0, 60)
+    page = render_status_page(StatusQuery(harness.pipeline.state).document(config, 0.0), 0.0, 60)
     assert len(page) < 100_000  # it was 2.5 MB
 
 

@@ -14,6 +14,7 @@ from outagewatch.lenses.probe import ProbeLens
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import ProbeResult
 from outagewatch.pipeline import Pipeline
+from outagewatch.views import StatusQuery
 from tests.conftest import require_tool
 
 
@@ -140,7 +141,7 @@ def per_target(text: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], float
 
 async def page_of(pipeline: Pipeline) -> MetricsPage:
     registry = CollectorRegistry()
-    registry.register(StateCollector(pipeline.state, "1", "r", "3.11"))
+    registry.register(StateCollector(StatusQuery(pipeline.state), "1", "r", "3.11"))
     return MetricsPage(pipeline.state, registry)
 
 

@@ -16,6 +16,7 @@ from outagewatch.lenses.registry import build_sources
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import COMPONENT_STATUSES, StatusIncident, StatusSnapshot
 from outagewatch.pipeline import Pipeline
+from outagewatch.views import StatusQuery
 from tests.scrape import Scrape, scrape
 
 T0 = 1_786_000_000.0
@@ -55,7 +56,7 @@ def pipeline() -> Pipeline:
 @pytest.fixture
 def registry(pipeline: Pipeline) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(StateCollector(pipeline.state, "0", "test", "3"))
+    registry.register(StateCollector(StatusQuery(pipeline.state), "0", "test", "3"))
     return registry
 
 

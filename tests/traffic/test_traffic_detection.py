@@ -13,7 +13,7 @@ from outagewatch.keys import traffic_source_key
 from outagewatch.lenses.traffic import TrafficLens
 from outagewatch.observations import TrafficSample
 from outagewatch.pipeline import Pipeline
-from outagewatch.web.status import status_document
+from outagewatch.views import StatusQuery
 from tests.scrape import scrape
 
 START = 1_700_000_000.0
@@ -85,7 +85,7 @@ async def test_the_value_and_state_show_on_metrics_and_the_card() -> None:
     text = (await scrape(pipeline.state)).text
     assert 'outagewatch_traffic_value{query="requests",service="claude"} 5.0' in text
     assert 'outagewatch_traffic_series{query="requests",service="claude"} 1.0' in text
-    document = status_document(config(), pipeline.state, START + 100)
+    document = StatusQuery(pipeline.state).document(config(), START + 100).json()
     (service,) = document["services"]
     assert service["traffic"] == [
         {

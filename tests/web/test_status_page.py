@@ -20,8 +20,9 @@ from outagewatch.observations import (
     StatusSnapshot,
 )
 from outagewatch.pipeline import Pipeline
+from outagewatch.views import StatusQuery
 from outagewatch.web.server import WebContext, make_app
-from outagewatch.web.status import render_status_page, status_document
+from outagewatch.web.status import render_status_page
 from tests.conftest import Serve
 
 CONFIG = {
@@ -84,7 +85,8 @@ def _fed_pipeline() -> tuple[Pipeline, FakeClock]:
 def test_page_and_json_tell_the_same_story_of_an_outage() -> None:
     pipeline, clock = _fed_pipeline()
     config = parse_config(CONFIG)
-    document = status_document(config, pipeline.state, clock.time())
+    typed = StatusQuery(pipeline.state).document(config, clock.time())
+    document = typed.json()
     (claude,) = document["services"]
     # No judgement yet (the tracker was never configured): unknown, in words.
     assert claude["disruption"] == {
@@ -108,7 +110,7 @@ def test_page_and_json_tell_the_same_story_of_an_outage() -> None:
     assert max(count for _, count in charts["reports_per_5m"]) == 100
     assert [e["kind"] for e in document["events"]] == ["incident_opened", "probe_down"]
 
-    page = render_status_page(document, clock.time(), 30)
+    page = render_status_page(typed, clock.time(), 30)
     assert '<meta http-equiv=refresh content="30">' in page
     assert "✕ down: overloaded" in page  # a symbol and words, not only red
     assert '<span class="state unknown">? Unknown</span>' in page
@@ -156,13 +158,13 @@ async def test_routes_serve_the_page_and_the_json(serve: Serve) -> None:
     async def reload() -> bool:
         return True
 
-    ctx = WebContext(pipeline.state, lambda: config, lambda: True, reload, clock=clock)
+    ctx = WebContext(StatusQuery(pipeline.state), lambda: config, lambda: True, reload, clock=clock)
     url = await serve(make_app(ctx, MetricsPage(pipeline.state, CollectorRegistry())))
     async with aiohttp.ClientSession() as session:
         async with session.get(url + "/api/v1/status") as response:
             assert response.status == 200
             document = await response.json()
-        assert document == status_document(config, pipeline.state, clock.time())
+        assert document == StatusQuery(pipeline.state).document(config, clock.time()).json()
         async with session.get(url + "/?refresh=1") as response:
             page = await response.text()
             assert response.headers["Cache-Control"] == "no-store"

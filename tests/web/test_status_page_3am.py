@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Any
 
 from outagewatch.clock import FakeClock
 from outagewatch.config import Config, parse_config
@@ -23,12 +22,16 @@ from outagewatch.observations import ChartSnapshot, ProbeResult, Report
 from outagewatch.pipeline import Pipeline
 from outagewatch.sources.base import RunContext, run_source
 from outagewatch.store import Store
-from outagewatch.web.status import (
+from outagewatch.views import (
     RECENT_EVENTS,
-    render_status_page,
-    status_document,
+    ChartsView,
+    DetectorsView,
+    DisruptionView,
+    ServiceStatus,
+    StatusQuery,
     summary,
 )
+from outagewatch.web.status import render_status_page
 from tests.conftest import Serve
 
 HOUR = 3600.0
@@ -93,7 +96,8 @@ def _card_order(page: str) -> list[str]:
 
 def test_summary_counts_states_worst_first_and_names_why_unknown() -> None:
     pipeline, config, clock = _judged(NIGHT)
-    document = status_document(config, pipeline.state, clock.time())
+    typed = StatusQuery(pipeline.state).document(config, clock.time())
+    document = typed.json()
     line = document["summary"]
     assert line["text"] == (
         "2 of 9 disrupted · 1 degraded · 1 unknown: vantage unhealthy (Grok) · 5 OK"
@@ -108,7 +112,7 @@ def test_summary_counts_states_worst_first_and_names_why_unknown() -> None:
             "titles": ["Grok"],
         }
     ]
-    page = render_status_page(document, clock.time(), 30)
+    page = render_status_page(typed, clock.time(), 30)
     # The summary leads the page, before any card, in the colour of the worst state.
     lead = re.search(r'<p class="summary disrupted" id=summary role=status>(.*?)</p>', page)
     assert lead is not None and page.index("id=summary") < page.index('class="card ')
@@ -131,9 +135,18 @@ def test_summary_counts_states_worst_first_and_names_why_unknown() -> None:
     assert [s["service"] for s in document["services"]] == list(NAMES)
 
 
-def _services(states: list[tuple[str, str, list[str]]]) -> list[dict[str, Any]]:
+def _services(states: list[tuple[str, str, list[str]]]) -> list[ServiceStatus]:
+    """Services judged so, with nothing else to show: what the summary reads."""
     return [
-        {"service": key, "title": key.title(), "disruption": {"state": state, "reasons": why}}
+        ServiceStatus(
+            key,
+            key.title(),
+            DisruptionView(state, None, tuple(why), tuple(why), None),
+            DetectorsView((), ()),
+            (),
+            ChartsView(0.0, (), {}, (), None, (), {}),
+            (),
+        )
         for key, state, why in states
     ]
 
@@ -150,16 +163,16 @@ def test_summary_groups_unknown_reasons_and_counts_big_groups() -> None:
             ]
         )
     )
-    assert line["text"] == (
+    assert line.text == (
         "7 of 8 unknown: vantage unhealthy (5 services); official page fetch failing (X); "
         "no reason given (Y) · 1 OK"
     )
     # A reason the page has no words for yet still reads as words.
     line = summary(_services([("a", "unknown", ["official_fetch_failing_since_0302"])]))
-    assert line["text"] == "1 of 1 unknown: official fetch failing since 0302 (A)"
-    assert summary(_services([("a", "ok", []), ("b", "ok", [])]))["text"] == "All 2 OK"
-    assert summary([])["text"] == "No services configured."
-    assert summary([])["worst"] is None
+    assert line.text == "1 of 1 unknown: official fetch failing since 0302 (A)"
+    assert summary(_services([("a", "ok", []), ("b", "ok", [])])).text == "All 2 OK"
+    assert summary([]).text == "No services configured."
+    assert summary([]).worst is None
 
 
 def test_probe_failures_read_as_words() -> None:
@@ -192,7 +205,7 @@ def test_probe_failures_read_as_words() -> None:
             )
         ]
     )
-    page = render_status_page(status_document(config, pipeline.state, clock.time()), 0.0, 30)
+    page = render_status_page(StatusQuery(pipeline.state).document(config, clock.time()), 0.0, 30)
     assert "✕ down: HTTP 503</td>" in page
     assert "http_status" not in page
 
@@ -222,12 +235,13 @@ def test_state_changes_stay_on_the_page_under_probe_noise() -> None:
                 )
             ]
         )
-    document = status_document(config, pipeline.state, clock.time())
+    typed = StatusQuery(pipeline.state).document(config, clock.time())
+    document = typed.json()
     kinds = [e["kind"] for e in document["events"]]
     assert kinds.count("state") == 1
     assert len([k for k in kinds if k.startswith("probe_")]) == RECENT_EVENTS
     assert kinds[-1] == "state"  # the oldest, yet kept
-    page = render_status_page(document, clock.time(), 30)
+    page = render_status_page(typed, clock.time(), 30)
     changes = page[page.index('class="state-changes"') : page.index('id="h-probe-events"')]
     assert "claude</strong>: now disrupted (was ok): most probes failing" in changes
     assert "probe web" not in changes
@@ -244,10 +258,11 @@ def test_no_ratio_is_printed_against_a_usual_below_the_floor() -> None:
     counts = pipeline.reports.counts("claude")
     for _ in range(3):
         counts.add(clock.time())
-    document = status_document(config, pipeline.state, clock.time())
+    typed = StatusQuery(pipeline.state).document(config, clock.time())
+    document = typed.json()
     reports = document["services"][0]["reports"]
     assert (reports["baseline_per_5m"], reports["floor_per_5m"]) == (0.0, 1.0)
-    page = render_status_page(document, clock.time(), 30)
+    page = render_status_page(typed, clock.time(), 30)
     assert "Reports in the last 5 minutes: <strong>3</strong> (usual: under 1)." in page
     assert "times that" not in page
 
@@ -258,7 +273,7 @@ def test_no_ratio_is_printed_against_a_usual_below_the_floor() -> None:
     pipeline.reports.history_start = clock.time() - 25 * HOUR
     for _ in range(9):
         counts.add(clock.time())
-    page = render_status_page(status_document(config, pipeline.state, clock.time()), 0.0, 30)
+    page = render_status_page(StatusQuery(pipeline.state).document(config, clock.time()), 0.0, 30)
     assert "<strong>12</strong> (usual: 4.0, 3.0 times that)." in page
 
 
@@ -288,10 +303,10 @@ async def test_reports_chart_draws_imported_history_not_zeros_before_the_start(
         for _ in range(20):  # live: 2 reports a minute for 20 minutes
             await pipeline.submit_reports([Report("claude", "app", clock.time())] * 2, 0.0)
             clock.advance(60)
-        document = status_document(config, pipeline.state, clock.time())
+        typed = StatusQuery(pipeline.state).document(config, clock.time())
     finally:
         store.close()
-    chart = document["services"][0]["charts"]
+    chart = typed.json()["services"][0]["charts"]
     points = {t: count for t, count in chart["reports_per_5m"]}
     first_imported = started - 1800 - 3 * HOUR
     # Nothing drawn before the stored history begins; no zeros claiming a quiet night.
@@ -303,7 +318,7 @@ async def test_reports_chart_draws_imported_history_not_zeros_before_the_start(
     assert [points[started + i * REPORT_BUCKET] for i in range(4)] == [10.0] * 4
     assert [t for t, _ in chart["baseline_per_5m"]] == sorted(points)
     assert chart["reports_counted_from"] is not None
-    page = render_status_page(document, clock.time(), 30)
+    page = render_status_page(typed, clock.time(), 30)
     assert "(before outagewatch started), hourly averages of the stored reports." in page
 
 
@@ -316,7 +331,9 @@ async def test_reports_chart_starts_at_the_start_without_history() -> None:
     pipeline.configure_detection(config, set())
     started = clock.time()
     clock.advance(900)
-    chart = status_document(config, pipeline.state, clock.time())["services"][0]["charts"]
+    chart = (
+        StatusQuery(pipeline.state).document(config, clock.time()).json()["services"][0]["charts"]
+    )
     assert chart["reports_per_5m"]
     assert min(t for t, _ in chart["reports_per_5m"]) == started - started % REPORT_BUCKET
 

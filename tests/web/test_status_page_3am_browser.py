@@ -13,7 +13,8 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from outagewatch.observations import ProbeResult
-from outagewatch.web.status import render_status_page, status_document
+from outagewatch.views import StatusQuery
+from outagewatch.web.status import render_status_page
 from tests.web.conftest import ARTIFACTS
 from tests.web.test_status_page_3am import NIGHT, _judged
 
@@ -55,7 +56,7 @@ def _night_page(tmp_path: Path) -> str:
             ]
         )
     page = tmp_path / "status.html"
-    document = status_document(config, pipeline.state, clock.time())
+    document = StatusQuery(pipeline.state).document(config, clock.time())
     page.write_text(render_status_page(document, clock.time(), 3600), encoding="utf-8")
     return page.as_uri()
 

@@ -12,7 +12,7 @@ from aiohttp.typedefs import Middleware
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import Config
 from outagewatch.exposition import MetricsPage
-from outagewatch.pipeline import State
+from outagewatch.views import StatusQuery
 from outagewatch.web.connections import ServerTimeouts
 from outagewatch.web.reports import ReportIntake, add_report_routes
 from outagewatch.web.security import (
@@ -25,14 +25,14 @@ from outagewatch.web.security import (
     lifecycle_refusal,
     security_middleware,
 )
-from outagewatch.web.status import parse_refresh, render_status_page, status_document
+from outagewatch.web.status import parse_refresh, render_status_page
 
 
 @dataclass
 class WebContext:
     """What the handlers may read or call."""
 
-    state: State
+    status: StatusQuery
     config: Callable[[], Config]
     ready: Callable[[], bool]
     reload: Callable[[], Awaitable[bool]]
@@ -97,9 +97,7 @@ async def status_page(request: web.Request) -> web.Response:
     now = ctx.clock.time()
     base = ctx.security().external.links
     return web.Response(
-        text=render_status_page(
-            status_document(ctx.config(), ctx.state, now, base), now, refresh, base
-        ),
+        text=render_status_page(ctx.status.document(ctx.config(), now, base), now, refresh, base),
         content_type="text/html",
         headers={"Cache-Control": "no-store"},
     )
@@ -110,7 +108,7 @@ async def status_json(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     base = ctx.security().external.links
     return web.json_response(
-        status_document(ctx.config(), ctx.state, ctx.clock.time(), base),
+        ctx.status.document(ctx.config(), ctx.clock.time(), base).json(),
         headers={"Cache-Control": "no-store"},
     )
 

@@ -1,8 +1,9 @@
-"""The status page at ``/`` and its JSON twin at ``/api/v1/status``.
+"""The status page at ``/``, rendered from the typed status document.
 
-``status_document`` reads the state once into plain data; the page and the
-JSON both render from it, so they never disagree. The page is server-rendered
-HTML with inline SVG charts: no script, no external asset, a meta refresh.
+``StatusQuery.document`` (outagewatch/views.py) reads the state once into a
+``StatusDocument``; the page renders from it and ``/api/v1/status`` is its
+``json()``, so the two never disagree. The page is server-rendered HTML with
+inline SVG charts: no script, no external asset, a meta refresh.
 """
 
 from __future__ import annotations
@@ -10,23 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
 
-from outagewatch import __version__
-from outagewatch.clock import iso_time, when_text
-from outagewatch.config import ChatProbeBase, Config, ServiceConfig
-from outagewatch.detect.disruption import REASON_LENS
-from outagewatch.detect.replay import warmup
-from outagewatch.history import REPORT_BUCKET
-from outagewatch.lenses.appstore import AppStoreLens
-from outagewatch.lenses.appstore.state import RankPoint
-from outagewatch.lenses.base import PageContext
-from outagewatch.lenses.registry import LENSES
-from outagewatch.lenses.reports import ReportsLens
-from outagewatch.lenses.reports.baseline import HOUR, SLOTS_PER_HOUR, hour_of
-from outagewatch.lenses.statuspage import FetchView, page_fetches
-from outagewatch.observations import short_detail
-from outagewatch.pipeline import State
+from outagewatch.clock import when_text
+from outagewatch.views import (
+    PROBE_EVENT_KINDS,
+    DetectorsView,
+    DisruptionView,
+    Event,
+    ServiceStatus,
+    StatusDocument,
+    Summary,
+    worst_first,
+)
 from outagewatch.web.charts import Series, line_chart
 
 # The disruption state in words, with a symbol: colour is never the only signal.
@@ -36,27 +32,6 @@ STATE_LABELS = {
     "disrupted": "✕ Disrupted",
     "unknown": "? Unknown",
 }
-# Each disruption reason (detect/disruption.py) as a reader would put it.
-REASON_TEXT = {
-    "probes_failing": "most probes failing",
-    "some_probes_failing": "some probes failing",
-    "failure_ratio_spike": "probe failures spiking",
-    "chat_overloaded": "chat API answering overloaded",
-    "ttft_spike": "first tokens slow",
-    "latency_spike": "answers slow",
-    "report_spike": "user reports spiking",
-    "official_minor": "official page: minor incident",
-    "official_major": "official page: major incident",
-    "rank_surge": "App Store rank surging (a warning of load)",
-    "traffic_spike": "traffic surging",
-    "traffic_drop": "traffic dropping",
-    "no_successful_probe_yet": "no successful probe yet",
-    "official_not_read_yet": "official page not read yet",
-    "official_fetch_failing": "official page fetch failing",
-    "readings_stale": "no fresh reading from probes or the official page",
-    "vantage_unhealthy": "vantage unhealthy: this daemon's own network is failing",
-}
-RECENT_EVENTS = 30
 DEFAULT_REFRESH = 30
 # A refresh asked for in the query string is kept within these bounds.
 REFRESH_BOUNDS = (5, 3600)
@@ -72,37 +47,6 @@ def parse_refresh(asked: str | None) -> int:
     return min(max(int(asked), REFRESH_BOUNDS[0]), REFRESH_BOUNDS[1])
 
 
-def _reason_text(reason: str, fetches: Sequence[FetchView]) -> str:
-    text = REASON_TEXT.get(reason, reason)
-    if reason == "official_fetch_failing":
-        starts = [f.failing_since for f in fetches if f.failing_since is not None]
-        if starts:
-            text += f" since {when_text(iso_time(min(starts)))}"
-    return text
-
-
-def _disruption(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any]:
-    tracker = state.disruption
-    status = tracker.status.get(service)
-    lead = tracker.last_lead(service)
-    reasons = sorted(status.reasons) if status else []
-    fetches = page_fetches(state.runs, service, cfg)
-    return {
-        "state": status.state if status else "unknown",
-        "since": iso_time(status.since if status else None),
-        "reasons": reasons,
-        "reason_texts": [_reason_text(r, fetches) for r in reasons],
-        "lead": None
-        if lead is None
-        else {
-            "outcome": lead.outcome,
-            "seconds": lead.seconds,
-            "incident": lead.incident,
-            "incident_start": iso_time(lead.start),
-        },
-    }
-
-
 # Signal label -> what its detector watches, in words.
 SIGNAL_TEXT = {
     "reports": "user reports",
@@ -111,256 +55,6 @@ SIGNAL_TEXT = {
     "latency": "answer times",
     "rank": "App Store rank",
 }
-
-
-def _detectors(state: State, service: str) -> dict[str, Any]:
-    """Each spike detector's warm-up: no alert from it until it has seen enough history.
-
-    ``reports`` is always listed: its detector exists from the first closed bucket.
-    """
-    signals = state.signals
-    names = {signal for svc, signal in signals.detectors if svc == service} | {"reports"}
-    entries = [
-        warmup(signal, signals.detectors.get((service, signal)), signals.settings)
-        for signal in sorted(names)
-    ]
-    return {
-        "warming_up": [w.signal for w in entries if not w.warm],
-        "signals": {
-            w.signal: {
-                "warm": w.warm,
-                "points": w.points,
-                "history_seconds": round(w.seconds),
-                "needs_points": w.need_points,
-                "needs_seconds": round(w.need_seconds),
-            }
-            for w in entries
-        },
-    }
-
-
-def _rank_series(state: State, service: str, since: float) -> dict[str, list[list[float]]]:
-    """Position per country in the service's first charted feed (depth + 1 when out)."""
-    series: dict[str, list[RankPoint]] = {}
-    chart = None
-    history = state.lenses.of(AppStoreLens).history
-    for owner, country, chart_name in history.series_keys():
-        if owner != service or (chart is not None and chart_name != chart):
-            continue
-        chart = chart_name
-        series[country] = [
-            p for p in history.points((owner, country, chart_name)) if p.time >= since
-        ]
-    return {
-        country: [[p.time, float(p.position)] for p in points]
-        for country, points in series.items()
-        if points
-    }
-
-
-def _charts(state: State, service: str, config: Config, now: float) -> dict[str, Any]:
-    since = now - state.history.window
-    cfg = config.services[service]
-    chat_probes = {k for k, p in cfg.probes.items() if isinstance(p, ChatProbeBase)}
-    counts = _report_counts(state, service, since, now)
-    reports = state.lenses.of(ReportsLens)
-    return {
-        "since": since,
-        "probe_success_percent": [list(p) for p in state.history.success_percent(service, since)],
-        "ttft_seconds": {
-            probe: [list(p) for p in points]
-            for probe, points in state.history.ttft_points(service, since).items()
-            if probe in chat_probes
-        },
-        "reports_per_5m": [[t, float(c)] for t, c in counts],
-        "reports_counted_from": iso_time(state.disruption.started.get(service)),
-        "baseline_per_5m": [[t, round(reports.baseline(service, t), 3)] for t, _ in counts],
-        "appstore_position": _rank_series(state, service, since),
-    }
-
-
-def status_document(config: Config, state: State, now: float, base: str = "") -> dict[str, Any]:
-    """Everything the status page shows, as JSON-ready data; links start with ``base``."""
-    services = []
-    # Sources whose last run observed nothing, by service (the key's first part).
-    failing: dict[str, list[dict[str, Any]]] = {}
-    for source, run in sorted(state.runs.items()):
-        if run.last_error is not None:
-            entry = {"source": source, "kind": run.kind, "error": short_detail(run.last_error)}
-            failing.setdefault(source.split("/", 1)[0], []).append(entry)
-    for key, cfg in config.services.items():
-        ctx = PageContext(key, cfg, config, state.signals, state.runs, now, base)
-        doc: dict[str, Any] = {
-            "service": key,
-            "title": cfg.title(key),
-            "disruption": _disruption(state, key, cfg),
-            "detectors": _detectors(state, key),
-        }
-        for lens, lens_state in state.lenses:
-            if lens.page_key is not None:
-                doc[lens.page_key] = lens.page(lens_state, ctx)
-        doc["charts"] = _charts(state, key, config, now)
-        doc["failing_sources"] = failing.get(key, [])
-        services.append(doc)
-    events = [(e.time, e.service, e.kind, e.text) for e in state.history.events]
-    for t in state.disruption.recent_events(RECENT_EVENTS):
-        reasons = ", ".join(REASON_TEXT.get(r, r) for r in t.reasons)
-        text = f"now {t.state} (was {t.previous})" + (f": {reasons}" if reasons else "")
-        events.append((t.time, t.service, "state", text))
-    events.sort(key=lambda e: e[0], reverse=True)
-    return {
-        "version": __version__,
-        "time": iso_time(now),
-        "services": services,
-        "summary": summary(services),
-        "events": [
-            {"time": iso_time(time), "service": service, "kind": kind, "text": text}
-            for time, service, kind, text in _bounded_events(events)
-        ],
-    }
-
-
-# -- Read at 3 a.m.: summary, worst first, failures in words, events split --
-
-# Worst first: what needs a look comes before what is fine.
-STATE_ORDER = ("disrupted", "degraded", "unknown", "ok")
-# Why a service is unknown (detect/disruption.py UNKNOWN_REASONS), in words.
-UNKNOWN_REASON_TEXT = {
-    "no_successful_probe_yet": "no successful probe yet",
-    "official_not_read_yet": "official page not read yet",
-    "official_fetch_failing": "official page fetch failing",
-    "readings_stale": "readings stale",
-    "vantage_unhealthy": "vantage unhealthy",
-}
-PROBE_EVENT_KINDS = frozenset({"probe_up", "probe_down"})
-# An unknown reason shared by more services than this is counted, not listed.
-SUMMARY_NAMES = 3
-
-
-def _unknown_reasons(disruption: dict[str, Any]) -> list[str]:
-    """Why an unknown service is unknown: its reasons less the warning signs."""
-    return [r for r in disruption["reasons"] if r not in REASON_LENS]
-
-
-def _reason_words(reason: str) -> str:
-    if not reason:
-        return "no reason given"
-    text = UNKNOWN_REASON_TEXT.get(reason) or REASON_TEXT.get(reason)
-    return text or reason.replace("_", " ")
-
-
-def worst_first(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Disrupted, degraded, unknown, ok; then by title."""
-    rank = {state: index for index, state in enumerate(STATE_ORDER)}
-    return sorted(
-        services,
-        key=lambda s: (
-            rank.get(s["disruption"]["state"], len(rank)),
-            s["title"].casefold(),
-            s["service"],
-        ),
-    )
-
-
-def summary(services: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts per state, unknown services grouped by reason, and the line the page leads with."""
-    states = dict.fromkeys(STATE_ORDER, 0)
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for service in worst_first(services):
-        state = service["disruption"]["state"]
-        states[state] = states.get(state, 0) + 1
-        if state == "unknown":
-            for reason in _unknown_reasons(service["disruption"]) or [""]:
-                groups.setdefault(reason, []).append(service)
-    unknown = [
-        {
-            "reason": reason or None,
-            "text": _reason_words(reason),
-            "services": [s["service"] for s in members],
-            "titles": [s["title"] for s in members],
-        }
-        for reason, members in sorted(groups.items(), key=lambda g: (-len(g[1]), not g[0], g[0]))
-    ]
-    parts = _summary_parts(len(services), states, unknown)
-    return {
-        "services": len(services),
-        "states": states,
-        "worst": parts[0][0] if parts else None,
-        "unknown_reasons": unknown,
-        "text": " · ".join(text for _, text in parts) or "No services configured.",
-    }
-
-
-def _summary_parts(
-    total: int, states: dict[str, int], unknown: list[dict[str, Any]]
-) -> list[tuple[str, str]]:
-    """(state, words) per state present, worst first: "2 of 9 disrupted", "1 unknown: …"."""
-    if total and states.get("ok") == total:
-        return [("ok", f"All {total} OK" if total > 1 else "1 of 1 OK")]
-    parts: list[tuple[str, str]] = []
-    for state in STATE_ORDER:
-        count = states.get(state, 0)
-        if not count:
-            continue
-        word = "OK" if state == "ok" else state
-        text = f"{count} {word}" if parts else f"{count} of {total} {word}"
-        if state == "unknown":
-            groups = []
-            for group in unknown:
-                names = group["titles"]
-                who = ", ".join(names) if len(names) <= SUMMARY_NAMES else f"{len(names)} services"
-                groups.append(f"{group['text']} ({who})")
-            text += ": " + "; ".join(groups)
-        parts.append((state, text))
-    return parts
-
-
-def _bounded_events(
-    events: list[tuple[float, str, str, str]],
-) -> list[tuple[float, str, str, str]]:
-    """Newest first: RECENT_EVENTS probe up/down events and RECENT_EVENTS of the rest.
-
-    Bounded apart, so a flapping probe never pushes the state changes off the page.
-    """
-    noise = [e for e in events if e[2] in PROBE_EVENT_KINDS][:RECENT_EVENTS]
-    news = [e for e in events if e[2] not in PROBE_EVENT_KINDS][:RECENT_EVENTS]
-    return sorted(noise + news, key=lambda e: e[0], reverse=True)
-
-
-def _report_counts(
-    state: State, service: str, since: float, now: float
-) -> list[tuple[float, int | float]]:
-    """Reports per 5 minutes for the chart, with no zeros where nobody was counting.
-
-    The chart history holds only what this process received since it started
-    watching. Before that, the stored (or imported) reports are known per hour,
-    so those 5 minutes get their hour's average; before the stored history
-    begins there is no point at all, not a zero.
-    """
-    live = state.history.report_counts(service, since, now)
-    watching = state.disruption.started.get(service)
-    if watching is None:
-        return list(live)
-    counts = state.lenses.of(ReportsLens).services.get(service)
-    hourly = counts.hourly if counts else {}
-    known_from = state.lenses.of(ReportsLens).history_start
-    first_live = int(watching // REPORT_BUCKET) * REPORT_BUCKET
-    start_hour = hour_of(watching)
-    # The start hour's reports before the start: its stored total less what was counted live.
-    live_in_start_hour = sum(c for t, c in live if hour_of(t) == start_hour)
-    before_start = max(hourly.get(start_hour, 0) - live_in_start_hour, 0)
-    buckets_before = (first_live - start_hour * HOUR) / REPORT_BUCKET
-    out: list[tuple[float, int | float]] = []
-    for t, count in live:
-        if t >= first_live:
-            out.append((t, count))
-        elif t + REPORT_BUCKET > known_from:
-            hour = hour_of(t)
-            if hour == start_hour:
-                out.append((t, round(before_start / buckets_before, 2)))
-            else:
-                out.append((t, round(hourly.get(hour, 0) / SLOTS_PER_HOUR, 2)))
-    return out
 
 
 # -- HTML ------------------------------------------------------------------
@@ -404,20 +98,20 @@ figure{margin:.4rem 0 .8rem}figcaption{font-size:.85rem;color:#333}
 """
 
 
-def _failing_sources_html(service: dict[str, Any]) -> str:
+def _failing_sources_html(service: ServiceStatus) -> str:
     """Runs that observed nothing (a status page unreadable, a key file missing), and why."""
-    if not service["failing_sources"]:
+    if not service.failing_sources:
         return ""
     items = "".join(
-        f"<li>{escape(f['source'])}: <span class=detail>{escape(f['error'])}</span></li>"
-        for f in service["failing_sources"]
+        f"<li>{escape(f.source)}: <span class=detail>{escape(f.error)}</span></li>"
+        for f in service.failing_sources
     )
     return f'<ul class="failing" aria-label="Failing sources">{items}</ul>'
 
 
-def _summary_html(summary: dict[str, Any]) -> str:
+def _summary_html(summary: Summary) -> str:
     """The line the page leads with, bordered in the colour of the worst state."""
-    parts = _summary_parts(summary["services"], summary["states"], summary["unknown_reasons"])
+    parts = summary.parts
     if not parts:
         return ""
     spans = " · ".join(
@@ -428,10 +122,10 @@ def _summary_html(summary: dict[str, Any]) -> str:
     return f'<p class="summary {escape(parts[0][0])}" id=summary role=status>{spans}</p>'
 
 
-def _events_split_html(events: list[dict[str, Any]]) -> str:
+def _events_split_html(events: Sequence[Event]) -> str:
     """State changes (and incidents, spikes) apart from the probes' up/down noise."""
-    news = [e for e in events if e["kind"] not in PROBE_EVENT_KINDS]
-    noise = [e for e in events if e["kind"] in PROBE_EVENT_KINDS]
+    news = [e for e in events if e.kind not in PROBE_EVENT_KINDS]
+    noise = [e for e in events if e.kind in PROBE_EVENT_KINDS]
     return (
         f'<h3 id="h-state-changes">State changes</h3><div class="state-changes">'
         f"{_events_html(news)}</div>"
@@ -445,12 +139,12 @@ def _figure(caption: str, svg: str) -> str:
     return f"<figure><figcaption aria-hidden=true>{escape(caption)}</figcaption>{svg}</figure>"
 
 
-def _charts_html(service: dict[str, Any], end: float) -> str:
-    charts = service["charts"]
-    key, title, start = service["service"], service["title"], charts["since"]
+def _charts_html(service: ServiceStatus, end: float) -> str:
+    charts = service.charts
+    key, title, start = service.service, service.title, charts.since
     hours = (end - start) / 3600
     out = []
-    success = charts["probe_success_percent"]
+    success = charts.probe_success_percent
     desc = "No probe results yet."
     if success:
         low = min(success, key=lambda p: p[1])
@@ -473,7 +167,7 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
             ),
         )
     )
-    ttft = charts["ttft_seconds"]
+    ttft = charts.ttft_seconds
     if ttft:
         lines = [Series(p, pts) for p, pts in ttft.items()]
         latest = [f"{p} {pts[-1][1]:.2f} s" for p, pts in ttft.items() if pts]
@@ -498,8 +192,8 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
                 ),
             )
         )
-    reports = charts["reports_per_5m"]
-    baseline = charts["baseline_per_5m"]
+    reports = charts.reports_per_5m
+    baseline = charts.baseline_per_5m
     peak_reports = max(reports, key=lambda p: p[1], default=None)
     desc = (
         f"Reports per 5 minutes against the usual level: latest {reports[-1][1]:.0f} "
@@ -508,7 +202,7 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
         if reports and peak_reports
         else "No reports yet."
     )
-    counted_from = charts.get("reports_counted_from")
+    counted_from = charts.reports_counted_from
     if reports and counted_from is not None and reports[0][0] < _timestamp(counted_from):
         desc += (
             f" Before {_clock(_timestamp(counted_from))} UTC (before outagewatch started), "
@@ -530,7 +224,7 @@ def _charts_html(service: dict[str, Any], end: float) -> str:
             ),
         )
     )
-    ranks = charts["appstore_position"]
+    ranks = charts.appstore_position
     if ranks:
         lines = [Series(c.upper(), pts) for c, pts in ranks.items()]
         best = min((x[1] for pts in ranks.values() for x in pts), default=1.0)
@@ -568,27 +262,27 @@ def _minutes(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes >= 1 else f"{abs(seconds):.0f} s"
 
 
-def _disruption_html(disruption: dict[str, Any], now: float, warming: bool = False) -> str:
-    state = disruption["state"]
+def _disruption_html(disruption: DisruptionView, now: float, warming: bool = False) -> str:
+    state = disruption.state
     parts = [
         f'<p class="verdict"><span class="state {escape(state)}">'
         f"{escape(STATE_LABELS.get(state, state))}</span>"
     ]
     if warming:  # not a plain "OK": some surges cannot be flagged yet
         parts.append(' <span class="warming">(detectors warming up)</span>')
-    if disruption["since"] is not None:
-        since = datetime.fromisoformat(disruption["since"]).timestamp()
+    if disruption.since is not None:
+        since = datetime.fromisoformat(disruption.since).timestamp()
         parts.append(
-            f' since <time datetime="{escape(disruption["since"])}">{escape(_clock(since))} UTC'
+            f' since <time datetime="{escape(disruption.since)}">{escape(_clock(since))} UTC'
             f"</time> ({escape(_minutes(now - since))})"
         )
     parts.append("</p>")
-    if disruption["reasons"]:
-        reasons = "".join(f"<li>{escape(text)}</li>" for text in disruption["reason_texts"])
+    if disruption.reasons:
+        reasons = "".join(f"<li>{escape(text)}</li>" for text in disruption.reason_texts)
         parts.append(f'<ul class="reasons" aria-label="Reasons">{reasons}</ul>')
-    lead = disruption["lead"]
-    if lead is not None and lead["seconds"] is not None:
-        seconds = lead["seconds"]
+    lead = disruption.lead
+    if lead is not None and lead.seconds is not None:
+        seconds = lead.seconds
         when = "before" if seconds >= 0 else "after"
         parts.append(
             f'<p class="lead">Detection lead: outagewatch flagged it <strong>'
@@ -605,18 +299,19 @@ def _span(seconds: float) -> str:
     return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
-def _warmup_html(detectors: dict[str, Any] | None) -> str:
+def _warmup_html(detectors: DetectorsView) -> str:
     """Which detectors cannot alert yet, and how much history each has."""
-    if not detectors or not detectors["warming_up"]:
+    if not detectors.warming_up:
         return ""
+    by_signal = {d.signal: d for d in detectors.signals}
     items = []
-    for signal in detectors["warming_up"]:
-        d = detectors["signals"][signal]
+    for signal in detectors.warming_up:
+        d = by_signal[signal]
         items.append(
             f"<li>{escape(SIGNAL_TEXT.get(signal, signal))}: "
-            f"{escape(_span(d['history_seconds']))} of history "
-            f"(needs {escape(_span(d['needs_seconds']))}), "
-            f"{d['points']} of {d['needs_points']} points</li>"
+            f"{escape(_span(d.history_seconds))} of history "
+            f"(needs {escape(_span(d.needs_seconds))}), "
+            f"{d.points} of {d.needs_points} points</li>"
         )
     return (
         '<div class="warmup"><p>Spike detection warming up: a surge seen only here is not '
@@ -625,64 +320,63 @@ def _warmup_html(detectors: dict[str, Any] | None) -> str:
     )
 
 
-def _card(service: dict[str, Any], now: float) -> str:
-    key = service["service"]
-    state = service["disruption"]["state"]
-    warming = (service.get("detectors") or {}).get("warming_up")
+def _card(service: ServiceStatus, now: float) -> str:
+    key = service.service
+    state = service.disruption.state
+    warming = service.detectors.warming_up
     return (
         f'<section class="card {escape(state)}" id="service-{escape(key)}" '
         f'aria-labelledby="h-{escape(key)}">'
-        f'<h2 id="h-{escape(key)}">{escape(service["title"])}</h2>'
-        f"{_disruption_html(service['disruption'], now, bool(warming))}"
-        f"{_warmup_html(service.get('detectors'))}"
+        f'<h2 id="h-{escape(key)}">{escape(service.title)}</h2>'
+        f"{_disruption_html(service.disruption, now, bool(warming))}"
+        f"{_warmup_html(service.detectors)}"
         f"{_lens_sections(service)}"
         f"<h3>Last hours</h3>{_charts_html(service, now)}"
         "</section>"
     )
 
 
-def _lens_sections(service: dict[str, Any]) -> str:
+def _lens_sections(service: ServiceStatus) -> str:
     """Each lens's section of the card, in the lenses' card order."""
     # Runs that observed nothing, whatever their lens: under the probes' table.
     sections = [(1.5, _failing_sources_html(service))]
-    for lens in LENSES:
-        if lens.page_key is not None:
-            sections.append((lens.card_position, lens.card(service[lens.page_key])))
+    for part in service.lenses:
+        sections.append((part.lens.card_position, part.lens.card(part.fragment)))
     return "".join(html for _, html in sorted(sections, key=lambda s: s[0]))
 
 
-def _events_html(events: list[dict[str, Any]]) -> str:
+def _events_html(events: Sequence[Event]) -> str:
     if not events:
         return "<p>Nothing yet.</p>"
     items = "".join(
-        f'<li><time datetime="{escape(e["time"])}">{escape(when_text(e["time"]))}</time> '
-        f"<strong>{escape(e['service'])}</strong>: {escape(e['text'])}</li>"
+        f'<li><time datetime="{escape(e.time)}">{escape(when_text(e.time))}</time> '
+        f"<strong>{escape(e.service)}</strong>: {escape(e.text)}</li>"
         for e in events
     )
     return f"<ul>{items}</ul>"
 
 
-def render_status_page(document: dict[str, Any], now: float, refresh: int, base: str = "") -> str:
+def render_status_page(document: StatusDocument, now: float, refresh: int, base: str = "") -> str:
     """The whole page; works without JavaScript, reloads itself every ``refresh`` s.
 
     ``base`` is the external URL's path (``--web.external-url``), so links work
     behind a reverse proxy that serves the daemon under a path.
     """
     base = escape(base)
-    cards = "".join(_card(service, now) for service in worst_first(document["services"]))
+    cards = "".join(_card(service, now) for service in worst_first(document.services))
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f'<meta http-equiv=refresh content="{refresh}">'
         f"<title>outagewatch status</title><style>{_STYLE}</style></head><body>"
         "<header><h1>outagewatch status</h1>"
-        f"<p>As of {escape(when_text(document['time']))}; this page reloads every {refresh} s. "
-        f"Version {escape(document['version'])}. "
+        f"<p>As of {escape(when_text(document.time))}; this page reloads every {refresh} s. "
+        f"Version {escape(document.version)}. "
         f'<a href="{base}/metrics">Metrics</a> · <a href="{base}/api/v1/status">JSON</a> · '
         f'<a href="{base}/-/ready">Readiness</a></p>'
-        f"{_summary_html(document['summary'])}</header>"
+        f"{_summary_html(document.summary)}</header>"
         f'<main><div class="cards">{cards or "<p>No services configured.</p>"}</div>'
         '<section class="events" aria-labelledby="h-events"><h2 id="h-events">Recent events</h2>'
-        f"{_events_split_html(document['events'])}</section></main>"
+        f"{_events_split_html(document.events)}</section></main>"
         "</body></html>"
     )
