@@ -40,6 +40,7 @@ from outagewatch.lenses.registry import build_sources
 from outagewatch.logging import configure
 from outagewatch.observations import HTTP_FAILURE_REASONS, PHASES, ChatStats, ProbeResult
 from outagewatch.pipeline import Pipeline
+from outagewatch.views import StatusQuery
 
 SERVICE = "bench"
 # Bytes per target each structure may hold at steady state; tests/scale asserts
@@ -168,7 +169,7 @@ def measure_structures(small: int = 200, large: int = 1200) -> list[Measured]:
     pipelines: dict[int, Pipeline] = {}
 
     def page(n: int) -> tuple[MetricsPage, bytes]:
-        rendered = MetricsPage(pipelines[n].state, CollectorRegistry())
+        rendered = MetricsPage(StatusQuery(pipelines[n].state), CollectorRegistry())
         return rendered, asyncio.run(rendered.render())
 
     def history(n: int) -> StatusHistory:

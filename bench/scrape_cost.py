@@ -85,7 +85,7 @@ def measure_one(targets: int, runs: int) -> tuple[Figure, Figure, int, int]:
     PlatformCollector(registry=rest)
     GCCollector(registry=rest)
     rest.register(StateCollector(StatusQuery(pipeline.state), "bench", "bench", "3"))
-    page = MetricsPage(pipeline.state, rest)
+    page = MetricsPage(StatusQuery(pipeline.state), rest)
     full = CollectorRegistry()
     PlatformCollector(registry=full)
     GCCollector(registry=full)

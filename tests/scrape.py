@@ -38,7 +38,7 @@ def metrics_page(state: State) -> MetricsPage:
     """The page the daemon serves for ``state`` (minus the process collectors)."""
     registry = CollectorRegistry()
     registry.register(StateCollector(StatusQuery(state), "t", "t", "3"))
-    return MetricsPage(state, registry)
+    return MetricsPage(StatusQuery(state), registry)
 
 
 async def scrape(state: State) -> Scrape:

@@ -439,7 +439,7 @@ class Daemon:
             security=web_security,
             timeouts=timeouts,
         )
-        app = make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry))
+        app = make_app(web_ctx, MetricsPage(self.status, self.registry))
         app.middlewares.append(self.scrubber.middleware())  # before the app freezes
         runner = web.AppRunner(
             app,

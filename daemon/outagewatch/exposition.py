@@ -3,7 +3,8 @@
 prometheus_client builds a Sample object for every series on every scrape; at
 10,000 probes (about 30 series each) that takes seconds, most of it for targets
 that have not run since the last scrape. The per-probe and per-source families
-are rendered here straight from ``State``, each target's lines kept until its
+are rendered here from the live per-target records (``views.StatusQuery``), each
+target's lines kept until its
 run count moves; the few process-wide families still come from the registry
 (``metrics.StateCollector``). One renderer per family: the per-target ones
 exist only here.
@@ -19,8 +20,8 @@ hundred targets, so a scrape does not hold up scheduled runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,9 +29,9 @@ from prometheus_client.openmetrics.exposition import generate_latest as _generat
 from prometheus_client.utils import floatToGoString
 
 from outagewatch.catalogue import CATALOGUE, PROBE_FAMILIES, RUN_FAMILIES
-from outagewatch.lenses.probe import ProbeLens, ProbeState
+from outagewatch.lenses.probe import ProbeState
 from outagewatch.observations import PHASES
-from outagewatch.pipeline import SourceRunState, State
+from outagewatch.views import StatusQuery
 
 # What the page is, named here rather than taken from the library, whose "latest"
 # constants move with its releases while these bytes do not.
@@ -40,7 +41,23 @@ CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset
 # Targets rendered between two yields to the event loop (a few milliseconds).
 _TARGETS_PER_SLICE = 500
 
-Entry = TypeVar("Entry", ProbeState, SourceRunState)
+
+class RunTotals(Protocol):
+    """What /metrics renders of a source's runs (``pipeline.SourceRunState`` is one)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def runs(self) -> int: ...
+    @property
+    def failures(self) -> Mapping[str, int]: ...
+    @property
+    def last_duration(self) -> float | None: ...
+    @property
+    def last_success_time(self) -> float | None: ...
+
+
+Entry = TypeVar("Entry", ProbeState, RunTotals)
 Chunks = tuple[bytes, ...]
 # Go's float formatting, as generate_latest writes values (typed here: the library's is not).
 _fmt: Callable[[float], str] = floatToGoString
@@ -158,7 +175,7 @@ class _RunLines:
         self.duration = f"outagewatch_source_last_run_duration_seconds{{{labels}}} "
         self.success = f"outagewatch_source_last_success_timestamp_seconds{{{labels}}} "
 
-    def render(self, run: SourceRunState) -> Chunks:
+    def render(self, run: RunTotals) -> Chunks:
         """The source's lines, one string per family of RUN_FAMILIES."""
         failures = "".join(
             f"outagewatch_source_failures_total{{{self.kind},"
@@ -225,25 +242,26 @@ class _TargetCache:
 
 
 class MetricsPage:
-    """Renders /metrics: cached per-target families from State, the rest from the registry."""
+    """Renders /metrics: cached per-target families from the pipeline's records, the rest
+    from the registry."""
 
-    def __init__(self, state: State, registry: CollectorRegistry) -> None:
-        self._state = state
+    def __init__(self, status: StatusQuery, registry: CollectorRegistry) -> None:
+        self._status = status
         self._registry = registry
         self._probes = _TargetCache(PROBE_FAMILIES)
         self._runs = _TargetCache(RUN_FAMILIES)
 
     async def render(self, openmetrics: bool = False) -> bytes:
         """The whole page in text format 0.0.4, or in OpenMetrics 1.0.0."""
-        state = self._state
+        status = self._status
         # Snapshots: runs finishing while a scrape yields must not resize what it walks.
         probes = await self._probes.render(
-            list(state.lenses.of(ProbeLens).probes.items()),
+            status.probe_records(),
             lambda key, probe: _ProbeLines(key[0], key[1]),
             openmetrics,
         )
         runs = await self._runs.render(
-            list(state.runs.items()), lambda key, run: _RunLines(key, run.kind), openmetrics
+            status.run_records(), lambda key, run: _RunLines(key, run.kind), openmetrics
         )
         if not openmetrics:
             return b"".join([generate_latest(self._registry), *probes, *runs])  # one copy

@@ -23,11 +23,12 @@ from outagewatch.history import REPORT_BUCKET
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.appstore.state import RankPoint
 from outagewatch.lenses.base import Lens, PageContext
+from outagewatch.lenses.probe import ProbeLens, ProbeState
 from outagewatch.lenses.reports import ReportsLens
 from outagewatch.lenses.reports.baseline import HOUR, SLOTS_PER_HOUR, hour_of
 from outagewatch.lenses.statuspage import FetchView, page_fetches
 from outagewatch.observations import short_detail
-from outagewatch.pipeline import State
+from outagewatch.pipeline import SourceRunState, State
 
 # Each disruption reason (detect/disruption.py) as a reader would put it.
 REASON_TEXT = {
@@ -319,6 +320,15 @@ class StatusQuery:
     def lateness(self) -> HistogramView:
         hist = self._state.scheduler_lateness
         return HistogramView(tuple(hist.cumulative()), hist.sum)
+
+    def probe_records(self) -> list[tuple[tuple[str, str], ProbeState]]:
+        """Each probe's live record by (service, probe), a snapshot of the list: /metrics
+        caches a probe's lines while its record and run count stay the same."""
+        return list(self._state.lenses.of(ProbeLens).probes.items())
+
+    def run_records(self) -> list[tuple[str, SourceRunState]]:
+        """Each scheduled source's live run record by key, a snapshot of the list."""
+        return list(self._state.runs.items())
 
     def lens_states(self) -> Iterator[tuple[Lens[Any], Any]]:
         """Each lens with its state, in registry order: the lenses render their families."""

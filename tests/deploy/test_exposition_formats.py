@@ -78,7 +78,7 @@ def busy_page() -> tuple[Pipeline, MetricsPage]:
     pipeline.record_run("claude/odd", "http", 2.0, error_reason="timeout")
     registry = CollectorRegistry()
     registry.register(StateCollector(StatusQuery(pipeline.state), "1", "r", "3.11"))
-    return pipeline, MetricsPage(pipeline.state, registry)
+    return pipeline, MetricsPage(StatusQuery(pipeline.state), registry)
 
 
 def samples(families: object) -> set[tuple[str, str, float]]:

@@ -142,7 +142,7 @@ def per_target(text: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], float
 async def page_of(pipeline: Pipeline) -> MetricsPage:
     registry = CollectorRegistry()
     registry.register(StateCollector(StatusQuery(pipeline.state), "1", "r", "3.11"))
-    return MetricsPage(pipeline.state, registry)
+    return MetricsPage(StatusQuery(pipeline.state), registry)
 
 
 async def test_the_page_says_what_the_state_holds_and_parses() -> None:

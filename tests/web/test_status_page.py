@@ -159,7 +159,7 @@ async def test_routes_serve_the_page_and_the_json(serve: Serve) -> None:
         return True
 
     ctx = WebContext(StatusQuery(pipeline.state), lambda: config, lambda: True, reload, clock=clock)
-    url = await serve(make_app(ctx, MetricsPage(pipeline.state, CollectorRegistry())))
+    url = await serve(make_app(ctx, MetricsPage(StatusQuery(pipeline.state), CollectorRegistry())))
     async with aiohttp.ClientSession() as session:
         async with session.get(url + "/api/v1/status") as response:
             assert response.status == 200

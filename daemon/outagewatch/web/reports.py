@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import InitVar, dataclass, field
 from html import escape
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
@@ -25,9 +25,8 @@ from aiohttp import web
 from outagewatch.clock import Clock
 from outagewatch.config import Config, ServiceConfig
 from outagewatch.observations import Report
-from outagewatch.pipeline import Pipeline
 from outagewatch.report_fields import FIELDS, FieldError, check_fields
-from outagewatch.store import StoreError
+from outagewatch.store import Store, StoreError
 
 REJECTION_REASONS = (
     "malformed_json",
@@ -208,11 +207,23 @@ def _token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+class ReportSink(Protocol):
+    """The pipeline's write side for reports (``Pipeline`` is one): the web reads the
+    state only through ``views.StatusQuery`` and hands reports in through this."""
+
+    @property
+    def store(self) -> Store | None: ...
+
+    async def submit_reports(self, reports: Sequence[Report], window: float) -> list[bool]: ...
+
+    def reject_report(self, reason: str) -> None: ...
+
+
 @dataclass
 class ReportIntake:
     """What the report handlers need: config, pipeline, clock, secrets, limits."""
 
-    pipeline: Pipeline
+    pipeline: ReportSink
     config: Callable[[], Config]
     clock: Clock
     hasher: ReporterHasher
