@@ -50,6 +50,14 @@ REASON_TEXT = {
     "readings_stale": "no fresh reading from probes or the official page",
     "vantage_unhealthy": "vantage unhealthy: this daemon's own network is failing",
 }
+# Signal label -> what its detector watches, in words.
+SIGNAL_TEXT = {
+    "reports": "user reports",
+    "failure_ratio": "probe failures",
+    "ttft": "first-token times",
+    "latency": "answer times",
+    "rank": "App Store rank",
+}
 # Why a service is unknown (detect/disruption.py UNKNOWN_REASONS), in words.
 UNKNOWN_REASON_TEXT = {
     "no_successful_probe_yet": "no successful probe yet",

@@ -15,6 +15,7 @@ from html import escape
 from outagewatch.clock import when_text
 from outagewatch.views import (
     PROBE_EVENT_KINDS,
+    SIGNAL_TEXT,
     DetectorsView,
     DisruptionView,
     Event,
@@ -45,16 +46,6 @@ def parse_refresh(asked: str | None) -> int:
     if len(asked) > 6:
         return REFRESH_BOUNDS[1]
     return min(max(int(asked), REFRESH_BOUNDS[0]), REFRESH_BOUNDS[1])
-
-
-# Signal label -> what its detector watches, in words.
-SIGNAL_TEXT = {
-    "reports": "user reports",
-    "failure_ratio": "probe failures",
-    "ttft": "first-token times",
-    "latency": "answer times",
-    "rank": "App Store rank",
-}
 
 
 # -- HTML ------------------------------------------------------------------
