@@ -136,8 +136,10 @@ class FailingSource:
 
 @dataclass(frozen=True)
 class LensFragment:
-    """One lens's part of a service's status: the lens renders and serialises it."""
+    """One lens's part of a service's status, under ``key`` in the JSON: the lens made
+    it (``Lens.page``) and renders it (``Lens.card``)."""
 
+    key: str
     lens: Lens[Any]
     fragment: Any
 
@@ -243,8 +245,7 @@ def _service_json(s: ServiceStatus) -> dict[str, Any]:
         },
     }
     for part in s.lenses:
-        assert part.lens.page_key is not None
-        out[part.lens.page_key] = part.fragment
+        out[part.key] = part.fragment
     c = s.charts
     out["charts"] = {
         "since": c.since,
@@ -389,7 +390,7 @@ class StatusQuery:
         for key, cfg in config.services.items():
             ctx = PageContext(key, cfg, config, state.signals, state.runs, now, base)
             fragments = tuple(
-                LensFragment(lens, lens.page(lens_state, ctx))
+                LensFragment(lens.page_key, lens, lens.page(lens_state, ctx))
                 for lens, lens_state in state.lenses
                 if lens.page_key is not None
             )

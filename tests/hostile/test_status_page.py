@@ -45,7 +45,7 @@ def _with_probe(service: ServiceStatus, **changes: Any) -> ServiceStatus:
     """The service with its first probe's row changed (the probe lens's own fragment)."""
     parts = []
     for part in service.lenses:
-        if part.lens.page_key == "probes":
+        if part.key == "probes":
             rows = copy.deepcopy(part.fragment)
             rows[0].update(changes)
             part = replace(part, fragment=rows)
