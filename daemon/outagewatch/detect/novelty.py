@@ -114,26 +114,34 @@ class _SumIndex:
             del self.keys[i]
 
     def nearest(self, current: tuple[float, ...]) -> float:
-        """Distance from `current` to the nearest indexed context (inf if none)."""
+        """Distance from `current` to the nearest indexed context (inf if none).
+
+        The two contexts whose sums bracket the current one give a first best
+        distance; each side is then walked outward until its sum is too far.
+        """
         keys = self.keys
         total = sum(current)
-        hi = bisect_left(keys, (total,))
-        lo = hi - 1
+        start = bisect_left(keys, (total,))
         best = math.inf
-        while lo >= 0 or hi < len(keys):
-            # The side whose next sum is closer; its bound is the smaller one.
-            below = total - keys[lo][0] if lo >= 0 else math.inf
-            above = keys[hi][0] - total if hi < len(keys) else math.inf
-            gap = min(below, above)
-            # Rounding of the sums: prune only clearly beyond the best distance.
-            if gap * self.inv_sqrt_k > best + 1e-9 * (abs(total) + 1.0):
+        for i in (start - 1, start):
+            if 0 <= i < len(keys):
+                best = min(best, math.dist(keys[i][1], current))
+        # Rounding of the sums: prune only clearly beyond the best distance.
+        slack = 1e-9 * (abs(total) + 1.0)
+        root_k = 1.0 / self.inv_sqrt_k
+        dist = math.dist
+        for i in range(start - 2, -1, -1):
+            below, context = keys[i]
+            if total - below > (best + slack) * root_k:
                 break
-            if below <= above:
-                d = math.dist(keys[lo][1], current)
-                lo -= 1
-            else:
-                d = math.dist(keys[hi][1], current)
-                hi += 1
+            d = dist(context, current)
+            if d < best:
+                best = d
+        for i in range(start + 1, len(keys)):
+            above, context = keys[i]
+            if above - total > (best + slack) * root_k:
+                break
+            d = dist(context, current)
             if d < best:
                 best = d
         return best
