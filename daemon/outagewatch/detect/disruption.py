@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from outagewatch.config import DisruptionConfig
+from outagewatch.detect.registry import SIGNAL_TABLE
 
 STATES: Final = ("ok", "degraded", "disrupted", "unknown")
 FLAGGED: Final = frozenset({"degraded", "disrupted"})
@@ -66,14 +67,12 @@ _SEVERITY: Final = {"ok": 0, "degraded": 1, "disrupted": 2}
 REASON_LENS: Final = {
     "probes_failing": "probes",
     "some_probes_failing": "probes",
-    "failure_ratio_spike": "probes",
     "chat_overloaded": "chat",
-    "ttft_spike": "chat",
-    "latency_spike": "chat",
-    "report_spike": "reports",
     "official_minor": "official",
     "official_major": "official",
-    "rank_surge": "appstore",
+    # A spike signal's reason (detect/registry.py): failure_ratio_spike,
+    # ttft_spike, latency_spike, report_spike, rank_surge.
+    **{spec.reason: spec.lens for spec in SIGNAL_TABLE.values()},
     # The service's own traffic (docs/traffic.md): a surge or a drop is news, a warning sign.
     "traffic_spike": "traffic",
     "traffic_drop": "traffic",
@@ -93,13 +92,7 @@ DISRUPTING: Final = frozenset({"probes_failing", "official_major"})
 WARNING_ONLY: Final = frozenset({"rank_surge"})
 
 # Which spike detector sets which reason.
-SPIKE_REASONS: Final = {
-    "failure_ratio": "failure_ratio_spike",
-    "ttft": "ttft_spike",
-    "latency": "latency_spike",
-    "reports": "report_spike",
-    "rank": "rank_surge",
-}
+SPIKE_REASONS: Final = {signal: spec.reason for signal, spec in SIGNAL_TABLE.items()}
 
 
 @dataclass(frozen=True, slots=True)

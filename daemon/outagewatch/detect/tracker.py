@@ -32,6 +32,7 @@ from outagewatch.detect.disruption import (
     judge,
     step,
 )
+from outagewatch.detect.registry import SIGNAL_TABLE
 from outagewatch.detect.signals import (
     FAILURE_BUCKET_S,
     REPORT_BUCKET_S,
@@ -170,15 +171,13 @@ def service_evidence(
     # How often each detector gets a point, for its freshness.
     cadence = {
         "reports": REPORT_BUCKET_S,
-        "failure_ratio": max(
-            [FAILURE_BUCKET_S, min((p.reading.interval for p in probes), default=0.0)]
-        ),
-        "ttft": min(chat_intervals, default=0.0),
-        "latency": min(chat_intervals, default=0.0),
-        "rank": config.appstore.interval,
+        "probes": max([FAILURE_BUCKET_S, min((p.reading.interval for p in probes), default=0.0)]),
+        "chat": min(chat_intervals, default=0.0),
+        "appstore": config.appstore.interval,
     }
     spikes = {}
-    for signal, interval in cadence.items():
+    for signal, spec in SIGNAL_TABLE.items():
+        interval = cadence[spec.cadence]
         status = signals.status.get((service, signal))
         if status is not None and interval > 0:
             reading = Reading(status.last_time, interval, started)

@@ -15,6 +15,7 @@ from outagewatch import __version__
 from outagewatch.baseline import HOUR, SLOTS_PER_HOUR, hour_of
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
+from outagewatch.detect.registry import SIGNAL_TABLE
 from outagewatch.detect.replay import warmup
 from outagewatch.detect.signals import traffic_signal
 from outagewatch.failure_text import failure_text
@@ -106,13 +107,7 @@ def _disruption(state: State, service: str, cfg: ServiceConfig) -> dict[str, Any
 
 
 # Signal label -> what its detector watches, in words.
-SIGNAL_TEXT = {
-    "reports": "user reports",
-    "failure_ratio": "probe failures",
-    "ttft": "first-token times",
-    "latency": "answer times",
-    "rank": "App Store rank",
-}
+SIGNAL_TEXT = {signal: spec.text for signal, spec in SIGNAL_TABLE.items()}
 
 
 def _detectors(state: State, service: str) -> dict[str, Any]:
