@@ -41,6 +41,10 @@ class ContextNovelty:
         self.distances: deque[float] = deque(maxlen=history)
         self._index = _SumIndex(k)
         self._top = _SlidingMax(history)
+        # Contexts ever stored (the newest is number stored - 1), and the number
+        # of the one the search tries first.
+        self.stored = 0
+        self._hint_seq = -1
 
     def ratio(self, value: float, span: float) -> tuple[float, float]:
         """(distance of the context ending with `value` / largest recent distance, distance).
@@ -52,7 +56,10 @@ class ContextNovelty:
         current = (*list(self.values)[-(self.k - 1) :], value) if self.k > 1 else (value,)
         if len(self.contexts) - self.k < self.k:
             return 0.0, 0.0
-        dist = self._index.nearest(current) / span
+        nearest, seq = self._index.nearest(current, self._hint_seq, self._hint())
+        # The context after this one's nearest is the likeliest nearest of the next.
+        self._hint_seq = seq + 1
+        dist = nearest / span
         if 2 * len(self.distances) < (self.distances.maxlen or 0):
             return 0.0, dist
         return dist / max(self.floor, self._top.value()), dist
@@ -66,14 +73,23 @@ class ContextNovelty:
             self.distances.append(dist)
             self._top.push(dist)
 
+    def _hint(self) -> tuple[float, ...] | None:
+        """The context numbered `_hint_seq` if it is searchable (not among the k newest)."""
+        first = self.stored - len(self.contexts)
+        if first <= self._hint_seq < self.stored - self.k:
+            return self.contexts[self._hint_seq - first]
+        return None
+
     def _store(self, context: tuple[float, ...]) -> None:
         """Append a context; the one `k` back becomes searchable, the oldest may leave."""
-        if len(self.contexts) == self.contexts.maxlen:
-            self._index.remove(self.contexts[0])
-        self.contexts.append(context)
+        contexts = self.contexts
+        if len(contexts) == contexts.maxlen:
+            self._index.remove(self.stored - len(contexts), contexts[0])
+        contexts.append(context)
+        self.stored += 1
         # The k most recent contexts overlap the current one: not searched.
-        if len(self.contexts) > self.k:
-            self._index.add(self.contexts[-1 - self.k])
+        if len(contexts) > self.k:
+            self._index.add(self.stored - 1 - self.k, contexts[-1 - self.k])
 
     def to_state(self) -> dict[str, Any]:
         """JSON-safe snapshot."""
@@ -89,6 +105,8 @@ class ContextNovelty:
         self.values.extend(float(v) for v in state["values"])
         self.contexts.clear()
         self._index = _SumIndex(self.k)
+        self.stored = 0
+        self._hint_seq = -1
         for c in state["contexts"]:
             self._store(tuple(float(v) for v in c))
         self.distances.clear()
@@ -99,52 +117,54 @@ class ContextNovelty:
 
 
 class _SumIndex:
-    """Contexts sorted by their sum, for an exact nearest-neighbour search."""
+    """Contexts sorted by their sum (then their number), for an exact nearest-neighbour search."""
 
     def __init__(self, k: int) -> None:
-        self.inv_sqrt_k = 1.0 / math.sqrt(k)
-        self.keys: list[tuple[float, tuple[float, ...]]] = []
+        self.root_k = math.sqrt(k)
+        self.keys: list[tuple[float, int, tuple[float, ...]]] = []
 
-    def add(self, context: tuple[float, ...]) -> None:
-        insort(self.keys, (sum(context), context))
+    def add(self, seq: int, context: tuple[float, ...]) -> None:
+        insort(self.keys, (sum(context), seq, context))
 
-    def remove(self, context: tuple[float, ...]) -> None:
-        i = bisect_left(self.keys, (sum(context), context))
-        if i < len(self.keys) and self.keys[i][1] == context:
+    def remove(self, seq: int, context: tuple[float, ...]) -> None:
+        i = bisect_left(self.keys, (sum(context), seq))
+        if i < len(self.keys) and self.keys[i][1] == seq:
             del self.keys[i]
 
-    def nearest(self, current: tuple[float, ...]) -> float:
-        """Distance from `current` to the nearest indexed context (inf if none).
+    def nearest(
+        self, current: tuple[float, ...], hint_seq: int, hint: tuple[float, ...] | None
+    ) -> tuple[float, int]:
+        """(distance from `current` to the nearest indexed context (inf if none), its number).
 
-        The two contexts whose sums bracket the current one give a first best
-        distance; each side is then walked outward until its sum is too far.
+        `hint`, an indexed context numbered `hint_seq`, gives a first best
+        distance; each side of the current sum is then walked outward until its
+        sum is too far for a context there to be nearer. The distance is the
+        full scan's whatever the hint: only the work depends on it.
         """
         keys = self.keys
         total = sum(current)
         start = bisect_left(keys, (total,))
-        best = math.inf
-        for i in (start - 1, start):
-            if 0 <= i < len(keys):
-                best = min(best, math.dist(keys[i][1], current))
+        dist = math.dist
+        best, best_seq = (dist(hint, current), hint_seq) if hint is not None else (math.inf, -1)
         # Rounding of the sums: prune only clearly beyond the best distance.
         slack = 1e-9 * (abs(total) + 1.0)
-        root_k = 1.0 / self.inv_sqrt_k
-        dist = math.dist
-        for i in range(start - 2, -1, -1):
-            below, context = keys[i]
-            if total - below > (best + slack) * root_k:
+        root_k = self.root_k
+        limit = (best + slack) * root_k
+        for i in range(start - 1, -1, -1):
+            below, seq, context = keys[i]
+            if total - below > limit:
                 break
             d = dist(context, current)
             if d < best:
-                best = d
-        for i in range(start + 1, len(keys)):
-            above, context = keys[i]
-            if above - total > (best + slack) * root_k:
+                best, best_seq, limit = d, seq, (d + slack) * root_k
+        for i in range(start, len(keys)):
+            above, seq, context = keys[i]
+            if above - total > limit:
                 break
             d = dist(context, current)
             if d < best:
-                best = d
-        return best
+                best, best_seq, limit = d, seq, (d + slack) * root_k
+        return best, best_seq
 
 
 class _SlidingMax:

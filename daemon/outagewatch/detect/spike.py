@@ -56,7 +56,9 @@ WEEK: Final = 7 * DAY
 _STATE_VERSION: Final = 4
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__,
+# a cost paid on every point.
+@dataclass(slots=True)
 class _Point:
     """One observation as measured against the baseline, before any test."""
 
