@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import Row
 from outagewatch.detect.backtest import read_series
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.spike import SpikeDetector, detector_for
@@ -125,6 +126,20 @@ def check(nab_dir: Path) -> list[str]:
         for name, want in EXPECTED.items()
         if got[name] != want
     ]
+
+
+def verdict_row(nab_dir: Path) -> Row:
+    """Bench row: every decision on the fixed series is the committed one."""
+    differs = check(nab_dir)
+    return Row(
+        f"detector decisions unchanged (verdict hash, {len(EXPECTED)} parts)",
+        "identical" if not differs else "; ".join(differs),
+        "none",
+        "-",
+        "-",
+        "identical",
+        not differs,
+    )
 
 
 def main() -> int:
