@@ -20,9 +20,13 @@ are rebuilt from the contexts and distances on restore.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import Any
+from itertools import repeat
+from typing import Any, Final
+
+# Contexts each side of the current sum the search computes first.
+_NEAR: Final = 8
 
 
 class ContextNovelty:
@@ -117,53 +121,72 @@ class ContextNovelty:
 
 
 class _SumIndex:
-    """Contexts sorted by their sum (then their number), for an exact nearest-neighbour search."""
+    """Contexts sorted by their sum, for an exact nearest-neighbour search.
+
+    Three parallel lists (sums, numbers, contexts), so a run of contexts by
+    sum is a slice whose distances `map` computes without a Python loop.
+    """
 
     def __init__(self, k: int) -> None:
         self.root_k = math.sqrt(k)
-        self.keys: list[tuple[float, int, tuple[float, ...]]] = []
+        self.sums: list[float] = []
+        self.seqs: list[int] = []
+        self.contexts: list[tuple[float, ...]] = []
 
     def add(self, seq: int, context: tuple[float, ...]) -> None:
-        insort(self.keys, (sum(context), seq, context))
+        total = sum(context)
+        i = bisect_right(self.sums, total)
+        self.sums.insert(i, total)
+        self.seqs.insert(i, seq)
+        self.contexts.insert(i, context)
 
     def remove(self, seq: int, context: tuple[float, ...]) -> None:
-        i = bisect_left(self.keys, (sum(context), seq))
-        if i < len(self.keys) and self.keys[i][1] == seq:
-            del self.keys[i]
+        sums, seqs = self.sums, self.seqs
+        total = sum(context)
+        i = bisect_left(sums, total)
+        while i < len(sums) and sums[i] == total:
+            if seqs[i] == seq:
+                del sums[i], seqs[i], self.contexts[i]
+                return
+            i += 1
 
     def nearest(
         self, current: tuple[float, ...], hint_seq: int, hint: tuple[float, ...] | None
     ) -> tuple[float, int]:
         """(distance from `current` to the nearest indexed context (inf if none), its number).
 
-        `hint`, an indexed context numbered `hint_seq`, gives a first best
-        distance; each side of the current sum is then walked outward until its
-        sum is too far for a context there to be nearer. The distance is the
-        full scan's whatever the hint: only the work depends on it.
+        `hint` (an indexed context numbered `hint_seq`) and the `_NEAR`
+        contexts each side of the current sum give a first best distance; only
+        the contexts whose sum is within best * sqrt(k) of the current sum can
+        be nearer. The result is the full scan's whatever the hint: only the
+        work depends on it.
         """
-        keys = self.keys
+        sums = self.sums
         total = sum(current)
-        start = bisect_left(keys, (total,))
+        start = bisect_left(sums, total)
         dist = math.dist
         best, best_seq = (dist(hint, current), hint_seq) if hint is not None else (math.inf, -1)
+        # First the contexts nearest by sum, then the rest of the run the best
+        # distance so far leaves.
+        near_lo, near_hi = max(0, start - _NEAR), min(len(sums), start + _NEAR)
+        best, best_seq = self._scan(current, near_lo, near_hi, best, best_seq)
         # Rounding of the sums: prune only clearly beyond the best distance.
-        slack = 1e-9 * (abs(total) + 1.0)
-        root_k = self.root_k
-        limit = (best + slack) * root_k
-        for i in range(start - 1, -1, -1):
-            below, seq, context = keys[i]
-            if total - below > limit:
-                break
-            d = dist(context, current)
-            if d < best:
-                best, best_seq, limit = d, seq, (d + slack) * root_k
-        for i in range(start, len(keys)):
-            above, seq, context = keys[i]
-            if above - total > limit:
-                break
-            d = dist(context, current)
-            if d < best:
-                best, best_seq, limit = d, seq, (d + slack) * root_k
+        limit = (best + 1e-9 * (abs(total) + 1.0)) * self.root_k
+        lo = bisect_left(sums, total - limit, 0, near_lo)
+        hi = bisect_right(sums, total + limit, near_hi)
+        best, best_seq = self._scan(current, lo, near_lo, best, best_seq)
+        return self._scan(current, near_hi, hi, best, best_seq)
+
+    def _scan(
+        self, current: tuple[float, ...], lo: int, hi: int, best: float, best_seq: int
+    ) -> tuple[float, int]:
+        """The nearer of (best, best_seq) and the contexts lo:hi by sum."""
+        if lo >= hi:
+            return best, best_seq
+        found = list(map(math.dist, self.contexts[lo:hi], repeat(current)))
+        d = min(found)
+        if d < best:
+            return d, self.seqs[lo + found.index(d)]
         return best, best_seq
 
 
