@@ -19,11 +19,12 @@ from outagewatch.detect.settings import DAY, DetectionSettings
 
 WEEK: Final = 7 * DAY
 RESID_SLOTS: Final = 24
+_LN2: Final = math.log(2.0)
 
 
 def decay(dt: float, half_life: float) -> float:
     """Weight left on the past after `dt` seconds for an EWMA of this half-life."""
-    return math.exp(-math.log(2.0) * dt / half_life)
+    return math.exp(-_LN2 * dt / half_life)
 
 
 class Peaks:

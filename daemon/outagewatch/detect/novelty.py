@@ -20,9 +20,13 @@ are rebuilt from the contexts and distances on restore.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import Any
+from itertools import repeat
+from typing import Any, Final
+
+# Contexts each side of the current sum the search computes first.
+_NEAR: Final = 8
 
 
 class ContextNovelty:
@@ -41,6 +45,10 @@ class ContextNovelty:
         self.distances: deque[float] = deque(maxlen=history)
         self._index = _SumIndex(k)
         self._top = _SlidingMax(history)
+        # Contexts ever stored (the newest is number stored - 1), and the number
+        # of the one the search tries first.
+        self.stored = 0
+        self._hint_seq = -1
 
     def ratio(self, value: float, span: float) -> tuple[float, float]:
         """(distance of the context ending with `value` / largest recent distance, distance).
@@ -52,7 +60,10 @@ class ContextNovelty:
         current = (*list(self.values)[-(self.k - 1) :], value) if self.k > 1 else (value,)
         if len(self.contexts) - self.k < self.k:
             return 0.0, 0.0
-        dist = self._index.nearest(current) / span
+        nearest, seq = self._index.nearest(current, self._hint_seq, self._hint())
+        # The context after this one's nearest is the likeliest nearest of the next.
+        self._hint_seq = seq + 1
+        dist = nearest / span
         if 2 * len(self.distances) < (self.distances.maxlen or 0):
             return 0.0, dist
         return dist / max(self.floor, self._top.value()), dist
@@ -66,14 +77,23 @@ class ContextNovelty:
             self.distances.append(dist)
             self._top.push(dist)
 
+    def _hint(self) -> tuple[float, ...] | None:
+        """The context numbered `_hint_seq` if it is searchable (not among the k newest)."""
+        first = self.stored - len(self.contexts)
+        if first <= self._hint_seq < self.stored - self.k:
+            return self.contexts[self._hint_seq - first]
+        return None
+
     def _store(self, context: tuple[float, ...]) -> None:
         """Append a context; the one `k` back becomes searchable, the oldest may leave."""
-        if len(self.contexts) == self.contexts.maxlen:
-            self._index.remove(self.contexts[0])
-        self.contexts.append(context)
+        contexts = self.contexts
+        if len(contexts) == contexts.maxlen:
+            self._index.remove(self.stored - len(contexts), contexts[0])
+        contexts.append(context)
+        self.stored += 1
         # The k most recent contexts overlap the current one: not searched.
-        if len(self.contexts) > self.k:
-            self._index.add(self.contexts[-1 - self.k])
+        if len(contexts) > self.k:
+            self._index.add(self.stored - 1 - self.k, contexts[-1 - self.k])
 
     def to_state(self) -> dict[str, Any]:
         """JSON-safe snapshot."""
@@ -89,6 +109,8 @@ class ContextNovelty:
         self.values.extend(float(v) for v in state["values"])
         self.contexts.clear()
         self._index = _SumIndex(self.k)
+        self.stored = 0
+        self._hint_seq = -1
         for c in state["contexts"]:
             self._store(tuple(float(v) for v in c))
         self.distances.clear()
@@ -99,52 +121,73 @@ class ContextNovelty:
 
 
 class _SumIndex:
-    """Contexts sorted by their sum, for an exact nearest-neighbour search."""
+    """Contexts sorted by their sum, for an exact nearest-neighbour search.
+
+    Three parallel lists (sums, numbers, contexts), so a run of contexts by
+    sum is a slice whose distances `map` computes without a Python loop.
+    """
 
     def __init__(self, k: int) -> None:
-        self.inv_sqrt_k = 1.0 / math.sqrt(k)
-        self.keys: list[tuple[float, tuple[float, ...]]] = []
+        self.root_k = math.sqrt(k)
+        self.sums: list[float] = []
+        self.seqs: list[int] = []
+        self.contexts: list[tuple[float, ...]] = []
 
-    def add(self, context: tuple[float, ...]) -> None:
-        insort(self.keys, (sum(context), context))
+    def add(self, seq: int, context: tuple[float, ...]) -> None:
+        total = sum(context)
+        i = bisect_right(self.sums, total)
+        self.sums.insert(i, total)
+        self.seqs.insert(i, seq)
+        self.contexts.insert(i, context)
 
-    def remove(self, context: tuple[float, ...]) -> None:
-        i = bisect_left(self.keys, (sum(context), context))
-        if i < len(self.keys) and self.keys[i][1] == context:
-            del self.keys[i]
+    def remove(self, seq: int, context: tuple[float, ...]) -> None:
+        sums, seqs = self.sums, self.seqs
+        total = sum(context)
+        i = bisect_left(sums, total)
+        while i < len(sums) and sums[i] == total:
+            if seqs[i] == seq:
+                del sums[i], seqs[i], self.contexts[i]
+                return
+            i += 1
 
-    def nearest(self, current: tuple[float, ...]) -> float:
-        """Distance from `current` to the nearest indexed context (inf if none).
+    def nearest(
+        self, current: tuple[float, ...], hint_seq: int, hint: tuple[float, ...] | None
+    ) -> tuple[float, int]:
+        """(distance from `current` to the nearest indexed context (inf if none), its number).
 
-        The two contexts whose sums bracket the current one give a first best
-        distance; each side is then walked outward until its sum is too far.
+        `hint` (an indexed context numbered `hint_seq`) and the `_NEAR`
+        contexts each side of the current sum give a first best distance; only
+        the contexts whose sum is within best * sqrt(k) of the current sum can
+        be nearer. The result is the full scan's whatever the hint: only the
+        work depends on it.
         """
-        keys = self.keys
+        sums = self.sums
         total = sum(current)
-        start = bisect_left(keys, (total,))
-        best = math.inf
-        for i in (start - 1, start):
-            if 0 <= i < len(keys):
-                best = min(best, math.dist(keys[i][1], current))
-        # Rounding of the sums: prune only clearly beyond the best distance.
-        slack = 1e-9 * (abs(total) + 1.0)
-        root_k = 1.0 / self.inv_sqrt_k
+        start = bisect_left(sums, total)
         dist = math.dist
-        for i in range(start - 2, -1, -1):
-            below, context = keys[i]
-            if total - below > (best + slack) * root_k:
-                break
-            d = dist(context, current)
-            if d < best:
-                best = d
-        for i in range(start + 1, len(keys)):
-            above, context = keys[i]
-            if above - total > (best + slack) * root_k:
-                break
-            d = dist(context, current)
-            if d < best:
-                best = d
-        return best
+        best, best_seq = (dist(hint, current), hint_seq) if hint is not None else (math.inf, -1)
+        # First the contexts nearest by sum, then the rest of the run the best
+        # distance so far leaves.
+        near_lo, near_hi = max(0, start - _NEAR), min(len(sums), start + _NEAR)
+        best, best_seq = self._scan(current, near_lo, near_hi, best, best_seq)
+        # Rounding of the sums: prune only clearly beyond the best distance.
+        limit = (best + 1e-9 * (abs(total) + 1.0)) * self.root_k
+        lo = bisect_left(sums, total - limit, 0, near_lo)
+        hi = bisect_right(sums, total + limit, near_hi)
+        best, best_seq = self._scan(current, lo, near_lo, best, best_seq)
+        return self._scan(current, near_hi, hi, best, best_seq)
+
+    def _scan(
+        self, current: tuple[float, ...], lo: int, hi: int, best: float, best_seq: int
+    ) -> tuple[float, int]:
+        """The nearer of (best, best_seq) and the contexts lo:hi by sum."""
+        if lo >= hi:
+            return best, best_seq
+        found = list(map(math.dist, self.contexts[lo:hi], repeat(current)))
+        d = min(found)
+        if d < best:
+            return d, self.seqs[lo + found.index(d)]
+        return best, best_seq
 
 
 class _SlidingMax:

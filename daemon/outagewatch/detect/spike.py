@@ -56,7 +56,9 @@ WEEK: Final = 7 * DAY
 _STATE_VERSION: Final = 4
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__,
+# a cost paid on every point.
+@dataclass(slots=True)
 class _Point:
     """One observation as measured against the baseline, before any test."""
 
@@ -65,6 +67,8 @@ class _Point:
     x: float  # the value in the unit the statistics run in (-ln rank for rank)
     dt: float
     season: float
+    weekly_known: bool  # the weekly profile knows this hour (it gives the season)
+    season_known: bool  # a profile knows this hour
     base_y: float
     sigma: float
     z: float
@@ -260,21 +264,16 @@ class SpikeDetector:
         dt = timestamp - self.last_ts
         return dt > 0 and (prev - rank) * HOUR / dt >= s.rank_climb_per_hour
 
-    def _seasonal(self, timestamp: float) -> float:
-        """Factor (multiplicative) or offset (additive) of this hour; neutral while unknown."""
+    def _seasonal(self, timestamp: float) -> tuple[float, bool, bool]:
+        """(factor (multiplicative) or offset (additive) of this hour, neutral while unknown;
+        whether the weekly profile knows it; whether either profile does)."""
         weekly = self.weekly.expected(timestamp, self.multiplicative)
         if weekly is not None:
-            return weekly
+            return weekly, True, True
         daily = self.daily.expected(timestamp, self.multiplicative)
         if daily is not None:
-            return daily
-        return 1.0 if self.multiplicative else 0.0
-
-    def _season_known(self, timestamp: float) -> bool:
-        return (
-            self.weekly.expected(timestamp, self.multiplicative) is not None
-            or self.daily.expected(timestamp, self.multiplicative) is not None
-        )
+            return daily, False, True
+        return (1.0 if self.multiplicative else 0.0), False, False
 
     def _apply_season(self, level: float, season: float) -> float:
         return level * season if self.multiplicative else level + season
@@ -342,7 +341,7 @@ class SpikeDetector:
         if self.n == 0:
             self.first_ts = self.last_ts = timestamp
             self.level = self.range.hi = self.range.lo = x
-        season = self._seasonal(timestamp)
+        season, weekly_known, season_known = self._seasonal(timestamp)
         base_y = self._apply_season(self.level + self.drift, season)
         phi = self._dispersion() if model.count_scan else 0.0
         sigma = model.scale(s, math.sqrt(self.var), model.untransform(base_y), phi)
@@ -355,6 +354,8 @@ class SpikeDetector:
             x=x,
             dt=timestamp - self.last_ts,
             season=season,
+            weekly_known=weekly_known,
+            season_known=season_known,
             base_y=base_y,
             sigma=sigma,
             z=z,
@@ -373,7 +374,7 @@ class SpikeDetector:
             f.novel, f.novelty_dist = self.novelty.test(
                 p.x, self.range.hi - self.range.lo, p.zt, p.sign
             )
-        if self.use_shift and self._season_known(p.timestamp):
+        if self.use_shift and p.season_known:
             # Fed once a season is known (before, the residuals would carry the
             # daily cycle). For counts the residual is the excess count itself
             # (issue 7nab11).
@@ -471,7 +472,7 @@ class SpikeDetector:
         """
         s = self.settings
         timestamp, dt = p.timestamp, p.dt
-        hold_weekly = departing and self.weekly.expected(timestamp, self.multiplicative) is not None
+        hold_weekly = departing and p.weekly_known
         hold_daily = departing and not hold_weekly
         resid = p.x - p.base_y
         if p.warm:
