@@ -33,6 +33,7 @@ from outagewatch.detect.backtest import parse_timestamp, read_series, run_backte
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.spike import BACKTEST_SIGNALS, detector_for
 from outagewatch.detect.synthetic import WEEK_S, baseline_at, simulate
+from verdict_hash import verdict_row
 
 REPO = Path(__file__).resolve().parent.parent
 CATEGORIES = ("realTweets", "realKnownCause", "artificialWithAnomaly", "artificialNoAnomaly")
@@ -95,18 +96,22 @@ def measure(nab_dir: Path | None = None) -> list[Row]:
     windows = sum(r.windows for r in results)
     profile = PROFILES["standard"]
     score = normalised(sum(r.raw["standard"] for r in results), windows, profile)
-    return cost_rows() + [
-        Row(
-            f"NAB standard score ({len(results)} files, {windows} windows; deterministic)",
-            f"{score:.1f}",
-            f"{name} (published)",
-            f"{published:.1f}",
-            f"{score / published:.2f}x",
-            ">= 70",
-            score >= 70,
-        )
-        for name, published in PUBLISHED.items()
-    ]
+    return (
+        cost_rows()
+        + [verdict_row(nab_dir)]
+        + [
+            Row(
+                f"NAB standard score ({len(results)} files, {windows} windows; deterministic)",
+                f"{score:.1f}",
+                f"{name} (published)",
+                f"{published:.1f}",
+                f"{score / published:.2f}x",
+                ">= 70",
+                score >= 70,
+            )
+            for name, published in PUBLISHED.items()
+        ]
+    )
 
 
 # Each signal's values from one simulated report stream, in that signal's unit.

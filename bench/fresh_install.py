@@ -34,12 +34,19 @@ PROBLEMS = ("app", "website", "login", "api", "slow", "other")
 
 
 def history_rows(
-    services: Iterable[str], end: float, weeks: float = 4.0, mean: float = 6.5, seed: int = 1
+    services: Iterable[str],
+    end: float,
+    weeks: float = 4.0,
+    mean: float = 6.5,
+    seed: int = 1,
+    shift: float = 0.0,
 ) -> list[tuple[float, str, str]]:
     """(time, service, problem) of ``weeks`` of reports before ``end``, in time order.
 
     ``mean`` is the usual count per 5 minutes averaged over the day; each 5-minute
     slot draws its count around the daily cycle and spreads it over the slot.
+    ``shift``: the users' week runs this many seconds ahead of the clock (users in
+    another time zone), so a bench can meet a busy hour whatever the time.
     """
     rng = random.Random(seed)
     last = end - end % STEP_S  # whole slots only: the one holding ``end`` is live
@@ -47,7 +54,7 @@ def history_rows(
     for service in services:
         ts = last - weeks * WEEK_S
         while ts < last:
-            for _ in range(overdispersed_count(rng, baseline_at(ts, mean), 5.0)):
+            for _ in range(overdispersed_count(rng, baseline_at(ts + shift, mean), 5.0)):
                 rows.append((ts + rng.uniform(0, STEP_S), service, rng.choice(PROBLEMS)))
             ts += STEP_S
     rows.sort()

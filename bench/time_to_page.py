@@ -26,14 +26,16 @@ history is drawn from) at its highest over the next 10 minutes, the surge that t
 rounded up, reports per 5 minutes evenly spaced (on a Sunday 04:00-05:00 UTC the usual
 is about 1.6 a 5 minutes, the surge 8), through the daemon's API from new reporters,
 while the service's probes stay healthy; time to page = from the start of the surge to
-the PagerDuty event naming that service (``OutagewatchReportSpike``).
+the PagerDuty event naming that service (``OutagewatchReportSpike``). The users' week
+follows the clock; ``--shift-hours`` moves it ahead (history and surge alike, as for
+users in another time zone) to meet a busy or a quiet hour whenever the bench runs.
 
 False pages: every notification about a service before its onset (or about a service
 never broken), per hour of healthy service time (services x quiet time); with none, the
 row also gives the 95 % upper bound, 3 / service-hours ("rule of three").
 
     PYTHONPATH=daemon python -m bench.time_to_page [--runs 5] [--quiet 300] [--services 20]
-        [--surge-multiple 5]
+        [--surge-multiple 5] [--shift-hours 0]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -172,13 +175,16 @@ def answers(url: str) -> bool:
     return bool(fetch(url))
 
 
-def surge_per_step(now: float, multiple: float = SURGE_MULTIPLE) -> tuple[float, int]:
+def surge_per_step(
+    now: float, multiple: float = SURGE_MULTIPLE, shift: float = 0.0
+) -> tuple[float, int]:
     """(usual reports per 5 minutes, surge reports per 5 minutes) for a surge from ``now``.
 
     The usual is the history's own baseline at its highest over the next 10 minutes,
-    so the surge stays at least ``multiple`` times it throughout.
+    so the surge stays at least ``multiple`` times it throughout; ``shift`` as in
+    ``history_rows``.
     """
-    usual = max(baseline_at(now + minute * 60, USUAL_MEAN) for minute in range(11))
+    usual = max(baseline_at(now + shift + minute * 60, USUAL_MEAN) for minute in range(11))
     return usual, math.ceil(multiple * usual)
 
 
@@ -269,16 +275,23 @@ def alertmanager_config(tmp: Path, world: World) -> Path:
     return path
 
 
-def fresh_install(config: Path, tmp: Path, names: list[str]) -> None:
+def fresh_install(config: Path, tmp: Path, names: list[str], shift: float) -> None:
     """Four weeks of history for every service imported into the config's new store."""
     history = tmp / "history.csv"
-    count = write_history_csv(history, history_rows(names, time.time(), HISTORY_WEEKS, USUAL_MEAN))
+    rows = history_rows(names, time.time(), HISTORY_WEEKS, USUAL_MEAN, shift=shift)
+    count = write_history_csv(history, rows)
     imported = prepare_fresh_install(config, history)
     print(f"fresh install: {count} reports imported and replayed in {imported.seconds:.1f} s")
 
 
 def run(
-    runs: int, quiet: float, services: int, stagger: float, wait: float, surge_multiple: float
+    runs: int,
+    quiet: float,
+    services: int,
+    stagger: float,
+    wait: float,
+    surge_multiple: float,
+    shift: float = 0.0,
 ) -> tuple[list[float], float | None, int, float, int, tuple[float, int]]:
     """(seconds to page per outage, seconds to page for the report surge, false pages,
     healthy service-hours, blips served, (usual, surge) reports per 5 minutes)."""
@@ -287,7 +300,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="ow-page-") as tmpdir, served(world):
         tmp = Path(tmpdir)
         config = daemon_config(tmp, world)
-        fresh_install(config, tmp, names)
+        fresh_install(config, tmp, names, shift)
         daemon_port, am_port, prom_port = free_port(), free_port(), free_port()
         am = [
             "prometheus-alertmanager",
@@ -318,7 +331,7 @@ def run(
             surging = names[-1]
             stop = threading.Event()
             daemon = f"http://{LOOPBACK}:{daemon_port}"
-            rate = surge_per_step(time.time(), surge_multiple)
+            rate = surge_per_step(time.time(), surge_multiple, shift)
             reporter = threading.Thread(
                 target=report_surge, args=(world, daemon, surging, rate[1], stop)
             )
@@ -359,12 +372,15 @@ def measure(
     stagger: float = 19,
     wait: float = 720,
     surge_multiple: float = SURGE_MULTIPLE,
+    shift_hours: float = 0.0,
 ) -> list[Row]:
     if runs >= services:
         raise SystemExit("--runs must leave a service for the report surge")
+    shift = shift_hours * 3600
     seconds, surge, false_pages, hours, blips, (usual, per_step) = run(
-        runs, quiet, services, stagger, wait, surge_multiple
+        runs, quiet, services, stagger, wait, surge_multiple, shift
     )
+    users_time = datetime.fromtimestamp(time.time() + shift, UTC).strftime("%a %H:%M UTC")
     figure = Figure(tuple(seconds) or (float("nan"),))
     setup = (
         f"fresh install with {HISTORY_WEEKS:.0f} weeks imported; API edge 503 + web app 502, "
@@ -386,10 +402,10 @@ def measure(
         ),
         Row(
             f"time to page s, report surge ({per_step} reports per 5 minutes, "
-            f"{per_step / usual:.1f}x the usual {usual:.1f} for the time of day after "
-            f"{HISTORY_WEEKS:.0f} weeks imported, no other lens)",
+            f"{per_step / usual:.1f}x the usual {usual:.1f} for the users' {users_time} "
+            f"after {HISTORY_WEEKS:.0f} weeks imported, no other lens)",
             "none" if surge is None else f"{surge:.0f}",
-            "n/a (issue 18: a ticket only)",
+            "n/a (issue 18: none at a quiet hour)",
             "n/a",
             "n/a",
             f"<= {REPORT_GOAL_SECONDS:.0f} s",
@@ -419,12 +435,20 @@ def main() -> int:
         default=SURGE_MULTIPLE,
         help="report surge as a multiple of the usual volume for the time of day",
     )
+    parser.add_argument(
+        "--shift-hours",
+        type=float,
+        default=0.0,
+        help="the users' week runs this many hours ahead of the clock (history and surge): "
+        "a Sunday 06:00 UTC with --shift-hours 33 is their Monday 15:00, the busy hour",
+    )
     args = parser.parse_args()
     rows = measure(
         runs=args.runs,
         quiet=args.quiet,
         services=args.services,
         surge_multiple=args.surge_multiple,
+        shift_hours=args.shift_hours,
     )
     print_table(rows)
     return 0

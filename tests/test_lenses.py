@@ -85,10 +85,12 @@ def test_checklists_name_files_that_exist(title: str) -> None:
         assert resolved.is_file(), f"{title}: {path} does not exist"
 
 
-def test_adding_a_lens_is_three_code_files_and_a_metric_two() -> None:
+def test_adding_a_lens_is_three_code_files_a_signal_and_a_metric_two() -> None:
     lens_code = _section("How to add a lens").split("Its entries in the shared catalogues")[0]
     assert len(_listed_files(lens_code)) <= 3
     assert len(_listed_files(_section("How to add a metric"))) <= 2
+    signal = _section("How to add a signal").split("A new kind of")[0]
+    assert len(_listed_files(signal)) <= 2
 
 
 def test_the_registry_table_lists_every_lens() -> None:

@@ -22,6 +22,7 @@ from outagewatch.detect.disruption import (
     ServiceEvidence,
     SpikeEvidence,
 )
+from outagewatch.detect.registry import SIGNAL_TABLE
 from outagewatch.detect.signals import REPORT_BUCKET_S, SignalDetectors
 from outagewatch.detect.tracker import (
     DisruptionTracker,
@@ -316,7 +317,7 @@ def service_evidence(
     signals = state.signals
     probes: list[ProbeEvidence] = []
     pages: list[PageEvidence] = []
-    # How often each detector gets a point, for its freshness.
+    # How often each lens's detectors get a point (SIGNAL_TABLE's cadence), for freshness.
     cadence: dict[str, float] = {}
     ctx = EvidenceContext(service, cfg, config, signals, state.runs, scheduled, started)
     parts = []
@@ -325,10 +326,11 @@ def service_evidence(
         parts.append(part)
         probes.extend(part.probes)
         pages.extend(part.pages)
-        for signal, interval in part.cadence.items():
-            cadence[signal] = min(interval, cadence.get(signal, interval))
+        for name, interval in part.cadence.items():
+            cadence[name] = min(interval, cadence.get(name, interval))
     spikes = {}
-    for signal, interval in cadence.items():
+    for signal, spec in SIGNAL_TABLE.items():
+        interval = cadence.get(spec.cadence, 0.0)
         status = signals.status.get((service, signal))
         if status is not None and interval > 0:
             reading = Reading(status.last_time, interval, started)

@@ -17,6 +17,7 @@ from outagewatch import __version__
 from outagewatch.clock import iso_time, when_text
 from outagewatch.config import ChatProbeBase, Config, ServiceConfig
 from outagewatch.detect.disruption import REASON_LENS
+from outagewatch.detect.registry import SIGNAL_TABLE
 from outagewatch.detect.replay import warmup
 from outagewatch.detect.tracker import LEAD_OUTCOMES
 from outagewatch.history import REPORT_BUCKET
@@ -32,6 +33,8 @@ from outagewatch.pipeline import SourceRunState, State
 
 # Each disruption reason (detect/disruption.py) as a reader would put it.
 REASON_TEXT = {
+    # A spike reason without words of its own: what its detector watches, spiking.
+    **{spec.reason: f"{spec.text} spiking" for spec in SIGNAL_TABLE.values()},
     "probes_failing": "most probes failing",
     "some_probes_failing": "some probes failing",
     "failure_ratio_spike": "probe failures spiking",
@@ -51,13 +54,7 @@ REASON_TEXT = {
     "vantage_unhealthy": "vantage unhealthy: this daemon's own network is failing",
 }
 # Signal label -> what its detector watches, in words.
-SIGNAL_TEXT = {
-    "reports": "user reports",
-    "failure_ratio": "probe failures",
-    "ttft": "first-token times",
-    "latency": "answer times",
-    "rank": "App Store rank",
-}
+SIGNAL_TEXT = {signal: spec.text for signal, spec in SIGNAL_TABLE.items()}
 # Why a service is unknown (detect/disruption.py UNKNOWN_REASONS), in words.
 UNKNOWN_REASON_TEXT = {
     "no_successful_probe_yet": "no successful probe yet",

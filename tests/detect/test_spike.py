@@ -231,10 +231,10 @@ def test_a_repeat_the_cooldown_suppresses_does_not_teach_the_tail() -> None:
     # No last-day gate on lone points, so that the repeat below the peak alarms.
     det = detector_for("reports", DetectionSettings(point_range_margin=0))
     t = alert_then_settle(det)
-    before = (det.peaks.count, det.peaks.excess, det.tail_time)
+    before = (det.tail.peaks.count, det.tail.peaks.excess, det.tail.time)
     repeat = det.update(t + 6 * STEP, 120.0)
     assert not repeat.started and not repeat.active
-    assert (det.peaks.count, det.peaks.excess, det.tail_time) == before
+    assert (det.tail.peaks.count, det.tail.peaks.excess, det.tail.time) == before
 
 
 def test_a_stream_with_wild_ordinary_bursts_raises_its_own_alarm_level() -> None:
@@ -247,8 +247,8 @@ def test_a_stream_with_wild_ordinary_bursts_raises_its_own_alarm_level() -> None
         calm.update(ts, float(max(0, round(rng.gauss(20.0, math.sqrt(20.0))))))
         burst = 20.0 * math.exp(rng.expovariate(1.0)) if rng.random() < 0.02 else 20.0
         wild.update(ts, float(max(0, round(rng.gauss(burst, math.sqrt(burst))))))
-    assert calm._tail_factor() == 1.0
-    assert wild._tail_factor() > 1.5
+    assert calm.tail.factor() == 1.0
+    assert wild.tail.factor() > 1.5
 
 
 def test_backtest_alert_column_is_the_onset_not_the_held_state() -> None:
@@ -289,9 +289,9 @@ def test_cusum_discounts_autocorrelated_wander_but_not_independent_noise() -> No
         level = 0.95 * level + rng.gauss(0, 1.0)
         white.update(ts, 20.0 + rng.gauss(0, 1.0))
         smooth.update(ts, 20.0 + level)
-    assert white._cusum_factor() > 0.9
+    assert white.cusum.weight() > 0.9
     rho = settings.cusum_max_autocorr
-    assert smooth._cusum_factor() == pytest.approx(math.sqrt((1 - rho) / (1 + rho)))
+    assert smooth.cusum.weight() == pytest.approx(math.sqrt((1 - rho) / (1 + rho)))
 
 
 def _latency_repeat(settings: DetectionSettings) -> list[bool]:
@@ -335,7 +335,7 @@ def test_state_without_the_residual_window_still_restores() -> None:
     del state["alert_peak_z"]
     state["alert_peak"] = 150.0
     restored = SpikeDetector.from_state(state, settings)
-    assert restored.alert_peak_z == 0.0
+    assert restored.alerts.peak_z == 0.0
     assert restored.update(T0 + 400 * STEP, 20.0).started is False
 
 
@@ -354,7 +354,7 @@ def _lone_burst(settings: DetectionSettings, follow: list[float], top: float = 1
     det = detector_for("reports", settings)
     for ts, v in _bursty_counts(4000, seed=12):
         det.update(ts, v)
-    assert det._tail_factor() >= settings.reports_confirm_tail
+    assert det.tail.factor() >= settings.reports_confirm_tail
     t = T0 + 4000 * STEP
     return [det.update(t + i * STEP, v).started for i, v in enumerate([top, *follow])]
 
@@ -415,25 +415,26 @@ def test_resume_off_lets_generic_escalate_at_once() -> None:
 def _tail_with_heavy_far_end(settings: DetectionSettings) -> SpikeDetector:
     """A week of peaks: 100 small ones over tail_u, 20 far ones over tail_u_high."""
     det = detector_for("reports", settings)
-    det.tail_time = 7 * 86400.0
+    det.tail.time = 7 * 86400.0
     # Exponential excesses of mean 0.5 over 2: 0.5 a week pass 2 + 0.5 ln 200 = 4.6.
-    det.peaks.count, det.peaks.excess, det.peaks.excess_sq = 100.0, 50.0, 50.0
+    det.tail.peaks.count, det.tail.peaks.excess, det.tail.peaks.excess_sq = 100.0, 50.0, 50.0
     # Exponential excesses of mean 3 over 4: 0.5 a week pass 4 + 3 ln 40 = 15.1.
-    det.peaks_high.count, det.peaks_high.excess, det.peaks_high.excess_sq = 20.0, 60.0, 360.0
+    high = det.tail.peaks_high
+    high.count, high.excess, high.excess_sq = 20.0, 60.0, 360.0
     return det
 
 
 def test_a_heavy_far_tail_behind_a_light_body_raises_the_alarm_level() -> None:
     # Over tail_u the near-Gaussian body leads the fit; over the higher
     # threshold the far tail shows, and the higher level counts.
-    assert _tail_with_heavy_far_end(DetectionSettings())._tail_factor() == pytest.approx(
+    assert _tail_with_heavy_far_end(DetectionSettings()).tail.factor() == pytest.approx(
         (4.0 + 3.0 * math.log(40.0)) / 6.0
     )
     off = DetectionSettings(tail_u_high=0.0)
-    assert _tail_with_heavy_far_end(off)._tail_factor() == 1.0
+    assert _tail_with_heavy_far_end(off).tail.factor() == 1.0
     # Generic series keep the single threshold.
     generic = detector_for("generic", DetectionSettings())
-    assert generic.use_tail_high is False
+    assert generic.tail.far is False
 
 
 def test_state_without_the_high_tail_still_restores() -> None:
@@ -446,5 +447,5 @@ def test_state_without_the_high_tail_still_restores() -> None:
     for key in [k for k in state if k.startswith("tail_hi_")]:
         del state[key]
     restored = SpikeDetector.from_state(state, settings)
-    assert restored.peaks_high.count == 0.0
+    assert restored.tail.peaks_high.count == 0.0
     assert restored.update(T0 + 3000 * STEP, 20.0).started is False

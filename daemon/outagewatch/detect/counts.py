@@ -27,28 +27,35 @@ Z_MAX: Final = 37.0
 
 
 def _beta_cf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta (modified Lentz)."""
+    """Continued fraction of the incomplete beta (modified Lentz).
+
+    The hot loop of the count scan: constants bound locally and |v| > tiny
+    written as two comparisons (no call), the same arithmetic otherwise.
+    """
+    tiny, eps = _TINY, _EPS
     qab, qap, qam = a + b, a + 1.0, a - 1.0
     c = 1.0
     d = 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
+    d = 1.0 / (d if d > tiny or d < -tiny else tiny)
     h = d
     for m in range(1, _MAX_ITER + 1):
         m2 = 2 * m
         aa = m * (b - m) * x / ((qam + m2) * (a + m2))
         d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        d = 1.0 / (d if d > tiny or d < -tiny else tiny)
         c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
+        if not (c > tiny or c < -tiny):
+            c = tiny
         h *= d * c
         aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
         d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        d = 1.0 / (d if d > tiny or d < -tiny else tiny)
         c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
+        if not (c > tiny or c < -tiny):
+            c = tiny
         delta = d * c
         h *= delta
-        if abs(delta - 1.0) < _EPS:
+        if -eps < delta - 1.0 < eps:
             break
     return h
 

@@ -55,6 +55,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from outagewatch.detect.registry import SIGNAL_TABLE
+
 
 class DisruptionRules(Protocol):
     """The thresholds the rules read; ``config.DisruptionConfig`` is one.
@@ -87,14 +89,12 @@ _SEVERITY: Final = {"ok": 0, "degraded": 1, "disrupted": 2}
 REASON_LENS: Final = {
     "probes_failing": "probes",
     "some_probes_failing": "probes",
-    "failure_ratio_spike": "probes",
     "chat_overloaded": "chat",
-    "ttft_spike": "chat",
-    "latency_spike": "chat",
-    "report_spike": "reports",
     "official_minor": "official",
     "official_major": "official",
-    "rank_surge": "appstore",
+    # A spike signal's reason (detect/registry.py): failure_ratio_spike,
+    # ttft_spike, latency_spike, report_spike, rank_surge.
+    **{spec.reason: spec.lens for spec in SIGNAL_TABLE.values()},
     # The service's own traffic (docs/traffic.md): a surge or a drop is news, a warning sign.
     "traffic_spike": "traffic",
     "traffic_drop": "traffic",
@@ -114,13 +114,7 @@ DISRUPTING: Final = frozenset({"probes_failing", "official_major"})
 WARNING_ONLY: Final = frozenset({"rank_surge"})
 
 # Which spike detector sets which reason.
-SPIKE_REASONS: Final = {
-    "failure_ratio": "failure_ratio_spike",
-    "ttft": "ttft_spike",
-    "latency": "latency_spike",
-    "reports": "report_spike",
-    "rank": "rank_surge",
-}
+SPIKE_REASONS: Final = {signal: spec.reason for signal, spec in SIGNAL_TABLE.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ hours: the current, partial hour and the hours before it.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from typing import Any
 
 from outagewatch.detect.settings import HOUR
@@ -54,18 +55,21 @@ class LevelShift:
                 self.counts[i] = 0
             self.hour = hour
         slot = self.hour % n_slots
-        self.sums[slot] += resid
-        self.counts[slot] += 1
+        sums, counts = self.sums, self.counts
+        sums[slot] += resid
+        counts[slot] += 1
+        # The slots from the current hour back, summed in that order (as one
+        # window after another would): totals[k] is the last k hours' total.
+        back = sums[slot::-1] + sums[:slot:-1]
+        totals = list(accumulate(back, initial=0.0))
+        back_counts = counts[slot::-1] + counts[:slot:-1]
+        known = not young and self.learnt > 0
         best = 0.0
         for j, hours in enumerate(self.hours):
-            total, count = 0.0, 0
-            for k in range(hours):
-                i = (self.hour - k) % n_slots
-                total += self.sums[i]
-                count += self.counts[i]
-            self.means[j] = total / count if count else 0.0
-            if not young and self.learnt and self.mean_sq[j] > 0:
-                z = self.means[j] / math.sqrt(self.mean_sq[j])
+            count = sum(back_counts[:hours])
+            mean = self.means[j] = totals[hours] / count if count else 0.0
+            if known and self.mean_sq[j] > 0:
+                z = mean / math.sqrt(self.mean_sq[j])
                 if abs(z) > abs(best):
                     best = z
         return best

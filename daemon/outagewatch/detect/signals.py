@@ -30,18 +30,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from outagewatch.detect.disruption import LOCAL_REASONS
+from outagewatch.detect.registry import SIGNAL_TABLE
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.spike import SpikeDetector, SpikeVerdict, detector_for
 from outagewatch.observations import ProbeResult
 
-# Signal label -> detector kind (see detect/spike.py).
-SIGNAL_DETECTORS: Final = {
-    "reports": "reports",
-    "failure_ratio": "failure_ratio",
-    "ttft": "latency",
-    "latency": "latency",
-    "rank": "rank",
-}
+# Signal label -> detector kind (the signal table, detect/registry.py).
+SIGNAL_DETECTORS: Final = {signal: spec.model.name for signal, spec in SIGNAL_TABLE.items()}
 # Traffic queries: one detector per (service, query), two-sided on any series.
 TRAFFIC_PREFIX: Final = "traffic/"
 TRAFFIC_DETECTOR: Final = "generic"

@@ -1,32 +1,22 @@
 """Online spike detection: one observation at a time, O(1) work, serialisable state.
 
 The baseline is a de-seasonalised EWMA level plus a seasonal deviation (hour of
-week once two weeks are seen, hour of day before that). Residuals are scaled by an
-EWMA spread floored per signal (negative-binomial variance for counts), and the
-resulting z is divided by a per-stream tail factor: a peaks-over-threshold
-(generalised Pareto) fit of the stream's own normal z, so a stream whose ordinary
-bursts are wild needs a wilder burst to alert (report counts fit it over two
-thresholds and take the higher alarm level). Three tests then look for a spike
-(upward for the daemon's signals, either way for `generic`): a single-point z, a
-CUSUM of capped z, and a break of the recently seen range. Report counts add a
-short scan (the exact negative-binomial tail of the counts summed over the last
-10 minutes, `counts.py`), and on a bursty report stream (tail factor at least
-`reports_confirm_tail`) a point alarm alerts only with another test backing it
-(a burst that lasts shows in the scan), and a level-shift test (`shift.py`:
-the excess count against the slow baseline over the last 3 and 24 hours,
-against its usual spread); `generic` adds a contextual nearest-neighbour
-novelty test (`novelty.py`, O(novelty_window) per point, a fixed few hundred
-contexts) and the level-shift test either way over 6 and 24 hours (while it
-departs, the fast drift and the seasonal profile in use hold, so they do not
-chase it).
+week once two weeks are seen, hour of day before that) and a fast drift.
+Residuals are scaled by the signal model's scale (`models.py`: an EWMA spread
+floored per signal, or the negative-binomial spread for counts), and the
+resulting z is divided by the stream's tail factor (`alarms.TailCalibration`),
+so a stream whose ordinary bursts are wild needs a wilder burst to alert.
 
-An *alert* (`SpikeVerdict.started`) is the onset of a spike: any test fires while
-no spike is active and no cooldown runs. A cooldown of `cooldown_s` follows every
-alert; only an escalation beyond the alerted spike's peak (in calibrated z,
-against the baseline of its own time) may alert again inside it; the alarms it
-suppresses do not teach the tail. `active` is the held state (the gauge): from
-the alert until z falls back to `z_exit`. Time comes only from the observation
-timestamps, so spacing may be arbitrary.
+The named tests (`alarms.py`) then judge the calibrated z: a single point
+(`DayResiduals`: alone, it must beat the day's largest residual), a CUSUM
+(`Cusum`), a break of the seen range (`RangeTest`), and where the model asks
+for them the count scan (`CountScan`), the contextual novelty
+(`NoveltyTest`), the level shift (`shift.LevelShift`) and the rank climb. The
+alert state machine (`alarms.AlertMachine`) turns the combined evidence into
+alerts: an *alert* (`SpikeVerdict.started`) is the onset of a spike, a
+cooldown of `cooldown_s` follows it, only an escalation may alert inside it;
+`active` is the held state until z falls back to `z_exit`. Time comes only
+from the observation timestamps, so spacing may be arbitrary.
 """
 
 from __future__ import annotations
@@ -35,14 +25,24 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from outagewatch.detect.counts import count_z
-from outagewatch.detect.novelty import ContextNovelty
+from outagewatch.detect.alarms import (
+    AlertMachine,
+    CountScan,
+    Cusum,
+    DayResiduals,
+    NoveltyTest,
+    RangeTest,
+    TailCalibration,
+    decay,
+)
+from outagewatch.detect.models import MODELS, SignalModel
 from outagewatch.detect.settings import DAY, HOUR, DetectionSettings
 from outagewatch.detect.shift import LevelShift
 
+# The daemon's detector kinds (upward spikes only) and, for `backtest --signal`,
+# every kind: `generic` is any metric where a change either way is news.
 SIGNALS: Final = ("reports", "latency", "failure_ratio", "rank")
-# Accepted by `backtest --signal` as well: any metric, a change either way is news.
-BACKTEST_SIGNALS: Final = (*SIGNALS, "generic")
+BACKTEST_SIGNALS: Final = tuple(MODELS)
 WEEK: Final = 7 * DAY
 # Version 4 gained the residual window and tail cluster keys (issue 7nab4),
 # the level shift's hourly slots (issue 7gen) and the novelty run (issue
@@ -50,12 +50,15 @@ WEEK: Final = 7 * DAY
 # alerted peak is a calibrated z since issue 7nab13 (`alert_peak_z`); an older
 # state's raw `alert_peak` is ignored and the peak restores as 0, so an alarm
 # inside that cooldown may alert once more. The pending lone alarm of issue
-# 7nab5 is gone: its keys in an older state are ignored.
+# 7nab5 is gone: its keys in an older state are ignored. Issue 19 split the
+# detector into models and named tests with the same keys: a state saved
+# before restores unchanged.
 _STATE_VERSION: Final = 4
-_RESID_SLOTS: Final = 24
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__,
+# a cost paid on every point.
+@dataclass(slots=True)
 class _Point:
     """One observation as measured against the baseline, before any test."""
 
@@ -64,13 +67,33 @@ class _Point:
     x: float  # the value in the unit the statistics run in (-ln rank for rank)
     dt: float
     season: float
+    weekly_known: bool  # the weekly profile knows this hour (it gives the season)
+    season_known: bool  # a profile knows this hour
     base_y: float
     sigma: float
     z: float
     warm: bool
     tail: float
     zt: float  # z divided by the stream's tail factor
-    sign: float  # the direction judged: +1, or -1 on generic below the baseline
+    sign: float  # the direction judged: +1, or -1 on a two-sided stream below the baseline
+
+
+@dataclass(slots=True)
+class _Findings:
+    """What the named tests found on one point."""
+
+    range_break: bool = False
+    novel: bool = False
+    novelty_dist: float = 0.0
+    seasoned: bool = False
+    shift_z: float = 0.0
+    shift_size: float = 0.0
+    shift_alarm: bool = False
+    resid_top: float | None = None
+    point_counts: bool = True
+    cusum: float = 0.0
+    scan_z: float = 0.0
+    scan_count: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,54 +111,6 @@ class SpikeVerdict:
     active: bool
     baseline: float
     started: bool
-
-
-class _Peaks:
-    """Normal z's exceedances of one threshold: decayed count, sum and sum of squares of
-    the excesses."""
-
-    __slots__ = ("count", "excess", "excess_sq", "u")
-
-    def __init__(self, u: float) -> None:
-        self.u = u
-        self.count = 0.0
-        self.excess = 0.0
-        self.excess_sq = 0.0
-
-    def decay(self, keep: float) -> None:
-        self.count *= keep
-        self.excess *= keep
-        self.excess_sq *= keep
-
-    def add(self, z: float, cap: float) -> None:
-        """Count z if it exceeds the threshold (its excess capped at `cap`)."""
-        if z <= self.u:
-            return
-        excess = max(0.0, min(z, cap) - self.u)
-        self.count += 1.0
-        self.excess += excess
-        self.excess_sq += excess * excess
-
-    def to_state(self, prefix: str) -> dict[str, Any]:
-        return {
-            f"{prefix}count": self.count,
-            f"{prefix}excess": self.excess,
-            f"{prefix}excess_sq": self.excess_sq,
-        }
-
-    def load_state(self, state: dict[str, Any], prefix: str) -> None:
-        """Restore `to_state` keys; missing ones (an older state) restore empty.
-
-        An older state's declustering keys (`last`, `cluster`) are ignored.
-        """
-        self.count = float(state.get(f"{prefix}count", 0.0))
-        self.excess = float(state.get(f"{prefix}excess", 0.0))
-        self.excess_sq = float(state.get(f"{prefix}excess_sq", 0.0))
-
-
-def _decay(dt: float, half_life: float) -> float:
-    """Weight left on the past after `dt` seconds for an EWMA of this half-life."""
-    return math.exp(-math.log(2.0) * dt / half_life)
 
 
 class SeasonalProfile:
@@ -214,31 +189,26 @@ class SeasonalProfile:
 
 
 class SpikeDetector:
-    """Spike detector for one signal of one service.
+    """Spike detector for one signal of one service, judged by its kind's model.
 
-    `signal` is one of `BACKTEST_SIGNALS`: the daemon's `SIGNALS` detect upward
-    spikes only (for `rank` the input is the chart rank, 1 is the top, and a spike
-    is a climb: numerically lower rank); `generic` (backtests of arbitrary metrics)
-    is additive, two-sided and has no signal-specific floors.
+    `signal` is a kind of `models.MODELS` (`BACKTEST_SIGNALS`): `reports`,
+    `latency`, `failure_ratio`, `rank` (the input is the chart rank, 1 is the
+    top, and a spike is a climb) detect upward spikes; `generic` both ways.
     """
 
     def __init__(self, signal: str, settings: DetectionSettings) -> None:
         """Create a detector with no history."""
-        if signal not in BACKTEST_SIGNALS:
+        model = MODELS.get(signal)
+        if model is None:
             raise ValueError(
                 f"unknown signal {signal!r}; expected one of {', '.join(BACKTEST_SIGNALS)}"
             )
+        s = self.settings = settings
         self.signal = signal
-        self.settings = settings
-        # Report volumes rise and fall by a factor through the day and week.
-        self.multiplicative = signal == "reports"
-        self.two_sided = signal == "generic"
-        self.daily = SeasonalProfile(
-            DAY, HOUR, settings.daily_min_days, settings.season_memory_periods
-        )
-        self.weekly = SeasonalProfile(
-            WEEK, HOUR, settings.weekly_min_weeks, settings.season_memory_periods
-        )
+        self.model: SignalModel = model
+        self.multiplicative = model.multiplicative
+        self.daily = SeasonalProfile(DAY, HOUR, s.daily_min_days, s.season_memory_periods)
+        self.weekly = SeasonalProfile(WEEK, HOUR, s.weekly_min_weeks, s.season_memory_periods)
         self.n = 0
         self.first_ts = 0.0
         self.last_ts = 0.0
@@ -252,102 +222,36 @@ class SpikeDetector:
         # negative-binomial dispersion, so the spread follows the level through the day.
         self.excess = 0.0
         self.level_sq = 0.0
-        self.hi = 0.0
-        self.lo = 0.0
-        self.cusum_up = 0.0
-        self.cusum_down = 0.0
-        # Counts: recent (timestamp, count, baseline) of normal points for the short scan.
-        self.recent: list[tuple[float, float, float]] = []
-        # Contextual novelty: generic only (on Twitter counts it adds false alarms).
-        self.use_novelty = signal == "generic"
-        # Direction of the previous point's novelty alarm (0: none), so a run of
-        # novel contexts is judged once, at its first.
-        self.novel_run = 0.0
-        self.novelty = ContextNovelty(
-            settings.novelty_k,
-            settings.novelty_window,
-            settings.novelty_history,
-            settings.novelty_floor,
-        )
-        # Level shift: on generic a sustained change either way is news; on
-        # reports a surge of hours (a news event, a slow outage) that no single
-        # 5-minute count shows.
-        windows = settings.shift_windows_s
-        if signal == "reports":
-            windows = settings.reports_shift_windows_s
-        self.use_shift = signal in ("generic", "reports") and settings.shift_z > 0 and bool(windows)
-        # The hold of the drift and season during a shift (issue 7gen2) is generic's.
-        self.shift_holds = signal == "generic"
-        self.shift = LevelShift(windows, settings.winsor_z)
-        # Lag-1 autocorrelation of normal z: EWMAs of z_t * z_(t-1) and z_t^2 (winsorised).
-        self.z_prev = 0.0
-        self.z_lag = 0.0
-        self.z_sq = 0.0
-        # Tail calibration: the (decayed) time normal points covered, their peaks over tail_u.
-        self.tail_time = 0.0
-        self.peaks = _Peaks(settings.tail_u)
-        # The same peaks over the higher threshold tail_u_high (reports): the
-        # generalised Pareto is a limit for high thresholds, and over tail_u a
-        # near-Gaussian body can hide a heavy far tail.
-        self.use_tail_high = signal == "reports" and settings.tail_u_high > 0
-        self.peaks_high = _Peaks(settings.tail_u_high)
-        # Residual extremes (in scales) per slot of the last point_range_window_s.
-        self.resid_hi = [-math.inf] * _RESID_SLOTS
-        self.resid_lo = [math.inf] * _RESID_SLOTS
-        self.resid_slot = 0
-        self.active = False
-        self.spike_start = 0.0
-        self.alert_sign = 0.0
-        # The alerted spike's largest calibrated z, in the alert's direction.
-        self.alert_peak_z = 0.0
-        self.cooldown_until = -math.inf
         self.last_rank = math.nan
         self.last_verdict = SpikeVerdict(0.0, False, math.nan, False)
+        # The named tests and the alert state machine.
+        self.tail = TailCalibration(s, model.far_tail)
+        self.range = RangeTest(s)
+        self.cusum = Cusum(s, model.two_sided)
+        self.day = DayResiduals(s)
+        self.scan = CountScan(s)
+        self.novelty = NoveltyTest(s)
+        windows = model.shift_windows(s)
+        self.use_shift = model.level_shift and s.shift_z > 0 and bool(windows)
+        self.shift = LevelShift(windows, s.winsor_z)
+        self.alerts = AlertMachine(s, model.resumes)
 
-    # Signal-specific pieces: the unit the statistics run in, and the floors.
+    @property
+    def alert_sign(self) -> float:
+        """Direction of the last alert: +1 above the baseline, -1 below."""
+        return self.alerts.sign
 
-    def _transform(self, value: float) -> float:
-        # Rank climbs are multiplicative (200 -> 100 is like 20 -> 10): work on -ln(rank).
-        if self.signal == "rank":
-            return -math.log(max(value, 1.0))
-        return value
-
-    def _untransform(self, y: float) -> float:
-        if self.signal == "rank":
-            return math.exp(-y)
-        return y
+    @property
+    def active(self) -> bool:
+        """Whether a spike is held."""
+        return self.alerts.active
 
     def _dispersion(self) -> float:
-        """Negative-binomial dispersion of report counts (variance lambda + phi lambda^2)."""
+        """Negative-binomial dispersion of counts (variance lambda + phi lambda^2)."""
         phi = self.settings.reports_dispersion
         if self.level_sq > 0:
             phi = max(phi, self.excess / self.level_sq)
         return phi
-
-    def _scale(self, baseline: float) -> float:
-        s = self.settings
-        if self.signal == "reports":
-            lam = max(baseline, 0.0)
-            phi = self._dispersion()
-            # Counts: negative-binomial spread at this level, never below one report.
-            return max(1.0, math.sqrt(lam + phi * lam * lam))
-        spread = math.sqrt(self.var)
-        if self.signal == "rank":
-            return max(spread, s.rank_min_log_scale)
-        if self.signal == "generic":
-            return max(spread, s.min_relative_scale * abs(baseline), 1e-9)
-        absolute = s.latency_min_scale_s if self.signal == "latency" else s.failure_ratio_min_scale
-        return max(spread, absolute, s.min_relative_scale * abs(baseline))
-
-    def _worth_alerting(self, value: float, baseline: float, current: float) -> bool:
-        s = self.settings
-        if self.signal == "reports":
-            # A handful of reports is not an outage, however quiet the baseline:
-            # `value` is the count (or the short scan's total) that alarmed.
-            return value >= s.reports_min_count and current >= s.reports_min_ratio * baseline
-        if self.signal == "failure_ratio":
-            return value >= s.failure_ratio_min_value
-        return True
 
     def _rank_rule(self, rank: float, timestamp: float) -> bool:
         """Fast climb in places per hour, or entering the top N."""
@@ -360,21 +264,16 @@ class SpikeDetector:
         dt = timestamp - self.last_ts
         return dt > 0 and (prev - rank) * HOUR / dt >= s.rank_climb_per_hour
 
-    def _seasonal(self, timestamp: float) -> float:
-        """Factor (counts) or offset (others) of this hour; neutral while unknown."""
+    def _seasonal(self, timestamp: float) -> tuple[float, bool, bool]:
+        """(factor (multiplicative) or offset (additive) of this hour, neutral while unknown;
+        whether the weekly profile knows it; whether either profile does)."""
         weekly = self.weekly.expected(timestamp, self.multiplicative)
         if weekly is not None:
-            return weekly
+            return weekly, True, True
         daily = self.daily.expected(timestamp, self.multiplicative)
         if daily is not None:
-            return daily
-        return 1.0 if self.multiplicative else 0.0
-
-    def _season_known(self, timestamp: float) -> bool:
-        return (
-            self.weekly.expected(timestamp, self.multiplicative) is not None
-            or self.daily.expected(timestamp, self.multiplicative) is not None
-        )
+            return daily, False, True
+        return (1.0 if self.multiplicative else 0.0), False, False
 
     def _apply_season(self, level: float, season: float) -> float:
         return level * season if self.multiplicative else level + season
@@ -384,84 +283,6 @@ class SpikeDetector:
             return x - season
         # A near-zero factor would blow one quiet-hour count up into a huge level.
         return x / max(season, 0.05)
-
-    def _tail_factor(self) -> float:
-        """How much heavier than the alarm level this stream's normal |z| tail runs (>= 1).
-
-        Peaks over threshold: exceedances of `tail_u` arrive at rate r per week with
-        mean excess e (exponential tail), so |z| > t happens r * exp(-(t - u) / e)
-        times a week. The level reached `tail_alarms_per_week` times a week, over
-        `z_alarm`, is the factor every test's z is divided by.
-        """
-        level = self._pot_level(self.peaks)
-        if self.use_tail_high:
-            # Both fits estimate the same level; where the one over the higher
-            # threshold says higher, the low one was led by the body.
-            level = max(level, self._pot_level(self.peaks_high))
-        return max(1.0, level / self.settings.z_alarm)
-
-    def _pot_level(self, peaks: _Peaks) -> float:
-        """The z normal points pass `tail_alarms_per_week` times a week, by a Pareto tail.
-
-        0 when there are too few exceedances to tell or they are rare enough already.
-        """
-        s = self.settings
-        count = peaks.count
-        if count < s.tail_min_exceedances or self.tail_time <= 0:
-            return 0.0
-        per_week = count / self.tail_time * WEEK
-        if per_week <= s.tail_alarms_per_week:
-            return 0.0
-        m = peaks.excess / count
-        v = max(peaks.excess_sq / count - m * m, 1e-12)
-        # Generalised Pareto by moments; shape kept where the moments exist.
-        shape = min(s.tail_max_shape, 0.5 * (1.0 - m * m / v))
-        scale = 0.5 * m * (m * m / v + 1.0)
-        ratio = per_week / s.tail_alarms_per_week
-        if abs(shape) < 1e-6:
-            return peaks.u + scale * math.log(ratio)
-        return peaks.u + scale / shape * (math.pow(ratio, shape) - 1.0)
-
-    def _scan(
-        self, timestamp: float, value: float, mean: float, tail: float
-    ) -> tuple[float, float]:
-        """Exact tail of the counts summed over the last `reports_scan_window_s` (best window).
-
-        Three night-time points of 4 reports against a baseline of 0.7 are each
-        unremarkable, their sum of 12 against 2.1 is not. The sum of independent
-        gamma-Poisson counts is near a negative binomial with the summed mean and
-        dispersion phi * sum(lambda^2) / sum(lambda)^2. Returns the best calibrated z
-        over the windows ending now (2 points or more) and that window's total.
-        """
-        s = self.settings
-        cutoff = timestamp - s.reports_scan_window_s
-        self.recent = [r for r in self.recent if r[0] >= cutoff][-(s.reports_scan_max_points - 1) :]
-        phi = self._dispersion()
-        best_z, best_count = 0.0, 0.0
-        total, mean_sum, mean_sq = value, mean, mean * mean
-        for _, x, lam in reversed(self.recent):
-            total += x
-            mean_sum += lam
-            mean_sq += lam * lam
-            if total > mean_sum and mean_sum > 0:
-                z = count_z(total, mean_sum, phi * mean_sq / (mean_sum * mean_sum)) / tail
-                if z > best_z:
-                    best_z, best_count = z, total
-        self.recent.append((timestamp, value, mean))
-        return best_z, best_count
-
-    def _cusum_factor(self) -> float:
-        """Weight of one z in the CUSUM: sqrt((1 - rho) / (1 + rho)) for lag-1 autocorrelation rho.
-
-        A sum of n AR(1) residuals has variance n (1 + rho) / (1 - rho), not n: a
-        smooth series (temperatures, slow drifts) would otherwise climb the CUSUM
-        on ordinary wander. rho is capped at `cusum_max_autocorr` so a sustained
-        shift still accumulates quickly; independent noise (rho <= 0) keeps weight 1.
-        """
-        if self.z_sq <= 0.0:
-            return 1.0
-        rho = min(self.settings.cusum_max_autocorr, max(0.0, self.z_lag / self.z_sq))
-        return math.sqrt((1.0 - rho) / (1.0 + rho))
 
     def update(self, timestamp: float, value: float) -> SpikeVerdict:
         """Take one observation and return the verdict on it.
@@ -473,89 +294,59 @@ class SpikeDetector:
             return self.last_verdict
         if self.n and timestamp < self.last_ts:
             return self.last_verdict
-        s = self.settings
         p = self._measure(timestamp, value)
-        x, dt, season, base_y, z, warm, tail, zt, sign = (
-            p.x, p.dt, p.season, p.base_y, p.z, p.warm, p.tail, p.zt, p.sign
-        )  # fmt: skip
-
-        range_break = self._range_test(x, base_y, dt, zt, sign)
-        novel, novelty_dist = self._novelty_test(x, zt, sign)
-
-        seasoned, shift_z = self._shift_test(timestamp, x, season)
-        # generic: either way; reports: upward only.
-        shift_size = abs(shift_z) if self.two_sided else max(0.0, shift_z)
-
-        resid_top = self._resid_extreme(timestamp, sign)
-        point_ok = self._point_beats_day(z, sign, resid_top)
-
-        cooling, resuming, blocked = self._cooldown(timestamp, zt, sign)
-        idle = not (self.active or blocked or not warm)
-        cusum = self._cusum_test(zt, sign, not idle)
-        scan_z, scan_count = self._scan_test(timestamp, value, base_y, tail, idle)
-        if self.use_novelty:
-            others = (
-                cusum >= s.cusum_h
-                or range_break
-                or (self.use_shift and shift_size >= s.shift_z)
-                or sign * zt >= s.z_alarm
-            )
-            novel = self._lone_novelty_gate(novel, others, z, sign, resid_top)
-        backed = (
-            cusum >= s.cusum_h
-            or range_break
-            or novel
-            or (self.use_shift and shift_size >= s.shift_z)
-            or (s.reports_scan_z > 0 and scan_z >= s.reports_scan_z)
-        )
-        spike_evidence = self._spike_evidence(
-            sign * zt, point_ok or backed, cusum, range_break or novel, scan_z
-        )
-        shift_evidence = shift_size / s.shift_z if self.use_shift else 0.0
+        cooling, resuming, blocked = self.alerts.cooldown(timestamp, p.zt, p.sign)
+        idle = p.warm and not (self.alerts.active or blocked)
+        f = self._run_tests(p, idle)
+        backed = self._backed(f)
+        spike_evidence = self._spike_evidence(p, f, backed)
+        shift_evidence = f.shift_size / self.settings.shift_z if self.use_shift else 0.0
         evidence = max(spike_evidence, shift_evidence)
         score = evidence / (1.0 + evidence) if evidence > 0 else 0.0
-
-        baseline = self._untransform(base_y)
-        alarm = warm and (
-            evidence >= 1.0 or (self.signal == "rank" and self._rank_rule(value, timestamp))
+        baseline = self.model.untransform(p.base_y)
+        alarm = p.warm and (
+            evidence >= 1.0 or (self.model.climb_rule and self._rank_rule(value, timestamp))
         )
-        if alarm and not backed and self.signal == "reports" and 0 < s.reports_confirm_tail <= tail:
+        if alarm and not backed and self._needs_backing(p.tail):
             # A bursty stream: one 5-minute burst is its ordinary noise. A burst
             # that lasts shows in the count scan of the next points (calibrated
             # by the same tail), a new maximum in the range break.
             alarm = False
         # An alarm the cooldown suppresses is a repeat of the alerted incident,
         # not a normal point: like the alert's own points, it does not teach the tail.
-        suppressed = alarm and blocked and not self.active
-        started = self._alert_step(
+        suppressed = alarm and blocked and not self.alerts.active
+        started = self.alerts.step(
             timestamp,
-            zt,
-            sign,
+            p.zt,
+            p.sign,
             alarm=alarm,
             resuming=resuming and spike_evidence >= 1.0,
             # The level shift does not escalate: inside the cooldown its window
             # mean is the same departure, a point beyond the alerted one is noise.
             may_alert=not blocked
             and not (cooling and spike_evidence < 1.0 and self.use_shift)
-            and self._worth_alerting(max(value, scan_count), baseline, value),
+            and self.model.worth_alerting(self.settings, max(value, f.scan_count), baseline, value),
         )
-
-        self._learn_point(p, suppressed, seasoned, novelty_dist, shift_z)
-        self.last_verdict = SpikeVerdict(score, self.active, baseline, started)
+        if started:
+            self.cusum.up = self.cusum.down = 0.0
+        self._learn_point(p, f, suppressed)
+        self.last_verdict = SpikeVerdict(score, self.alerts.active, baseline, started)
         return self.last_verdict
 
     def _measure(self, timestamp: float, value: float) -> _Point:
         """The point against the baseline: its z, raw and calibrated by the tail factor."""
         s = self.settings
-        x = self._transform(value)
+        model = self.model
+        x = model.transform(value)
         if self.n == 0:
             self.first_ts = self.last_ts = timestamp
-            self.level = self.hi = self.lo = x
-        season = self._seasonal(timestamp)
+            self.level = self.range.hi = self.range.lo = x
+        season, weekly_known, season_known = self._seasonal(timestamp)
         base_y = self._apply_season(self.level + self.drift, season)
-        sigma = self._scale(self._untransform(base_y))
+        phi = self._dispersion() if model.count_scan else 0.0
+        sigma = model.scale(s, math.sqrt(self.var), model.untransform(base_y), phi)
         z = (x - base_y) / sigma
-        tail = self._tail_factor()
+        tail = self.tail.factor()
         zt = z / tail
         return _Point(
             timestamp=timestamp,
@@ -563,282 +354,139 @@ class SpikeDetector:
             x=x,
             dt=timestamp - self.last_ts,
             season=season,
+            weekly_known=weekly_known,
+            season_known=season_known,
             base_y=base_y,
             sigma=sigma,
             z=z,
             warm=self.n >= s.warmup_points and timestamp - self.first_ts >= s.warmup_s,
             tail=tail,
             zt=zt,
-            # Upward only, except for the generic two-sided signal.
-            sign=1.0 if zt >= 0 or not self.two_sided else -1.0,
+            sign=1.0 if zt >= 0 or not model.two_sided else -1.0,
         )
 
-    def _learn_point(
-        self, p: _Point, suppressed: bool, seasoned: bool, novelty_dist: float, shift_z: float
-    ) -> None:
+    def _run_tests(self, p: _Point, idle: bool) -> _Findings:
+        """Every named test the model asks for, on the measured point."""
+        s = self.settings
+        f = _Findings()
+        f.range_break = self.range.test(p.x, p.base_y, p.dt, p.zt, p.sign)
+        if self.model.novelty:
+            f.novel, f.novelty_dist = self.novelty.test(
+                p.x, self.range.hi - self.range.lo, p.zt, p.sign
+            )
+        if self.use_shift and p.season_known:
+            # Fed once a season is known (before, the residuals would carry the
+            # daily cycle). For counts the residual is the excess count itself
+            # (issue 7nab11).
+            f.seasoned = True
+            level = self._apply_season(self.level, p.season)
+            f.shift_z = self.shift.observe(p.timestamp, p.x - level)
+        # Two-sided: either way; otherwise upward only.
+        f.shift_size = abs(f.shift_z) if self.model.two_sided else max(0.0, f.shift_z)
+        f.shift_alarm = self.use_shift and f.shift_size >= s.shift_z
+        f.resid_top = self.day.top(p.timestamp, p.sign)
+        f.point_counts = self.day.point_counts(p.z, p.sign, f.resid_top)
+        f.cusum = self.cusum.test(p.zt, p.sign, not idle)
+        if self.model.count_scan and s.reports_scan_z > 0:
+            mean = max(p.base_y, 0.0)
+            f.scan_z, f.scan_count = self.scan.test(
+                p.timestamp, p.value, mean, self._dispersion(), p.tail, idle
+            )
+        if self.model.novelty:
+            others = (
+                f.cusum >= s.cusum_h or f.range_break or f.shift_alarm or p.sign * p.zt >= s.z_alarm
+            )
+            f.novel = self.novelty.gate(f.novel, others, p.z, p.sign, f.resid_top)
+        return f
+
+    def _backed(self, f: _Findings) -> bool:
+        """Whether a test other than the single point alarms."""
+        s = self.settings
+        return (
+            f.cusum >= s.cusum_h
+            or f.range_break
+            or f.novel
+            or f.shift_alarm
+            or (s.reports_scan_z > 0 and f.scan_z >= s.reports_scan_z)
+        )
+
+    def _spike_evidence(self, p: _Point, f: _Findings, backed: bool) -> float:
+        """The point, CUSUM, range/novelty and scan tests combined: 1 is an alarm.
+
+        A point alarm that does not count alone stays just short of it.
+        """
+        s = self.settings
+        point_evidence = p.sign * p.zt / s.z_alarm
+        if not (f.point_counts or backed):
+            point_evidence = min(point_evidence, 0.999)
+        return max(
+            point_evidence,
+            f.cusum / s.cusum_h,
+            1.0 if f.range_break or f.novel else 0.0,
+            f.scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
+        )
+
+    def _needs_backing(self, tail: float) -> bool:
+        """On a bursty count stream (tail factor >= `reports_confirm_tail`) a point alarm
+        alerts only if another test backs it."""
+        confirm = self.settings.reports_confirm_tail
+        return self.model.confirm_lone_points and 0 < confirm <= tail
+
+    def _learn_point(self, p: _Point, f: _Findings, suppressed: bool) -> None:
         """Everything the detector remembers takes the judged point."""
         s = self.settings
         self.n += 1
         self.last_ts = p.timestamp
-        if self.active:
-            self.alert_peak_z = max(self.alert_peak_z, self.alert_sign * p.zt)
+        if self.alerts.active:
+            self.alerts.hold(p.zt)
         else:
-            self._learn_autocorr(p.dt, p.z)
+            self.cusum.learn_autocorr(p.dt, p.z, self.n)
             if p.warm and not suppressed:
-                self._learn_tail(p.dt, p.z if not self.two_sided else abs(p.z), p.tail)
-        self._learn_tests(p.dt, p.x, p.z, seasoned, novelty_dist)
+                self.tail.learn(p.dt, abs(p.z) if self.model.two_sided else p.z, p.tail)
+        self.range.learn(p.x)
+        self.day.learn(p.z)
+        if f.seasoned and not self.alerts.active:
+            self.shift.learn(decay(p.dt, s.shift_half_life_s))
+        if self.model.novelty:
+            self.novelty.learn(p.x, f.novelty_dist, normal=not self.alerts.active)
         # A spike must not teach the baseline that it is normal; past `freeze_max_s`
         # it is taken as a new normal and learnt (winsorised) like any other point.
         # While the last hours already depart from the slow baseline (|shift z| at
         # least `shift_hold_z`), the drift and the seasonal profile in use hold, so
         # the fast baseline does not chase the departure the point and CUSUM tests
         # should measure.
-        if not self.active or p.timestamp - self.spike_start > s.freeze_max_s:
-            departing = self.shift_holds and abs(shift_z) >= s.shift_hold_z > 0
-            season_ok = abs(p.z) <= s.season_learn_max_z
-            self._learn(
-                p.timestamp, p.dt, p.x, p.base_y, p.season, p.sigma, p.warm, season_ok, departing
-            )
-        if self.signal == "rank":
+        if not self.alerts.active or p.timestamp - self.alerts.spike_start > s.freeze_max_s:
+            departing = self.model.shift_holds and abs(f.shift_z) >= s.shift_hold_z > 0
+            self._learn_baseline(p, abs(p.z) <= s.season_learn_max_z, departing)
+        if self.model.climb_rule:
             self.last_rank = p.value
 
-    def _cooldown(self, timestamp: float, zt: float, sign: float) -> tuple[bool, bool, bool]:
-        """(cooling, resuming, blocked): where the point stands to the last alert.
+    def _learn_baseline(self, p: _Point, season_ok: bool, departing: bool) -> None:
+        """Level, drift, spread, dispersion and seasons take the point (winsorised once warm).
 
-        A repeat inside the cooldown is blocked, an escalation beyond the
-        alerted spike's peak is not. Both are measured against the baseline of
-        their own time, in calibrated scales: on a daily cycle raw values are
-        not comparable, and a night outage must escalate past a daytime false
-        alarm's peak. generic: an alarm the same way within `resume_s` of the
-        alert is the same incident (resuming, blocked too).
-        """
-        cooling = timestamp < self.cooldown_until
-        escalating = sign == self.alert_sign and sign * zt > self.alert_peak_z
-        resuming = (
-            sign == self.alert_sign
-            and self.two_sided
-            and timestamp - self.spike_start <= self.settings.resume_s
-        )
-        return cooling, resuming, cooling and (resuming or not escalating)
-
-    def _scan_test(
-        self, timestamp: float, value: float, base_y: float, tail: float, idle: bool
-    ) -> tuple[float, float]:
-        """Count scan (reports): (calibrated z, window count); its memory clears while not idle."""
-        if not (self.signal == "reports" and self.settings.reports_scan_z > 0):
-            return 0.0, 0.0
-        if not idle:
-            self.recent.clear()
-            return 0.0, 0.0
-        return self._scan(timestamp, value, max(base_y, 0.0), tail)
-
-    def _spike_evidence(
-        self, signed_zt: float, point_counts: bool, cusum: float, flagged: bool, scan_z: float
-    ) -> float:
-        """The point, CUSUM, range/novelty and scan tests combined: 1 is an alarm.
-
-        A point alarm that does not count alone (`point_counts` false) stays
-        just short of it.
+        Points far from the baseline (|z| > season_learn_max_z) move level and
+        drift but not the seasonal slots. During a sustained departure the
+        drift and the profile the baseline uses hold; the other profile, not in
+        use yet, still learns, so a weekly pattern the daily baseline departs
+        from is known when weekly takes over.
         """
         s = self.settings
-        point_evidence = signed_zt / s.z_alarm
-        if not point_counts:
-            point_evidence = min(point_evidence, 0.999)
-        return max(
-            point_evidence,
-            cusum / s.cusum_h,
-            1.0 if flagged else 0.0,
-            scan_z / s.reports_scan_z if s.reports_scan_z > 0 else 0.0,
-        )
-
-    def _alert_step(
-        self,
-        timestamp: float,
-        zt: float,
-        sign: float,
-        *,
-        alarm: bool,
-        resuming: bool,
-        may_alert: bool,
-    ) -> bool:
-        """The alert state machine: idle -> alerted (active) -> idle at `z_exit`.
-
-        While idle, an alarm either resumes the spike alerted last (held again,
-        not alerted: spike_start, and so the freeze, stay the first alert's) or,
-        where cooldown and floors allow, alerts. Returns whether it alerted.
-        """
-        if self.active:
-            if self.alert_sign * zt <= self.settings.z_exit:
-                self.active = False
-            return False
-        if alarm and resuming:
-            self.active = True
-            return False
-        if not (alarm and may_alert):
-            return False
-        self.active = True
-        self.alert_sign = sign
-        self.alert_peak_z = sign * zt
-        self.spike_start = timestamp
-        self.cooldown_until = timestamp + self.settings.cooldown_s
-        self.cusum_up = self.cusum_down = 0.0
-        return True
-
-    # The named tests. Each returns its finding on the current point; the ones
-    # with state (range, CUSUM, novelty run) update it here.
-
-    def _range_test(self, x: float, base_y: float, dt: float, zt: float, sign: float) -> bool:
-        """Range break: beyond the recently seen range (max, or min the other way) by a margin.
-
-        The remembered range decays toward the baseline first, so an old peak
-        stops masking.
-        """
-        s = self.settings
-        keep = _decay(dt, s.range_half_life_s)
-        self.hi = base_y + (self.hi - base_y) * keep
-        self.lo = base_y + (self.lo - base_y) * keep
-        margin = s.range_margin * (self.hi - self.lo)
-        if sign > 0:
-            return x > self.hi + margin and zt >= s.range_z_min
-        return x < self.lo - margin and -zt >= s.range_z_min
-
-    def _novelty_test(self, x: float, zt: float, sign: float) -> tuple[bool, float]:
-        """Contextual novelty (generic): (novel, nearest-neighbour distance).
-
-        Novel: a context farther from every stored one than any recent normal
-        point's was, with the calibrated z agreeing on the direction.
-        """
-        s = self.settings
-        if not (self.use_novelty and s.novelty_ratio > 0):
-            return False, 0.0
-        ratio, distance = self.novelty.ratio(x, self.hi - self.lo)
-        return ratio >= s.novelty_ratio and sign * zt >= s.novelty_z_min, distance
-
-    def _shift_test(self, timestamp: float, x: float, season: float) -> tuple[bool, float]:
-        """Level shift: (fed, window-mean z) of the residual against the slow baseline.
-
-        Fed once a season is known (before, the residuals would carry the daily
-        cycle and inflate the spread). For counts the residual is the excess
-        count itself, whose window mean is the excess of reports over the window:
-        scaling it by a dispersion estimated from the same bursts would hide them
-        (issue 7nab11).
-        """
-        if not (self.use_shift and self._season_known(timestamp)):
-            return False, 0.0
-        return True, self.shift.observe(timestamp, x - self._apply_season(self.level, season))
-
-    def _point_beats_day(self, z: float, sign: float, resid_top: float | None) -> bool:
-        """The point test alone must also beat the last day's largest residual by a margin."""
-        margin = self.settings.point_range_margin
-        return margin <= 0 or resid_top is None or sign * z > resid_top + margin * abs(resid_top)
-
-    def _cusum_test(self, zt: float, sign: float, reset: bool) -> float:
-        """CUSUM of capped, autocorrelation-weighted calibrated z; the sum the point's way."""
-        s = self.settings
-        if reset:
-            self.cusum_up = self.cusum_down = 0.0
-        else:
-            zc = zt * self._cusum_factor()
-            self.cusum_up = max(0.0, self.cusum_up + min(zc, s.z_alarm) - s.cusum_k)
-            if self.two_sided:
-                self.cusum_down = max(0.0, self.cusum_down + min(-zc, s.z_alarm) - s.cusum_k)
-        return self.cusum_up if sign > 0 else self.cusum_down
-
-    def _lone_novelty_gate(
-        self, novel: bool, others: bool, z: float, sign: float, resid_top: float | None
-    ) -> bool:
-        """A novelty alarm no other test backs counts only on its run's first novel
-        context and beyond the day's largest residual (`novelty_lone_gate`)."""
-        run, self.novel_run = self.novel_run, sign if novel else 0.0
-        if not (novel and not others and self.settings.novelty_lone_gate):
-            return novel
-        taller = resid_top is None or sign * z > resid_top
-        return run != sign and taller
-
-    def _learn_tests(
-        self, dt: float, x: float, z: float, seasoned: bool, novelty_dist: float
-    ) -> None:
-        """The tests' own memories take the point: range, the day's residuals,
-        the level shift's normal spread and the novelty's contexts (the last two
-        as normal only while no spike is held)."""
-        self.hi = max(self.hi, x)
-        self.lo = min(self.lo, x)
-        slot = self.resid_slot % _RESID_SLOTS
-        self.resid_hi[slot] = max(self.resid_hi[slot], z)
-        self.resid_lo[slot] = min(self.resid_lo[slot], z)
-        if seasoned and not self.active:
-            self.shift.learn(_decay(dt, self.settings.shift_half_life_s))
-        if self.use_novelty:
-            self.novelty.learn(x, novelty_dist, normal=not self.active)
-
-    def _resid_extreme(self, timestamp: float, sign: float) -> float | None:
-        """Largest residual (sign-adjusted) over the last point_range_window_s, None if none."""
-        slot_s = self.settings.point_range_window_s / _RESID_SLOTS
-        cur = int(timestamp // slot_s)
-        gap = cur - self.resid_slot
-        if gap > 0:
-            for k in range(1, min(gap, _RESID_SLOTS) + 1):
-                i = (self.resid_slot + k) % _RESID_SLOTS
-                self.resid_hi[i] = -math.inf
-                self.resid_lo[i] = math.inf
-            self.resid_slot = cur
-        top = max(self.resid_hi) if sign > 0 else -min(self.resid_lo)
-        return None if math.isinf(top) else top
-
-    def _learn_autocorr(self, dt: float, z: float) -> None:
-        s = self.settings
-        zw = max(-s.winsor_z, min(s.winsor_z, z))
-        a = max(1.0 / (self.n or 1), 1.0 - _decay(dt, s.scale_half_life_s))
-        self.z_lag += a * (zw * self.z_prev - self.z_lag)
-        self.z_sq += a * (zw * zw - self.z_sq)
-        self.z_prev = zw
-
-    def _learn_tail(self, dt: float, z: float, tail: float) -> None:
-        s = self.settings
-        keep = _decay(dt, s.tail_half_life_s)
-        self.tail_time = self.tail_time * keep + dt
-        self.peaks.decay(keep)
-        self.peaks_high.decay(keep)
-        # Capped so one wild point cannot lift the alarm level by much.
-        cap = s.tail_cap * tail * s.z_alarm
-        self.peaks.add(z, cap)
-        if self.use_tail_high:
-            self.peaks_high.add(z, cap)
-
-    def _learn(
-        self,
-        timestamp: float,
-        dt: float,
-        x: float,
-        base_y: float,
-        season: float,
-        sigma: float,
-        warm: bool,
-        season_ok: bool = True,
-        departing: bool = False,
-    ) -> None:
-        # Points far from the baseline (|z| > season_learn_max_z) move level and
-        # drift (winsorised) but not the seasonal slots. During a sustained
-        # departure (`departing`) the drift and the profile the baseline uses
-        # hold; the other profile, not in use yet, still learns, so a weekly
-        # pattern the daily baseline departs from is known when weekly takes over.
-        season_skip = warm and not season_ok
-        hold_weekly = departing and self.weekly.expected(timestamp, self.multiplicative) is not None
+        timestamp, dt = p.timestamp, p.dt
+        hold_weekly = departing and p.weekly_known
         hold_daily = departing and not hold_weekly
-        s = self.settings
-        resid = x - base_y
-        if warm:
+        resid = p.x - p.base_y
+        if p.warm:
             # Winsorise so a spike moves the baseline and spread by a bounded step.
-            limit = s.winsor_z * sigma
+            limit = s.winsor_z * p.sigma
             resid = max(-limit, min(limit, resid))
         # Plain averages while young, time-weighted EWMAs after.
         young = 1.0 / self.n
-        a_level = max(young, 1.0 - _decay(dt, s.level_half_life_s))
-        a_drift = max(young, 1.0 - _decay(dt, s.drift_half_life_s))
-        a_var = max(young, 1.0 - _decay(dt, s.scale_half_life_s))
-        x = base_y + resid
-        plain = self._remove_season(x, season)
-        if not season_skip:
+        a_level = max(young, 1.0 - decay(dt, s.level_half_life_s))
+        a_drift = max(young, 1.0 - decay(dt, s.drift_half_life_s))
+        a_var = max(young, 1.0 - decay(dt, s.scale_half_life_s))
+        x = p.base_y + resid
+        plain = self._remove_season(x, p.season)
+        if season_ok or not p.warm:
             if not hold_daily:
                 self.daily.update(timestamp, dt, x, self.level)
             if not hold_weekly:
@@ -847,13 +495,14 @@ class SpikeDetector:
             self.drift += a_drift * (plain - self.level - self.drift)
         self.level += a_level * (plain - self.level)
         self.var += a_var * (resid * resid - self.var)
-        if self.signal == "reports":
-            lam = max(base_y, 0.0)
+        if self.model.count_scan:
+            lam = max(p.base_y, 0.0)
             self.excess += a_var * (resid * resid - lam - self.excess)
             self.level_sq += a_var * (lam * lam - self.level_sq)
 
     def to_state(self) -> dict[str, Any]:
         """JSON-safe snapshot; `from_state` on it gives an identical detector."""
+        v = self.last_verdict
         return {
             "version": _STATE_VERSION,
             "signal": self.signal,
@@ -865,39 +514,23 @@ class SpikeDetector:
             "var": self.var,
             "excess": self.excess,
             "level_sq": self.level_sq,
-            "hi": self.hi,
-            "lo": self.lo,
-            "cusum_up": self.cusum_up,
-            "cusum_down": self.cusum_down,
-            "novel_run": self.novel_run,
-            "z_prev": self.z_prev,
-            "z_lag": self.z_lag,
-            "z_sq": self.z_sq,
-            "tail_time": self.tail_time,
-            **self.peaks.to_state("tail_"),
-            **self.peaks_high.to_state("tail_hi_"),
-            "resid_hi": [None if math.isinf(v) else v for v in self.resid_hi],
-            "resid_lo": [None if math.isinf(v) else v for v in self.resid_lo],
-            "resid_slot": self.resid_slot,
-            "active": self.active,
-            "spike_start": self.spike_start,
-            "alert_sign": self.alert_sign,
-            "alert_peak_z": self.alert_peak_z,
-            "cooldown_until": None if math.isinf(self.cooldown_until) else self.cooldown_until,
             "last_rank": None if math.isnan(self.last_rank) else self.last_rank,
             "last_verdict": {
-                "score": self.last_verdict.score,
-                "active": self.last_verdict.active,
-                "baseline": (
-                    None if math.isnan(self.last_verdict.baseline) else self.last_verdict.baseline
-                ),
-                "started": self.last_verdict.started,
+                "score": v.score,
+                "active": v.active,
+                "baseline": None if math.isnan(v.baseline) else v.baseline,
+                "started": v.started,
             },
             "daily": self.daily.to_state(),
             "weekly": self.weekly.to_state(),
-            "recent": [list(r) for r in self.recent],
-            "novelty": self.novelty.to_state(),
             "shift": self.shift.to_state(),
+            **self.tail.to_state(),
+            **self.range.to_state(),
+            **self.cusum.to_state(),
+            **self.day.to_state(),
+            **self.scan.to_state(),
+            **self.novelty.to_state(),
+            **self.alerts.to_state(),
         }
 
     @classmethod
@@ -914,29 +547,6 @@ class SpikeDetector:
         det.var = float(state["var"])
         det.excess = float(state["excess"])
         det.level_sq = float(state["level_sq"])
-        det.hi = float(state["hi"])
-        det.lo = float(state["lo"])
-        det.cusum_up = float(state["cusum_up"])
-        det.cusum_down = float(state["cusum_down"])
-        det.novel_run = float(state.get("novel_run", 0.0))
-        det.z_prev = float(state["z_prev"])
-        det.z_lag = float(state["z_lag"])
-        det.z_sq = float(state["z_sq"])
-        det.tail_time = float(state["tail_time"])
-        det.peaks.load_state(state, "tail_")
-        det.peaks_high.load_state(state, "tail_hi_")
-        for key, empty in (("resid_hi", -math.inf), ("resid_lo", math.inf)):
-            values = state.get(key, [None] * _RESID_SLOTS)
-            if len(values) != _RESID_SLOTS:
-                raise ValueError(f"detector state {key!r} has {len(values)} slots")
-            setattr(det, key, [empty if v is None else float(v) for v in values])
-        det.resid_slot = int(state.get("resid_slot", 0))
-        det.active = bool(state["active"])
-        det.spike_start = float(state["spike_start"])
-        det.alert_sign = float(state["alert_sign"])
-        det.alert_peak_z = float(state.get("alert_peak_z", 0.0))
-        cooldown = state["cooldown_until"]
-        det.cooldown_until = -math.inf if cooldown is None else float(cooldown)
         rank = state["last_rank"]
         det.last_rank = math.nan if rank is None else float(rank)
         v = state["last_verdict"]
@@ -946,13 +556,13 @@ class SpikeDetector:
         )
         det.daily.load_state(state["daily"])
         det.weekly.load_state(state["weekly"])
-        det.recent = [(float(t), float(x), float(lam)) for t, x, lam in state["recent"]]
-        det.novelty.load_state(state["novelty"])
         if "shift" in state:
             det.shift.load_state(state["shift"])
+        for part in (det.tail, det.range, det.cusum, det.day, det.scan, det.novelty, det.alerts):
+            part.load_state(state)
         return det
 
 
 def detector_for(signal: str, settings: DetectionSettings) -> SpikeDetector:
-    """A fresh detector for `signal` (reports, latency, failure_ratio, rank or generic)."""
+    """A fresh detector for a kind of `BACKTEST_SIGNALS`."""
     return SpikeDetector(signal, settings)

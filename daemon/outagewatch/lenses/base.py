@@ -93,8 +93,9 @@ class EvidenceContext:
 class Evidence:
     """One lens's part of a service's evidence.
 
-    ``cadence`` says how often a shared detector (failure_ratio, ttft, rank...)
-    gets a point from this lens; the framework keeps the shortest.
+    ``cadence`` says how often this lens's detectors get a point, keyed by the
+    cadence names of ``detect.registry.SIGNAL_TABLE`` (probes, chat, ...); the
+    framework keeps the shortest.
     """
 
     probes: tuple[ProbeEvidence, ...] = ()

@@ -121,5 +121,5 @@ class AppStoreLens(Lens[AppStoreState]):
     def evidence(
         self, state: AppStoreState, ctx: EvidenceContext
     ) -> Generator[None, None, Evidence]:
-        return Evidence(cadence={"rank": ctx.config.appstore.interval})
+        return Evidence(cadence={"appstore": ctx.config.appstore.interval})
         yield

@@ -153,4 +153,4 @@ class ChatLens(Lens[ChatsState]):
         if not intervals:
             return Evidence()
         # The ttft and latency detectors get a point per chat probe run.
-        return Evidence(cadence={"ttft": min(intervals), "latency": min(intervals)})
+        return Evidence(cadence={"chat": min(intervals)})

@@ -167,7 +167,7 @@ class ProbeLens(Lens[ProbesState]):
             probes.append(probe_evidence(name, streaks, probe_cfg.interval, ctx.started))
         # The failure-ratio detector closes a bucket at most as often as probes run.
         shortest = min((p.reading.interval for p in probes), default=0.0)
-        cadence = {"failure_ratio": max(FAILURE_BUCKET_S, shortest)}
+        cadence = {"probes": max(FAILURE_BUCKET_S, shortest)}
         return Evidence(probes=tuple(probes), cadence=cadence)
 
 
