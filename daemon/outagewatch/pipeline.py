@@ -1,7 +1,10 @@
-"""Observations in; the latest state per key out. The one place that knows state.
+"""Observations in; the latest state per key out. The one place that changes state.
 
-The scheduler hands every finished run here. The collector and the web pages
-only read ``State``.
+The scheduler hands every finished run here: the run record is the framework's,
+each observation goes to the lenses that fold its type (``lenses/registry.py``),
+each into its own state in ``State.lenses``. The detection loop assembles each
+service's evidence from the lenses (``service_evidence``) for ``detect/`` to
+judge. The collectors and the web pages only read ``State``.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class SourceRunState:
 
 @dataclass
 class State:
-    """Everything the collector and the pages read."""
+    """Everything the collectors and the pages read: the framework's parts, then each lens's."""
 
     runs: dict[str, SourceRunState] = field(default_factory=dict)
     incidents: IncidentLog = field(default_factory=IncidentLog)
