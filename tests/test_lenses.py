@@ -13,10 +13,12 @@ from outagewatch.clock import FakeClock
 from outagewatch.config import Model
 from outagewatch.lenses.base import Lens
 from outagewatch.lenses.registry import LENSES
-from outagewatch.observations import Observation
+from outagewatch.lenses.traffic import TrafficLens
+from outagewatch.observations import LensObservation, Observation
 from outagewatch.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "daemon" / "outagewatch"
 LENS_DIR = ROOT / "daemon" / "outagewatch" / "lenses"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
@@ -49,7 +51,50 @@ def test_the_traffic_lens_is_one_folder_of_at_most_two_files() -> None:
 
 def test_every_observation_type_is_folded_by_a_lens() -> None:
     folded = {kind for lens in LENSES for kind in lens.observations}
-    assert folded == set(typing.get_args(Observation))
+    shared = set(typing.get_args(Observation)) - {LensObservation}
+    own = {kind for kind in folded if issubclass(kind, LensObservation)}
+    assert folded == shared | own
+    # A lens's own observation type lives in its package.
+    for lens in LENSES:
+        for kind in lens.observations:
+            if issubclass(kind, LensObservation):
+                assert kind.__module__.startswith(type(lens).__module__), kind
+
+
+def test_the_traffic_lens_names_appear_only_in_its_package_and_the_registry() -> None:
+    """Its config model, observation and metric names are its own: adding a lens like
+    it touches its package and one line of the registry, nothing else of the daemon."""
+    lens = TrafficLens()
+    names = [
+        *(model.__name__ for model in lens.config_models),
+        *(kind.__name__ for kind in lens.observations),
+        *(spec.name for spec in lens.metrics),
+        "TrafficLens",
+    ]
+    assert len(names) == 5
+    own = PACKAGE / "lenses" / "traffic"
+    allowed = {own / "__init__.py", own / "source.py", PACKAGE / "lenses" / "registry.py"}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path in allowed:
+            continue
+        text = path.read_text()
+        for name in names:
+            assert name not in text, f"{path.relative_to(ROOT)} names {name}"
+
+
+def test_the_traffic_lens_brings_its_config_observation_and_metrics() -> None:
+    """The assembled schema, the pipeline's dispatch and the catalogue take them from it."""
+    from outagewatch.config import ServiceConfig, parse_config
+    from outagewatch.lenses.registry import CATALOGUE
+
+    lens = TrafficLens()
+    assert set(lens.service_fields) <= set(ServiceConfig.model_fields)
+    for spec in lens.metrics:
+        assert CATALOGUE[spec.name] is spec
+    config = parse_config(
+        {"services": {"claude": {"traffic": {"requests": {"url": "http://x:9090", "query": "up"}}}}}
+    )
+    assert list(lens.signal_keys(config)) == [("claude", "requests")]
 
 
 def test_each_lens_state_is_its_own() -> None:

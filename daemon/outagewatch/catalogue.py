@@ -1,7 +1,10 @@
-"""The metric catalogue: every name, type, help and label set, and the families
-built from it.
+"""The metric catalogue's core: the framework's names, types, help and label sets
+(and those of the lenses whose entries have not moved into their package), and the
+families built from them.
 
-Neutral ground: the lenses render their own families with it, and the collectors
+A lens with its own entries lists them in ``Lens.metrics``; the whole catalogue,
+every name in one place, is ``lenses.registry.CATALOGUE``. Neutral ground: the
+lenses render their own families with ``Families``, and the collectors
 (``metrics.py``) and ``exposition.py`` render the framework's; none of them may be
 imported by the lenses.
 """
@@ -32,7 +35,7 @@ _PROBE = ("service", "probe")
 _SOURCE = ("source", "kind")
 _CHART = ("country", "chart")
 
-CATALOGUE: dict[str, MetricSpec] = {
+CORE_CATALOGUE: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
         MetricSpec(
@@ -267,18 +270,6 @@ CATALOGUE: dict[str, MetricSpec] = {
             _CHART,
         ),
         MetricSpec(
-            "outagewatch_traffic_value",
-            "gauge",
-            "Last value of the service's traffic query (its series summed), in the query's unit.",
-            ("service", "query"),
-        ),
-        MetricSpec(
-            "outagewatch_traffic_series",
-            "gauge",
-            "Series in the last result of the service's traffic query.",
-            ("service", "query"),
-        ),
-        MetricSpec(
             "outagewatch_appstore_best_rank",
             "gauge",
             "Best rank of the service's app in the chart across countries; "
@@ -473,22 +464,24 @@ RUN_FAMILIES = (
 )
 
 
-def family(name: str) -> Metric:
-    """An empty metric family for a catalogued name."""
-    spec = CATALOGUE[name]
+def family(entry: str | MetricSpec) -> Metric:
+    """An empty metric family for a core catalogue name or a lens's own entry."""
+    spec = CORE_CATALOGUE[entry] if isinstance(entry, str) else entry
     labels = list(spec.labels)
     if spec.type == "counter":
-        return CounterMetricFamily(name, spec.help, labels=labels)
+        return CounterMetricFamily(spec.name, spec.help, labels=labels)
     if spec.type == "histogram":
-        return HistogramMetricFamily(name, spec.help, labels=labels)
-    return GaugeMetricFamily(name, spec.help, labels=labels)
+        return HistogramMetricFamily(spec.name, spec.help, labels=labels)
+    return GaugeMetricFamily(spec.name, spec.help, labels=labels)
 
 
 class Families:
-    """The families one collector pass fills, in catalogue order."""
+    """The families one collector pass fills, in the order given."""
 
-    def __init__(self, *names: str) -> None:
-        self._families = {name: family(name) for name in names}
+    def __init__(self, *entries: str | MetricSpec) -> None:
+        self._families = {
+            entry if isinstance(entry, str) else entry.name: family(entry) for entry in entries
+        }
 
     def add(self, name: str, labels: list[str], value: float) -> None:
         fam = self._families[name]

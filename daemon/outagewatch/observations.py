@@ -255,15 +255,11 @@ class ControlResult:
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TrafficSample:
-    """One instant query of a service's traffic: the value (summed over its series)."""
+class LensObservation:
+    """The base of an observation type a lens defines in its own package: the pipeline
+    routes each observation to the lenses that name its type (``Lens.observations``)."""
 
-    service: str
-    query: str
-    time: float
-    value: float
-    series: int
+    __slots__ = ()
 
 
 Observation = (
@@ -273,5 +269,5 @@ Observation = (
     | StatusSnapshot
     | Report
     | ControlResult
-    | TrafficSample
+    | LensObservation
 )

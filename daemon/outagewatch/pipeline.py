@@ -240,12 +240,7 @@ class Pipeline:
         self.scheduled = set(scheduled)
         now = self.clock.time()
         services = list(config.services)
-        traffic = [
-            (service, name)
-            for service, cfg in config.services.items()
-            for name, query in cfg.traffic.items()
-            if query.enabled
-        ]
+        traffic = [key for lens, _ in self.state.lenses for key in lens.signal_keys(config)]
         self.state.signals.configure(config.detection, services, traffic)
         self.state.disruption.configure(config.disruption, services, now)
         for service in services:

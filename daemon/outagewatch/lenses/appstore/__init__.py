@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import Metric
 
 from outagewatch.catalogue import Families
-from outagewatch.config import AppStoreApp, AppStoreChart, AppStoreConfig
+from outagewatch.config_types import AppStoreApp, AppStoreChart, AppStoreConfig
 from outagewatch.lenses.appstore.source import ChartFeedSource, build_chart_sources
 from outagewatch.lenses.appstore.state import AppStoreState
 from outagewatch.lenses.base import Evidence, EvidenceContext, Folding, Lens, PageContext, Placed
 from outagewatch.observations import ChartSnapshot
 
 if TYPE_CHECKING:
-    from outagewatch.config import Config
+    from outagewatch.config_types import Config
     from outagewatch.lenses.chat.budget import ChatBudget
 
 

@@ -27,7 +27,7 @@ import aiohttp
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from outagewatch.config import (
+from outagewatch.config_types import (
     APPSTORE_MAX_LIMIT,
     LEGACY_CHART_FEEDS,
     AppStoreChart,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import Metric
 
 from outagewatch.catalogue import Families
-from outagewatch.config import DnsControl, HttpControl, VantageConfig
+from outagewatch.config_types import DnsControl, HttpControl, VantageConfig
 from outagewatch.detect.disruption import Reading
 from outagewatch.detect.vantage import HEALTHY, ControlEvidence, ControlStreak, VantageVerdict
 from outagewatch.keys import control_source_key
@@ -27,7 +27,7 @@ from outagewatch.lenses.vantage.source import (
 from outagewatch.observations import ControlResult
 
 if TYPE_CHECKING:
-    from outagewatch.config import Config
+    from outagewatch.config_types import Config
     from outagewatch.lenses.chat.budget import ChatBudget
 
 

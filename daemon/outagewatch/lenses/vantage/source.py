@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from outagewatch.config import DnsControl, HttpControl, HttpProbe
+from outagewatch.config_types import DnsControl, HttpControl, HttpProbe
 from outagewatch.keys import control_source_key
 from outagewatch.lenses.probe.source import HttpProbeSource
 from outagewatch.observations import ControlResult, Observation, ProbeResult
