@@ -131,8 +131,9 @@ def test_checklists_name_files_that_exist(title: str) -> None:
 
 
 def test_adding_a_lens_is_three_code_files_and_a_metric_two() -> None:
-    lens_code = _section("How to add a lens").split("Its entries in the shared catalogues")[0]
-    assert len(_listed_files(lens_code)) <= 3
+    lens_files = _listed_files(_section("How to add a lens"))
+    assert len(lens_files) <= 3
+    assert all(path.startswith("daemon/outagewatch/lenses/") for path in lens_files)
     assert len(_listed_files(_section("How to add a metric"))) <= 2
 
 
