@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from outagewatch.config import Model
 from outagewatch.lenses.base import Lens
 from outagewatch.lenses.registry import LENSES
 from outagewatch.lenses.traffic import TrafficLens
+from outagewatch.lenses.vantage import VantageLens
 from outagewatch.observations import LensObservation, Observation
 from outagewatch.pipeline import Pipeline
 
@@ -61,19 +63,28 @@ def test_every_observation_type_is_folded_by_a_lens() -> None:
                 assert kind.__module__.startswith(type(lens).__module__), kind
 
 
-def test_the_traffic_lens_names_appear_only_in_its_package_and_the_registry() -> None:
-    """Its config model, observation and metric names are its own: adding a lens like
+# The lenses whose config models, observation records and metric entries live in
+# their package (the others' are still in config_types.py, observations.py, catalogue.py).
+SELF_CONTAINED = [TrafficLens(), VantageLens()]
+
+
+@pytest.mark.parametrize("lens", SELF_CONTAINED, ids=lambda lens: lens.name)
+def test_a_self_contained_lens_names_appear_only_in_its_package_and_the_registry(
+    lens: Lens[Any],
+) -> None:
+    """Its config models, observations and metric names are its own: adding a lens like
     it touches its package and one line of the registry, nothing else of the daemon."""
-    lens = TrafficLens()
     names = [
         *(model.__name__ for model in lens.config_models),
         *(kind.__name__ for kind in lens.observations),
         *(spec.name for spec in lens.metrics),
-        "TrafficLens",
     ]
-    assert len(names) == 5
-    own = PACKAGE / "lenses" / "traffic"
-    allowed = {own / "__init__.py", own / "source.py", PACKAGE / "lenses" / "registry.py"}
+    assert lens.config_models and lens.observations and lens.metrics
+    if isinstance(lens, TrafficLens):
+        names.append("TrafficLens")  # named nowhere but the registry
+    own = PACKAGE / "lenses" / lens.name
+    allowed = {*own.glob("*.py"), PACKAGE / "lenses" / "registry.py"}
+    assert len(allowed) <= 3
     for path in sorted(PACKAGE.rglob("*.py")):
         if path in allowed:
             continue
@@ -82,15 +93,22 @@ def test_the_traffic_lens_names_appear_only_in_its_package_and_the_registry() ->
             assert name not in text, f"{path.relative_to(ROOT)} names {name}"
 
 
-def test_the_traffic_lens_brings_its_config_observation_and_metrics() -> None:
-    """The assembled schema, the pipeline's dispatch and the catalogue take them from it."""
-    from outagewatch.config import ServiceConfig, parse_config
+@pytest.mark.parametrize("lens", SELF_CONTAINED, ids=lambda lens: lens.name)
+def test_a_self_contained_lens_is_assembled_into_schema_and_catalogue(lens: Lens[Any]) -> None:
+    from outagewatch.config import Config, ServiceConfig
     from outagewatch.lenses.registry import CATALOGUE
 
-    lens = TrafficLens()
     assert set(lens.service_fields) <= set(ServiceConfig.model_fields)
+    assert set(lens.config_fields) <= set(Config.model_fields)
+    assert lens.service_fields or lens.config_fields
     for spec in lens.metrics:
         assert CATALOGUE[spec.name] is spec
+
+
+def test_the_traffic_lens_says_which_detectors_to_keep() -> None:
+    from outagewatch.config import parse_config
+
+    lens = TrafficLens()
     config = parse_config(
         {"services": {"claude": {"traffic": {"requests": {"url": "http://x:9090", "query": "up"}}}}}
     )

@@ -418,27 +418,6 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
             "counter",
             "Inbound connections closed because no request head arrived in time.",
         ),
-        MetricSpec(
-            "outagewatch_vantage_healthy",
-            "gauge",
-            "Whether this daemon's own network looks healthy (1) or failing (0): then services "
-            "failing locally are unknown, not disrupted.",
-            (),
-        ),
-        MetricSpec(
-            "outagewatch_vantage_control_up",
-            "gauge",
-            "Whether the vantage control target answered (1) or has failed enough runs to "
-            "count (0); absent until its first run.",
-            ("control",),
-        ),
-        MetricSpec(
-            "outagewatch_vantage_services_failing_locally_ratio",
-            "gauge",
-            "Share of the services with a fresh probe reading whose probes fail with local-class "
-            "reasons (dns, connect, local, unknown CA).",
-            (),
-        ),
     )
 }
 

@@ -38,10 +38,8 @@ from outagewatch.config_types import (
     ComponentPage,
     ConfigError,
     DisruptionConfig,
-    DnsControl,
     FileChecks,
     GooglePage,
-    HttpControl,
     HttpProbe,
     IncidentIoPage,
     Model,
@@ -54,7 +52,6 @@ from outagewatch.config_types import (
     StatusPageConfig,
     StatuspagePage,
     StorageConfig,
-    VantageConfig,
     format_errors,
     parse_duration,
 )
@@ -77,9 +74,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DisruptionConfig",
-    "DnsControl",
     "GooglePage",
-    "HttpControl",
     "HttpProbe",
     "IncidentIoPage",
     "Model",
@@ -92,7 +87,6 @@ __all__ = [
     "StatusPageConfig",
     "StatuspagePage",
     "StorageConfig",
-    "VantageConfig",
     "check_files",
     "format_errors",
     "load_config",
@@ -116,14 +110,18 @@ def _service_model() -> type[config_types.ServiceConfig]:
 
 
 def _config_model(service: type[config_types.ServiceConfig]) -> type[config_types.Config]:
-    """The whole document's model: its services are of the assembled service model."""
+    """The whole document's model: its services are of the assembled service model,
+    then each lens's top-level fields in registry order."""
     services = config_types.Config.model_fields["services"]
+    fields: dict[str, Any] = {"services": (dict[Name, service], services)}  # type: ignore[valid-type]
+    for lens in LENSES:
+        fields.update(lens.config_fields)
     return create_model(
         "Config",
         __base__=config_types.Config,
         __module__=__name__,
         __doc__=config_types.Config.__doc__,
-        services=(dict[Name, service], services),  # type: ignore[valid-type]
+        **fields,
     )
 
 

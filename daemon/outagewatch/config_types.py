@@ -977,60 +977,6 @@ class DisruptionConfig(Model):
     )
 
 
-class DnsControl(Scheduled):
-    """A control target that resolves a name with the daemon's resolver."""
-
-    kind: Literal["dns"] = Field(description="Resolve `host` once per run.")
-    host: str = Field(
-        min_length=1,
-        max_length=253,
-        pattern=r"^[A-Za-z0-9.-]+$",
-        description="A name that always resolves (not a watched service's).",
-    )
-    interval: Duration = Field(default=30.0, description="How often the name is resolved.")
-    timeout: Duration = Field(default=5.0, description="Longest a resolution may take.")
-
-
-class HttpControl(Scheduled):
-    """A control target that requests a reference URL: any HTTP answer is a success."""
-
-    kind: Literal["http"] = Field(description="One HTTP(S) request per run.")
-    url: HttpUrl = Field(description="A reference URL that is not a watched service.")
-    tls_ca_file: Path | None = Field(
-        default=None, description="PEM CA bundle to trust instead of the system's."
-    )
-    interval: Duration = Field(default=30.0, description="How often the URL is requested.")
-    timeout: Duration = Field(default=10.0, description="Longest a request may take.")
-
-
-ControlConfig = Annotated[DnsControl | HttpControl, Field(discriminator="kind")]
-
-
-class VantageConfig(Model):
-    """How the daemon judges its own network (daemon/outagewatch/detect/vantage.py)."""
-
-    controls: dict[Name, ControlConfig] = Field(
-        default_factory=dict,
-        description="Control targets by name: names and URLs that are not watched services; "
-        "none by default (the services' correlation alone then judges).",
-    )
-    control_failure_runs: int = Field(
-        default=2, ge=1, le=100, description="Consecutive failed runs before a control fails."
-    )
-    local_failure_share: float = Field(
-        default=0.5,
-        gt=0,
-        le=1,
-        description="Share of the judged services failing with local-class reasons "
-        "(dns, connect, local, unknown CA) that makes the vantage point unhealthy.",
-    )
-    min_services: int = Field(
-        default=3,
-        ge=1,
-        description="Fewest services with a fresh probe reading for the correlation to count.",
-    )
-
-
 class Config(Model):
     scheduler: SchedulerConfig = Field(
         default=SchedulerConfig(), description="How sources are run."
@@ -1065,11 +1011,6 @@ class Config(Model):
     disruption: DisruptionConfig = Field(
         default=DisruptionConfig(),
         description="Thresholds that judge each service's disruption state.",
-    )
-    vantage: VantageConfig = Field(
-        default=VantageConfig(),
-        description="Control targets and correlation that tell our network's failure "
-        "from the providers'.",
     )
 
 

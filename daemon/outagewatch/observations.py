@@ -244,17 +244,6 @@ class Report:
     channel: str = "api"
 
 
-@dataclass(frozen=True, slots=True)
-class ControlResult:
-    """One run of a vantage control target (not a service): did our network carry it?"""
-
-    target: str
-    time: float
-    success: bool
-    reason: str | None = None
-    detail: str | None = None
-
-
 class LensObservation:
     """The base of an observation type a lens defines in its own package: the pipeline
     routes each observation to the lenses that name its type (``Lens.observations``)."""
@@ -263,11 +252,5 @@ class LensObservation:
 
 
 Observation = (
-    ProbeResult
-    | ChatBudgetStatus
-    | ChartSnapshot
-    | StatusSnapshot
-    | Report
-    | ControlResult
-    | LensObservation
+    ProbeResult | ChatBudgetStatus | ChartSnapshot | StatusSnapshot | Report | LensObservation
 )

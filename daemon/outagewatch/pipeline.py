@@ -39,7 +39,7 @@ from outagewatch.lenses.base import EvidenceContext, Lens, LensStates
 from outagewatch.lenses.registry import LENSES
 from outagewatch.lenses.reports import ReportsLens
 from outagewatch.lenses.reports.baseline import HOUR, RECENT_BUCKET, ReportsState
-from outagewatch.lenses.vantage import VantageLens, control_evidence
+from outagewatch.lenses.vantage import VantageLens, control_evidence, vantage_config
 from outagewatch.observations import (
     Observation,
     Report,
@@ -279,7 +279,7 @@ class Pipeline:
         started = min(tracker.started.values(), default=now)
         controls = control_evidence(own, config, started)
         vantage = judge_vantage(
-            controls, services, now, config.vantage, config.disruption.stale_intervals
+            controls, services, now, vantage_config(config), config.disruption.stale_intervals
         )
         if vantage.healthy != own.verdict.healthy:
             log = self.log.info if vantage.healthy else self.log.error

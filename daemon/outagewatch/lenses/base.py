@@ -127,6 +127,8 @@ class Lens(Generic[S]):
     # them: ``{"queries": (dict[Name, QueryModel], Field(...))}``; config.py assembles
     # the schema from them (read them back with ``section``).
     service_fields: Mapping[str, tuple[Any, Any]] = {}
+    # The same for the top level of the config document.
+    config_fields: Mapping[str, tuple[Any, Any]] = {}
     # Its discriminated unions (``Annotated[A | B, Field(discriminator="kind")]``): their
     # `kind` tags are left out of error key paths.
     kind_unions: tuple[Any, ...] = ()
@@ -145,9 +147,10 @@ class Lens(Generic[S]):
         raise NotImplementedError
 
     @staticmethod
-    def section(service: ServiceConfig, field: str) -> Any:
-        """A field of ``service_fields`` from a validated service (the assembled model has it)."""
-        return getattr(service, field)
+    def section(model: Config | ServiceConfig, field: str) -> Any:
+        """A field of ``config_fields`` or ``service_fields`` from a validated config or
+        service (the assembled models have them)."""
+        return getattr(model, field)
 
     def check_files(self, config: Config, files: FileChecks) -> None:
         """Check that the files and credentials its config names can be read."""
