@@ -250,45 +250,6 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
             "Delay from a run's planned start (plus its jitter) to its actual start.",
         ),
         MetricSpec(
-            "outagewatch_appstore_rank",
-            "gauge",
-            "1-based rank of the service's app in the chart's last good read; "
-            "absent when out of the chart (see in_chart and chart_depth).",
-            ("service", *_CHART),
-        ),
-        MetricSpec(
-            "outagewatch_appstore_in_chart",
-            "gauge",
-            "Whether the service's app was in the chart's last good read (1) or "
-            "out of its top chart_depth (0).",
-            ("service", *_CHART),
-        ),
-        MetricSpec(
-            "outagewatch_appstore_chart_depth",
-            "gauge",
-            "Number of entries in the chart's last good read (the N of top N).",
-            _CHART,
-        ),
-        MetricSpec(
-            "outagewatch_appstore_best_rank",
-            "gauge",
-            "Best rank of the service's app in the chart across countries; "
-            "absent when out of it everywhere.",
-            ("service", "chart"),
-        ),
-        MetricSpec(
-            "outagewatch_appstore_feed_last_success_timestamp_seconds",
-            "gauge",
-            "Time of the chart feed's last good read; ranks are as of this time.",
-            _CHART,
-        ),
-        MetricSpec(
-            "outagewatch_appstore_feed_failures_total",
-            "counter",
-            "Chart fetches that failed (ranks kept from the last good read), by reason.",
-            (*_CHART, "reason"),
-        ),
-        MetricSpec(
             "outagewatch_reports_total",
             "counter",
             "Users' outage reports that counted (one per reporter per service per window).",

@@ -16,22 +16,16 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import structlog
 import yaml
-from pydantic import ValidationError, create_model
+from pydantic import ValidationError, create_model, model_validator
 
 from outagewatch import config_types
 from outagewatch.config_types import (
-    APPSTORE_MAX_LIMIT,
-    DEPRECATED_APPSTORE_KEY,
     EX_CONFIG,
-    LEGACY_CHART_FEEDS,
     MAX_DEPTH,
     MAX_INTEGER,
     MAX_VALUES,
     MIN_INTERVAL,
     AnthropicProbe,
-    AppStoreApp,
-    AppStoreChart,
-    AppStoreConfig,
     ChatBudgetCaps,
     ChatPrice,
     ChatProbeBase,
@@ -59,14 +53,9 @@ from outagewatch.lenses.registry import LENSES
 
 # What tests and the modules above the lenses read from here.
 __all__ = [
-    "APPSTORE_MAX_LIMIT",
     "EX_CONFIG",
-    "LEGACY_CHART_FEEDS",
     "MIN_INTERVAL",
     "AnthropicProbe",
-    "AppStoreApp",
-    "AppStoreChart",
-    "AppStoreConfig",
     "ChatBudgetCaps",
     "ChatPrice",
     "ChatProbeBase",
@@ -121,8 +110,16 @@ def _config_model(service: type[config_types.ServiceConfig]) -> type[config_type
         __base__=config_types.Config,
         __module__=__name__,
         __doc__=config_types.Config.__doc__,
+        __validators__={"_lens_checks": model_validator(mode="after")(_lens_checks)},  # type: ignore[dict-item]
         **fields,
     )
+
+
+def _lens_checks(config: config_types.Config) -> config_types.Config:
+    """Each lens's checks of its section against the rest of the config."""
+    for lens in LENSES:
+        lens.check_config(config)
+    return config
 
 
 # The assembled models are subclasses of the shared ones: code is typed with those
@@ -333,11 +330,12 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 
 def _warn_deprecated(data: Any, source: str) -> None:
     """One warning per deprecated key still in the file, naming its key path."""
-    appstore = data.get("appstore") if isinstance(data, dict) else None
-    if isinstance(appstore, dict) and DEPRECATED_APPSTORE_KEY in appstore:
-        structlog.get_logger("outagewatch.config").warning(
-            "config_key_deprecated",
-            key=f"appstore -> {DEPRECATED_APPSTORE_KEY}",
-            use="appstore -> max_backoff",
-            file=source,
-        )
+    for lens in LENSES:
+        for path, use in lens.deprecated_keys.items():
+            node = data
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if node is not None:
+                structlog.get_logger("outagewatch.config").warning(
+                    "config_key_deprecated", key=" -> ".join(path), use=use, file=source
+                )

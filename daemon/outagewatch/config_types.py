@@ -26,7 +26,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -166,10 +165,6 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 Interval = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_interval)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-
-
-# The appstore section's old name for max_backoff, still read.
-DEPRECATED_APPSTORE_KEY = "backoff_max"
 
 
 class Model(BaseModel):
@@ -419,199 +414,6 @@ class OpenAIProbe(ChatProbeBase):
 ProbeConfig = Annotated[HttpProbe | AnthropicProbe | OpenAIProbe, Field(discriminator="kind")]
 
 
-def _app_id(value: Any) -> Any:
-    # YAML reads an unquoted id as an int; the id is a name, keep it as text.
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,15}", value):
-        raise ValueError(f'a numeric App Store id like "6473753684" is required, got {value!r}')
-    return value
-
-
-AppId = Annotated[str, BeforeValidator(_app_id)]
-
-
-class AppStoreApp(Model):
-    """An app on the App Store, by its numeric id (names change, ids do not)."""
-
-    app_id: AppId = Field(description="The app's numeric App Store id (quote it or not).")
-
-
-# Chart names as exported in the `chart` label, and the legacy feed each one reads.
-LEGACY_CHART_FEEDS = {
-    "top-free": "topfreeapplications",
-    "top-paid": "toppaidapplications",
-    "top-grossing": "topgrossingapplications",
-    "top-free-ipad": "topfreeipadapplications",
-    "top-paid-ipad": "toppaidipadapplications",
-    "top-grossing-ipad": "topgrossingipadapplications",
-}
-V2_CHARTS = ("top-free", "top-paid")
-V2_LIMITS = (10, 25, 50, 100)
-APPSTORE_MAX_LIMIT = 100
-
-
-AppStoreChartName = Literal[
-    "top-free", "top-paid", "top-grossing", "top-free-ipad", "top-paid-ipad", "top-grossing-ipad"
-]
-
-
-class AppStoreChart(Model):
-    """One chart, read from one feed flavour, in every configured country."""
-
-    chart: AppStoreChartName = Field(description="Which chart.")
-    feed: Literal["v2", "legacy-json", "legacy-xml"] = Field(
-        default="v2",
-        description="v2: the RSS feed generator (top-free, top-paid only); "
-        "legacy-json / legacy-xml: the iTunes RSS (every chart, genres).",
-    )
-    genre: int | None = Field(
-        default=None, ge=1, description="Legacy feeds only, e.g. 6007 Productivity."
-    )
-    name: Name | None = Field(
-        default=None, description="The `chart` label; defaults to the chart (and genre)."
-    )
-
-    @property
-    def label(self) -> str:
-        if self.name is not None:
-            return self.name
-        return self.chart if self.genre is None else f"{self.chart}-genre-{self.genre}"
-
-    @model_validator(mode="after")
-    def _feed_has_chart(self) -> AppStoreChart:
-        if self.feed == "v2" and self.chart not in V2_CHARTS:
-            raise ValueError(
-                f"the v2 feed has only {', '.join(V2_CHARTS)}: "
-                f"read {self.chart} with feed: legacy-json or legacy-xml"
-            )
-        if self.feed == "v2" and self.genre is not None:
-            raise ValueError("the v2 feed has no genre filter: use feed: legacy-json or legacy-xml")
-        return self
-
-
-def _country_code(value: Any) -> Any:
-    if isinstance(value, str):
-        value = value.strip().lower()
-        if not re.fullmatch(r"[a-z]{2}", value):
-            raise ValueError(
-                f"a storefront is a two-letter country code like us or gb, got {value!r}"
-            )
-    return value
-
-
-CountryCode = Annotated[str, BeforeValidator(_country_code)]
-
-
-class AppStoreConfig(Scheduled):
-    """App Store chart ranks: every country x chart is one feed, fetched once per interval."""
-
-    countries: list[CountryCode] = Field(
-        default_factory=lambda: ["us"], description="Storefronts, as two-letter country codes."
-    )
-    charts: list[AppStoreChart] = Field(
-        default_factory=lambda: [AppStoreChart(chart="top-free")],
-        description="The charts read in every country.",
-    )
-    limit: int = Field(
-        default=100, description="Chart depth to fetch: 1..100 (v2: 10, 25, 50 or 100)."
-    )
-    interval: Interval = Field(default=900.0, description="How often every feed is fetched.")
-    timeout: Duration = Field(
-        default=30.0, description="Longest a run may take; at most the interval."
-    )
-    max_backoff: Duration = Field(
-        default=21600.0,
-        description="Longest pause after 403/429/5xx or a throttled feed. The old name "
-        "`backoff_max` is still read (deprecated; a warning names it at load).",
-    )
-    max_body_bytes: int = Field(
-        default=8 << 20, gt=0, description="Read at most this much of a feed."
-    )
-    redirect_to_other_hosts: bool = Field(
-        default=False,
-        description="Follow redirects to a host other than the feed's; off: such a "
-        "redirect fails the run with reason redirect.",
-    )
-    v2_base_url: HttpUrl = Field(
-        default="https://rss.marketingtools.apple.com/api/v2",
-        description="Base address of the v2 feeds.",
-    )
-    legacy_base_url: HttpUrl = Field(
-        default="https://itunes.apple.com",
-        description="Base address of the legacy iTunes RSS feeds.",
-    )
-    apps: dict[Name, AppStoreApp] = Field(
-        default_factory=dict,
-        description="Apps tracked without a service; the key is their `service` label.",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_backoff_name(cls, data: Any) -> Any:
-        # `backoff_max` was this section's name for what every other source calls
-        # `max_backoff`; old configs keep working (load_config warns).
-        if isinstance(data, dict) and DEPRECATED_APPSTORE_KEY in data:
-            if "max_backoff" in data:
-                raise ValueError(
-                    f"give max_backoff or its deprecated name {DEPRECATED_APPSTORE_KEY}, not both"
-                )
-            data = dict(data)
-            data["max_backoff"] = data.pop(DEPRECATED_APPSTORE_KEY)
-        return data
-
-    @field_validator("charts")
-    @classmethod
-    def _feeds_distinct(cls, charts: list[AppStoreChart]) -> list[AppStoreChart]:
-        labels: set[str] = set()
-        feeds: set[tuple[str, str, int | None]] = set()
-        for index, chart in enumerate(charts, start=1):
-            if chart.label in labels:
-                raise ValueError(
-                    f"chart {chart.label!r} (number {index}) is listed twice; "
-                    "give one a distinct name"
-                )
-            family = "v2" if chart.feed == "v2" else "legacy"
-            if (family, chart.chart, chart.genre) in feeds:
-                raise ValueError(
-                    f"number {index} reads the same feed as an earlier chart; "
-                    "one request per feed URL is enough"
-                )
-            labels.add(chart.label)
-            feeds.add((family, chart.chart, chart.genre))
-        return charts
-
-    @field_validator("limit")
-    @classmethod
-    def _limit_in_range(cls, limit: int, info: ValidationInfo) -> int:
-        if limit > APPSTORE_MAX_LIMIT:
-            raise ValueError(
-                f"at most {APPSTORE_MAX_LIMIT}, got {limit}: Apple's chart feeds return "
-                f"no more than {APPSTORE_MAX_LIMIT} entries (v2 answers HTTP 500 above it)"
-            )
-        if limit < 1:
-            raise ValueError(f"at least 1, got {limit}")
-        charts = info.data.get("charts", [])
-        if limit not in V2_LIMITS and any(chart.feed == "v2" for chart in charts):
-            raise ValueError(
-                f"the v2 feed offers only {', '.join(map(str, V2_LIMITS))}, got {limit}"
-            )
-        return limit
-
-    @field_validator("v2_base_url", "legacy_base_url")
-    @classmethod
-    def _base_url(cls, url: str) -> str:
-        return url.rstrip("/")
-
-    @field_validator("countries")
-    @classmethod
-    def _countries_unique(cls, countries: list[str]) -> list[str]:
-        twice = sorted({c for c in countries if countries.count(c) > 1})
-        if twice:
-            raise ValueError(f"listed more than once: {', '.join(twice)}")
-        return countries
-
-
 class StatusPageBase(Scheduled):
     """What every official status page source shares."""
 
@@ -748,9 +550,6 @@ class ServiceConfig(Model):
                     raise ValueError(f"chat_budget -> cost_per_day needs a price on probe {key}")
         return self
 
-    appstore: AppStoreApp | None = Field(
-        default=None, description="The service's App Store app, for chart ranks."
-    )
     status_pages: dict[Name, StatusPageConfig] = Field(
         default_factory=dict, description="Official status pages by name, each of a kind."
     )
@@ -988,20 +787,6 @@ class Config(Model):
     services: dict[Name, ServiceConfig] = Field(
         default_factory=dict, description="Watched services by name (the `service` label)."
     )
-    appstore: AppStoreConfig = Field(
-        default=AppStoreConfig(), description="App Store chart ranks: countries, charts, feeds."
-    )
-
-    @model_validator(mode="after")
-    def _appstore_apps_not_services(self) -> Config:
-        for name in self.appstore.apps:
-            if name in self.services:
-                raise ValueError(
-                    f"appstore -> apps -> {name}: {name!r} is a service; "
-                    f"set services -> {name} -> appstore -> app_id instead"
-                )
-        return self
-
     reports: ReportsConfig = Field(default=ReportsConfig(), description="Users' outage reports.")
     storage: StorageConfig = Field(default=StorageConfig(), description="The SQLite store.")
     detection: DetectionSettings = Field(

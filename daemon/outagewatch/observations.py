@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -128,24 +128,6 @@ def short_detail(text: str) -> str:
     return line if len(line) <= DETAIL_LIMIT else line[: DETAIL_LIMIT - 1] + "…"
 
 
-@dataclass(frozen=True, slots=True)
-class ChartSnapshot:
-    """One good read of one App Store chart in one country.
-
-    ``ranks`` maps every app id in the chart to its 1-based position; ``depth``
-    is how many entries the chart had, so an app absent from ``ranks`` is
-    known to be out of the top ``depth``. ``apps`` names the tracked apps that
-    read this chart: ``service`` label -> app id.
-    """
-
-    country: str
-    chart: str
-    time: float
-    depth: int
-    ranks: Mapping[str, int]
-    apps: Mapping[str, str]
-
-
 # Official status pages. Component statuses are Statuspage's five; other formats
 # are mapped onto them. Impacts rank as the status level does: none 0 .. critical 3.
 COMPONENT_STATUSES = (
@@ -251,6 +233,4 @@ class LensObservation:
     __slots__ = ()
 
 
-Observation = (
-    ProbeResult | ChatBudgetStatus | ChartSnapshot | StatusSnapshot | Report | LensObservation
-)
+Observation = ProbeResult | ChatBudgetStatus | StatusSnapshot | Report | LensObservation

@@ -129,6 +129,8 @@ class Lens(Generic[S]):
     service_fields: Mapping[str, tuple[Any, Any]] = {}
     # The same for the top level of the config document.
     config_fields: Mapping[str, tuple[Any, Any]] = {}
+    # Deprecated keys still read, by key path, with what to use instead (a warning at load).
+    deprecated_keys: Mapping[tuple[str, ...], str] = {}
     # Its discriminated unions (``Annotated[A | B, Field(discriminator="kind")]``): their
     # `kind` tags are left out of error key paths.
     kind_unions: tuple[Any, ...] = ()
@@ -151,6 +153,10 @@ class Lens(Generic[S]):
         """A field of ``config_fields`` or ``service_fields`` from a validated config or
         service (the assembled models have them)."""
         return getattr(model, field)
+
+    def check_config(self, config: Config) -> None:
+        """Raise ValueError (its message starting with the key path) for what its
+        section contradicts elsewhere in the config."""
 
     def check_files(self, config: Config, files: FileChecks) -> None:
         """Check that the files and credentials its config names can be read."""
