@@ -167,3 +167,11 @@ def test_the_lens_interface_table_names_real_members() -> None:
     assert names
     for name in names:
         assert hasattr(Lens, name) or name in Lens.__annotations__, name
+
+
+def test_two_lenses_claiming_one_config_key_stop_the_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(config_module, "LENSES", (*LENSES, TrafficLens()))
+    with pytest.raises(TypeError, match="lens traffic: service_fields key 'traffic' is taken"):
+        config_module._service_model()

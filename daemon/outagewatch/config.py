@@ -84,11 +84,20 @@ __all__ = [
 ]
 
 
+def _lens_fields(base: type[Model], fields: dict[str, Any], attribute: str) -> dict[str, Any]:
+    """``fields`` plus each lens's ``attribute`` in registry order; a key two parts
+    claim is a mistake in the code, not the config, so it stops the import."""
+    for lens in LENSES:
+        for key, field in getattr(lens, attribute).items():
+            if key in fields or key in base.model_fields:
+                raise TypeError(f"lens {lens.name}: {attribute} key {key!r} is taken")
+            fields[key] = field
+    return fields
+
+
 def _service_model() -> type[config_types.ServiceConfig]:
     """A service's model: the shared fields, then each lens's in registry order."""
-    fields: dict[str, Any] = {}
-    for lens in LENSES:
-        fields.update(lens.service_fields)
+    fields = _lens_fields(config_types.ServiceConfig, {}, "service_fields")
     return create_model(
         "ServiceConfig",
         __base__=config_types.ServiceConfig,
@@ -102,9 +111,8 @@ def _config_model(service: type[config_types.ServiceConfig]) -> type[config_type
     """The whole document's model: its services are of the assembled service model,
     then each lens's top-level fields in registry order."""
     services = config_types.Config.model_fields["services"]
-    fields: dict[str, Any] = {"services": (dict[Name, service], services)}  # type: ignore[valid-type]
-    for lens in LENSES:
-        fields.update(lens.config_fields)
+    assembled: dict[str, Any] = {"services": (dict[Name, service], services)}  # type: ignore[valid-type]
+    fields = _lens_fields(config_types.Config, assembled, "config_fields")
     return create_model(
         "Config",
         __base__=config_types.Config,
