@@ -15,19 +15,18 @@ from aiohttp import web
 
 from outagewatch.clock import SystemClock
 from outagewatch.config import (
-    DnsControl,
-    HttpControl,
     HttpProbe,
     StatuspagePage,
-    TrafficQuery,
     parse_config,
 )
 from outagewatch.lenses.appstore.source import build_chart_sources
 from outagewatch.lenses.probe.source import HttpProbeSource
 from outagewatch.lenses.statuspage.source import StatusPageSource
+from outagewatch.lenses.traffic import TrafficQuery
 from outagewatch.lenses.traffic.source import PrometheusQuerySource
+from outagewatch.lenses.vantage import ControlResult, DnsControl, HttpControl
 from outagewatch.lenses.vantage.source import DnsControlSource, HttpControlSource
-from outagewatch.observations import ControlResult, ProbeResult
+from outagewatch.observations import ProbeResult
 from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.client import HttpClients
 from outagewatch.sources.errors import SourceError

@@ -1,7 +1,10 @@
-"""The metric catalogue: every name, type, help and label set, and the families
-built from it.
+"""The metric catalogue's core: the framework's names, types, help and label sets
+(and those of the lenses whose entries have not moved into their package), and the
+families built from them.
 
-Neutral ground: the lenses render their own families with it, and the collectors
+A lens with its own entries lists them in ``Lens.metrics``; the whole catalogue,
+every name in one place, is ``lenses.registry.CATALOGUE``. Neutral ground: the
+lenses render their own families with ``Families``, and the collectors
 (``metrics.py``) and ``exposition.py`` render the framework's; none of them may be
 imported by the lenses.
 """
@@ -32,7 +35,7 @@ _PROBE = ("service", "probe")
 _SOURCE = ("source", "kind")
 _CHART = ("country", "chart")
 
-CATALOGUE: dict[str, MetricSpec] = {
+CORE_CATALOGUE: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
         MetricSpec(
@@ -247,57 +250,6 @@ CATALOGUE: dict[str, MetricSpec] = {
             "Delay from a run's planned start (plus its jitter) to its actual start.",
         ),
         MetricSpec(
-            "outagewatch_appstore_rank",
-            "gauge",
-            "1-based rank of the service's app in the chart's last good read; "
-            "absent when out of the chart (see in_chart and chart_depth).",
-            ("service", *_CHART),
-        ),
-        MetricSpec(
-            "outagewatch_appstore_in_chart",
-            "gauge",
-            "Whether the service's app was in the chart's last good read (1) or "
-            "out of its top chart_depth (0).",
-            ("service", *_CHART),
-        ),
-        MetricSpec(
-            "outagewatch_appstore_chart_depth",
-            "gauge",
-            "Number of entries in the chart's last good read (the N of top N).",
-            _CHART,
-        ),
-        MetricSpec(
-            "outagewatch_traffic_value",
-            "gauge",
-            "Last value of the service's traffic query (its series summed), in the query's unit.",
-            ("service", "query"),
-        ),
-        MetricSpec(
-            "outagewatch_traffic_series",
-            "gauge",
-            "Series in the last result of the service's traffic query.",
-            ("service", "query"),
-        ),
-        MetricSpec(
-            "outagewatch_appstore_best_rank",
-            "gauge",
-            "Best rank of the service's app in the chart across countries; "
-            "absent when out of it everywhere.",
-            ("service", "chart"),
-        ),
-        MetricSpec(
-            "outagewatch_appstore_feed_last_success_timestamp_seconds",
-            "gauge",
-            "Time of the chart feed's last good read; ranks are as of this time.",
-            _CHART,
-        ),
-        MetricSpec(
-            "outagewatch_appstore_feed_failures_total",
-            "counter",
-            "Chart fetches that failed (ranks kept from the last good read), by reason.",
-            (*_CHART, "reason"),
-        ),
-        MetricSpec(
             "outagewatch_reports_total",
             "counter",
             "Users' outage reports that counted (one per reporter per service per window).",
@@ -427,27 +379,6 @@ CATALOGUE: dict[str, MetricSpec] = {
             "counter",
             "Inbound connections closed because no request head arrived in time.",
         ),
-        MetricSpec(
-            "outagewatch_vantage_healthy",
-            "gauge",
-            "Whether this daemon's own network looks healthy (1) or failing (0): then services "
-            "failing locally are unknown, not disrupted.",
-            (),
-        ),
-        MetricSpec(
-            "outagewatch_vantage_control_up",
-            "gauge",
-            "Whether the vantage control target answered (1) or has failed enough runs to "
-            "count (0); absent until its first run.",
-            ("control",),
-        ),
-        MetricSpec(
-            "outagewatch_vantage_services_failing_locally_ratio",
-            "gauge",
-            "Share of the services with a fresh probe reading whose probes fail with local-class "
-            "reasons (dns, connect, local, unknown CA).",
-            (),
-        ),
     )
 }
 
@@ -473,22 +404,24 @@ RUN_FAMILIES = (
 )
 
 
-def family(name: str) -> Metric:
-    """An empty metric family for a catalogued name."""
-    spec = CATALOGUE[name]
+def family(entry: str | MetricSpec) -> Metric:
+    """An empty metric family for a core catalogue name or a lens's own entry."""
+    spec = CORE_CATALOGUE[entry] if isinstance(entry, str) else entry
     labels = list(spec.labels)
     if spec.type == "counter":
-        return CounterMetricFamily(name, spec.help, labels=labels)
+        return CounterMetricFamily(spec.name, spec.help, labels=labels)
     if spec.type == "histogram":
-        return HistogramMetricFamily(name, spec.help, labels=labels)
-    return GaugeMetricFamily(name, spec.help, labels=labels)
+        return HistogramMetricFamily(spec.name, spec.help, labels=labels)
+    return GaugeMetricFamily(spec.name, spec.help, labels=labels)
 
 
 class Families:
-    """The families one collector pass fills, in catalogue order."""
+    """The families one collector pass fills, in the order given."""
 
-    def __init__(self, *names: str) -> None:
-        self._families = {name: family(name) for name in names}
+    def __init__(self, *entries: str | MetricSpec) -> None:
+        self._families = {
+            entry if isinstance(entry, str) else entry.name: family(entry) for entry in entries
+        }
 
     def add(self, name: str, labels: list[str], value: float) -> None:
         fam = self._families[name]

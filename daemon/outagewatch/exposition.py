@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as _generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
-from outagewatch.catalogue import CATALOGUE, PROBE_FAMILIES, RUN_FAMILIES
+from outagewatch.catalogue import CORE_CATALOGUE, PROBE_FAMILIES, RUN_FAMILIES
 from outagewatch.lenses.probe import ProbeState
 from outagewatch.observations import PHASES
 from outagewatch.views import StatusQuery
@@ -69,7 +69,7 @@ def _label_value(value: str) -> str:
 
 
 def _header(name: str, openmetrics: bool) -> bytes:
-    spec = CATALOGUE[name]
+    spec = CORE_CATALOGUE[name]
     text = spec.help.replace("\\", r"\\").replace("\n", r"\n")
     if openmetrics:
         # OpenMetrics names a counter family without its samples' _total suffix.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -128,24 +128,6 @@ def short_detail(text: str) -> str:
     return line if len(line) <= DETAIL_LIMIT else line[: DETAIL_LIMIT - 1] + "…"
 
 
-@dataclass(frozen=True, slots=True)
-class ChartSnapshot:
-    """One good read of one App Store chart in one country.
-
-    ``ranks`` maps every app id in the chart to its 1-based position; ``depth``
-    is how many entries the chart had, so an app absent from ``ranks`` is
-    known to be out of the top ``depth``. ``apps`` names the tracked apps that
-    read this chart: ``service`` label -> app id.
-    """
-
-    country: str
-    chart: str
-    time: float
-    depth: int
-    ranks: Mapping[str, int]
-    apps: Mapping[str, str]
-
-
 # Official status pages. Component statuses are Statuspage's five; other formats
 # are mapped onto them. Impacts rank as the status level does: none 0 .. critical 3.
 COMPONENT_STATUSES = (
@@ -244,34 +226,11 @@ class Report:
     channel: str = "api"
 
 
-@dataclass(frozen=True, slots=True)
-class ControlResult:
-    """One run of a vantage control target (not a service): did our network carry it?"""
+class LensObservation:
+    """The base of an observation type a lens defines in its own package: the pipeline
+    routes each observation to the lenses that name its type (``Lens.observations``)."""
 
-    target: str
-    time: float
-    success: bool
-    reason: str | None = None
-    detail: str | None = None
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TrafficSample:
-    """One instant query of a service's traffic: the value (summed over its series)."""
-
-    service: str
-    query: str
-    time: float
-    value: float
-    series: int
-
-
-Observation = (
-    ProbeResult
-    | ChatBudgetStatus
-    | ChartSnapshot
-    | StatusSnapshot
-    | Report
-    | ControlResult
-    | TrafficSample
-)
+Observation = ProbeResult | ChatBudgetStatus | StatusSnapshot | Report | LensObservation

@@ -43,7 +43,7 @@ from outagewatch.lenses.base import EvidenceContext, Lens, LensStates
 from outagewatch.lenses.registry import LENSES
 from outagewatch.lenses.reports import ReportsLens
 from outagewatch.lenses.reports.baseline import HOUR, RECENT_BUCKET, ReportsState
-from outagewatch.lenses.vantage import VantageLens, control_evidence
+from outagewatch.lenses.vantage import VantageLens, control_evidence, vantage_config
 from outagewatch.observations import (
     Observation,
     Report,
@@ -244,12 +244,7 @@ class Pipeline:
         self.scheduled = set(scheduled)
         now = self.clock.time()
         services = list(config.services)
-        traffic = [
-            (service, name)
-            for service, cfg in config.services.items()
-            for name, query in cfg.traffic.items()
-            if query.enabled
-        ]
+        traffic = [key for lens, _ in self.state.lenses for key in lens.signal_keys(config)]
         self.state.signals.configure(config.detection, services, traffic)
         self.state.disruption.configure(config.disruption, services, now)
         for service in services:
@@ -288,7 +283,7 @@ class Pipeline:
         started = min(tracker.started.values(), default=now)
         controls = control_evidence(own, config, started)
         vantage = judge_vantage(
-            controls, services, now, config.vantage, config.disruption.stale_intervals
+            controls, services, now, vantage_config(config), config.disruption.stale_intervals
         )
         if vantage.healthy != own.verdict.healthy:
             log = self.log.info if vantage.healthy else self.log.error

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from outagewatch.config import Config
+from outagewatch.config_types import Config
 
 FIELDS = ("service", "problem", "reporter", "country", "comment")
 MAX_CHARS = {"service": 128, "problem": 64, "reporter": 256, "country": 2}

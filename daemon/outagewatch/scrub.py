@@ -20,7 +20,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 from aiohttp import web
 
-from outagewatch.config import ChatProbeBase, Config, HttpProbe, StatusPageBase
+from outagewatch.config_types import ChatProbeBase, Config, HttpProbe, StatusPageBase
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
 
 REDACTED = "<redacted>"

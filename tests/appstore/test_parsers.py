@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from outagewatch.config import AppStoreChart, AppStoreConfig
+from outagewatch.lenses.appstore import AppStoreChart, AppStoreConfig
 from outagewatch.lenses.appstore.source import (
     PARSERS,
     ChartEntry,

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from outagewatch.lenses.appstore import ChartSnapshot
 from outagewatch.lenses.appstore.state import AppStoreState, RankHistory, RankPoint, rank_velocity
-from outagewatch.observations import ChartSnapshot
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0

@@ -15,14 +15,13 @@ import structlog
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from outagewatch.catalogue import CATALOGUE
 from outagewatch.clock import SystemClock
 from outagewatch.config import AnthropicProbe, OpenAIProbe, parse_config
 from outagewatch.lenses.chat import ChatLens
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.chat.source import ApiKey, ChatProbeSource
 from outagewatch.lenses.probe import ProbeLens
-from outagewatch.lenses.registry import build_sources
+from outagewatch.lenses.registry import CATALOGUE, build_sources
 from outagewatch.observations import CHAT_OUTCOMES
 from outagewatch.pipeline import Pipeline
 from outagewatch.scheduler import Scheduler

@@ -11,9 +11,10 @@ from outagewatch.config import parse_config
 from outagewatch.demo import timeline
 from outagewatch.demo.runner import DEMO_TOKEN, Timing, demo_config, seed_history
 from outagewatch.demo.world import CLAUDE_APP_ID, DEMO_API_KEY, World
+from outagewatch.lenses.appstore import ChartSnapshot
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
-from outagewatch.observations import ChartSnapshot, ProbeResult, StatusSnapshot
+from outagewatch.observations import ProbeResult, StatusSnapshot
 from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.errors import SourceError
 from tests.conftest import Serve

@@ -17,10 +17,10 @@ from typing import Any
 
 import promql_parser as pp
 
-from outagewatch.catalogue import CATALOGUE
 from outagewatch.detect import SIGNALS
 from outagewatch.detect.disruption import REASONS, STATES
 from outagewatch.detect.tracker import LEAD_OUTCOMES
+from outagewatch.lenses.registry import CATALOGUE
 from outagewatch.observations import (
     BUDGET_RESOURCES,
     CHAT_OUTCOMES,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from outagewatch.config import ConfigError, DisruptionConfig, VantageConfig, parse_config
+from outagewatch.config import ConfigError, DisruptionConfig, parse_config
 from outagewatch.detect.disruption import ProbeEvidence, Reading, ServiceEvidence
 from outagewatch.detect.tracker import DisruptionTracker, ProbeStreaks
 from outagewatch.detect.vantage import ControlEvidence, is_local_failure, judge_vantage
+from outagewatch.lenses.vantage import VantageConfig
 from outagewatch.observations import ProbeResult
 
 NOW = 1_750_000_000.0

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from outagewatch.catalogue import CATALOGUE
 from outagewatch.clock import FakeClock
 from outagewatch.config import ConfigError, load_config, parse_config
 from outagewatch.incidents import IncidentLog
-from outagewatch.lenses.registry import build_sources
+from outagewatch.lenses.registry import CATALOGUE, build_sources
 from outagewatch.metrics import StateCollector
 from outagewatch.observations import COMPONENT_STATUSES, StatusIncident, StatusSnapshot
 from outagewatch.pipeline import Pipeline

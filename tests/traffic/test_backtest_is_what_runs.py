@@ -24,7 +24,7 @@ from outagewatch.detect.signals import (
 )
 from outagewatch.detect.spike import SpikeDetector, detector_for
 from outagewatch.keys import traffic_source_key
-from outagewatch.observations import TrafficSample
+from outagewatch.lenses.traffic import TrafficSample
 from outagewatch.pipeline import Pipeline
 
 CONFIG = """

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from outagewatch.config import TrafficQuery
+from outagewatch.lenses.traffic import TrafficQuery, TrafficSample
 from outagewatch.lenses.traffic.source import FAILURE_REASONS, PrometheusQuerySource
-from outagewatch.observations import TrafficSample
 from outagewatch.sources.base import RunContext, run_source
 from outagewatch.sources.errors import SourceError
 from tests.conftest import Serve

@@ -10,8 +10,7 @@ from outagewatch.config import Config, parse_config
 from outagewatch.detect.disruption import REASON_LENS
 from outagewatch.detect.signals import traffic_signal
 from outagewatch.keys import traffic_source_key
-from outagewatch.lenses.traffic import TrafficLens
-from outagewatch.observations import TrafficSample
+from outagewatch.lenses.traffic import TrafficLens, TrafficSample
 from outagewatch.pipeline import Pipeline
 from outagewatch.views import StatusQuery
 from tests.scrape import scrape

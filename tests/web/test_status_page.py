@@ -11,8 +11,8 @@ from outagewatch.clock import FakeClock
 from outagewatch.config import parse_config
 from outagewatch.exposition import MetricsPage
 from outagewatch.history import MAX_EVENTS, StatusHistory
+from outagewatch.lenses.appstore import ChartSnapshot
 from outagewatch.observations import (
-    ChartSnapshot,
     ChatStats,
     ProbeResult,
     Report,

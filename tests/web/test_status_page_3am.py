@@ -15,10 +15,10 @@ from outagewatch.demo.world import CHATGPT_APP_ID, CLAUDE_APP_ID, DEMO_API_KEY, 
 from outagewatch.detect.disruption import DisruptionStatus, Transition
 from outagewatch.failure_text import failure_text
 from outagewatch.history import REPORT_BUCKET
-from outagewatch.lenses.appstore import AppStoreLens
+from outagewatch.lenses.appstore import AppStoreLens, ChartSnapshot
 from outagewatch.lenses.chat.budget import ChatBudget
 from outagewatch.lenses.registry import build_sources
-from outagewatch.observations import ChartSnapshot, ProbeResult, Report
+from outagewatch.observations import ProbeResult, Report
 from outagewatch.pipeline import Pipeline
 from outagewatch.sources.base import RunContext, run_source
 from outagewatch.store import Store

@@ -116,7 +116,7 @@ def failing_locally(evidence: ServiceEvidence, now: float, stale_intervals: floa
 
 
 class VantageRules(Protocol):
-    """The thresholds of the vantage judgement; ``config.VantageConfig`` is one."""
+    """The thresholds of the vantage judgement; the vantage lens's config is one."""
 
     @property
     def control_failure_runs(self) -> int: ...

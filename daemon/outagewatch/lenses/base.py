@@ -17,8 +17,9 @@ from outagewatch.detect.disruption import PageEvidence, ProbeEvidence, SpikeEvid
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
+    from outagewatch.catalogue import MetricSpec
     from outagewatch.clock import Clock
-    from outagewatch.config import Config, ServiceConfig
+    from outagewatch.config_types import Config, FileChecks, ServiceConfig
     from outagewatch.detect.signals import SignalDetectors
     from outagewatch.history import StatusHistory
     from outagewatch.incidents import IncidentLog
@@ -121,10 +122,23 @@ class Lens(Generic[S]):
     """One lens. Subclasses set the class attributes and override what they have."""
 
     name: str
-    # The config models it reads (they live in config.py, with the rest of the schema).
+    # The config models it reads: in its package, or in config_types.py until moved there.
     config_models: tuple[type, ...] = ()
-    # Observation types this lens folds into its state.
+    # The fields it adds under `services -> <name>`, as pydantic ``create_model`` takes
+    # them: ``{"queries": (dict[Name, QueryModel], Field(...))}``; config.py assembles
+    # the schema from them (read them back with ``section``).
+    service_fields: Mapping[str, tuple[Any, Any]] = {}
+    # The same for the top level of the config document.
+    config_fields: Mapping[str, tuple[Any, Any]] = {}
+    # Deprecated keys still read, by key path, with what to use instead (a warning at load).
+    deprecated_keys: Mapping[tuple[str, ...], str] = {}
+    # Its discriminated unions (``Annotated[A | B, Field(discriminator="kind")]``): their
+    # `kind` tags are left out of error key paths.
+    kind_unions: tuple[Any, ...] = ()
+    # Observation types this lens folds into its state (its own in its package).
     observations: tuple[type, ...] = ()
+    # Its metric families' names, types, help and labels, in the assembled catalogue.
+    metrics: tuple[MetricSpec, ...] = ()
     # Source kinds whose failed runs this lens hears of (``run_failed``).
     kinds: frozenset[str] = frozenset()
     # The key of its fragment in each service of /api/v1/status; None: it has none.
@@ -134,6 +148,24 @@ class Lens(Generic[S]):
 
     def new_state(self) -> S:
         raise NotImplementedError
+
+    @staticmethod
+    def section(model: Config | ServiceConfig, field: str) -> Any:
+        """A field of ``config_fields`` or ``service_fields`` from a validated config or
+        service (the assembled models have them)."""
+        return getattr(model, field)
+
+    def check_config(self, config: Config) -> None:
+        """Raise ValueError (its message starting with the key path) for what its
+        section contradicts elsewhere in the config."""
+
+    def check_files(self, config: Config, files: FileChecks) -> None:
+        """Check that the files and credentials its config names can be read."""
+
+    def signal_keys(self, config: Config) -> Iterable[tuple[str, str]]:
+        """The (service, name) keys of the spike detectors it feeds per configured
+        target (traffic queries): the detectors keep these across a reload."""
+        return ()
 
     def sources(self, config: Config, budget: ChatBudget) -> Iterable[Placed]:
         """Every enabled source of this lens the config describes."""
@@ -173,7 +205,7 @@ class LensStates:
         self._lenses = {type(lens): (lens, lens.new_state()) for lens in lenses}
 
     def of(self, lens: type[Lens[S]]) -> S:
-        """The state of a lens, by its class: ``state.lenses.of(TrafficLens)``."""
+        """The state of a lens, by its class: ``state.lenses.of(ProbeLens)``."""
         state: S = self._lenses[lens][1]
         return state
 

@@ -1,16 +1,19 @@
-"""The one list of lenses, and the construction of sources from it.
+"""The one list of lenses, the whole metric catalogue, and the construction of
+sources from them.
 
-Adding a lens is its package under ``lenses/`` and one line here; source
-construction, pipeline dispatch, ``retain``, the state collector, the status
-page and the evidence for the disruption judge all iterate ``LENSES``. The
-order is the order of each service's fragments in ``/api/v1/status``.
+Adding a lens is its package under ``lenses/`` and one line here; the config
+schema (``config.py``), source construction, pipeline dispatch, ``retain``, the
+state collector, the status page, the evidence for the disruption judge and the
+metric catalogue all iterate ``LENSES``. The order is the order of each
+service's fragments in ``/api/v1/status``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from outagewatch.config import Config
+from outagewatch.catalogue import CORE_CATALOGUE, MetricSpec
+from outagewatch.config_types import Config
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.base import Lens
 from outagewatch.lenses.chat import ChatLens
@@ -32,6 +35,12 @@ LENSES: tuple[Lens[Any], ...] = (
     TrafficLens(),
     VantageLens(),
 )
+
+# Every metric name, type, help and label set: the framework's, then each lens's own.
+CATALOGUE: dict[str, MetricSpec] = {
+    **CORE_CATALOGUE,
+    **{spec.name: spec for lens in LENSES for spec in lens.metrics},
+}
 
 
 def build_sources(config: Config, chat_budget: ChatBudget | None = None) -> list[Source]:

@@ -27,15 +27,17 @@ import aiohttp
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from outagewatch.config import (
+from outagewatch.config_types import Config
+from outagewatch.keys import CHART_FEED_KIND, chart_feed_key
+from outagewatch.lenses.appstore import (
     APPSTORE_MAX_LIMIT,
     LEGACY_CHART_FEEDS,
     AppStoreChart,
     AppStoreConfig,
-    Config,
+    ChartSnapshot,
+    appstore_config,
+    service_app,
 )
-from outagewatch.keys import CHART_FEED_KIND, chart_feed_key
-from outagewatch.observations import ChartSnapshot
 from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import classify_client_error
@@ -302,11 +304,11 @@ def feed_url(config: AppStoreConfig, country: str, chart: AppStoreChart) -> str:
 def tracked_apps(config: Config) -> dict[str, str]:
     """``service`` label -> app id: services with an app, then the extra apps."""
     apps = {
-        name: service.appstore.app_id
+        name: app.app_id
         for name, service in config.services.items()
-        if service.appstore is not None
+        if (app := service_app(service)) is not None
     }
-    apps.update({name: app.app_id for name, app in config.appstore.apps.items()})
+    apps.update({name: app.app_id for name, app in appstore_config(config).apps.items()})
     return apps
 
 
@@ -416,7 +418,7 @@ def build_chart_sources(config: Config, rng: random.Random | None = None) -> lis
     apps = tuple(sorted(tracked_apps(config).items()))
     if not apps:
         return []
-    store = config.appstore
+    store = appstore_config(config)
     return [
         ChartFeedSource(
             ChartFeed(

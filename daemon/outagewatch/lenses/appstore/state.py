@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outagewatch.keys import chart_of_feed_key
-from outagewatch.observations import ChartSnapshot
+from outagewatch.lenses.appstore import ChartSnapshot
 
 # One service's rank in one chart of one country.
 RankKey = tuple[str, str, str]  # (service, country, chart)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import Metric
 
 from outagewatch.catalogue import Families
-from outagewatch.config import AnthropicProbe, ChatProbeBase, OpenAIProbe
+from outagewatch.config_types import AnthropicProbe, ChatProbeBase, OpenAIProbe
 from outagewatch.detect.tracker import EVIDENCE_SLICE
 from outagewatch.histogram import Histogram
 from outagewatch.keys import probe_source_key
@@ -28,7 +28,7 @@ from outagewatch.lenses.chat.source import (
 from outagewatch.observations import CHAT_OUTCOMES, ChatBudgetStatus, ChatStats, ProbeResult
 
 if TYPE_CHECKING:
-    from outagewatch.config import Config
+    from outagewatch.config_types import Config
     from outagewatch.lenses.chat.budget import ChatBudget
 
 # Time to first token: a healthy chatbot answers in well under a few seconds.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from outagewatch.config import ChatBudgetCaps, ChatPrice, ChatProbeBase, Config
+from outagewatch.config_types import ChatBudgetCaps, ChatPrice, ChatProbeBase, Config
 
 ProbeKey = tuple[str, str]
 

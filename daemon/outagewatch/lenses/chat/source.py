@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from outagewatch.config import AnthropicProbe, ChatProbeBase, OpenAIProbe
+from outagewatch.config_types import AnthropicProbe, ChatProbeBase, OpenAIProbe
 from outagewatch.keys import probe_source_key
 from outagewatch.lenses.chat.budget import ChatBudget, estimated_cost
 from outagewatch.observations import (

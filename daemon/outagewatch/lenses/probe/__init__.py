@@ -19,7 +19,7 @@ from prometheus_client.core import Metric
 
 from outagewatch.catalogue import Families
 from outagewatch.clock import iso_time, when_text
-from outagewatch.config import ChatProbeBase, HttpProbe
+from outagewatch.config_types import ChatProbeBase, HttpProbe, ProbeConfig
 from outagewatch.detect.disruption import LOCAL_REASONS
 from outagewatch.detect.signals import FAILURE_BUCKET_S
 from outagewatch.detect.tracker import EVIDENCE_SLICE, ProbeStreaks, probe_evidence
@@ -31,7 +31,7 @@ from outagewatch.lenses.probe.source import HttpProbeSource
 from outagewatch.observations import ProbeResult
 
 if TYPE_CHECKING:
-    from outagewatch.config import Config
+    from outagewatch.config_types import Config
     from outagewatch.lenses.chat.budget import ChatBudget
 
 # Probe latency buckets: from a fast API edge to a slow web app.
@@ -66,6 +66,8 @@ class ProbesState:
 class ProbeLens(Lens[ProbesState]):
     name = "probe"
     config_models = (HttpProbe,)
+    # The union holds the chat lens's models too: one `probes` map of every kind.
+    kind_unions = (ProbeConfig,)
     observations = (ProbeResult,)
     page_key = "probes"
     card_position = 1

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from outagewatch.config import HttpProbe
+from outagewatch.config_types import HttpProbe
 from outagewatch.keys import probe_source_key
 from outagewatch.observations import ProbeResult
 from outagewatch.sources.base import RunContext

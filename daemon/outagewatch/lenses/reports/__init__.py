@@ -17,7 +17,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from outagewatch.catalogue import Families
-from outagewatch.config import ReportsConfig, ServiceReports
+from outagewatch.config_types import ReportsConfig, ServiceReports
 from outagewatch.detect.signals import REPORT_BUCKET_S
 from outagewatch.lenses.base import Evidence, EvidenceContext, Folding, Lens, PageContext
 from outagewatch.lenses.reports.baseline import ReportsState

@@ -17,7 +17,7 @@ from prometheus_client.core import Metric
 
 from outagewatch.catalogue import Families
 from outagewatch.clock import iso_time, when_text
-from outagewatch.config import GooglePage, IncidentIoPage, StatuspagePage
+from outagewatch.config_types import GooglePage, IncidentIoPage, StatusPageConfig, StatuspagePage
 from outagewatch.detect.disruption import PageEvidence, Reading
 from outagewatch.keys import status_source_key
 from outagewatch.lenses.base import (
@@ -38,7 +38,7 @@ from outagewatch.observations import (
 )
 
 if TYPE_CHECKING:
-    from outagewatch.config import Config, ServiceConfig
+    from outagewatch.config_types import Config, ServiceConfig
     from outagewatch.lenses.chat.budget import ChatBudget
 
 OFFICIAL_LEVELS = ("operational", "minor", "major", "critical")
@@ -172,6 +172,7 @@ def official_html(official: dict[str, Any] | None) -> str:
 class StatusPageLens(Lens[StatusPagesState]):
     name = "statuspage"
     config_models = (StatuspagePage, IncidentIoPage, GooglePage)
+    kind_unions = (StatusPageConfig,)
     observations = (StatusSnapshot,)
     page_key = "official"
     card_position = 0

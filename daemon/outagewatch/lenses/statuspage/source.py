@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from outagewatch.config import ComponentPage, GooglePage, IncidentIoPage, StatusPageConfig
+from outagewatch.config_types import ComponentPage, GooglePage, IncidentIoPage, StatusPageConfig
 from outagewatch.keys import status_source_key
 from outagewatch.lenses.statuspage.formats import (
     PageReading,

@@ -16,10 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from outagewatch.config import TrafficQuery
 from outagewatch.credentials import CredentialError, read_secret, secret_path
 from outagewatch.keys import traffic_source_key
-from outagewatch.observations import TrafficSample
+from outagewatch.lenses.traffic import TrafficQuery, TrafficSample
 from outagewatch.sources import bounded_json
 from outagewatch.sources.base import RunContext
 from outagewatch.sources.client import classify_client_error

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from outagewatch.config import DnsControl, HttpControl, HttpProbe
+from outagewatch.config_types import HttpProbe
 from outagewatch.keys import control_source_key
 from outagewatch.lenses.probe.source import HttpProbeSource
-from outagewatch.observations import ControlResult, Observation, ProbeResult
+from outagewatch.lenses.vantage import ControlResult, DnsControl, HttpControl
+from outagewatch.observations import Observation, ProbeResult
 from outagewatch.sources.base import RunContext
 
 # Any status at all proves the request crossed the network.
