@@ -139,6 +139,7 @@ class Daemon:
         self.web_security: WebSecurity | None = None
         self.tls: ssl.SSLContext | None = None
         self.site: GatedSite | None = None
+        self.metrics_page: MetricsPage | None = None
         self.fd_limits = (0, 0)  # soft, hard RLIMIT_NOFILE after raising the soft one
         self.clock = clock or SystemClock()
         self.handle_signals = handle_signals
@@ -270,6 +271,8 @@ class Daemon:
         self.intake.set_tokens(new.tokens)
         self.intake.hasher = ReporterHasher(new.reporter_key)
         self.scrubber.replace(new.secrets)
+        if self.metrics_page is not None:
+            self.metrics_page.probe_details = new.config.metrics.probe_details
         self.applied = new
 
     async def reload(self) -> bool:
@@ -499,7 +502,10 @@ class Daemon:
             timeouts=self.web_options.timeouts,
         )
         timeouts = self.web_options.timeouts
-        app = make_app(web_ctx, MetricsPage(self.pipeline.state, self.registry))
+        self.metrics_page = MetricsPage(
+            self.pipeline.state, self.registry, self.config.metrics.probe_details
+        )
+        app = make_app(web_ctx, self.metrics_page)
         app.middlewares.append(self.scrubber.middleware())  # before the app freezes
         runner = web.AppRunner(
             app,

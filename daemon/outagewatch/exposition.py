@@ -28,10 +28,12 @@ from prometheus_client.utils import floatToGoString
 
 from outagewatch.metrics import (
     CATALOGUE,
+    PROBE_DETAIL_FAMILIES,
     PROBE_FAMILIES,
     RUN_FAMILIES,
     Families,
     StateCollector,
+    is_probe_source,
 )
 from outagewatch.observations import PHASES
 from outagewatch.pipeline import ProbeState, SourceRunState, State
@@ -106,10 +108,12 @@ def _number(value: float) -> str:
 class _ProbeLines:
     """One probe's line prefixes (its labels never change), filled in at each new run.
 
-    Labels in name order, as generate_latest writes them.
+    Labels in name order, as generate_latest writes them. The details (phases, last
+    duration, last success time) only with ``details``: metrics.probe_details.
     """
 
-    def __init__(self, service: str, probe_name: str) -> None:
+    def __init__(self, service: str, probe_name: str, details: bool) -> None:
+        self.details = details
         probe, svc = f'probe="{_label_value(probe_name)}"', f'service="{_label_value(service)}"'
         labels = f"{probe},{svc}"
         self.probe, self.service = probe, svc
@@ -126,17 +130,13 @@ class _ProbeLines:
         self.last_success = f"outagewatch_probe_last_success_timestamp_seconds{{{labels}}} "
 
     def render(self, probe: ProbeState) -> Chunks:
-        """The probe's lines, one string per family of PROBE_FAMILIES."""
-        success = status = tls = phases = duration = last_success = ""
+        """The probe's lines, one string per family of PROBE_FAMILIES (then of
+        PROBE_DETAIL_FAMILIES with details)."""
+        success = status = tls = inconclusive = ""
         if probe.last_conclusive is not None:
             success = f"{self.success}{_number(int(probe.last_conclusive))}\n"
         last = probe.last
         if last is not None:
-            got = last.phases
-            phases = "".join(
-                f"{prefix}{_number(got.get(phase, 0.0))}\n" for phase, prefix in self.phases
-            )
-            duration = f"{self.duration}{_number(last.duration_seconds)}\n"
             status = f"{self.status}{_number(last.status_code or 0)}\n"
             if last.tls_earliest_expiry is not None:
                 tls = f"{self.tls}{_number(last.tls_earliest_expiry)}\n"
@@ -146,26 +146,43 @@ class _ProbeLines:
             f'sub_reason="{_label_value(sub_reason)}"}} {_number(count)}\n'
             for (reason, sub_reason), count in sorted(probe.failures.items())
         )
-        if probe.last_success_time is not None:
-            last_success = f"{self.last_success}{_number(probe.last_success_time)}\n"
-        chunks = (
+        if probe.inconclusive:
+            inconclusive = f"{self.inconclusive}{_number(probe.inconclusive)}\n"
+        chunks = [
             success,
-            phases,
-            duration,
             status,
             tls,
             f"{self.runs}{_number(probe.runs)}\n",
             failures,
-            f"{self.inconclusive}{_number(probe.inconclusive)}\n",
-            last_success,
-        )
+            inconclusive,
+        ]
+        if self.details:
+            chunks += self._details(probe)
         return tuple(chunk.encode() for chunk in chunks)
+
+    def _details(self, probe: ProbeState) -> list[str]:
+        phases = duration = last_success = ""
+        last = probe.last
+        if last is not None:
+            got = last.phases
+            phases = "".join(
+                f"{prefix}{_number(got.get(phase, 0.0))}\n" for phase, prefix in self.phases
+            )
+            duration = f"{self.duration}{_number(last.duration_seconds)}\n"
+        if probe.last_success_time is not None:
+            last_success = f"{self.last_success}{_number(probe.last_success_time)}\n"
+        return [phases, duration, last_success]
 
 
 class _RunLines:
-    """One source's line prefixes, filled in at each new run (labels in name order)."""
+    """One source's line prefixes, filled in at each new run (labels in name order).
 
-    def __init__(self, key: str, kind: str) -> None:
+    A probe's source shows only its failures (the framework's: timeouts, crashes)
+    unless ``details``: its runs and their times are its probe's series.
+    """
+
+    def __init__(self, key: str, kind: str, details: bool) -> None:
+        self.brief = not details and is_probe_source(key)
         self.kind, self.source = f'kind="{_label_value(kind)}"', f'source="{_label_value(key)}"'
         labels = f"{self.kind},{self.source}"
         self.runs = f"outagewatch_source_runs_total{{{labels}}} "
@@ -179,6 +196,8 @@ class _RunLines:
             f'reason="{_label_value(reason)}",{self.source}}} {_number(count)}\n'
             for reason, count in sorted(run.failures.items())
         )
+        if self.brief:
+            return (b"", failures.encode(), b"", b"")
         duration = success = ""
         if run.last_duration is not None:
             duration = f"{self.duration}{_number(run.last_duration)}\n"
@@ -241,23 +260,45 @@ class _TargetCache:
 class MetricsPage:
     """Renders /metrics: cached per-target families from State, the rest from the registry."""
 
-    def __init__(self, state: State, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, state: State, registry: CollectorRegistry, probe_details: bool = False
+    ) -> None:
         self._state = state
         self._registry = registry
-        self._probes = _TargetCache(PROBE_FAMILIES)
-        self._runs = _TargetCache(RUN_FAMILIES)
+        self._details = probe_details
+        self._probes, self._runs = self._caches()
+
+    def _caches(self) -> tuple[_TargetCache, _TargetCache]:
+        details = PROBE_DETAIL_FAMILIES if self._details else ()
+        return _TargetCache(PROBE_FAMILIES + details), _TargetCache(RUN_FAMILIES)
+
+    @property
+    def probe_details(self) -> bool:
+        """metrics.probe_details: whether each probe's phase, duration and last-success
+        series are on the page."""
+        return self._details
+
+    @probe_details.setter
+    def probe_details(self, details: bool) -> None:
+        if details != self._details:  # every target's lines change with the families
+            self._details = details
+            self._probes, self._runs = self._caches()
 
     async def render(self, openmetrics: bool = False) -> bytes:
         """The whole page in text format 0.0.4, or in OpenMetrics 1.0.0."""
         state = self._state
-        # Snapshots: runs finishing while a scrape yields must not resize what it walks.
-        probes = await self._probes.render(
+        # Snapshots: runs finishing (or a reload) while a scrape yields must not change
+        # what it walks.
+        details, probe_cache, run_cache = self._details, self._probes, self._runs
+        probes = await probe_cache.render(
             list(state.probes.items()),
-            lambda key, probe: _ProbeLines(key[0], key[1]),
+            lambda key, probe: _ProbeLines(key[0], key[1], details),
             openmetrics,
         )
-        runs = await self._runs.render(
-            list(state.runs.items()), lambda key, run: _RunLines(key, run.kind), openmetrics
+        runs = await run_cache.render(
+            list(state.runs.items()),
+            lambda key, run: _RunLines(key, run.kind, details),
+            openmetrics,
         )
         if not openmetrics:
             return b"".join([generate_latest(self._registry), *probes, *runs])  # one copy

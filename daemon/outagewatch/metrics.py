@@ -74,13 +74,13 @@ CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec(
             "outagewatch_probe_duration_seconds",
             "gauge",
-            "Duration of each phase of the last probe run.",
+            "Duration of each phase of the last probe run (only with metrics.probe_details).",
             (*_PROBE, "phase"),
         ),
         MetricSpec(
             "outagewatch_probe_last_duration_seconds",
             "gauge",
-            "Total duration of the last probe run.",
+            "Total duration of the last probe run (only with metrics.probe_details).",
             _PROBE,
         ),
         MetricSpec(
@@ -88,6 +88,13 @@ CATALOGUE: dict[str, MetricSpec] = {
             "histogram",
             "Total duration of the service's probe runs, by probe kind.",
             ("service", "kind"),
+        ),
+        MetricSpec(
+            "outagewatch_probe_phase_seconds_total",
+            "counter",
+            "Seconds the service's probe runs spent in each phase, by probe kind; over "
+            "outagewatch_probe_total_duration_seconds_count, the mean per run.",
+            ("service", "kind", "phase"),
         ),
         MetricSpec(
             "outagewatch_probe_http_status_code",
@@ -111,13 +118,13 @@ CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec(
             "outagewatch_probe_inconclusive_total",
             "counter",
-            "Probe runs answered by a bot challenge: neither up nor down.",
+            "Probe runs answered by a bot challenge: neither up nor down; absent until the first.",
             _PROBE,
         ),
         MetricSpec(
             "outagewatch_probe_last_success_timestamp_seconds",
             "gauge",
-            "Time of the probe's last successful run.",
+            "Time of the probe's last successful run (only with metrics.probe_details).",
             _PROBE,
         ),
         MetricSpec(
@@ -234,7 +241,10 @@ CATALOGUE: dict[str, MetricSpec] = {
             ("service",),
         ),
         MetricSpec(
-            "outagewatch_source_runs_total", "counter", "Scheduled runs of each source.", _SOURCE
+            "outagewatch_source_runs_total",
+            "counter",
+            "Scheduled runs of each source (of a probe's, only with metrics.probe_details).",
+            _SOURCE,
         ),
         MetricSpec(
             "outagewatch_source_failures_total",
@@ -245,13 +255,14 @@ CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec(
             "outagewatch_source_last_run_duration_seconds",
             "gauge",
-            "Duration of the source's last run.",
+            "Duration of the source's last run (of a probe's, only with metrics.probe_details).",
             _SOURCE,
         ),
         MetricSpec(
             "outagewatch_source_last_success_timestamp_seconds",
             "gauge",
-            "Time of the source's last successful run.",
+            "Time of the source's last successful run (of a probe's, only with "
+            "metrics.probe_details).",
             _SOURCE,
         ),
         MetricSpec(
@@ -466,18 +477,28 @@ CATALOGUE: dict[str, MetricSpec] = {
 
 
 # The families of each probe and each source: per target, so /metrics at scale renders
-# them from a cache (exposition.py).
+# them from a cache (exposition.py). Those the shipped dashboards and rules use, and
+# the per-probe details only with metrics.probe_details (about 0.5 kB a probe).
 PROBE_FAMILIES = (
     "outagewatch_probe_success",
-    "outagewatch_probe_duration_seconds",
-    "outagewatch_probe_last_duration_seconds",
     "outagewatch_probe_http_status_code",
     "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
     "outagewatch_probes_total",
     "outagewatch_probe_failures_total",
     "outagewatch_probe_inconclusive_total",
+)
+PROBE_DETAIL_FAMILIES = (
+    "outagewatch_probe_duration_seconds",
+    "outagewatch_probe_last_duration_seconds",
     "outagewatch_probe_last_success_timestamp_seconds",
 )
+
+
+def is_probe_source(key: str) -> bool:
+    """Whether a source key is a probe's (``service/probe/name``, sources.base)."""
+    return key.split("/", 2)[1:2] == ["probe"]
+
+
 RUN_FAMILIES = (
     "outagewatch_source_runs_total",
     "outagewatch_source_failures_total",
@@ -522,9 +543,17 @@ class Families:
 class StateCollector(Collector):
     """Renders State as metric families at scrape time."""
 
-    def __init__(self, state: State, version: str, revision: str, python_version: str) -> None:
+    def __init__(
+        self,
+        state: State,
+        version: str,
+        revision: str,
+        python_version: str,
+        probe_details: bool = False,
+    ) -> None:
         self._state = state
         self._build = [version, revision, python_version]
+        self._details = probe_details
 
     def collect(self) -> Iterator[Metric]:
         state = self._state
@@ -559,7 +588,8 @@ class StateCollector(Collector):
         return fams
 
     def _probes(self, state: State) -> Families:
-        fams = Families(*PROBE_FAMILIES)
+        details = self._details
+        fams = Families(*PROBE_FAMILIES, *(PROBE_DETAIL_FAMILIES if details else ()))
         for (service, probe_name), probe in sorted(state.probes.items()):
             labels = [service, probe_name]
             # An inconclusive run says nothing: keep the last conclusive answer.
@@ -567,13 +597,16 @@ class StateCollector(Collector):
                 fams.add("outagewatch_probe_success", labels, int(probe.last_conclusive))
             last = probe.last
             if last is not None:
-                for phase in PHASES:
+                if details:
+                    for phase in PHASES:
+                        fams.add(
+                            "outagewatch_probe_duration_seconds",
+                            [*labels, phase],
+                            last.phases.get(phase, 0.0),
+                        )
                     fams.add(
-                        "outagewatch_probe_duration_seconds",
-                        [*labels, phase],
-                        last.phases.get(phase, 0.0),
+                        "outagewatch_probe_last_duration_seconds", labels, last.duration_seconds
                     )
-                fams.add("outagewatch_probe_last_duration_seconds", labels, last.duration_seconds)
                 fams.add("outagewatch_probe_http_status_code", labels, last.status_code or 0)
                 if last.tls_earliest_expiry is not None:
                     fams.add(
@@ -584,8 +617,9 @@ class StateCollector(Collector):
             fams.add("outagewatch_probes_total", labels, probe.runs)
             for (reason, sub_reason), count in sorted(probe.failures.items()):
                 fams.add("outagewatch_probe_failures_total", [*labels, reason, sub_reason], count)
-            fams.add("outagewatch_probe_inconclusive_total", labels, probe.inconclusive)
-            if probe.last_success_time is not None:
+            if probe.inconclusive:
+                fams.add("outagewatch_probe_inconclusive_total", labels, probe.inconclusive)
+            if details and probe.last_success_time is not None:
                 fams.add(
                     "outagewatch_probe_last_success_timestamp_seconds",
                     labels,
@@ -596,7 +630,9 @@ class StateCollector(Collector):
     def _probe_durations(self, state: State) -> Families:
         # Per service and kind, not per probe: 13 series a probe would double a
         # scrape at thousands of probes, and a 30 s probe gives a quantile little to use.
-        fams = Families("outagewatch_probe_total_duration_seconds")
+        fams = Families(
+            "outagewatch_probe_total_duration_seconds", "outagewatch_probe_phase_seconds_total"
+        )
         for (service, kind), hist in sorted(state.probe_durations.items()):
             fams.add_histogram(
                 "outagewatch_probe_total_duration_seconds",
@@ -604,6 +640,13 @@ class StateCollector(Collector):
                 hist.cumulative(),
                 hist.sum,
             )
+        for (service, kind), phases in sorted(state.probe_phases.items()):
+            for phase in PHASES:
+                fams.add(
+                    "outagewatch_probe_phase_seconds_total",
+                    [service, kind, phase],
+                    phases.get(phase, 0.0),
+                )
         return fams
 
     def _chats(self, state: State) -> Families:
@@ -728,9 +771,12 @@ class StateCollector(Collector):
         fams = Families(*RUN_FAMILIES)
         for key, run in sorted(state.runs.items()):
             labels = [key, run.kind]
-            fams.add("outagewatch_source_runs_total", labels, run.runs)
             for reason, count in sorted(run.failures.items()):
                 fams.add("outagewatch_source_failures_total", [*labels, reason], count)
+            # A probe's runs and their times are its probe's series.
+            if not self._details and is_probe_source(key):
+                continue
+            fams.add("outagewatch_source_runs_total", labels, run.runs)
             if run.last_duration is not None:
                 fams.add("outagewatch_source_last_run_duration_seconds", labels, run.last_duration)
             if run.last_success_time is not None:

@@ -148,6 +148,9 @@ class State:
 
     probes: dict[tuple[str, str], ProbeState] = field(default_factory=dict)
     probe_durations: dict[tuple[str, str], Histogram] = field(default_factory=dict)  # service, kind
+    # Seconds spent in each phase, summed per service and kind: the per-probe phase
+    # series cost five lines a probe on /metrics (docs/http-probes.md).
+    probe_phases: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     runs: dict[str, SourceRunState] = field(default_factory=dict)
     chats: dict[tuple[str, str], ChatState] = field(default_factory=dict)
     status_pages: dict[tuple[str, str], StatusPageState] = field(default_factory=dict)
@@ -232,6 +235,9 @@ class Pipeline:
                 DURATION_BUCKETS
             )
         durations.observe(result.duration_seconds)
+        phases = self.state.probe_phases.setdefault((result.service, result.kind), {})
+        for phase, seconds in result.phases.items():
+            phases[phase] = phases.get(phase, 0.0) + seconds
         local = result.reason in LOCAL_REASONS
         if local:
             # This host failed, not the target: no reading, `outagewatch_probe_success`
@@ -369,6 +375,8 @@ class Pipeline:
         kinds = {(service, probe.kind) for (service, _), probe in self.state.probes.items()}
         for dkey in set(self.state.probe_durations) - kinds:
             del self.state.probe_durations[dkey]
+        for dkey in set(self.state.probe_phases) - kinds:
+            del self.state.probe_phases[dkey]
         for pkey in set(self.state.chats) - probe_keys:
             del self.state.chats[pkey]
         controls = self.state.vantage.controls
