@@ -575,7 +575,11 @@ def health() -> db.Dashboard:
                 "Runs per second by kind",
                 "ops",
                 (
-                    f"sum by (kind) (rate(outagewatch_source_runs_total{{{job}}}{rate}))",
+                    # Probes' runs from their per-service histogram: a probe's own
+                    # source_runs_total is there only with metrics.probe_details.
+                    f"sum by (kind) (rate(outagewatch_source_runs_total{{{job}}}{rate})) "
+                    "or sum by (kind) "
+                    f"(rate(outagewatch_probe_total_duration_seconds_count{{{job}}}{rate}))",
                     "{{kind}}",
                 ),
             )
