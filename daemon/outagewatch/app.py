@@ -71,7 +71,7 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 
 
 # gc thresholds: young generation, then collections of the one before.
-_GC_THRESHOLDS = (10_000, 20, 10)
+GC_THRESHOLDS = (10_000, 20, 10)
 # A stored reporter hash key shorter than this is damage, not a key.
 _MIN_REPORTER_KEY_BYTES = 16
 
@@ -547,7 +547,7 @@ class Daemon:
         # A young generation of 700 objects is collected while requests are in flight,
         # so their objects reach the old generation and full collections (100-300 ms
         # at 10,000 probes) came every few seconds. A larger one lets them die young.
-        gc.set_threshold(*_GC_THRESHOLDS)
+        gc.set_threshold(*GC_THRESHOLDS)
         self.log.info(
             "started",
             version=__version__,

@@ -125,6 +125,7 @@ class _ProbeLines:
         self.duration = f"outagewatch_probe_last_duration_seconds{{{labels}}} "
         self.status = f"outagewatch_probe_http_status_code{{{labels}}} "
         self.tls = f"outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds{{{labels}}} "
+        self._tls_line: tuple[float | None, str] = (None, "")
         self.runs = f"outagewatch_probes_total{{{labels}}} "
         self.inconclusive = f"outagewatch_probe_inconclusive_total{{{labels}}} "
         self.last_success = f"outagewatch_probe_last_success_timestamp_seconds{{{labels}}} "
@@ -138,8 +139,12 @@ class _ProbeLines:
         last = probe.last
         if last is not None:
             status = f"{self.status}{_number(last.status_code or 0)}\n"
-            if last.tls_earliest_expiry is not None:
-                tls = f"{self.tls}{_number(last.tls_earliest_expiry)}\n"
+            expiry = last.tls_earliest_expiry
+            if expiry is not None:
+                # The same certificate run after run: its line is formatted once.
+                if self._tls_line[0] != expiry:
+                    self._tls_line = (expiry, f"{self.tls}{_number(expiry)}\n")
+                tls = self._tls_line[1]
         failures = "".join(
             f"outagewatch_probe_failures_total{{{self.probe},"
             f'reason="{_label_value(reason)}",{self.service},'
@@ -207,16 +212,25 @@ class _RunLines:
         return tuple(chunk.encode() for chunk in chunks)
 
 
+Parts = tuple[tuple[int, bytes], ...]
+
+
+def _parts(chunks: Chunks) -> Parts:
+    """(family index, lines) of the families that have lines: most targets have none
+    in most families (a probe's source, its failures), and a scrape walks them all."""
+    return tuple((i, chunk) for i, chunk in enumerate(chunks) if chunk)
+
+
 class _Cached:
     """A target's line prefixes and its lines as of one run count."""
 
-    __slots__ = ("chunks", "entry", "lines", "runs")
+    __slots__ = ("entry", "lines", "parts", "runs")
 
-    def __init__(self, lines: _ProbeLines | _RunLines, entry: object, runs: int, chunks: Chunks):
+    def __init__(self, lines: _ProbeLines | _RunLines, entry: object, runs: int, parts: Parts):
         self.lines = lines
         self.entry = entry  # held, so its id cannot be reused by a new target
         self.runs = runs
-        self.chunks = chunks
+        self.parts = parts
 
 
 class _TargetCache:
@@ -234,19 +248,22 @@ class _TargetCache:
     ) -> list[bytes]:
         """One block per family: its header then every target's lines."""
         fresh: dict[Any, _Cached] = {}
-        columns: list[list[bytes]] = [[header] for header in self.headers[openmetrics]]
+        headers = self.headers[openmetrics]
+        columns: list[list[bytes]] = [[header] for header in headers]
         for count, (key, entry) in enumerate(items, 1):
             cached = self._entries.get(key)
             if cached is None or cached.entry is not entry:
                 lines = new_lines(key, entry)
-                cached = _Cached(lines, entry, entry.runs, lines.render(entry))  # type: ignore[arg-type]
+                chunks = lines.render(entry)  # type: ignore[arg-type]
+                assert len(chunks) == len(headers), "a chunk per family"
+                cached = _Cached(lines, entry, entry.runs, _parts(chunks))
             elif cached.runs != entry.runs:
                 cached.runs = entry.runs
-                cached.chunks = cached.lines.render(entry)  # type: ignore[arg-type]
+                cached.parts = _parts(cached.lines.render(entry))  # type: ignore[arg-type]
             fresh[key] = cached
             # Family by family as we go: a transpose at the end held the loop for 40 ms.
-            for column, chunk in zip(columns, cached.chunks, strict=True):
-                column.append(chunk)
+            for index, chunk in cached.parts:
+                columns[index].append(chunk)
             if count % _TARGETS_PER_SLICE == 0:
                 await asyncio.sleep(0)
         self._entries = fresh  # targets gone from the state leave the cache
