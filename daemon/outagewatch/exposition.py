@@ -44,7 +44,7 @@ CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 # Targets rendered between two yields to the event loop (a few milliseconds).
-_TARGETS_PER_SLICE = 500
+_TARGETS_PER_SLICE = 250
 
 Entry = TypeVar("Entry", ProbeState, SourceRunState)
 Chunks = tuple[bytes, ...]
