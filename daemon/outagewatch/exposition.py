@@ -18,7 +18,7 @@ hundred targets, so a scrape does not hold up scheduled runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -212,13 +212,15 @@ class _RunLines:
         return tuple(chunk.encode() for chunk in chunks)
 
 
-Parts = tuple[tuple[int, bytes], ...]
+# Family index, lines, index, lines, ...: one flat tuple, as every object a target
+# keeps is one more for each full garbage collection to walk.
+Parts = tuple[int | bytes, ...]
 
 
 def _parts(chunks: Chunks) -> Parts:
-    """(family index, lines) of the families that have lines: most targets have none
-    in most families (a probe's source, its failures), and a scrape walks them all."""
-    return tuple((i, chunk) for i, chunk in enumerate(chunks) if chunk)
+    """The families that have lines, with their lines: most targets have none in most
+    families (a probe's source, its failures), and a scrape walks them all."""
+    return tuple(part for i, chunk in enumerate(chunks) if chunk for part in (i, chunk))
 
 
 class _Cached:
@@ -242,7 +244,7 @@ class _TargetCache:
 
     async def render(
         self,
-        items: Iterable[tuple[Any, Entry]],
+        entries: dict[Any, Entry],
         new_lines: Callable[[Any, Entry], _ProbeLines | _RunLines],
         openmetrics: bool = False,
     ) -> list[bytes]:
@@ -250,7 +252,13 @@ class _TargetCache:
         fresh: dict[Any, _Cached] = {}
         headers = self.headers[openmetrics]
         columns: list[list[bytes]] = [[header] for header in headers]
-        for count, (key, entry) in enumerate(items, 1):
+        # A snapshot of the keys (not of key-entry pairs: 10,000 new tuples a scrape for
+        # the collector to walk): runs finishing while a scrape yields must not resize
+        # what it walks; a target removed meanwhile is skipped.
+        for count, key in enumerate(list(entries), 1):
+            entry = entries.get(key)
+            if entry is None:
+                continue
             cached = self._entries.get(key)
             if cached is None or cached.entry is not entry:
                 lines = new_lines(key, entry)
@@ -262,8 +270,9 @@ class _TargetCache:
                 cached.parts = _parts(cached.lines.render(entry))  # type: ignore[arg-type]
             fresh[key] = cached
             # Family by family as we go: a transpose at the end held the loop for 40 ms.
-            for index, chunk in cached.parts:
-                columns[index].append(chunk)
+            parts = iter(cached.parts)
+            for index, chunk in zip(parts, parts, strict=True):
+                columns[index].append(chunk)  # type: ignore[index,arg-type]
             if count % _TARGETS_PER_SLICE == 0:
                 await asyncio.sleep(0)
         self._entries = fresh  # targets gone from the state leave the cache
@@ -308,12 +317,12 @@ class MetricsPage:
         # what it walks.
         details, probe_cache, run_cache = self._details, self._probes, self._runs
         probes = await probe_cache.render(
-            list(state.probes.items()),
+            state.probes,
             lambda key, probe: _ProbeLines(key[0], key[1], details),
             openmetrics,
         )
         runs = await run_cache.render(
-            list(state.runs.items()),
+            state.runs,
             lambda key, run: _RunLines(key, run.kind, details),
             openmetrics,
         )
