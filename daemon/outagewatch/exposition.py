@@ -5,7 +5,9 @@ prometheus_client builds a Sample object for every series on every scrape; at
 that have not run since the last scrape. The per-probe and per-source families
 are rendered here straight from ``State``, each target's lines kept until its
 run count moves; the few process-wide families still come from the registry
-(``GlobalStateCollector`` is ``StateCollector`` less those two sections).
+(``GlobalStateCollector`` is ``StateCollector`` less those two sections). A probe
+has only the series the shipped dashboards and rules read (about 0.35 kB) unless
+``metrics.probe_details`` is on (docs/http-probes.md).
 
 The page is Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when the
 scraper's Accept header prefers it (Prometheus does by default). The two differ
