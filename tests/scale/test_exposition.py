@@ -202,13 +202,14 @@ async def test_unchanged_targets_are_not_rendered_again() -> None:
 
 async def test_the_page_passes_promtool_check_metrics() -> None:
     promtool = require_tool("promtool")
-    page = await page_of(busy_pipeline())
-    text = await page.render()
-    checked = subprocess.run(  # noqa: ASYNC221 (a short check after the loop's work is done)
-        [promtool, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for details in (False, True):  # metrics.probe_details
+        page = await page_of(busy_pipeline(), details)
+        text = await page.render()
+        checked = subprocess.run(  # noqa: ASYNC221 (a short check after the loop's work is done)
+            [promtool, "check", "metrics"],
+            input=text,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert checked.returncode == 0, (details, checked.stdout + checked.stderr)
