@@ -65,12 +65,16 @@ def measure(counts: list[int], seconds: float) -> list[Point]:
 
 
 def print_growth(points: list[Point]) -> None:
-    print("| targets | CPU % of a core | RSS MB | lateness p99 ms | scrape MB | scrape s | load |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| targets | CPU % of a core | RSS MB | lateness p99 ms | scrape MB | "
+        "scrape bytes per target | scrape s | load |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for p in points:
         print(
             f"| {p.targets:,} | {100 * p.cpu:.1f} | {p.rss / 1e6:.0f} | {1000 * p.p99:.1f} | "
-            f"{p.scrape_bytes / 1e6:.2f} | {p.scrape_seconds:.2f} | {p.load} |"
+            f"{p.scrape_bytes / 1e6:.2f} | {p.scrape_bytes / p.targets:.0f} | "
+            f"{p.scrape_seconds:.2f} | {p.load} |"
         )
     if len(points) < 2:
         return

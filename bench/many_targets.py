@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from bench import memory
 from bench.common import (
@@ -151,6 +152,7 @@ def outagewatch_run(
     seconds: float,
     sample_every: float = SAMPLE_EVERY,
     prefill: bool = True,
+    soak_log: TextIO | None = None,
 ) -> DaemonRun:
     """The pre-filled daemon probing ``targets`` every 30 s for ``seconds`` after a first round."""
     port = free_port()
@@ -179,6 +181,8 @@ def outagewatch_run(
             while time.monotonic() - t0 < seconds:
                 time.sleep(max(0.0, min(sample_every, seconds - (time.monotonic() - t0))))
                 samples.append(look(daemon.pid, tasks_file, t0))
+                if soak_log is not None:  # a long soak's partial record if it is cut short
+                    print(samples[-1], file=soak_log, flush=True)
             cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
             scrape_started = time.monotonic()
             page = fetch(base + "/metrics", timeout=60)
@@ -208,7 +212,9 @@ def measure(targets: int = 10000, seconds: float = 180.0, soak: float | None = N
         tmp = Path(tmp_name)
         with nginx_target(tmp) as target:
             fixed = fixed_rss(tmp, target)
-            run = outagewatch_run(tmp, target, targets, soak or seconds)
+            run = outagewatch_run(
+                tmp, target, targets, soak or seconds, soak_log=sys.stderr if soak else None
+            )
             load = load_average()
             peer = None if soak else blackbox_run(tmp, target, targets, INTERVAL, seconds)
     buckets = run.buckets

@@ -313,11 +313,16 @@ def service() -> db.Dashboard:
         )
         .with_panel(
             series(
-                "Probe phases (last run)",
+                "Probe phases (mean per run)",
                 "s",
                 (
-                    f"max by (probe, phase) (outagewatch_probe_duration_seconds{{{sel}}})",
-                    "{{probe}} {{phase}}",
+                    # Per service and kind: per-probe phases are off by default
+                    # (metrics.probe_details), five series a probe on every scrape.
+                    "sum by (kind, phase) "
+                    f"(rate(outagewatch_probe_phase_seconds_total{{{sel}}}{rate})) "
+                    "/ on (kind) group_left () sum by (kind) "
+                    f"(rate(outagewatch_probe_total_duration_seconds_count{{{sel}}}{rate}))",
+                    "{{kind}} {{phase}}",
                 ),
             )
         )
@@ -570,7 +575,11 @@ def health() -> db.Dashboard:
                 "Runs per second by kind",
                 "ops",
                 (
-                    f"sum by (kind) (rate(outagewatch_source_runs_total{{{job}}}{rate}))",
+                    # Probes' runs from their per-service histogram: a probe's own
+                    # source_runs_total is there only with metrics.probe_details.
+                    f"sum by (kind) (rate(outagewatch_source_runs_total{{{job}}}{rate})) "
+                    "or sum by (kind) "
+                    f"(rate(outagewatch_probe_total_duration_seconds_count{{{job}}}{rate}))",
                     "{{kind}}",
                 ),
             )

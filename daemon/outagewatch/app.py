@@ -73,7 +73,7 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 
 
 # gc thresholds: young generation, then collections of the one before.
-_GC_THRESHOLDS = (10_000, 20, 10)
+GC_THRESHOLDS = (10_000, 20, 10)
 # A stored reporter hash key shorter than this is damage, not a key.
 _MIN_REPORTER_KEY_BYTES = 16
 
@@ -125,6 +125,7 @@ class Running:
     keeper: StateKeeper
     intake: ReportIntake
     site: GatedSite
+    metrics_page: MetricsPage
     scheduler: Scheduler
     web_security: WebSecurityHolder
     bound_port: int
@@ -284,6 +285,7 @@ class Daemon:
         self.config = new.config
         self.pipeline.apply(new.config, keys)
         running.intake.apply(new.tokens, new.reporter_key)
+        running.metrics_page.apply(new.config.metrics)
         self.scrubber.replace(new.secrets)
 
     async def reload(self) -> bool:
@@ -364,11 +366,22 @@ class Daemon:
             )
             intake.set_tokens(prepared.tokens)
             self.pipeline.record_reload(ok=True)
-            site, bound_port, cap = await self._serve_web(stack, intake, web_security)
+            metrics_page = MetricsPage(
+                self.status, self.registry, self.config.metrics.probe_details
+            )
+            site, bound_port, cap = await self._serve_web(stack, intake, web_security, metrics_page)
             self._register_collectors(store, keeper, lambda: site.gate)
             scheduler = self._start_scheduler(stack, sources)
             self.running = Running(
-                store, keeper, intake, site, scheduler, web_security, bound_port, prepared
+                store,
+                keeper,
+                intake,
+                site,
+                metrics_page,
+                scheduler,
+                web_security,
+                bound_port,
+                prepared,
             )
             self._started(sources, web_security.tls is not None, bound_port, cap)
             self._start_tasks(stack, store, keeper)
@@ -416,6 +429,7 @@ class Daemon:
         stack: contextlib.AsyncExitStack,
         intake: ReportIntake,
         web_security: WebSecurityHolder,
+        metrics_page: MetricsPage,
     ) -> tuple[GatedSite, int, int]:
         """Signals, the aiohttp app and its listening site, with the port it bound and
         its connection cap; all undone at exit."""
@@ -439,7 +453,7 @@ class Daemon:
             security=web_security,
             timeouts=timeouts,
         )
-        app = make_app(web_ctx, MetricsPage(self.status, self.registry))
+        app = make_app(web_ctx, metrics_page)
         app.middlewares.append(self.scrubber.middleware())  # before the app freezes
         runner = web.AppRunner(
             app,
@@ -497,7 +511,7 @@ class Daemon:
         # A young generation of 700 objects is collected while requests are in flight,
         # so their objects reach the old generation and full collections (100-300 ms
         # at 10,000 probes) came every few seconds. A larger one lets them die young.
-        gc.set_threshold(*_GC_THRESHOLDS)
+        gc.set_threshold(*GC_THRESHOLDS)
         loop = asyncio.get_running_loop()
         soft_fds, hard_fds = self.fd_limits
         self.log.info(

@@ -64,13 +64,13 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec(
             "outagewatch_probe_duration_seconds",
             "gauge",
-            "Duration of each phase of the last probe run.",
+            "Duration of each phase of the last probe run (only with metrics.probe_details).",
             (*_PROBE, "phase"),
         ),
         MetricSpec(
             "outagewatch_probe_last_duration_seconds",
             "gauge",
-            "Total duration of the last probe run.",
+            "Total duration of the last probe run (only with metrics.probe_details).",
             _PROBE,
         ),
         MetricSpec(
@@ -78,6 +78,13 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
             "histogram",
             "Total duration of the service's probe runs, by probe kind.",
             ("service", "kind"),
+        ),
+        MetricSpec(
+            "outagewatch_probe_phase_seconds_total",
+            "counter",
+            "Seconds the service's probe runs spent in each phase, by probe kind; over "
+            "outagewatch_probe_total_duration_seconds_count, the mean per run.",
+            ("service", "kind", "phase"),
         ),
         MetricSpec(
             "outagewatch_probe_http_status_code",
@@ -101,13 +108,13 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec(
             "outagewatch_probe_inconclusive_total",
             "counter",
-            "Probe runs answered by a bot challenge: neither up nor down.",
+            "Probe runs answered by a bot challenge: neither up nor down; absent until the first.",
             _PROBE,
         ),
         MetricSpec(
             "outagewatch_probe_last_success_timestamp_seconds",
             "gauge",
-            "Time of the probe's last successful run.",
+            "Time of the probe's last successful run (only with metrics.probe_details).",
             _PROBE,
         ),
         MetricSpec(
@@ -224,7 +231,10 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
             ("service",),
         ),
         MetricSpec(
-            "outagewatch_source_runs_total", "counter", "Scheduled runs of each source.", _SOURCE
+            "outagewatch_source_runs_total",
+            "counter",
+            "Scheduled runs of each source (of a probe's, only with metrics.probe_details).",
+            _SOURCE,
         ),
         MetricSpec(
             "outagewatch_source_failures_total",
@@ -235,13 +245,14 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec(
             "outagewatch_source_last_run_duration_seconds",
             "gauge",
-            "Duration of the source's last run.",
+            "Duration of the source's last run (of a probe's, only with metrics.probe_details).",
             _SOURCE,
         ),
         MetricSpec(
             "outagewatch_source_last_success_timestamp_seconds",
             "gauge",
-            "Time of the source's last successful run.",
+            "Time of the source's last successful run (of a probe's, only with "
+            "metrics.probe_details).",
             _SOURCE,
         ),
         MetricSpec(
@@ -384,16 +395,19 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
 
 
 # The families of each probe and each source: per target, so /metrics at scale renders
-# them from a cache (exposition.py).
+# them from a cache (exposition.py). Those the shipped dashboards and rules use, and
+# the per-probe details only with metrics.probe_details (about 0.5 kB a probe).
 PROBE_FAMILIES = (
     "outagewatch_probe_success",
-    "outagewatch_probe_duration_seconds",
-    "outagewatch_probe_last_duration_seconds",
     "outagewatch_probe_http_status_code",
     "outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds",
     "outagewatch_probes_total",
     "outagewatch_probe_failures_total",
     "outagewatch_probe_inconclusive_total",
+)
+PROBE_DETAIL_FAMILIES = (
+    "outagewatch_probe_duration_seconds",
+    "outagewatch_probe_last_duration_seconds",
     "outagewatch_probe_last_success_timestamp_seconds",
 )
 RUN_FAMILIES = (

@@ -579,6 +579,18 @@ class SchedulerConfig(Model):
     )
 
 
+class MetricsConfig(Model):
+    """What /metrics holds beyond what the shipped dashboards and rules use."""
+
+    probe_details: bool = Field(
+        default=False,
+        description="Also each probe's phase durations, last duration, last success time "
+        "and its source's last run duration: about 0.5 kB more per probe on every scrape; "
+        "per service, outagewatch_probe_phase_seconds_total and "
+        "outagewatch_probe_total_duration_seconds are always there.",
+    )
+
+
 class ShardConfig(Model):
     """This instance's share of the probes when several daemons split them.
 
@@ -779,6 +791,9 @@ class DisruptionConfig(Model):
 class Config(Model):
     scheduler: SchedulerConfig = Field(
         default=SchedulerConfig(), description="How sources are run."
+    )
+    metrics: MetricsConfig = Field(
+        default=MetricsConfig(), description="Which per-probe series /metrics shows."
     )
     shard: ShardConfig = Field(
         default=ShardConfig(),

@@ -7,7 +7,8 @@ are rendered here from the live per-target records (``views.StatusQuery``), each
 target's lines kept until its
 run count moves; the few process-wide families still come from the registry
 (``metrics.StateCollector``). One renderer per family: the per-target ones
-exist only here.
+exist only here. A probe has only the series the shipped dashboards and rules read
+(about 0.35 kB) unless ``metrics.probe_details`` is on (docs/http-probes.md).
 
 The page is Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when the
 scraper's Accept header prefers it (Prometheus does by default). The two differ
@@ -20,7 +21,7 @@ hundred targets, so a scrape does not hold up scheduled runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
@@ -28,7 +29,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as _generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
-from outagewatch.catalogue import CORE_CATALOGUE, PROBE_FAMILIES, RUN_FAMILIES
+from outagewatch.catalogue import (
+    CORE_CATALOGUE,
+    PROBE_DETAIL_FAMILIES,
+    PROBE_FAMILIES,
+    RUN_FAMILIES,
+)
+from outagewatch.config_types import MetricsConfig
+from outagewatch.keys import is_probe_source_key
 from outagewatch.lenses.probe import ProbeState
 from outagewatch.observations import PHASES
 from outagewatch.views import StatusQuery
@@ -39,7 +47,7 @@ CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 # Targets rendered between two yields to the event loop (a few milliseconds).
-_TARGETS_PER_SLICE = 500
+_TARGETS_PER_SLICE = 250
 
 
 class RunTotals(Protocol):
@@ -109,10 +117,12 @@ def _number(value: float) -> str:
 class _ProbeLines:
     """One probe's line prefixes (its labels never change), filled in at each new run.
 
-    Labels in name order, as generate_latest writes them.
+    Labels in name order, as generate_latest writes them. The details (phases, last
+    duration, last success time) only with ``details``: metrics.probe_details.
     """
 
-    def __init__(self, service: str, probe_name: str) -> None:
+    def __init__(self, service: str, probe_name: str, details: bool) -> None:
+        self.details = details
         probe, svc = f'probe="{_label_value(probe_name)}"', f'service="{_label_value(service)}"'
         labels = f"{probe},{svc}"
         self.probe, self.service = probe, svc
@@ -124,15 +134,48 @@ class _ProbeLines:
         self.duration = f"outagewatch_probe_last_duration_seconds{{{labels}}} "
         self.status = f"outagewatch_probe_http_status_code{{{labels}}} "
         self.tls = f"outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds{{{labels}}} "
+        self._tls_line: tuple[float | None, str] = (None, "")
         self.runs = f"outagewatch_probes_total{{{labels}}} "
         self.inconclusive = f"outagewatch_probe_inconclusive_total{{{labels}}} "
         self.last_success = f"outagewatch_probe_last_success_timestamp_seconds{{{labels}}} "
 
     def render(self, probe: ProbeState) -> Chunks:
-        """The probe's lines, one string per family of PROBE_FAMILIES."""
-        success = status = tls = phases = duration = last_success = ""
+        """The probe's lines, one string per family of PROBE_FAMILIES (then of
+        PROBE_DETAIL_FAMILIES with details)."""
+        success = status = tls = inconclusive = ""
         if probe.last_conclusive is not None:
             success = f"{self.success}{_number(int(probe.last_conclusive))}\n"
+        last = probe.last
+        if last is not None:
+            status = f"{self.status}{_number(last.status_code or 0)}\n"
+            expiry = last.tls_earliest_expiry
+            if expiry is not None:
+                # The same certificate run after run: its line is formatted once.
+                if self._tls_line[0] != expiry:
+                    self._tls_line = (expiry, f"{self.tls}{_number(expiry)}\n")
+                tls = self._tls_line[1]
+        failures = "".join(
+            f"outagewatch_probe_failures_total{{{self.probe},"
+            f'reason="{_label_value(reason)}",{self.service},'
+            f'sub_reason="{_label_value(sub_reason)}"}} {_number(count)}\n'
+            for (reason, sub_reason), count in sorted(probe.failures.items())
+        )
+        if probe.inconclusive:
+            inconclusive = f"{self.inconclusive}{_number(probe.inconclusive)}\n"
+        chunks = [
+            success,
+            status,
+            tls,
+            f"{self.runs}{_number(probe.runs)}\n",
+            failures,
+            inconclusive,
+        ]
+        if self.details:
+            chunks += self._details(probe)
+        return tuple(chunk.encode() for chunk in chunks)
+
+    def _details(self, probe: ProbeState) -> list[str]:
+        phases = duration = last_success = ""
         last = probe.last
         if last is not None:
             got = last.phases
@@ -140,35 +183,20 @@ class _ProbeLines:
                 f"{prefix}{_number(got.get(phase, 0.0))}\n" for phase, prefix in self.phases
             )
             duration = f"{self.duration}{_number(last.duration_seconds)}\n"
-            status = f"{self.status}{_number(last.status_code or 0)}\n"
-            if last.tls_earliest_expiry is not None:
-                tls = f"{self.tls}{_number(last.tls_earliest_expiry)}\n"
-        failures = "".join(
-            f"outagewatch_probe_failures_total{{{self.probe},"
-            f'reason="{_label_value(reason)}",{self.service},'
-            f'sub_reason="{_label_value(sub_reason)}"}} {_number(count)}\n'
-            for (reason, sub_reason), count in sorted(probe.failures.items())
-        )
         if probe.last_success_time is not None:
             last_success = f"{self.last_success}{_number(probe.last_success_time)}\n"
-        chunks = (
-            success,
-            phases,
-            duration,
-            status,
-            tls,
-            f"{self.runs}{_number(probe.runs)}\n",
-            failures,
-            f"{self.inconclusive}{_number(probe.inconclusive)}\n",
-            last_success,
-        )
-        return tuple(chunk.encode() for chunk in chunks)
+        return [phases, duration, last_success]
 
 
 class _RunLines:
-    """One source's line prefixes, filled in at each new run (labels in name order)."""
+    """One source's line prefixes, filled in at each new run (labels in name order).
 
-    def __init__(self, key: str, kind: str) -> None:
+    A probe's source shows only its failures (the framework's: timeouts, crashes)
+    unless ``details``: its runs and their times are its probe's series.
+    """
+
+    def __init__(self, key: str, kind: str, details: bool) -> None:
+        self.brief = not details and is_probe_source_key(key)
         self.kind, self.source = f'kind="{_label_value(kind)}"', f'source="{_label_value(key)}"'
         labels = f"{self.kind},{self.source}"
         self.runs = f"outagewatch_source_runs_total{{{labels}}} "
@@ -182,6 +210,8 @@ class _RunLines:
             f'reason="{_label_value(reason)}",{self.source}}} {_number(count)}\n'
             for reason, count in sorted(run.failures.items())
         )
+        if self.brief:
+            return (b"", failures.encode(), b"", b"")
         duration = success = ""
         if run.last_duration is not None:
             duration = f"{self.duration}{_number(run.last_duration)}\n"
@@ -191,16 +221,27 @@ class _RunLines:
         return tuple(chunk.encode() for chunk in chunks)
 
 
+# Family index, lines, index, lines, ...: one flat tuple, as every object a target
+# keeps is one more for each full garbage collection to walk.
+Parts = tuple[int | bytes, ...]
+
+
+def _parts(chunks: Chunks) -> Parts:
+    """The families that have lines, with their lines: most targets have none in most
+    families (a probe's source, its failures), and a scrape walks them all."""
+    return tuple(part for i, chunk in enumerate(chunks) if chunk for part in (i, chunk))
+
+
 class _Cached:
     """A target's line prefixes and its lines as of one run count."""
 
-    __slots__ = ("chunks", "entry", "lines", "runs")
+    __slots__ = ("entry", "lines", "parts", "runs")
 
-    def __init__(self, lines: _ProbeLines | _RunLines, entry: object, runs: int, chunks: Chunks):
+    def __init__(self, lines: _ProbeLines | _RunLines, entry: object, runs: int, parts: Parts):
         self.lines = lines
         self.entry = entry  # held, so its id cannot be reused by a new target
         self.runs = runs
-        self.chunks = chunks
+        self.parts = parts
 
 
 class _TargetCache:
@@ -212,25 +253,35 @@ class _TargetCache:
 
     async def render(
         self,
-        items: Iterable[tuple[Any, Entry]],
+        entries: Mapping[Any, Entry],
         new_lines: Callable[[Any, Entry], _ProbeLines | _RunLines],
         openmetrics: bool = False,
     ) -> list[bytes]:
         """One block per family: its header then every target's lines."""
         fresh: dict[Any, _Cached] = {}
-        columns: list[list[bytes]] = [[header] for header in self.headers[openmetrics]]
-        for count, (key, entry) in enumerate(items, 1):
+        headers = self.headers[openmetrics]
+        columns: list[list[bytes]] = [[header] for header in headers]
+        # A snapshot of the keys (not of key-entry pairs: 10,000 new tuples a scrape for
+        # the collector to walk): runs finishing while a scrape yields must not resize
+        # what it walks; a target removed meanwhile is skipped.
+        for count, key in enumerate(list(entries), 1):
+            entry = entries.get(key)
+            if entry is None:
+                continue
             cached = self._entries.get(key)
             if cached is None or cached.entry is not entry:
                 lines = new_lines(key, entry)
-                cached = _Cached(lines, entry, entry.runs, lines.render(entry))  # type: ignore[arg-type]
+                chunks = lines.render(entry)  # type: ignore[arg-type]
+                assert len(chunks) == len(headers), "a chunk per family"
+                cached = _Cached(lines, entry, entry.runs, _parts(chunks))
             elif cached.runs != entry.runs:
                 cached.runs = entry.runs
-                cached.chunks = cached.lines.render(entry)  # type: ignore[arg-type]
+                cached.parts = _parts(cached.lines.render(entry))  # type: ignore[arg-type]
             fresh[key] = cached
             # Family by family as we go: a transpose at the end held the loop for 40 ms.
-            for column, chunk in zip(columns, cached.chunks, strict=True):
-                column.append(chunk)
+            parts = iter(cached.parts)
+            for index, chunk in zip(parts, parts, strict=True):
+                columns[index].append(chunk)  # type: ignore[index,arg-type]
             if count % _TARGETS_PER_SLICE == 0:
                 await asyncio.sleep(0)
         self._entries = fresh  # targets gone from the state leave the cache
@@ -245,23 +296,49 @@ class MetricsPage:
     """Renders /metrics: cached per-target families from the pipeline's records, the rest
     from the registry."""
 
-    def __init__(self, status: StatusQuery, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, status: StatusQuery, registry: CollectorRegistry, probe_details: bool = False
+    ) -> None:
         self._status = status
         self._registry = registry
-        self._probes = _TargetCache(PROBE_FAMILIES)
-        self._runs = _TargetCache(RUN_FAMILIES)
+        self._details = probe_details
+        self._probes, self._runs = self._caches()
+
+    def _caches(self) -> tuple[_TargetCache, _TargetCache]:
+        details = PROBE_DETAIL_FAMILIES if self._details else ()
+        return _TargetCache(PROBE_FAMILIES + details), _TargetCache(RUN_FAMILIES)
+
+    @property
+    def probe_details(self) -> bool:
+        """metrics.probe_details: whether each probe's phase, duration and last-success
+        series are on the page."""
+        return self._details
+
+    @probe_details.setter
+    def probe_details(self, details: bool) -> None:
+        if details != self._details:  # every target's lines change with the families
+            self._details = details
+            self._probes, self._runs = self._caches()
+
+    def apply(self, config: MetricsConfig) -> None:
+        """A reload's ``metrics`` section: the next scrape has the families it names."""
+        self.probe_details = config.probe_details
 
     async def render(self, openmetrics: bool = False) -> bytes:
         """The whole page in text format 0.0.4, or in OpenMetrics 1.0.0."""
         status = self._status
-        # Snapshots: runs finishing while a scrape yields must not resize what it walks.
-        probes = await self._probes.render(
+        # Snapshots: runs finishing (or a reload) while a scrape yields must not change
+        # what it walks.
+        details, probe_cache, run_cache = self._details, self._probes, self._runs
+        probes = await probe_cache.render(
             status.probe_records(),
-            lambda key, probe: _ProbeLines(key[0], key[1]),
+            lambda key, probe: _ProbeLines(key[0], key[1], details),
             openmetrics,
         )
-        runs = await self._runs.render(
-            status.run_records(), lambda key, run: _RunLines(key, run.kind), openmetrics
+        runs = await run_cache.render(
+            status.run_records(),
+            lambda key, run: _RunLines(key, run.kind, details),
+            openmetrics,
         )
         if not openmetrics:
             return b"".join([generate_latest(self._registry), *probes, *runs])  # one copy

@@ -41,3 +41,8 @@ def chart_of_feed_key(key: str) -> tuple[str, str] | None:
     if kind != CHART_FEED_KIND or not country or not chart:
         return None
     return country, chart
+
+
+def is_probe_source_key(key: str) -> bool:
+    """Whether a source key is a probe's (``service/probe/name``), of any probe kind."""
+    return key.split("/", 2)[1:2] == ["probe"]

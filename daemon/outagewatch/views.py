@@ -327,14 +327,15 @@ class StatusQuery:
         hist = self._state.scheduler_lateness
         return HistogramView(tuple(hist.cumulative()), hist.sum)
 
-    def probe_records(self) -> list[tuple[tuple[str, str], ProbeState]]:
-        """Each probe's live record by (service, probe), a snapshot of the list: /metrics
-        caches a probe's lines while its record and run count stay the same."""
-        return list(self._state.lenses.of(ProbeLens).probes.items())
+    def probe_records(self) -> Mapping[tuple[str, str], ProbeState]:
+        """Each probe's live record by (service, probe), read-only: /metrics caches a
+        probe's lines while its record and run count stay the same, and snapshots the
+        keys itself (a list of pairs is 10,000 tuples a scrape for the collector)."""
+        return self._state.lenses.of(ProbeLens).probes
 
-    def run_records(self) -> list[tuple[str, SourceRunState]]:
-        """Each scheduled source's live run record by key, a snapshot of the list."""
-        return list(self._state.runs.items())
+    def run_records(self) -> Mapping[str, SourceRunState]:
+        """Each scheduled source's live run record by key, read-only."""
+        return self._state.runs
 
     def lens_states(self) -> Iterator[tuple[Lens[Any], Any]]:
         """Each lens with its state, in registry order: the lenses render their families."""

@@ -7,7 +7,7 @@ import subprocess
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from outagewatch.catalogue import PROBE_FAMILIES, RUN_FAMILIES
+from outagewatch.catalogue import PROBE_DETAIL_FAMILIES, PROBE_FAMILIES, RUN_FAMILIES
 from outagewatch.clock import FakeClock
 from outagewatch.exposition import MetricsPage
 from outagewatch.lenses.probe import ProbeLens
@@ -63,15 +63,18 @@ def samples(text: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
     }
 
 
-def expected_per_target() -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-    """What busy_pipeline's probes and runs must read as, worked out from its inputs."""
+def expected_per_target(
+    details: bool = False,
+) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """What busy_pipeline's probes and runs must read as, worked out from its inputs;
+    the per-probe details only with metrics.probe_details."""
     quoted = 'quote"d\\'
     want: set[tuple[str, tuple[tuple[str, str], ...], float]] = set()
 
     def add(name: str, value: float, **labels: str) -> None:
         want.add((name, tuple(sorted(labels.items())), value))
 
-    for probe in ("api", "web", quoted):
+    for probe in ("api", "web", quoted) if details else ():
         for phase, seconds in {"dns": 0.001, "connect": 0.002, "processing": 0.1}.items():
             add(
                 "outagewatch_probe_duration_seconds",
@@ -97,8 +100,9 @@ def expected_per_target() -> set[tuple[str, tuple[tuple[str, str], ...], float]]
         add("outagewatch_probe_success", success, service="claude", probe=probe)
         add("outagewatch_probe_http_status_code", status, service="claude", probe=probe)
         add("outagewatch_probes_total", runs, service="claude", probe=probe)
-        add("outagewatch_probe_inconclusive_total", inconclusive, service="claude", probe=probe)
-    for probe in ("api", quoted):
+        if inconclusive:  # absent until the first
+            add("outagewatch_probe_inconclusive_total", inconclusive, service="claude", probe=probe)
+    for probe in ("api", quoted) if details else ():
         add(
             "outagewatch_probe_last_success_timestamp_seconds",
             1_700_000_123.25,
@@ -135,18 +139,20 @@ def expected_per_target() -> set[tuple[str, tuple[tuple[str, str], ...], float]]
 
 
 def per_target(text: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-    names = set(PROBE_FAMILIES) | set(RUN_FAMILIES)
+    names = set(PROBE_FAMILIES) | set(PROBE_DETAIL_FAMILIES) | set(RUN_FAMILIES)
     return {s for s in samples(text) if s[0] in names or s[0].removesuffix("_total") in names}
 
 
-async def page_of(pipeline: Pipeline) -> MetricsPage:
+async def page_of(pipeline: Pipeline, details: bool = False) -> MetricsPage:
     registry = CollectorRegistry()
     registry.register(StateCollector(StatusQuery(pipeline.state), "1", "r", "3.11"))
-    return MetricsPage(StatusQuery(pipeline.state), registry)
+    return MetricsPage(StatusQuery(pipeline.state), registry, details)
 
 
 async def test_the_page_says_what_the_state_holds_and_parses() -> None:
     pipeline = busy_pipeline()
+    detailed = await (await page_of(pipeline, details=True)).render()
+    assert per_target(detailed) == expected_per_target(details=True)
     page = await page_of(pipeline)
     text = await page.render()
     assert per_target(text) == expected_per_target()
@@ -196,13 +202,14 @@ async def test_unchanged_targets_are_not_rendered_again() -> None:
 
 async def test_the_page_passes_promtool_check_metrics() -> None:
     promtool = require_tool("promtool")
-    page = await page_of(busy_pipeline())
-    text = await page.render()
-    checked = subprocess.run(  # noqa: ASYNC221 (a short check after the loop's work is done)
-        [promtool, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for details in (False, True):  # metrics.probe_details
+        page = await page_of(busy_pipeline(), details)
+        text = await page.render()
+        checked = subprocess.run(  # noqa: ASYNC221 (a short check after the loop's work is done)
+            [promtool, "check", "metrics"],
+            input=text,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert checked.returncode == 0, (details, checked.stdout + checked.stderr)

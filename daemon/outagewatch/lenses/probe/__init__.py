@@ -3,8 +3,9 @@
 Sources: one HTTP(S) endpoint probe per configured probe (``source.py``). State:
 each probe's last result and lifetime counters, whatever its kind (chat probes
 yield the same ``ProbeResult``; the chat lens keeps what only they measure), and
-a duration histogram per service and kind. Its per-probe metric families are
-rendered from a cache by ``exposition.py``; this lens renders the histograms.
+a duration histogram and the seconds spent in each phase per service and kind.
+Its per-probe metric families are rendered from a cache by ``exposition.py``; this
+lens renders the per-service ones.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from outagewatch.histogram import Histogram
 from outagewatch.keys import probe_source_key
 from outagewatch.lenses.base import Evidence, EvidenceContext, Folding, Lens, PageContext, Placed
 from outagewatch.lenses.probe.source import HttpProbeSource
-from outagewatch.observations import ProbeResult
+from outagewatch.observations import PHASES, ProbeResult
 
 if TYPE_CHECKING:
     from outagewatch.config_types import Config
@@ -57,10 +58,13 @@ class ProbeState:
 
 @dataclass
 class ProbesState:
-    """Every probe by (service, probe); duration histograms by (service, kind)."""
+    """Every probe by (service, probe); durations and phase totals by (service, kind)."""
 
     probes: dict[tuple[str, str], ProbeState] = field(default_factory=dict)
     durations: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    # Seconds spent in each phase, summed per service and kind: the per-probe phase
+    # series cost five lines a probe on /metrics (docs/http-probes.md).
+    phases: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
 
 
 class ProbeLens(Lens[ProbesState]):
@@ -92,6 +96,9 @@ class ProbeLens(Lens[ProbesState]):
         if durations is None:
             durations = state.durations[(result.service, result.kind)] = Histogram(DURATION_BUCKETS)
         durations.observe(result.duration_seconds)
+        phases = state.phases.setdefault((result.service, result.kind), {})
+        for phase, seconds in result.phases.items():
+            phases[phase] = phases.get(phase, 0.0) + seconds
         local = result.reason in LOCAL_REASONS
         if local:
             # This host failed, not the target: no reading, `outagewatch_probe_success`
@@ -131,11 +138,15 @@ class ProbeLens(Lens[ProbesState]):
         kinds = {(service, probe.kind) for (service, _), probe in state.probes.items()}
         for dkey in set(state.durations) - kinds:
             del state.durations[dkey]
+        for dkey in set(state.phases) - kinds:
+            del state.phases[dkey]
 
     def families(self, state: ProbesState) -> Iterable[Metric]:
         # Per service and kind, not per probe: 13 series a probe would double a
         # scrape at thousands of probes, and a 30 s probe gives a quantile little to use.
-        fams = Families("outagewatch_probe_total_duration_seconds")
+        fams = Families(
+            "outagewatch_probe_total_duration_seconds", "outagewatch_probe_phase_seconds_total"
+        )
         for (service, kind), hist in sorted(state.durations.items()):
             fams.add_histogram(
                 "outagewatch_probe_total_duration_seconds",
@@ -143,6 +154,13 @@ class ProbeLens(Lens[ProbesState]):
                 hist.cumulative(),
                 hist.sum,
             )
+        for (service, kind), phases in sorted(state.phases.items()):
+            for phase in PHASES:
+                fams.add(
+                    "outagewatch_probe_phase_seconds_total",
+                    [service, kind, phase],
+                    phases.get(phase, 0.0),
+                )
         return fams
 
     def views(self, state: ProbesState, ctx: PageContext) -> list[ProbeView]:
