@@ -1,4 +1,5 @@
-"""Records the git commit a wheel or sdist is built from, for ``outagewatch_build_info``.
+"""Records the git commit a wheel or sdist is built from, for ``outagewatch_build_info``,
+and compiles the spike detector's per-point modules with mypyc.
 
 Everything else about the package is declared in pyproject.toml.
 """
@@ -6,6 +7,7 @@ Everything else about the package is declared in pyproject.toml.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,4 +48,25 @@ class SdistWithRevision(sdist):
         record_revision(Path(base_dir) / "daemon" / "outagewatch")
 
 
-setup(cmdclass={"build_py": BuildPyWithRevision, "sdist": SdistWithRevision})
+# The detector's per-point path, compiled to C by mypyc (docs/detection.md, "Cost"):
+# the same source, the same decisions (bench/verdict_hash.py), 2.5-3.5x less CPU.
+# OUTAGEWATCH_PURE_PYTHON=1 builds without a C compiler; the detectors then cost
+# about three times as much.
+COMPILED = ("spike", "alarms", "models", "novelty", "counts", "shift")
+
+
+def compiled_extensions() -> list[Any]:
+    if os.environ.get("OUTAGEWATCH_PURE_PYTHON", "") not in ("", "0"):
+        return []
+    from mypyc.build import mypycify
+
+    return mypycify(
+        [f"daemon/outagewatch/detect/{name}.py" for name in COMPILED],
+        group_name="outagewatch_detect",
+    )
+
+
+setup(
+    cmdclass={"build_py": BuildPyWithRevision, "sdist": SdistWithRevision},
+    ext_modules=compiled_extensions(),
+)

@@ -181,12 +181,27 @@ class _SumIndex:
         self, current: tuple[float, ...], lo: int, hi: int, best: float, best_seq: int
     ) -> tuple[float, int]:
         """The nearer of (best, best_seq) and the contexts lo:hi by sum."""
-        if lo >= hi:
-            return best, best_seq
-        found = list(map(math.dist, self.contexts[lo:hi], repeat(current)))
-        d = min(found)
-        if d < best:
-            return d, self.seqs[lo + found.index(d)]
+        contexts = self.contexts
+        # Early abandon: once the partial sum of squares passes best² (with room for
+        # rounding) the context cannot be nearer. Newest values first: they differ
+        # most. Survivors get math.dist, so the answer is the full scan's.
+        bound = best * best * (1.0 + 1e-9)
+        last = len(current) - 1
+        newest = current[last]
+        for i in range(lo, hi):
+            context = contexts[i]
+            diff = context[last] - newest
+            total = diff * diff
+            j = last - 1
+            while j >= 0 and total <= bound:
+                diff = context[j] - current[j]
+                total += diff * diff
+                j -= 1
+            if total <= bound:
+                d = math.dist(context, current)
+                if d < best:
+                    best, best_seq = d, self.seqs[i]
+                    bound = best * best * (1.0 + 1e-9)
         return best, best_seq
 
 

@@ -16,7 +16,6 @@ hours: the current, partial hour and the hours before it.
 from __future__ import annotations
 
 import math
-from itertools import accumulate
 from typing import Any
 
 from outagewatch.detect.settings import HOUR
@@ -58,16 +57,17 @@ class LevelShift:
         sums, counts = self.sums, self.counts
         sums[slot] += resid
         counts[slot] += 1
-        # The slots from the current hour back, summed in that order (as one
-        # window after another would): totals[k] is the last k hours' total.
-        back = sums[slot::-1] + sums[:slot:-1]
-        totals = list(accumulate(back, initial=0.0))
-        back_counts = counts[slot::-1] + counts[:slot:-1]
         known = not young and self.learnt > 0
         best = 0.0
         for j, hours in enumerate(self.hours):
-            count = sum(back_counts[:hours])
-            mean = self.means[j] = totals[hours] / count if count else 0.0
+            # The last `hours` slots from the current hour back, summed in that order
+            # (as one window after another would).
+            total, count, i = 0.0, 0, slot
+            for _ in range(hours):
+                total += sums[i]
+                count += counts[i]
+                i = i - 1 if i > 0 else n_slots - 1
+            mean = self.means[j] = total / count if count else 0.0
             if known and self.mean_sq[j] > 0:
                 z = mean / math.sqrt(self.mean_sq[j])
                 if abs(z) > abs(best):

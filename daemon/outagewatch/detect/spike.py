@@ -22,7 +22,6 @@ from the observation timestamps, so spacing may be arbitrary.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Final
 
 from outagewatch.detect.alarms import (
@@ -56,47 +55,64 @@ WEEK: Final = 7 * DAY
 _STATE_VERSION: Final = 4
 
 
-# Not frozen: a frozen dataclass sets each field through object.__setattr__,
-# a cost paid on every point.
-@dataclass(slots=True)
+# Plain classes, not dataclasses: compiled (setup.py), a dataclass's generated
+# __init__ stays interpreted, and these are built on every point.
 class _Point:
     """One observation as measured against the baseline, before any test."""
 
-    timestamp: float
-    value: float
-    x: float  # the value in the unit the statistics run in (-ln rank for rank)
-    dt: float
-    season: float
-    weekly_known: bool  # the weekly profile knows this hour (it gives the season)
-    season_known: bool  # a profile knows this hour
-    base_y: float
-    sigma: float
-    z: float
-    warm: bool
-    tail: float
-    zt: float  # z divided by the stream's tail factor
-    sign: float  # the direction judged: +1, or -1 on a two-sided stream below the baseline
+    def __init__(
+        self,
+        *,
+        timestamp: float,
+        value: float,
+        x: float,
+        dt: float,
+        season: float,
+        weekly_known: bool,
+        season_known: bool,
+        base_y: float,
+        sigma: float,
+        z: float,
+        warm: bool,
+        tail: float,
+        zt: float,
+        sign: float,
+    ) -> None:
+        self.timestamp = timestamp
+        self.value = value
+        self.x = x  # the value in the unit the statistics run in (-ln rank for rank)
+        self.dt = dt
+        self.season = season
+        self.weekly_known = weekly_known  # the weekly profile knows this hour (it gives the season)
+        self.season_known = season_known  # a profile knows this hour
+        self.base_y = base_y
+        self.sigma = sigma
+        self.z = z
+        self.warm = warm
+        self.tail = tail
+        self.zt = zt  # z divided by the stream's tail factor
+        # The direction judged: +1, or -1 on a two-sided stream below the baseline.
+        self.sign = sign
 
 
-@dataclass(slots=True)
 class _Findings:
     """What the named tests found on one point."""
 
-    range_break: bool = False
-    novel: bool = False
-    novelty_dist: float = 0.0
-    seasoned: bool = False
-    shift_z: float = 0.0
-    shift_size: float = 0.0
-    shift_alarm: bool = False
-    resid_top: float | None = None
-    point_counts: bool = True
-    cusum: float = 0.0
-    scan_z: float = 0.0
-    scan_count: float = 0.0
+    def __init__(self) -> None:
+        self.range_break = False
+        self.novel = False
+        self.novelty_dist = 0.0
+        self.seasoned = False
+        self.shift_z = 0.0
+        self.shift_size = 0.0
+        self.shift_alarm = False
+        self.resid_top: float | None = None
+        self.point_counts = True
+        self.cusum = 0.0
+        self.scan_z = 0.0
+        self.scan_count = 0.0
 
 
-@dataclass(frozen=True, slots=True)
 class SpikeVerdict:
     """What the detector concluded about one observation.
 
@@ -104,13 +120,29 @@ class SpikeVerdict:
     alert decision, true only on the observation that begins a new spike (this is
     what pages and what `outagewatch_spikes_total` counts); `active` is the held
     state from that alert until the value is back near the baseline (exported as a
-    gauge); `baseline` is the expected value in the signal's own unit.
+    gauge); `baseline` is the expected value in the signal's own unit. A value:
+    compared by its fields, never changed.
     """
 
-    score: float
-    active: bool
-    baseline: float
-    started: bool
+    def __init__(self, score: float, active: bool, baseline: float, started: bool) -> None:
+        self.score: Final = score
+        self.active: Final = active
+        self.baseline: Final = baseline
+        self.started: Final = started
+
+    def _fields(self) -> tuple[float, bool, float, bool]:
+        return (self.score, self.active, self.baseline, self.started)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SpikeVerdict):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return (
+            f"SpikeVerdict(score={self.score!r}, active={self.active!r}, "
+            f"baseline={self.baseline!r}, started={self.started!r})"
+        )
 
 
 class SeasonalProfile:
