@@ -21,7 +21,9 @@ BENCH_COMMANDS := prometheus-blackbox-exporter nginx
 
 .PHONY: run demo test lint typecheck unit unit-all-pythons system-deps bench-deps bench clean
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+# setup.py compiles the detector's per-point modules in place (docs/detection.md,
+# "Cost"): an edit to any detect/ source builds them again.
+$(BIN)/.installed: pyproject.toml constraints.txt setup.py $(wildcard daemon/outagewatch/detect/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,fast]'

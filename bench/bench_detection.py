@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Row
 from nab_score import PROFILES, normalised, probation_rows, score_file, window_rows
+from outagewatch.detect import compiled
 from outagewatch.detect.backtest import parse_timestamp, read_series, run_backtest
 from outagewatch.detect.settings import DetectionSettings
 from outagewatch.detect.spike import BACKTEST_SIGNALS, detector_for
@@ -142,9 +143,10 @@ def detector_cost(weeks: int = 4, runs: int = 3) -> dict[str, list[float]]:
 
 def cost_rows() -> list[Row]:
     """Bench rows: the detector's CPU cost per point, per signal (median of 3 runs)."""
+    build = "compiled" if compiled() else "interpreted"
     return [
         Row(
-            f"detector cost, µs CPU per point ({signal})",
+            f"detector cost, µs CPU per point ({signal}, {build})",
             f"{statistics.median(us):.1f} ({min(us):.1f}-{max(us):.1f})",
             "none",
             "-",
@@ -273,7 +275,10 @@ def main() -> int:
     synthetic_figures()
     print()
     for signal, us in detector_cost().items():
-        print(f"detector cost {signal:14} {statistics.median(us):5.1f} µs CPU per point")
+        print(
+            f"detector cost {signal:14} {statistics.median(us):5.1f} µs CPU per point"
+            f" ({'compiled' if compiled() else 'interpreted'})"
+        )
     return 0
 
 

@@ -25,6 +25,7 @@ from outagewatch import __version__
 from outagewatch.clock import Clock, SystemClock
 from outagewatch.config import MIN_INTERVAL, Config, ConfigError, load_config
 from outagewatch.credentials import CredentialError, read_secret, read_tokens, secret_path
+from outagewatch.detect import compiled as detectors_compiled
 from outagewatch.exposition import MetricsPage
 from outagewatch.lenses.appstore import AppStoreLens
 from outagewatch.lenses.chat.budget import ChatBudget
@@ -527,6 +528,7 @@ class Daemon:
             sources=len(sources),
             config=str(self.config_path),
             event_loop="uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
+            detectors="compiled" if detectors_compiled() else "interpreted",
         )
         self.notifier.ready()
 

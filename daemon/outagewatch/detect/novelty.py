@@ -11,8 +11,9 @@ was this far from everything before it.
 The nearest stored context is found through an index sorted by each
 context's sum: |sum(a) - sum(b)| / sqrt(k) is a lower bound of the distance
 between a and b (Cauchy-Schwarz), so the search walks outward from the
-current sum and stops where that bound passes the best distance found. The
-result is the full scan's, at a small share of its cost on most series. The
+current sum and stops where that bound passes the best distance found; within
+that run a context is dropped once its partial sum of squares passes the best
+distance. The result is the full scan's, at a small share of its cost. The
 largest recent distance is kept by a monotonic queue. Neither is saved: both
 are rebuilt from the contexts and distances on restore.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from itertools import repeat
 from typing import Any, Final
 
 # Contexts each side of the current sum the search computes first.
@@ -123,8 +123,7 @@ class ContextNovelty:
 class _SumIndex:
     """Contexts sorted by their sum, for an exact nearest-neighbour search.
 
-    Three parallel lists (sums, numbers, contexts), so a run of contexts by
-    sum is a slice whose distances `map` computes without a Python loop.
+    Three parallel lists (sums, numbers, contexts), ordered by sum.
     """
 
     def __init__(self, k: int) -> None:
