@@ -107,7 +107,10 @@ def _missing(checker: LabelChecker, series: str) -> list[str]:
         ),
         ('outagewatch_chat_budget_remaining_ratio{resource="cost", probe="chat"}', ""),
         ('outagewatch_probe_failure_reasons_total{reason="overloaded"}', ""),
-        ('outagewatch_probe_failure_reasons_total{reason="overload"}', "reason='overload' is never"),
+        (
+            'outagewatch_probe_failure_reasons_total{reason="overload"}',
+            "reason='overload' is never",
+        ),
         ("sum by (probe) (outagewatch_probe_failure_reasons_total)", "no label probe"),
         # Per probe without reasons since issue 20; older daemons' labels may be dropped.
         ('outagewatch_probe_failures_total{reason="tls"}', "has no label reason"),
