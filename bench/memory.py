@@ -54,7 +54,8 @@ BUDGETS = {
     "chart history of an HTTP probe": 150,  # its last conclusive result, keyed by name
     # 362 one-minute slots of 14 bytes (float64 time, float32 sum, uint16 count).
     "chart history of a chat probe (TTFT per minute, 6 h)": 6_000,
-    # Line prefixes, rendered chunks and the page itself (17 series: every reason failed).
+    # Line prefixes, rendered chunks and the page itself (6 series a probe that failed
+    # every way; 17 before the reasons moved to a per-service family).
     "/metrics cache and page of an HTTP probe": 9_000,
 }
 # The goal: 10,000 targets in 250 MB of RSS with every buffer full. What the
