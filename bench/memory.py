@@ -8,7 +8,7 @@ state is pre-filled through the same code path as live runs
 (``Pipeline.record_run`` with real ``ProbeResult``s): one run per target every
 5 minutes over the 6-hour chart window (72 runs), so every 5-minute success
 bucket, every streak and every failure counter (each target fails once with each
-of the 7 HTTP reasons) is at its cap. A probe's state does not grow with runs
+of the 10 HTTP reasons) is at its cap. A probe's state does not grow with runs
 past that, so a 30 s interval ends in the same sizes.
 
     PYTHONPATH=daemon python -m bench.memory [--targets 10000]
