@@ -145,8 +145,8 @@ async def test_each_failure_says_why_on_metrics_status_json_page_and_log(
     deadline = time.monotonic() + 20
     while True:
         metrics = await daemon.metrics()
-        probes, reasons = failure_lines(metrics)
-        if len(probes) == len(reasons) == len(EXPECTED) or time.monotonic() > deadline:
+        failing, reasons = failure_lines(metrics)
+        if len(failing) == len(reasons) == len(EXPECTED) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
     await asyncio.sleep(2.5)  # more failing runs with the same detail: still one log line
