@@ -8,7 +8,7 @@ state is pre-filled through the same code path as live runs
 (``Pipeline.record_run`` with real ``ProbeResult``s): one run per target every
 5 minutes over the 6-hour chart window (72 runs), so every 5-minute success
 bucket, every streak and every failure counter (each target fails once with each
-of the 7 HTTP reasons) is at its cap. A probe's state does not grow with runs
+of the 10 HTTP reasons) is at its cap. A probe's state does not grow with runs
 past that, so a 30 s interval ends in the same sizes.
 
     PYTHONPATH=daemon python -m bench.memory [--targets 10000]
@@ -54,7 +54,8 @@ BUDGETS = {
     "chart history of an HTTP probe": 150,  # its last conclusive result, keyed by name
     # 362 one-minute slots of 14 bytes (float64 time, float32 sum, uint16 count).
     "chart history of a chat probe (TTFT per minute, 6 h)": 6_000,
-    # Line prefixes, rendered chunks and the page itself (17 series: every reason failed).
+    # Line prefixes, rendered chunks and the page itself (6 series a probe that failed
+    # every way; 17 before the reasons moved to a per-service family).
     "/metrics cache and page of an HTTP probe": 9_000,
 }
 # The goal: 10,000 targets in 250 MB of RSS with every buffer full. What the

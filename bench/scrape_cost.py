@@ -11,6 +11,11 @@ The daemon's garbage collector settings apply (start-up objects frozen, a larger
 young generation), as in ``outagewatch run``. Goals (issue 20): under 250 ms at
 20,000 targets, and at most 0.5 MB per 1,000 targets.
 
+The worst-case row: every probe has failed once with each of the 7 HTTP reasons
+(sub-reasons spread so each of the 20 services has them all), then succeeded. Its
+peer is the same state with the reasons per probe, as the page had them before
+they moved to a per-service family: computed, those lines cannot be rendered now.
+
     PYTHONPATH=daemon python -m bench.scrape_cost [--targets 1000 20000] [--runs 5]
 """
 
@@ -35,7 +40,7 @@ from outagewatch.clock import SystemClock
 from outagewatch.exposition import MetricsPage
 from outagewatch.logging import configure
 from outagewatch.metrics import StateCollector
-from outagewatch.observations import ProbeResult
+from outagewatch.observations import HTTP_FAILURE_REASONS, SUB_REASONS, ProbeResult
 from outagewatch.pipeline import Pipeline
 from outagewatch.views import StatusQuery
 
@@ -66,6 +71,65 @@ def run_probes(pipeline: Pipeline, probes: range, round_: int) -> None:
         pipeline.record_run(key, "http", result.duration_seconds, [result])
         if result.reason == "timeout":  # a run the framework stopped: a source failure
             pipeline.record_run(key, "http", 2.0, error_reason="timeout")
+
+
+def run_every_failure(pipeline: Pipeline, probes: range) -> list[tuple[str, str, str, str]]:
+    """Each probe fails once with each of the 7 HTTP reasons, then succeeds; returns
+    every (service, probe, reason, sub_reason) that failed."""
+    failed: list[tuple[str, str, str, str]] = []
+    now = time.time()
+    for i in probes:
+        service, probe = f"svc{i % 20}", f"p{i}"
+        for reason in (*HTTP_FAILURE_REASONS[:7], None):
+            subs = SUB_REASONS.get(reason or "", ("",))
+            sub_reason = subs[i // 20 % len(subs)]
+            result = ProbeResult(
+                service=service,
+                probe=probe,
+                kind="http",
+                time=now,
+                success=reason is None,
+                duration_seconds=0.05 + (i % 7) / 100,
+                reason=reason,
+                sub_reason=sub_reason or None,
+                status_code=None if reason else 200,
+                phases={"dns": 0.001, "connect": 0.002, "tls": 0.01, "processing": 0.03},
+                tls_earliest_expiry=EXPIRY,
+            )
+            pipeline.record_run(f"{service}/probe/{probe}", "http", 0.05, [result])
+            if reason is not None:
+                failed.append((service, probe, reason, sub_reason))
+    return failed
+
+
+def measure_worst(targets: int) -> tuple[int, int]:
+    """(our bytes, bytes with the reasons per probe as before) at ``targets`` probes that
+    have each failed with every HTTP reason."""
+    configure("error", "console")
+    pipeline = Pipeline(SystemClock())
+    failed = run_every_failure(pipeline, range(targets))
+    rest = CollectorRegistry()
+    PlatformCollector(registry=rest)
+    GCCollector(registry=rest)
+    rest.register(StateCollector(StatusQuery(pipeline.state), "bench", "bench", "3"))
+    text = asyncio.run(MetricsPage(StatusQuery(pipeline.state), rest).render())
+    ours = len(text)
+    # Before: no per-service family, and a line per probe and reason instead of one per probe.
+    gone = sum(
+        len(line) + 1
+        for line in text.split(b"\n")
+        if line.startswith((b"outagewatch_probe_failures_total{", b"outagewatch_probe_failure_"))
+        or line.endswith(b" outagewatch_probe_failure_reasons_total counter")
+        or line.startswith(b"# HELP outagewatch_probe_failure_reasons_total ")
+    )
+    before = sum(
+        len(
+            f'outagewatch_probe_failures_total{{probe="{probe}",reason="{reason}",'
+            f'service="{service}",sub_reason="{sub_reason}"}} 1.0\n'
+        )
+        for service, probe, reason, sub_reason in failed
+    )
+    return ours, ours - gone + before
 
 
 class _PerTarget(Collector):
@@ -158,6 +222,19 @@ def measure(targets: tuple[int, ...] = (1000, GOAL_TARGETS), runs: int = 5) -> l
                 our_size / count <= GOAL_BYTES_PER_TARGET,
             ),
         ]
+        worst, worst_before = measure_worst(count)
+        rows.append(
+            Row(
+                f"/metrics bytes per target at {count:,} targets, worst case (every probe "
+                "failed with all 7 HTTP reasons)",
+                f"{worst / count:.0f}",
+                "the same with the reasons per probe (before, computed)",
+                f"{worst_before / count:.0f}",
+                f"{worst / worst_before:.2f}x",
+                f"<= {GOAL_BYTES_PER_TARGET} (0.5 MB per 1,000)",
+                worst / count <= GOAL_BYTES_PER_TARGET,
+            )
+        )
     return rows
 
 

@@ -303,10 +303,22 @@ def service() -> db.Dashboard:
             series(
                 "Probe failures by reason",
                 "ops",
+                # Per service: per probe and reason cost up to 7 series a probe (issue 20).
                 (
-                    "sum by (probe, reason) "
-                    f"(rate(outagewatch_probe_failures_total{{{sel}}}{rate}))",
-                    "{{probe}} {{reason}}",
+                    "sum by (reason, sub_reason) "
+                    f"(rate(outagewatch_probe_failure_reasons_total{{{sel}}}{rate}))",
+                    "{{reason}} {{sub_reason}}",
+                ),
+                none_is_zero=True,
+            )
+        )
+        .with_panel(
+            series(
+                "Probe failures by probe",
+                "ops",
+                (
+                    f"sum by (probe) (rate(outagewatch_probe_failures_total{{{sel}}}{rate}))",
+                    "{{probe}}",
                 ),
                 none_is_zero=True,
             )

@@ -102,8 +102,16 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec(
             "outagewatch_probe_failures_total",
             "counter",
-            "Failed probe runs, by reason and sub-reason (empty where the reason has none).",
-            (*_PROBE, "reason", "sub_reason"),
+            "Failed probe runs; absent until the first (the reasons are per service, in "
+            "outagewatch_probe_failure_reasons_total).",
+            _PROBE,
+        ),
+        MetricSpec(
+            "outagewatch_probe_failure_reasons_total",
+            "counter",
+            "Failed probe runs of the service's probes, by reason and sub-reason (empty "
+            "where the reason has none).",
+            ("service", "reason", "sub_reason"),
         ),
         MetricSpec(
             "outagewatch_probe_inconclusive_total",
@@ -146,6 +154,13 @@ CORE_CATALOGUE: dict[str, MetricSpec] = {
             "outagewatch_chat_outcome",
             "gauge",
             "Outcome class of the last chat probe run: 1 for the current class, 0 for the others.",
+            (*_PROBE, "outcome"),
+        ),
+        MetricSpec(
+            "outagewatch_chat_runs_total",
+            "counter",
+            "Chat probe runs by outcome class (ok or the failure's class); every class "
+            "from the probe's first run.",
             (*_PROBE, "outcome"),
         ),
         MetricSpec(

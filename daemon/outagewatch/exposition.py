@@ -125,7 +125,6 @@ class _ProbeLines:
         self.details = details
         probe, svc = f'probe="{_label_value(probe_name)}"', f'service="{_label_value(service)}"'
         labels = f"{probe},{svc}"
-        self.probe, self.service = probe, svc
         self.success = f"outagewatch_probe_success{{{labels}}} "
         self.phases = [
             (phase, f'outagewatch_probe_duration_seconds{{phase="{phase}",{labels}}} ')
@@ -136,13 +135,14 @@ class _ProbeLines:
         self.tls = f"outagewatch_probe_tls_earliest_cert_expiry_timestamp_seconds{{{labels}}} "
         self._tls_line: tuple[float | None, str] = (None, "")
         self.runs = f"outagewatch_probes_total{{{labels}}} "
+        self.failures = f"outagewatch_probe_failures_total{{{labels}}} "
         self.inconclusive = f"outagewatch_probe_inconclusive_total{{{labels}}} "
         self.last_success = f"outagewatch_probe_last_success_timestamp_seconds{{{labels}}} "
 
     def render(self, probe: ProbeState) -> Chunks:
         """The probe's lines, one string per family of PROBE_FAMILIES (then of
         PROBE_DETAIL_FAMILIES with details)."""
-        success = status = tls = inconclusive = ""
+        success = status = tls = failures = inconclusive = ""
         if probe.last_conclusive is not None:
             success = f"{self.success}{_number(int(probe.last_conclusive))}\n"
         last = probe.last
@@ -154,12 +154,8 @@ class _ProbeLines:
                 if self._tls_line[0] != expiry:
                     self._tls_line = (expiry, f"{self.tls}{_number(expiry)}\n")
                 tls = self._tls_line[1]
-        failures = "".join(
-            f"outagewatch_probe_failures_total{{{self.probe},"
-            f'reason="{_label_value(reason)}",{self.service},'
-            f'sub_reason="{_label_value(sub_reason)}"}} {_number(count)}\n'
-            for (reason, sub_reason), count in sorted(probe.failures.items())
-        )
+        if probe.failures:  # absent until the first: most probes never fail
+            failures = f"{self.failures}{_number(probe.failures)}\n"
         if probe.inconclusive:
             inconclusive = f"{self.inconclusive}{_number(probe.inconclusive)}\n"
         chunks = [

@@ -229,17 +229,24 @@ async def test_every_outcome_leaves_no_key_in_logs_metrics_pages_or_errors(
         )
         == 0
     )
+    for probe in ("overloaded", "tls"):
+        failures = {"service": "claude", "probe": probe}
+        assert registry.get_sample_value("outagewatch_probe_failures_total", failures) == 1
+    # The reasons are the service's: every scenario ending in that class counts.
+    for reason, sub_reason in (("overloaded", ""), ("tls", "unknown_ca")):
+        labels = {"service": "claude", "reason": reason, "sub_reason": sub_reason}
+        count = list(outcomes.values()).count(reason)
+        assert registry.get_sample_value("outagewatch_probe_failure_reasons_total", labels) == count
+    # Runs by outcome: every class of a probe from its first run, so a rate sees the first.
+    runs = {"service": "claude", "probe": "overloaded"}
     assert (
-        registry.get_sample_value(
-            "outagewatch_probe_failures_total",
-            {"service": "claude", "probe": "overloaded", "reason": "overloaded", "sub_reason": ""},
-        )
+        registry.get_sample_value("outagewatch_chat_runs_total", {**runs, "outcome": "overloaded"})
         == 1
     )
+    assert registry.get_sample_value("outagewatch_chat_runs_total", {**runs, "outcome": "ok"}) == 0
     assert (
         registry.get_sample_value(
-            "outagewatch_probe_failures_total",
-            {"service": "claude", "probe": "tls", "reason": "tls", "sub_reason": "unknown_ca"},
+            "outagewatch_chat_runs_total", {"service": "claude", "probe": "ok", "outcome": "ok"}
         )
         == 1
     )

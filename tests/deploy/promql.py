@@ -50,13 +50,19 @@ VALUES: dict[str | tuple[str, str], frozenset[str]] = {
     "state": frozenset(STATES),
     ("outagewatch_disruption_reason", "reason"): frozenset(REASONS),
     ("outagewatch_detection_incidents_total", "outcome"): frozenset(LEAD_OUTCOMES),
-    ("outagewatch_probe_failures_total", "reason"): (
+    ("outagewatch_probe_failure_reasons_total", "reason"): (
         frozenset(HTTP_FAILURE_REASONS) | set(CHAT_OUTCOMES) | {"unknown"}
     )
     - {"ok"},
-    ("outagewatch_probe_failures_total", "sub_reason"): frozenset(
+    ("outagewatch_probe_failure_reasons_total", "sub_reason"): frozenset(
         {"", *(sub for subs in SUB_REASONS.values() for sub in subs)}
     ),
+}
+# Labels a metric carried in earlier versions: rules may drop them with `without` (a
+# no-op on this version's series) so they hold through a rolling upgrade; nothing
+# else may name them.
+RETIRED: dict[str, frozenset[str]] = {
+    "outagewatch_probe_failures_total": frozenset({"reason", "sub_reason"}),
 }
 SCALAR = None  # a number, not a vector: it has no labels
 
@@ -185,7 +191,11 @@ class LabelChecker:
         op = str(node.op)
         modifier = node.modifier
         grouping = list(modifier.labels) if modifier is not None else []
-        self._need(grouping, inner, f"{op} by/without", problems)
+        needed = grouping
+        if modifier is not None and modifier.type == pp.AggModifierType.Without:
+            retired = {label for name in _names(node.expr) for label in RETIRED.get(name, ())}
+            needed = [label for label in grouping if label not in retired]
+        self._need(needed, inner, f"{op} by/without", problems)
         if modifier is None:
             labels: frozenset[str] = frozenset()
         elif modifier.type == pp.AggModifierType.By:
@@ -225,3 +235,19 @@ class LabelChecker:
             return left
         # One-to-one arithmetic or comparison: on() keeps only those labels.
         return frozenset(listed) if on else left - set(listed)
+
+
+def _names(node: Any) -> Iterable[str]:
+    """The metric names an expression selects."""
+    if isinstance(node, pp.VectorSelector):
+        yield node.name or ""
+    elif isinstance(node, pp.MatrixSelector):
+        yield from _names(node.vector_selector)
+    elif isinstance(node, pp.ParenExpr | pp.UnaryExpr | pp.SubqueryExpr | pp.AggregateExpr):
+        yield from _names(node.expr)
+    elif isinstance(node, pp.Call):
+        for arg in node.args:
+            yield from _names(arg)
+    elif isinstance(node, pp.BinaryExpr):
+        yield from _names(node.lhs)
+        yield from _names(node.rhs)

@@ -337,8 +337,9 @@ async def test_local_failures_keep_the_success_gauge_and_are_logged_once(
     labels = {"service": "svc", "probe": "p"}
     # Not a page: the endpoint alert reads outagewatch_probe_success == 0.
     assert registry.get_sample_value("outagewatch_probe_success", labels) == 1
-    failures = {**labels, "reason": "local", "sub_reason": "fd_exhausted"}
-    assert registry.get_sample_value("outagewatch_probe_failures_total", failures) == 5
+    assert registry.get_sample_value("outagewatch_probe_failures_total", labels) == 5
+    reasons = {"service": "svc", "reason": "local", "sub_reason": "fd_exhausted"}
+    assert registry.get_sample_value("outagewatch_probe_failure_reasons_total", reasons) == 5
     assert [(e["event"], e["detail"]) for e in logs] == [("probe_failing", "Too many open files")]
     # Local failures add no chart point: the success chart holds the one success only.
     assert [pct for _, pct in pipeline.state.history.success_percent("svc", 0.0)] == [100.0]

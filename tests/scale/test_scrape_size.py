@@ -3,7 +3,9 @@
 The goal is at most 0.5 MB per 1,000 targets uncompressed. Every probe here has
 run three times over HTTPS (so it has the TLS expiry series), one in 17 has
 failed once, and the names are longer than most configs' (``service-07``,
-``endpoint-01234``): a regression that adds a per-target series fails here.
+``endpoint-01234``): a regression that adds a per-target series fails here. The
+worst case, every probe having failed with each of the 7 HTTP reasons, holds the
+same budget: the reasons are counted per service, not per probe.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from outagewatch.config_types import MetricsConfig
 from outagewatch.exposition import MetricsPage
 from outagewatch.keys import probe_source_key
 from outagewatch.metrics import StateCollector
-from outagewatch.observations import PHASES, ProbeResult
+from outagewatch.observations import HTTP_FAILURE_REASONS, PHASES, SUB_REASONS, ProbeResult
 from outagewatch.pipeline import Pipeline
 from outagewatch.views import StatusQuery
 from tests.daemon_process import DaemonProcess
@@ -27,6 +29,9 @@ from tests.scale.test_exposition import samples
 
 BUDGET_BYTES_PER_TARGET = 500  # 0.5 MB per 1,000 targets
 SERVICES = 50
+# The worst case: every probe has failed once with each of these, then succeeded.
+WORST_REASONS = HTTP_FAILURE_REASONS[:7]
+WORST_SERVICES = 20
 PHASE_TIMES = {"dns": 0.00123, "connect": 0.00234, "tls": 0.0123, "processing": 0.0345}
 
 
@@ -53,6 +58,43 @@ def probes(targets: int, rounds: int = 3) -> Pipeline:
     return pipeline
 
 
+def failed_every_way(targets: int) -> Pipeline:
+    """``targets`` HTTPS probes over ``WORST_SERVICES`` services, each failed once with
+    each of the 7 HTTP reasons (a sub-reason where the reason has them, spread so each
+    service has them all), then up again.
+
+    Names as long as the shipped config's and more (``chatbot-07``/``api-00123``
+    against ``claude``/``api``); with the 14-character probe names above it is 505
+    bytes (docs/benchmarks.md).
+    """
+    pipeline = Pipeline(FakeClock())
+    for i in range(targets):
+        service, probe = f"chatbot-{i % WORST_SERVICES:02d}", f"api-{i:05d}"
+        runs: list[tuple[str | None, str | None]] = [
+            (reason, SUB_REASONS[reason][i // WORST_SERVICES % len(SUB_REASONS[reason])])
+            if reason in SUB_REASONS
+            else (reason, None)
+            for reason in WORST_REASONS
+        ]
+        for round_, (reason, sub_reason) in enumerate([*runs, (None, None)]):
+            result = ProbeResult(
+                service=service,
+                probe=probe,
+                kind="http",
+                time=1_796_535_422.488 + 30 * round_,
+                success=reason is None,
+                duration_seconds=0.0612345,
+                reason=reason,
+                sub_reason=sub_reason,
+                status_code=200 if reason is None else None,
+                phases=PHASE_TIMES,
+                tls_earliest_expiry=1_799_127_422.0,
+            )
+            # A timed-out HTTP probe answers its result (answer_on_timeout): no source failure.
+            pipeline.record_run(probe_source_key(service, probe), "http", 0.0612345, [result])
+    return pipeline
+
+
 def page_of(pipeline: Pipeline, details: bool = False) -> MetricsPage:
     registry = CollectorRegistry()
     registry.register(StateCollector(StatusQuery(pipeline.state), "1", "r", "3.11"))
@@ -72,6 +114,25 @@ async def test_a_thousand_targets_render_within_half_a_megabyte() -> None:
     # OpenMetrics adds only headers and # EOF: the same budget.
     page = page_of(probes(1000))
     assert len(await page.render(openmetrics=True)) <= 1000 * BUDGET_BYTES_PER_TARGET + 20_000
+
+
+async def test_the_worst_case_every_reason_on_every_probe_renders_within_budget() -> None:
+    """1,000 probes over 20 services, each failed with all 7 HTTP reasons: a probe's
+    failures are one line, the reasons one line per service and reason."""
+    targets = 1000
+    empty = await page_of(Pipeline(FakeClock())).render()
+    text = await page_of(failed_every_way(targets)).render()
+    per_target = (len(text) - len(empty)) / targets
+    assert per_target <= BUDGET_BYTES_PER_TARGET, f"{per_target:.0f} bytes per target"
+    lines = text.decode().splitlines()
+    failures = [line for line in lines if line.startswith("outagewatch_probe_failures_total{")]
+    assert len(failures) == targets and all(line.endswith(" 7.0") for line in failures)
+    reasons = [line for line in lines if line.startswith("outagewatch_probe_failure_reasons_total")]
+    # Per service: each reason, with each sub-reason where it has them.
+    per_service = sum(len(SUB_REASONS.get(reason, ("",))) for reason in WORST_REASONS)
+    assert len(reasons) == WORST_SERVICES * per_service
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in reasons)
+    assert counted == targets * len(WORST_REASONS)
 
 
 async def test_per_probe_details_are_off_by_default_and_cost_what_the_docs_say() -> None:

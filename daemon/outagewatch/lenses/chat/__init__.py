@@ -8,6 +8,7 @@ by the probe lens like any probe's; this lens keeps what only chat measures
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,9 @@ class ChatState:
     last: ChatStats | None = None
     last_duration: float | None = None
     ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
+    # Runs by outcome class: the probe's error class is what chat probes are for
+    # (overloaded, not quota or key), and the overloaded alert is per probe.
+    outcomes: Counter[str] = field(default_factory=Counter)
     budget: ChatBudgetStatus | None = None
 
 
@@ -80,6 +84,7 @@ class ChatLens(Lens[ChatsState]):
         chat = state.setdefault((result.service, result.probe), ChatState())
         chat.last = stats
         chat.last_duration = result.duration_seconds
+        chat.outcomes[stats.outcome] += 1
         if stats.ttft_seconds is not None:
             chat.ttft.observe(stats.ttft_seconds)
 
@@ -96,6 +101,7 @@ class ChatLens(Lens[ChatsState]):
             "outagewatch_chat_max_chunk_gap_seconds",
             "outagewatch_chat_output_tokens_per_second",
             "outagewatch_chat_outcome",
+            "outagewatch_chat_runs_total",
             "outagewatch_chat_ratelimit_remaining_ratio",
             "outagewatch_chat_retry_after_seconds",
             "outagewatch_chat_should_retry",
@@ -122,9 +128,13 @@ class ChatLens(Lens[ChatsState]):
                         labels,
                         last.output_tokens_per_second,
                     )
+                # Every class from the first run, so a rate sees the first overloaded run.
                 for outcome in CHAT_OUTCOMES:
                     fams.add(
                         "outagewatch_chat_outcome", [*labels, outcome], int(outcome == last.outcome)
+                    )
+                    fams.add(
+                        "outagewatch_chat_runs_total", [*labels, outcome], chat.outcomes[outcome]
                     )
                 for resource, ratio in sorted(last.ratelimit_remaining.items()):
                     fams.add(

@@ -50,7 +50,7 @@ class ProbeState:
     last_conclusive: bool | None = None
     last_success_time: float | None = None
     runs: int = 0
-    failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reason, sub_reason)
+    failures: int = 0  # failed runs; their reasons are counted per service
     inconclusive: int = 0
     streaks: ProbeStreaks = field(default_factory=ProbeStreaks)
     detail_logged: tuple[str | None, float] = (None, float("-inf"))  # detail, monotonic time
@@ -65,6 +65,9 @@ class ProbesState:
     # Seconds spent in each phase, summed per service and kind: the per-probe phase
     # series cost five lines a probe on /metrics (docs/http-probes.md).
     phases: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    # Failed runs per service by (reason, sub_reason): per probe, 7 HTTP reasons
+    # made up to 7 lines a probe on /metrics (docs/benchmarks.md, scrape size).
+    reasons: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
 
 
 class ProbeLens(Lens[ProbesState]):
@@ -124,7 +127,11 @@ class ProbeLens(Lens[ProbesState]):
         elif result.success is None:
             probe.inconclusive += 1
         else:
-            probe.failures[(result.reason or "unknown", result.sub_reason or "")] += 1
+            probe.failures += 1
+            reasons = state.reasons.get(result.service)
+            if reasons is None:
+                reasons = state.reasons[result.service] = Counter()
+            reasons[(result.reason or "unknown", result.sub_reason or "")] += 1
         probe.streaks.observe(result)
         if not local:  # no point on the success chart, no down/up event
             pipeline.state.history.probe(result)
@@ -140,12 +147,19 @@ class ProbeLens(Lens[ProbesState]):
             del state.durations[dkey]
         for dkey in set(state.phases) - kinds:
             del state.phases[dkey]
+        # Per service, so monotonic while the service keeps a probe: a removed probe's
+        # failures stay counted.
+        services = {service for service, _ in probe_keys}
+        for service in set(state.reasons) - services:
+            del state.reasons[service]
 
     def families(self, state: ProbesState) -> Iterable[Metric]:
         # Per service and kind, not per probe: 13 series a probe would double a
         # scrape at thousands of probes, and a 30 s probe gives a quantile little to use.
         fams = Families(
-            "outagewatch_probe_total_duration_seconds", "outagewatch_probe_phase_seconds_total"
+            "outagewatch_probe_total_duration_seconds",
+            "outagewatch_probe_phase_seconds_total",
+            "outagewatch_probe_failure_reasons_total",
         )
         for (service, kind), hist in sorted(state.durations.items()):
             fams.add_histogram(
@@ -160,6 +174,11 @@ class ProbeLens(Lens[ProbesState]):
                     "outagewatch_probe_phase_seconds_total",
                     [service, kind, phase],
                     phases.get(phase, 0.0),
+                )
+        for service, reasons in sorted(state.reasons.items()):
+            for (reason, sub_reason), count in sorted(reasons.items()):
+                fams.add(
+                    "outagewatch_probe_failure_reasons_total", [service, reason, sub_reason], count
                 )
         return fams
 
