@@ -49,9 +49,9 @@ class SdistWithRevision(sdist):
 
 
 # The detector's per-point path, compiled to C by mypyc (docs/detection.md, "Cost"):
-# the same source, the same decisions (bench/verdict_hash.py), 2.5-3.5x less CPU.
-# OUTAGEWATCH_PURE_PYTHON=1 builds without a C compiler; the detectors then cost
-# about three times as much.
+# the same source, the same decisions (bench/verdict_hash.py), a third to a sixth of
+# the CPU. OUTAGEWATCH_PURE_PYTHON=1 builds without a C compiler. The mypy that
+# compiles is pyproject's build requirement, the one constraints.txt pins.
 COMPILED = ("spike", "alarms", "models", "novelty", "counts", "shift")
 
 

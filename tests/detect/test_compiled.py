@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,14 @@ def test_setup_compiles_the_detectors_per_point_modules() -> None:
     assert set(compiled_names()) == {"spike", "alarms", "models", "novelty", "counts", "shift"}
     for name in compiled_names():
         assert (ROOT / "daemon/outagewatch/detect" / f"{name}.py").is_file()
+
+
+def test_the_build_compiles_with_the_pinned_mypy() -> None:
+    """The compiled code is mypy's: the build uses the version the checks use."""
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    [pin] = [r for r in build["build-system"]["requires"] if r.startswith("mypy")]
+    pinned = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+    assert pin.startswith("mypy==") and pin in pinned
 
 
 @pytest.mark.skipif(
