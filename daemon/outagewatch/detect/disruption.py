@@ -210,16 +210,44 @@ def judge(
     vantage_healthy: bool = True,
 ) -> Verdict:
     """Apply the rules to one service's evidence at ``now``."""
-    stale = rules.stale_intervals
     reasons: set[str] = set()
     unknown: set[str] = set()
+    up, blind = _judge_probes(evidence, now, rules, vantage_healthy, reasons, unknown)
+    pages_fresh = _judge_pages(evidence, now, rules, reasons, unknown)
+    # Spike detectors: an active spike counts while its detector is fed.
+    for signal, spike in evidence.spikes.items():
+        if spike.active and spike.reading.freshness(now, rules.stale_intervals) == "fresh":
+            reasons.add(spike.reason or SPIKE_REASONS[signal])
 
-    # Probes: count only fresh conclusive ones; the rest say nothing either way.
+    warning_lenses = {REASON_LENS[r] for r in reasons - WARNING_ONLY}
+    if reasons & DISRUPTING or len(warning_lenses) >= rules.corroborating_lenses:
+        return Verdict("disrupted", frozenset(reasons))
+    if warning_lenses:
+        return Verdict("degraded", frozenset(reasons))
+    if blind and not up:
+        unknown = {"vantage_unhealthy"}  # the one reason that matters: look at us first
+    elif not unknown and not (up or pages_fresh):
+        unknown.add("readings_stale")
+    if unknown:
+        return Verdict("unknown", frozenset(reasons | unknown))
+    return Verdict("ok", frozenset(reasons))
+
+
+def _judge_probes(
+    evidence: ServiceEvidence,
+    now: float,
+    rules: DisruptionRules,
+    vantage_healthy: bool,
+    reasons: set[str],
+    unknown: set[str],
+) -> tuple[int, int]:
+    """Add what the probes say to ``reasons`` and ``unknown``; (probes up, probes set
+    aside as blind). Only fresh conclusive probes count; the rest say nothing."""
     up = down = blind = overloaded = 0
     probes_read = False
     for probe in evidence.probes:
         probes_read = probes_read or probe.is_down(rules) or probe.is_up(rules)
-        if probe.reading.freshness(now, stale) != "fresh":
+        if probe.reading.freshness(now, rules.stale_intervals) != "fresh":
             continue
         if not vantage_healthy and probe.local_failure and probe.failing_runs:
             blind += 1
@@ -235,10 +263,22 @@ def judge(
         reasons.add("chat_overloaded")
     if evidence.probes and not probes_read:
         unknown.add("no_successful_probe_yet")
+    return up, blind
 
-    # Official pages: the worst fresh level.
-    fresh_pages = [p for p in evidence.pages if p.reading.freshness(now, stale) == "fresh"]
-    level = max((p.level for p in fresh_pages), default=0)
+
+def _judge_pages(
+    evidence: ServiceEvidence,
+    now: float,
+    rules: DisruptionRules,
+    reasons: set[str],
+    unknown: set[str],
+) -> bool:
+    """Add what the official pages say (their worst fresh level) to ``reasons`` and
+    ``unknown``; whether any page is fresh."""
+    fresh = [
+        p for p in evidence.pages if p.reading.freshness(now, rules.stale_intervals) == "fresh"
+    ]
+    level = max((p.level for p in fresh), default=0)
     if level >= rules.official_disrupted_level:
         reasons.add("official_major")
     elif level >= 1:
@@ -246,24 +286,7 @@ def judge(
     if evidence.pages and all(p.reading.last is None for p in evidence.pages):
         failing = any(p.fetch_failing_since is not None for p in evidence.pages)
         unknown.add("official_fetch_failing" if failing else "official_not_read_yet")
-
-    # Spike detectors: an active spike counts while its detector is fed.
-    for signal, spike in evidence.spikes.items():
-        if spike.active and spike.reading.freshness(now, stale) == "fresh":
-            reasons.add(spike.reason or SPIKE_REASONS[signal])
-
-    warning_lenses = {REASON_LENS[r] for r in reasons - WARNING_ONLY}
-    if reasons & DISRUPTING or len(warning_lenses) >= rules.corroborating_lenses:
-        return Verdict("disrupted", frozenset(reasons))
-    if warning_lenses:
-        return Verdict("degraded", frozenset(reasons))
-    if blind and not up:
-        unknown = {"vantage_unhealthy"}  # the one reason that matters: look at us first
-    elif not unknown and not (up or fresh_pages):
-        unknown.add("readings_stale")
-    if unknown:
-        return Verdict("unknown", frozenset(reasons | unknown))
-    return Verdict("ok", frozenset(reasons))
+    return bool(fresh)
 
 
 @dataclass(frozen=True, slots=True)

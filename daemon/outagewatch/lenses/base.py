@@ -8,6 +8,7 @@ judge. ``lenses/registry.py`` lists them; nothing else names a lens.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
@@ -118,8 +119,9 @@ class PageContext:
     base: str  # the external URL's path: links start with it
 
 
-class Lens(Generic[S]):
-    """One lens. Subclasses set the class attributes and override what they have."""
+class Lens(ABC, Generic[S]):
+    """One lens. Subclasses set the class attributes, make their state and override what
+    else they have."""
 
     name: str
     # The config models it reads: in its package, or in config_types.py until moved there.
@@ -146,8 +148,9 @@ class Lens(Generic[S]):
     # Where its section goes in a service's card on the status page (lowest first).
     card_position = 99
 
+    @abstractmethod
     def new_state(self) -> S:
-        raise NotImplementedError
+        """The lens's empty state, kept in the pipeline's and folded into by ``apply``."""
 
     @staticmethod
     def section(model: Config | ServiceConfig, field: str) -> Any:
